@@ -1,0 +1,1 @@
+"""One agency's barnplan node: config, store, services, web app and the ``barnplan`` CLI."""

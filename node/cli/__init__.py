@@ -1,0 +1,1 @@
+"""The ``barnplan`` command line."""

@@ -1,0 +1,186 @@
+"""Node configuration: one TOML file in the node directory, every setting with a default.
+
+``deploy/CONFIG.md`` lists every setting; ``tests/node/test_config.py`` checks that list against
+``NodeConfig`` so the reference cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from protocol.codes import AgencyKind
+from protocol.models import NODE_ID_PATTERN
+
+CONFIG_NAME = "barnplan.toml"
+
+
+class ConfigError(Exception):
+    """The config file is missing or wrong; the message says which setting to fix."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NodeSection(Section):
+    id: Annotated[str, Field(pattern=NODE_ID_PATTERN)]
+    agency_name: str
+    agency_kind: AgencyKind
+    base_url: Annotated[str, Field(pattern=r"^https?://")]
+
+
+class ServerSection(Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8400
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 262_144
+    max_json_depth: Annotated[int, Field(ge=4, le=256)] = 32
+
+
+class StoreSection(Section):
+    url: str = ""
+    schema_name: str = ""
+
+
+class KeysSection(Section):
+    file: str = "node.key"
+    passphrase_env: str = ""
+
+
+class ProtocolSection(Section):
+    clock_skew_s: Annotated[int, Field(ge=0, le=600)] = 30
+    message_ttl_s: Annotated[int, Field(ge=5, le=300)] = 60
+    request_timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+
+
+class AssemblySection(Section):
+    deadline_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+
+
+class NodeConfig(Section):
+    """The whole configuration, plus the directory it was loaded from (not in the file)."""
+
+    node: NodeSection
+    server: ServerSection = ServerSection()
+    store: StoreSection = StoreSection()
+    keys: KeysSection = KeysSection()
+    protocol: ProtocolSection = ProtocolSection()
+    assembly: AssemblySection = AssemblySection()
+    directory: Path = Path(".")
+
+    @property
+    def database_url(self) -> str:
+        return self.store.url or f"sqlite:///{(self.directory / 'node.db').resolve()}"
+
+    @property
+    def key_path(self) -> Path:
+        path = Path(self.keys.file)
+        return path if path.is_absolute() else self.directory / path
+
+    def key_passphrase(self) -> bytes | None:
+        if not self.keys.passphrase_env:
+            return None
+        value = os.environ.get(self.keys.passphrase_env)
+        if value is None:
+            raise ConfigError(
+                f"keys.passphrase_env names {self.keys.passphrase_env}, which is not set"
+            )
+        return value.encode()
+
+
+def load_config(directory: Path) -> NodeConfig:
+    """Read ``barnplan.toml`` from a node directory; raise ``ConfigError`` saying what is wrong."""
+    path = directory / CONFIG_NAME
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no {CONFIG_NAME} in {directory}: run 'barnplan init {directory}' first"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return NodeConfig.model_validate({**data, "directory": directory.resolve()})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: setting {where}: {first['msg']}") from None
+
+
+CONFIG_TEMPLATE = """\
+# barnplan node configuration. Every setting is listed with its default; see deploy/CONFIG.md.
+
+[node]
+# This node's id: a DNS-style name peers know it by.
+id = "{node_id}"
+# The agency's name as shown to peers and on pages.
+agency_name = "{agency_name}"
+# One of: {kinds}
+agency_kind = "{agency_kind}"
+# The URL peers reach this node at (behind the TLS proxy in production).
+base_url = "{base_url}"
+
+[server]
+host = "{host}"
+port = {port}
+# Largest accepted request body in bytes; larger requests are refused with 413.
+max_body_bytes = 262144
+# Deepest accepted JSON nesting; deeper bodies are refused with 400 (too_deep).
+max_json_depth = 32
+
+[store]
+# Empty: an SQLite file node.db in this directory. Otherwise a PostgreSQL URL,
+# e.g. "postgresql://barnplan@db.example/barnplan".
+url = "{store_url}"
+# PostgreSQL schema to use (empty: the server's default search_path).
+schema_name = "{store_schema}"
+
+[keys]
+# The node's Ed25519 private key (PEM, mode 0600), relative to this directory.
+file = "node.key"
+# Name of an environment variable holding the key's passphrase (empty: unencrypted key).
+passphrase_env = ""
+
+[protocol]
+# Allowed difference between peers' clocks, in seconds.
+clock_skew_s = 30
+# Lifetime of messages this node signs, in seconds (at most 300).
+message_ttl_s = 60
+# Timeout for one request to a peer, in seconds.
+request_timeout_s = 5.0
+
+[assembly]
+# One deadline for all peers when the lead assembles a plan, in seconds.
+deadline_s = 3.0
+"""
+
+
+def render_config(
+    *,
+    node_id: str,
+    agency_name: str,
+    agency_kind: str,
+    base_url: str,
+    host: str,
+    port: int,
+    store_url: str = "",
+    store_schema: str = "",
+) -> str:
+    def esc(text: str) -> str:
+        return text.replace("\\", "\\\\").replace('"', '\\"')
+
+    return CONFIG_TEMPLATE.format(
+        node_id=esc(node_id),
+        agency_name=esc(agency_name),
+        agency_kind=esc(agency_kind),
+        kinds=", ".join(k.value for k in AgencyKind),
+        base_url=esc(base_url),
+        host=esc(host),
+        port=port,
+        store_url=esc(store_url),
+        store_schema=esc(store_schema),
+    )

@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables, an async engine over SQLite or PostgreSQL, and migrations."""

@@ -1,0 +1,51 @@
+"""Queries for trusted peers and this node's own keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .tables import OwnKey, Peer
+
+
+async def list_peers(engine: AsyncEngine) -> list[Peer]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(Peer).order_by(Peer.node_id))).mappings().all()
+    return [Peer.model_validate(dict(r)) for r in rows]
+
+
+async def get_peer(engine: AsyncEngine, node_id: str) -> Peer | None:
+    async with engine.connect() as conn:
+        row = (
+            (await conn.execute(select(Peer).where(Peer.node_id == node_id)))  # type: ignore[arg-type]
+            .mappings()
+            .first()
+        )
+    return Peer.model_validate(dict(row)) if row else None
+
+
+async def upsert_peer(engine: AsyncEngine, peer: Peer) -> None:
+    """Insert or replace a peer's record (re-adding refreshes its document and keys)."""
+    async with engine.begin() as conn:
+        await conn.execute(Peer.__table__.delete().where(Peer.__table__.c.node_id == peer.node_id))  # type: ignore[attr-defined]
+        await conn.execute(Peer.__table__.insert().values(**peer.model_dump()))  # type: ignore[attr-defined]
+
+
+async def touch_peer(engine: AsyncEngine, node_id: str, when: datetime) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(Peer).where(Peer.node_id == node_id).values(last_contact_at=when)  # type: ignore[arg-type]
+        )
+
+
+async def own_keys(engine: AsyncEngine) -> list[OwnKey]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(OwnKey).order_by(OwnKey.valid_from))).mappings().all()  # type: ignore[arg-type]
+    return [OwnKey.model_validate(dict(r)) for r in rows]
+
+
+async def add_own_key(engine: AsyncEngine, key: OwnKey) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(OwnKey.__table__.insert().values(**key.model_dump()))  # type: ignore[attr-defined]

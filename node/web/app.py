@@ -1,0 +1,31 @@
+"""The aiohttp application of a node: routes are wired here, handlers live in sibling modules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from ..runtime import Node
+from .keys import NODE_KEY
+from .wellknown import routes as wellknown_routes
+
+NODE_DOCUMENT_PATH = "/.well-known/barnplan/node"
+
+
+def create_app(node: Node) -> web.Application:
+    """Build the app for ``node``; the node's HTTP client lives and dies with the app."""
+    app = web.Application(client_max_size=node.config.server.max_body_bytes)
+    app[NODE_KEY] = node
+    app.add_routes(wellknown_routes)
+
+    async def http_client(_app: web.Application) -> AsyncIterator[None]:
+        timeout = aiohttp.ClientTimeout(total=node.config.protocol.request_timeout_s)
+        node.http = aiohttp.ClientSession(timeout=timeout)
+        yield
+        await node.http.close()
+        node.http = None
+
+    app.cleanup_ctx.append(http_client)
+    return app

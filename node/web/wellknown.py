@@ -1,0 +1,20 @@
+"""Public, unauthenticated endpoints: the signed node document and the health check."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .keys import NODE_KEY
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/.well-known/barnplan/node")
+async def node_document(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    return web.json_response(node.identity.node_document(node.clock.now()))
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "node": request.app[NODE_KEY].node_id})

@@ -1,0 +1,52 @@
+"""Injected time (DESIGN.md invariant 8): code asks a clock, tests move it instead of sleeping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Anything with ``now()`` returning an aware UTC datetime."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The wall clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that only moves when told to; for tests and deterministic vectors."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ManualClock needs an aware datetime")
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+    def set(self, when: datetime) -> None:
+        self._now = when
+
+
+def format_time(when: datetime) -> str:
+    """RFC 3339 UTC with a ``Z`` and whole seconds: the only time form on the wire."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse a wire timestamp; accepts fractional seconds, requires an explicit offset."""
+    if not isinstance(text, str) or not text:
+        raise ValueError("timestamp must be a non-empty string")
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a UTC offset")
+    return value.astimezone(UTC)

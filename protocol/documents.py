@@ -1,0 +1,134 @@
+"""Signed objects other than envelopes: node documents, fragments and consent statements.
+
+Each is signed with the same rule as envelopes (``signing.sign_object``) so that it carries its own
+provenance: a fragment keeps its origin's signature through assembly and export; a consent
+statement keeps the lead node's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from . import PROTOCOL_VERSION
+from .clock import format_time, parse_time
+from .errors import MalformedError, Reason, VerificationError
+from .keys import PublicKey, SigningKey, key_owner
+from .models import ConsentStatement, Fragment, NodeDocument
+from .signing import read_sig, sign_object, signing_input
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validate(model: type[M], obj: Mapping[str, Any], what: str) -> M:
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise MalformedError(f"{what}.{where}: {first.get('msg', 'invalid')}") from exc
+
+
+def check_signature(
+    obj: Mapping[str, Any], signer: str, keys: Sequence[PublicKey], at: datetime
+) -> str:
+    """Check ``obj``'s signature by one of ``signer``'s ``keys`` valid at ``at``; return key id."""
+    key_id, signature = read_sig(obj)
+    if key_owner(key_id) != signer:
+        raise VerificationError(f"signed by {key_id!r}, not by {signer!r}", Reason.UNKNOWN_KEY)
+    key = next((k for k in keys if k.key_id == key_id), None)
+    if key is None:
+        raise VerificationError(f"key {key_id!r} is not listed for {signer!r}", Reason.UNKNOWN_KEY)
+    if not key.valid_at(at):
+        raise VerificationError(f"key {key_id!r} was not valid then", Reason.KEY_NOT_VALID)
+    if not key.verify(signature, signing_input(obj)):
+        raise VerificationError("signature does not verify", Reason.BAD_SIGNATURE)
+    return key_id
+
+
+# --- node documents -------------------------------------------------------------------------
+
+
+def build_node_document(
+    *,
+    node_id: str,
+    agency_name: str,
+    agency_kind: str,
+    base_url: str,
+    key: SigningKey,
+    old_keys: Sequence[PublicKey] = (),
+    issued_at: datetime,
+) -> dict[str, Any]:
+    """Self-sign a node document with ``key``; old keys stay listed for old signatures."""
+    doc = {
+        "v": PROTOCOL_VERSION,
+        "type": "node",
+        "id": node_id,
+        "agency_name": agency_name,
+        "agency_kind": agency_kind,
+        "base_url": base_url.rstrip("/"),
+        "keys": [key.public().to_json()] + [k.to_json() for k in old_keys],
+        "protocol_versions": [PROTOCOL_VERSION],
+        "issued_at": format_time(issued_at),
+    }
+    signed = sign_object(doc, key)
+    _validate(NodeDocument, signed, "node")
+    return signed
+
+
+def verify_node_document(
+    obj: Mapping[str, Any], expected_id: str | None = None
+) -> tuple[NodeDocument, list[PublicKey]]:
+    """Check a self-signed node document; return it and its keys as ``PublicKey``s."""
+    doc = _validate(NodeDocument, obj, "node")
+    if expected_id is not None and doc.id != expected_id:
+        raise VerificationError(
+            f"document is for {doc.id!r}, not {expected_id!r}", Reason.UNKNOWN_SENDER
+        )
+    keys = [PublicKey.from_json(k.model_dump(exclude_none=True)) for k in doc.keys]
+    for key in keys:
+        if key_owner(key.key_id) != doc.id:
+            raise MalformedError(f"key {key.key_id!r} does not belong to {doc.id!r}")
+    check_signature(obj, doc.id, keys, parse_time(doc.issued_at))
+    return doc, keys
+
+
+# --- fragments --------------------------------------------------------------------------------
+
+
+def sign_fragment(fragment: Mapping[str, Any], key: SigningKey) -> dict[str, Any]:
+    """Sign a fragment as its origin node; the origin must be the key's node."""
+    if fragment.get("origin") != key.node_id:
+        raise MalformedError("a node signs only fragments whose origin is itself")
+    signed = sign_object({"v": PROTOCOL_VERSION, "type": "fragment", **fragment}, key)
+    _validate(Fragment, signed, "fragment")
+    return signed
+
+
+def verify_fragment(obj: Mapping[str, Any], keys: Sequence[PublicKey]) -> tuple[Fragment, str]:
+    """Verify a fragment against its origin's keys; return the model and the key id used."""
+    fragment = _validate(Fragment, obj, "fragment")
+    key_id = check_signature(obj, fragment.origin, keys, parse_time(fragment.authored_at))
+    return fragment, key_id
+
+
+# --- consent statements -----------------------------------------------------------------------
+
+
+def sign_consent(statement: Mapping[str, Any], key: SigningKey) -> dict[str, Any]:
+    if statement.get("lead") != key.node_id:
+        raise MalformedError("only the lead node signs a consent statement")
+    signed = sign_object({"v": PROTOCOL_VERSION, "type": "consent", **statement}, key)
+    _validate(ConsentStatement, signed, "consent")
+    return signed
+
+
+def verify_consent(
+    obj: Mapping[str, Any], keys: Sequence[PublicKey]
+) -> tuple[ConsentStatement, str]:
+    statement = _validate(ConsentStatement, obj, "consent")
+    key_id = check_signature(obj, statement.lead, keys, parse_time(statement.issued_at))
+    return statement, key_id

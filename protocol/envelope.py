@@ -1,0 +1,288 @@
+"""Signing and verifying envelopes: the one gate every message and reply passes through.
+
+``verify_envelope`` is a pure function of (bytes or object, trusted keys, audience, clock, seen-id
+store). It either returns a ``Verified`` message with a typed body, or raises ``ProtocolError``
+whose ``reason`` is the first failed check in the fixed order of SPEC.md §5.3.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from . import SUPPORTED_VERSIONS
+from .clock import Clock, format_time, parse_time
+from .errors import MalformedError, ProtocolError, Reason, VerificationError
+from .keys import PublicKey, SigningKey, key_owner
+from .messages import MESSAGE_TYPES
+from .models import UUID_PATTERN
+from .signing import read_sig, sign_object, signing_input
+
+DEFAULT_TTL_S = 60
+DEFAULT_SKEW_S = 30
+MAX_LIFETIME_S = 300
+MAX_DEPTH = 32
+
+ENVELOPE_FIELDS = frozenset(
+    {"v", "type", "id", "re", "from", "to", "issued_at", "expires_at", "body", "sig"}
+)
+REQUIRED_FIELDS = ENVELOPE_FIELDS - {"re"}
+_UUID = re.compile(UUID_PATTERN)
+
+
+class KeyRing(Protocol):
+    """Trusted verification keys by node id (the federation's member list or pairwise peers)."""
+
+    def keys_for(self, node_id: str) -> Sequence[PublicKey] | None: ...
+
+
+class SeenIds(Protocol):
+    """Replay memory: remember (sender, id) until ``expires_at``; say whether it was seen."""
+
+    def check_and_remember(self, sender: str, message_id: str, expires_at: datetime) -> bool:
+        """Return True when (sender, id) was already seen; otherwise remember it."""
+        ...
+
+
+class StaticKeyRing:
+    """A ``KeyRing`` over a dict; what tests and the CLI use."""
+
+    def __init__(self, keys: Mapping[str, Sequence[PublicKey]] | None = None) -> None:
+        self._keys: dict[str, list[PublicKey]] = {k: list(v) for k, v in (keys or {}).items()}
+
+    def add(self, node_id: str, keys: Sequence[PublicKey]) -> None:
+        self._keys[node_id] = list(keys)
+
+    def keys_for(self, node_id: str) -> Sequence[PublicKey] | None:
+        return self._keys.get(node_id)
+
+
+class MemorySeenIds:
+    """An in-memory ``SeenIds``; nodes wrap it with a persistent table."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], datetime] = {}
+
+    def check_and_remember(self, sender: str, message_id: str, expires_at: datetime) -> bool:
+        key = (sender, message_id)
+        if key in self._seen:
+            return True
+        self._seen[key] = expires_at
+        return False
+
+    def prune(self, now: datetime) -> int:
+        old = [k for k, until in self._seen.items() if until < now]
+        for k in old:
+            del self._seen[k]
+        return len(old)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A message that passed every check; ``raw`` is the object exactly as received."""
+
+    type: str
+    id: str
+    re: str | None
+    sender: str
+    to: str
+    issued_at: datetime
+    expires_at: datetime
+    key_id: str
+    body: BaseModel
+    raw: dict[str, Any]
+
+
+def new_message_id() -> str:
+    return str(uuid.uuid4())
+
+
+def sign_envelope(
+    *,
+    type: str,
+    body: Mapping[str, Any] | BaseModel,
+    sender: str,
+    to: str,
+    key: SigningKey,
+    clock: Clock,
+    ttl_s: int = DEFAULT_TTL_S,
+    message_id: str | None = None,
+    re: str | None = None,
+) -> dict[str, Any]:
+    """Build and sign an envelope; the body is validated against its type's model first."""
+    model = MESSAGE_TYPES.get(type)
+    if model is None:
+        raise ProtocolError(f"unknown message type {type!r}", Reason.UNKNOWN_TYPE)
+    if isinstance(body, BaseModel):
+        body_json = body.model_dump(mode="json", by_alias=True, exclude_none=True)
+    else:
+        body_json = model.model_validate(body).model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+    now = clock.now()
+    envelope: dict[str, Any] = {
+        "v": 1,
+        "type": type,
+        "id": message_id or new_message_id(),
+        "from": sender,
+        "to": to,
+        "issued_at": format_time(now),
+        "expires_at": format_time(now + timedelta(seconds=ttl_s)),
+        "body": body_json,
+    }
+    if re is not None:
+        envelope["re"] = re
+    return sign_object(envelope, key)
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0), computed without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+            deepest = max(deepest, depth + 1)
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+            deepest = max(deepest, depth + 1)
+    return deepest
+
+
+def parse_json_object(data: bytes | str, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """Parse bytes into a JSON object, rejecting too-deep nesting, duplicates and non-objects."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise MalformedError(f"duplicate key {key!r}")
+            result[key] = value
+        return result
+
+    def no_constants(name: str) -> Any:
+        raise MalformedError(f"{name} is not valid JSON")
+
+    too_deep = MalformedError(f"JSON nested deeper than {max_depth}", Reason.TOO_DEEP)
+    try:
+        value = json.loads(data, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+    except RecursionError:
+        raise too_deep from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, ProtocolError):
+            raise
+        raise MalformedError(f"not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise MalformedError("message must be a JSON object")
+    raw = data.encode() if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") > max_depth and json_depth(value) > max_depth:
+        raise too_deep
+    return value
+
+
+def _structure(obj: Mapping[str, Any]) -> None:
+    missing = REQUIRED_FIELDS - set(obj)
+    if missing:
+        raise MalformedError(f"envelope lacks {', '.join(sorted(missing))}")
+    extra = set(obj) - ENVELOPE_FIELDS
+    if extra:
+        raise MalformedError(f"envelope has unknown fields {', '.join(sorted(extra))}")
+    for name in ("type", "id", "from", "to", "issued_at", "expires_at", "re"):
+        if name not in obj:
+            continue
+        if not isinstance(obj[name], str):
+            raise MalformedError(f"envelope field {name!r} must be a string")
+    for name in ("id", "re"):
+        if name in obj and not _UUID.match(obj[name]):
+            raise MalformedError(f"envelope field {name!r} must be a lower-case UUID")
+    if not isinstance(obj["body"], dict):
+        raise MalformedError("envelope field 'body' must be an object")
+    if not isinstance(obj["v"], int) or isinstance(obj["v"], bool):
+        raise MalformedError("envelope field 'v' must be an integer")
+
+
+def _times(obj: Mapping[str, Any]) -> tuple[datetime, datetime]:
+    try:
+        return parse_time(obj["issued_at"]), parse_time(obj["expires_at"])
+    except ValueError as exc:
+        raise MalformedError(f"bad timestamp: {exc}") from exc
+
+
+def verify_envelope(
+    message: bytes | Mapping[str, Any],
+    *,
+    keyring: KeyRing,
+    audience: str,
+    clock: Clock,
+    seen: SeenIds | None,
+    skew_s: int = DEFAULT_SKEW_S,
+    max_lifetime_s: int = MAX_LIFETIME_S,
+    expect_type: str | None = None,
+) -> Verified:
+    """Verify an envelope; the checks run in the order SPEC.md §5.3 fixes."""
+    obj = parse_json_object(message) if isinstance(message, bytes | str) else dict(message)
+    _structure(obj)
+    if obj["v"] not in SUPPORTED_VERSIONS:
+        raise VerificationError(
+            f"protocol version {obj['v']} not supported", Reason.UNSUPPORTED_VERSION
+        )
+    model = MESSAGE_TYPES.get(obj["type"])
+    if model is None:
+        raise VerificationError(f"unknown message type {obj['type']!r}", Reason.UNKNOWN_TYPE)
+    if expect_type is not None and obj["type"] not in (expect_type, "error"):
+        raise MalformedError(f"expected {expect_type!r}, got {obj['type']!r}")
+    key_id, signature = read_sig(obj)
+    issued_at, expires_at = _times(obj)
+    if obj["to"] != audience:
+        raise VerificationError(
+            f"addressed to {obj['to']!r}, not {audience!r}", Reason.WRONG_AUDIENCE
+        )
+    sender = obj["from"]
+    keys = keyring.keys_for(sender)
+    if keys is None:
+        raise VerificationError(f"sender {sender!r} is not a trusted peer", Reason.UNKNOWN_SENDER)
+    if key_owner(key_id) != sender:
+        raise VerificationError(f"key {key_id!r} belongs to another node", Reason.UNKNOWN_KEY)
+    key = next((k for k in keys if k.key_id == key_id), None)
+    if key is None:
+        raise VerificationError(f"key {key_id!r} is not listed for {sender!r}", Reason.UNKNOWN_KEY)
+    if not key.valid_at(issued_at):
+        raise VerificationError(f"key {key_id!r} was not valid at issued_at", Reason.KEY_NOT_VALID)
+    if not key.verify(signature, signing_input(obj)):
+        raise VerificationError("signature does not verify", Reason.BAD_SIGNATURE)
+    now = clock.now()
+    skew = timedelta(seconds=skew_s)
+    if expires_at <= issued_at or expires_at - issued_at > timedelta(seconds=max_lifetime_s):
+        raise VerificationError("lifetime outside the allowed window", Reason.OUTSIDE_SKEW)
+    if issued_at > now + skew:
+        raise VerificationError("issued in the future beyond clock skew", Reason.NOT_YET_VALID)
+    if now > expires_at + skew:
+        raise VerificationError("message expired", Reason.EXPIRED)
+    try:
+        body = model.model_validate(obj["body"])
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise MalformedError(f"body.{where}: {first.get('msg', 'invalid')}") from exc
+    if seen is not None and seen.check_and_remember(sender, obj["id"], expires_at + skew):
+        raise VerificationError(f"message id {obj['id']} already seen", Reason.REPLAYED)
+    return Verified(
+        type=obj["type"],
+        id=obj["id"],
+        re=obj.get("re"),
+        sender=sender,
+        to=obj["to"],
+        issued_at=issued_at,
+        expires_at=expires_at,
+        key_id=key_id,
+        body=body,
+        raw=obj,
+    )

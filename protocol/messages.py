@@ -1,0 +1,163 @@
+"""Bodies of every message type (DESIGN.md §5) and the registry mapping type names to them.
+
+Request/reply pairs: plan.invite → plan.invite.reply; plan.link → ack; consent.statement →
+consent.ack; fragments.request → fragments.response; consent.revoke → consent.revoke.ack;
+revocations.since → revocations.list; hello → hello.ack. Any request may instead be answered with
+``error``. Replies carry the request's id in the envelope's ``re``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from .codes import Category, Purpose
+from .errors import Reason
+from .models import (
+    NodeId,
+    ProfessionalRef,
+    ShortText,
+    Timestamp,
+    Uuid,
+    WireModel,
+)
+
+Personnummer = Annotated[str, StringConstraints(pattern=r"^(19|20)\d{6}-?\d{4}$")]
+
+
+class ChildLink(WireModel):
+    """The minimum identity needed to link a plan to the invited agency's own child record."""
+
+    personnummer: Personnummer
+
+
+class PlanInvite(WireModel):
+    plan_id: Uuid
+    child: ChildLink
+    lead_node: NodeId
+    lead_professional: ProfessionalRef
+    responsible_node: NodeId
+    participants: Annotated[list[NodeId], Field(min_length=1, max_length=64)]
+    purpose: Purpose
+
+
+class PlanInviteReply(WireModel):
+    plan_id: Uuid
+    status: Literal["linked", "pending", "declined"]
+    reason: Reason | None = None
+
+
+class PlanLink(WireModel):
+    """Sent later by an invited node when a professional confirms or declines a pending link."""
+
+    plan_id: Uuid
+    status: Literal["linked", "declined"]
+    professional: ProfessionalRef
+
+
+class Ack(WireModel):
+    ok: Literal[True] = True
+
+
+class ConsentStatementMessage(WireModel):
+    statement: dict[str, Any]
+
+
+class ConsentAck(WireModel):
+    consent_id: Uuid
+    status: Literal["stored", "already_stored", "revoked"]
+
+
+class FragmentsRequest(WireModel):
+    plan_id: Uuid
+    consent_id: Uuid
+    categories: Annotated[list[Category], Field(min_length=1, max_length=16)]
+    purpose: Purpose
+    professional: ProfessionalRef
+
+
+class Withheld(WireModel):
+    category: Category | None = None
+    reason: Reason
+
+
+class FragmentsResponse(WireModel):
+    plan_id: Uuid
+    consent_id: Uuid
+    fragments: Annotated[list[dict[str, Any]], Field(max_length=500)]
+    withheld: Annotated[list[Withheld], Field(max_length=64)]
+
+
+class ConsentRevoke(WireModel):
+    notice_id: Uuid
+    consent_id: Uuid
+    plan_id: Uuid
+    revoked_at: Timestamp
+    revoked_by: NodeId
+    professional: ProfessionalRef
+
+
+class ConsentRevokeAck(WireModel):
+    notice_id: Uuid
+    consent_id: Uuid
+
+
+class RevocationsSince(WireModel):
+    cursor: Annotated[int, Field(ge=0)]
+
+
+class Revocation(WireModel):
+    seq: Annotated[int, Field(ge=1)]
+    consent_id: Uuid
+    plan_id: Uuid
+    revoked_at: Timestamp
+    revoked_by: NodeId
+
+
+class RevocationsList(WireModel):
+    revocations: Annotated[list[Revocation], Field(max_length=1000)]
+    cursor: Annotated[int, Field(ge=0)]
+    more: bool = False
+
+
+class Hello(WireModel):
+    started_at: Timestamp
+
+
+class ErrorBody(WireModel):
+    reason: Reason
+    detail: ShortText = ""
+
+
+MESSAGE_TYPES: dict[str, type[BaseModel]] = {
+    "plan.invite": PlanInvite,
+    "plan.invite.reply": PlanInviteReply,
+    "plan.link": PlanLink,
+    "plan.link.ack": Ack,
+    "consent.statement": ConsentStatementMessage,
+    "consent.ack": ConsentAck,
+    "fragments.request": FragmentsRequest,
+    "fragments.response": FragmentsResponse,
+    "consent.revoke": ConsentRevoke,
+    "consent.revoke.ack": ConsentRevokeAck,
+    "revocations.since": RevocationsSince,
+    "revocations.list": RevocationsList,
+    "hello": Hello,
+    "hello.ack": Ack,
+    "error": ErrorBody,
+}
+
+REPLY_TYPES: dict[str, str] = {
+    "plan.invite": "plan.invite.reply",
+    "plan.link": "plan.link.ack",
+    "consent.statement": "consent.ack",
+    "fragments.request": "fragments.response",
+    "consent.revoke": "consent.revoke.ack",
+    "revocations.since": "revocations.list",
+    "hello": "hello.ack",
+}
+
+REQUEST_TYPES = frozenset(REPLY_TYPES)
+
+__all__ = ["MESSAGE_TYPES", "REPLY_TYPES", "REQUEST_TYPES", "ShortText"]

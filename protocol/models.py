@@ -1,0 +1,191 @@
+"""Typed models of everything on the wire: node document, envelope, fragment, consent statement.
+
+Models validate shape; signatures are checked by ``verify`` functions over the *received* JSON
+(never a re-serialization), so a model never changes what was signed. Unknown fields are
+rejected (``extra="forbid"``): a receiver must not act on fields it does not understand.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from .clock import parse_time
+from .codes import ActionStatus, AgencyKind, Category, Indicator, Purpose
+
+NODE_ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
+TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_PATTERN, max_length=253)]
+Timestamp = Annotated[str, StringConstraints(pattern=TIME_PATTERN)]
+Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+LongText = Annotated[str, StringConstraints(max_length=4000)]
+ProfessionalRef = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9.-]+/u/[A-Za-z0-9_-]{1,64}$", max_length=320)
+]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_time(value: str) -> str:
+    parse_time(value)
+    return value
+
+
+class Signature(WireModel):
+    alg: Literal["Ed25519"]
+    key: Annotated[str, StringConstraints(pattern=r"^[a-z0-9.-]+#[0-9a-f]{16}$")]
+    value: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{86}$")]
+
+
+class KeyEntry(WireModel):
+    kid: Annotated[str, StringConstraints(pattern=r"^[a-z0-9.-]+#[0-9a-f]{16}$")]
+    alg: Literal["Ed25519"]
+    public: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
+    valid_from: Timestamp
+    valid_until: Timestamp | None = None
+
+
+class NodeDocument(WireModel):
+    """A node's self-signed identity: who it is, where it listens, which keys speak for it."""
+
+    v: Literal[1] = 1
+    type: Literal["node"] = "node"
+    id: NodeId
+    agency_name: ShortText
+    agency_kind: AgencyKind
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+    keys: Annotated[list[KeyEntry], Field(min_length=1, max_length=16)]
+    protocol_versions: Annotated[list[int], Field(min_length=1)]
+    issued_at: Timestamp
+    sig: Signature
+
+
+class Envelope(WireModel):
+    """Every message and reply: typed, addressed, time-boxed, signed by its sender."""
+
+    v: int
+    type: Annotated[str, StringConstraints(pattern=r"^[a-z]+(\.[a-z_]+)*$", max_length=64)]
+    id: Uuid
+    re: Uuid | None = None
+    from_: NodeId = Field(alias="from")
+    to: NodeId
+    issued_at: Timestamp
+    expires_at: Timestamp
+    body: dict[str, object]
+    sig: Signature
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Action(WireModel):
+    """One action of a plan: vem gör vad, när."""
+
+    what: LongText
+    who: ShortText
+    start: date | None = None
+    end: date | None = None
+    status: ActionStatus = ActionStatus.PLANNED
+    indicator: Indicator | None = None
+
+
+class Goal(WireModel):
+    what: LongText
+    by: date | None = None
+    indicator: Indicator | None = None
+
+
+class Need(WireModel):
+    what: LongText
+    indicator: Indicator | None = None
+
+
+class Event(WireModel):
+    """A significant dated event for the plan's chronology."""
+
+    on: date
+    what: LongText
+
+
+class FragmentContent(WireModel):
+    """What a professional wrote; the only part of a fragment that is plan content."""
+
+    summary: LongText = ""
+    needs: Annotated[list[Need], Field(max_length=50)] = []
+    goals: Annotated[list[Goal], Field(max_length=50)] = []
+    actions: Annotated[list[Action], Field(max_length=100)] = []
+    child_view: LongText = ""
+    family_view: LongText = ""
+    next_review: date | None = None
+    events: Annotated[list[Event], Field(max_length=100)] = []
+    internal_note: LongText = ""
+
+
+class Fragment(WireModel):
+    """One agency's signed contribution to a plan, released under one consent."""
+
+    v: Literal[1] = 1
+    type: Literal["fragment"] = "fragment"
+    fragment_id: Uuid
+    plan_id: Uuid
+    consent_id: Uuid
+    origin: NodeId
+    category: Category
+    indicators: Annotated[list[Indicator], Field(max_length=8)] = []
+    version: Annotated[int, Field(ge=1)]
+    authored_at: Timestamp
+    content: FragmentContent
+    sig: Signature
+
+
+class Grant(WireModel):
+    """``from_node`` may release ``categories`` to each of ``to``."""
+
+    from_: NodeId = Field(alias="from")
+    to: Annotated[list[NodeId], Field(min_length=1, max_length=64)]
+    categories: Annotated[list[Category], Field(min_length=1)]
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Consenter(WireModel):
+    """A person whose consent the statement records, by role and a plan-local reference."""
+
+    ref: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+    role: Literal["guardian", "child", "young_person"]
+
+
+class ConsentStatement(WireModel):
+    """The family's consent as the lead node signs and distributes it."""
+
+    v: Literal[1] = 1
+    type: Literal["consent"] = "consent"
+    consent_id: Uuid
+    plan_id: Uuid
+    lead: NodeId
+    purpose: Purpose
+    required: Annotated[list[Consenter], Field(min_length=1, max_length=8)]
+    given_by: Annotated[list[Consenter], Field(max_length=8)]
+    grants: Annotated[list[Grant], Field(min_length=1, max_length=64)]
+    valid_from: Timestamp
+    valid_until: Timestamp
+    evidence_ref: ShortText
+    recorded_by: ProfessionalRef
+    issued_at: Timestamp
+    sig: Signature
+
+    @field_validator("valid_from", "valid_until", "issued_at")
+    @classmethod
+    def _times(cls, value: str) -> str:
+        return _check_time(value)
+
+
+def is_uuid(text: str) -> bool:
+    return bool(re.match(UUID_PATTERN, text))

@@ -1,0 +1,65 @@
+"""Shared fixtures: an injected clock, and a store on SQLite and on the local PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from protocol.clock import ManualClock
+
+settings.register_profile(
+    "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=60, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+POSTGRES_URL = os.environ.get("BARNPLAN_TEST_POSTGRES_URL", "")
+T0 = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(store URL, schema name) on each backend; PostgreSQL gets a fresh schema per test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'node.db'}", ""
+        return
+    if not POSTGRES_URL:
+        pytest.skip("BARNPLAN_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    run_psql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield POSTGRES_URL, schema
+    finally:
+        run_psql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def run_psql(sql: str) -> None:
+    """Run one statement on the test PostgreSQL with a short-lived synchronous connection."""
+    import asyncio
+
+    import asyncpg
+
+    async def go() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
+@pytest.fixture
+async def _noop() -> AsyncIterator[None]:
+    yield
