@@ -1,4 +1,4 @@
-"""The one place that wires a node's parts: config, clock, store, keys, peers and HTTP client.
+"""The one place that wires a node's parts: config, clock, store, keys, peers, log and clients.
 
 Tests build a ``Node`` with their own clock or store; nothing here is module-level state.
 """
@@ -6,6 +6,7 @@ Tests build a ``Node`` with their own clock or store; nothing here is module-lev
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,8 +16,13 @@ from protocol.clock import Clock, SystemClock
 from .config import NodeConfig
 from .identity import Identity, load_identity
 from .keyring import PeerKeyRing
+from .services.handlers import HANDLERS
+from .services.inbound import Inbound
+from .services.outbound import PeerClient
+from .services.seen import PersistentSeenIds
 from .store import peers as peer_store
 from .store.engine import create_engine, migrate
+from .store.exchange_log import ExchangeLog
 
 
 @dataclass
@@ -26,16 +32,35 @@ class Node:
     engine: AsyncEngine
     identity: Identity
     keyring: PeerKeyRing = field(default_factory=PeerKeyRing)
+    seen: PersistentSeenIds = field(default_factory=PersistentSeenIds)
     http: aiohttp.ClientSession | None = None
+    last_contact: dict[str, datetime] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.exchange_log = ExchangeLog(self.engine, self.clock.now)
+        self.peers = PeerClient(self)
+        self.inbound = Inbound(self, HANDLERS)
 
     @property
     def node_id(self) -> str:
         return self.config.node.id
 
+    def http_session(self) -> aiohttp.ClientSession:
+        """The node's client session, created on first use inside the running loop."""
+        if self.http is None or self.http.closed:
+            timeout = aiohttp.ClientTimeout(total=self.config.protocol.request_timeout_s)
+            self.http = aiohttp.ClientSession(timeout=timeout)
+        return self.http
+
+    async def peer_contact(self, node_id: str) -> None:
+        """Note verified traffic from a peer (kept in memory; reported on the ops pages)."""
+        self.last_contact[node_id] = self.clock.now()
+
     async def reload_peers(self) -> None:
         self.keyring.load(await peer_store.list_peers(self.engine))
 
     async def close(self) -> None:
+        await self.exchange_log.close()
         if self.http is not None:
             await self.http.close()
             self.http = None
@@ -45,7 +70,7 @@ class Node:
 async def open_node(
     config: NodeConfig, clock: Clock | None = None, *, run_migrations: bool = True
 ) -> Node:
-    """Open the store (migrating it to head), load keys and peers."""
+    """Open the store (migrating it to head), load keys, peers and replay memory."""
     engine = create_engine(config.database_url, config.store.schema_name)
     try:
         if run_migrations:
@@ -53,6 +78,7 @@ async def open_node(
         identity = load_identity(config, await peer_store.own_keys(engine))
         node = Node(config=config, clock=clock or SystemClock(), engine=engine, identity=identity)
         await node.reload_peers()
+        await node.seen.load(engine, node.clock.now())
     except BaseException:
         await engine.dispose()
         raise

@@ -109,9 +109,13 @@ def sign_fragment(fragment: Mapping[str, Any], key: SigningKey) -> dict[str, Any
 
 
 def verify_fragment(obj: Mapping[str, Any], keys: Sequence[PublicKey]) -> tuple[Fragment, str]:
-    """Verify a fragment against its origin's keys; return the model and the key id used."""
+    """Verify a fragment against its origin's keys (valid at ``signed_at``); return model, key id.
+
+    Fragments are signed when released (they carry the consent id they were released under), so
+    the key must be valid at ``signed_at``, not when the professional wrote the content.
+    """
     fragment = _validate(Fragment, obj, "fragment")
-    key_id = check_signature(obj, fragment.origin, keys, parse_time(fragment.authored_at))
+    key_id = check_signature(obj, fragment.origin, keys, parse_time(fragment.signed_at))
     return fragment, key_id
 
 

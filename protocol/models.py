@@ -141,6 +141,7 @@ class Fragment(WireModel):
     indicators: Annotated[list[Indicator], Field(max_length=8)] = []
     version: Annotated[int, Field(ge=1)]
     authored_at: Timestamp
+    signed_at: Timestamp
     content: FragmentContent
     sig: Signature
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,6 +45,29 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tup
         run_psql(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+StoreFactory = Callable[[str], tuple[str, str]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Make a fresh store per node name: an SQLite file, or a PostgreSQL schema (dropped after)."""
+    if request.param == "postgresql" and not POSTGRES_URL:
+        pytest.skip("BARNPLAN_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+    schemas: list[str] = []
+
+    def make(name: str) -> tuple[str, str]:
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path / (name + '.db')}", ""
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        run_psql(f'CREATE SCHEMA "{schema}"')
+        schemas.append(schema)
+        return POSTGRES_URL, schema
+
+    yield make
+    for schema in schemas:
+        run_psql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 def run_psql(sql: str) -> None:
     """Run one statement on the test PostgreSQL with a short-lived synchronous connection."""
     import asyncio
@@ -57,7 +81,9 @@ def run_psql(sql: str) -> None:
         finally:
             await conn.close()
 
-    asyncio.run(go())
+    # a thread of its own, so this works from sync and async fixtures alike
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, go()).result()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from protocol.codes import AgencyKind
 from protocol.errors import ProtocolError
 
 from ..config import ConfigError, load_config
+from ..services.errors import ServiceError
 from ..services.peers import PeerError
 from ..services.setup import SetupError
 from ..store.engine import StoreUrlError
@@ -25,6 +26,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 USER_ERRORS: tuple[type[Exception], ...] = (
+    ServiceError,
     ConfigError,
     SetupError,
     PeerError,
@@ -32,6 +34,14 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     StoreUrlError,
     OSError,
 )
+
+
+def describe(exc: Exception) -> str:
+    """One line for a user error; a service error lists the fields to fix."""
+    if isinstance(exc, ServiceError) and exc.errors:
+        fields = "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
+        return f"{exc.detail} ({fields})"
+    return str(exc)
 
 
 def fail(message: str) -> None:
@@ -47,7 +57,7 @@ def run_async(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
         try:
             return asyncio.run(func(*args, **kwargs))
         except USER_ERRORS as exc:
-            fail(str(exc))
+            fail(describe(exc))
             raise AssertionError("unreachable") from exc
 
     return wrapper
@@ -157,10 +167,19 @@ async def migrate(directory: Path) -> None:
 
 
 def _register() -> None:
-    from . import demo, peers
+    from . import demo, peers, records
 
     main.add_command(peers.peers)
     main.add_command(demo.demo)
+    for group in (
+        records.users,
+        records.children,
+        records.plans,
+        records.invitations,
+        records.fragments,
+        records.consent,
+    ):
+        main.add_command(group)
 
 
 _register()

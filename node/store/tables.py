@@ -74,3 +74,140 @@ class SeenMessage(SQLModel, table=True):
     sender: str = Field(primary_key=True, max_length=253)
     message_id: str = Field(primary_key=True, max_length=36)
     expires_at: datetime = Field(sa_column=utc_column(index=True))
+
+
+class User(SQLModel, table=True):
+    """A person using this node: professional, lead professional or operator.
+
+    Only a hash of the bearer token is kept; the token itself is shown once when issued.
+    """
+
+    __tablename__ = "app_user"
+
+    user_id: str = Field(primary_key=True, max_length=64)
+    display_name: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_column=utc_column())
+
+
+class Child(SQLModel, table=True):
+    """A child as this agency knows it. Name and personnummer never leave this node's store,
+    except the personnummer inside a plan invitation to link the same child at a peer."""
+
+    __tablename__ = "child"
+
+    child_id: str = Field(primary_key=True, max_length=36)
+    name: str = Field(max_length=200)
+    personnummer: str = Field(max_length=12, index=True)
+    created_at: datetime = Field(sa_column=utc_column())
+
+
+class Plan(SQLModel, table=True):
+    """A plan this node leads or takes part in. ``link_personnummer`` is held only while an
+    invitation waits for a professional to confirm which child it is, then cleared."""
+
+    __tablename__ = "plan"
+
+    plan_id: str = Field(primary_key=True, max_length=36)
+    child_id: str | None = Field(default=None, foreign_key="child.child_id", max_length=36)
+    role: str = Field(max_length=12)  # lead | participant
+    status: str = Field(max_length=12)  # active | pending | declined
+    lead_node: str = Field(max_length=253)
+    lead_professional: str = Field(max_length=320)
+    responsible_node: str = Field(max_length=253)
+    purpose: str = Field(max_length=20)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    link_personnummer: str | None = Field(default=None, max_length=12)
+    created_at: datetime = Field(sa_column=utc_column())
+
+
+class PlanParticipant(SQLModel, table=True):
+    __tablename__ = "plan_participant"
+
+    plan_id: str = Field(primary_key=True, foreign_key="plan.plan_id", max_length=36)
+    node_id: str = Field(primary_key=True, max_length=253)
+    status: str = Field(max_length=12)  # lead | invited | linked | pending | declined | failed
+
+
+class FragmentVersion(SQLModel, table=True):
+    """One version of one of this agency's own fragments; the highest version is current."""
+
+    __tablename__ = "fragment_version"
+
+    fragment_id: str = Field(primary_key=True, max_length=36)
+    version: int = Field(primary_key=True)
+    plan_id: str = Field(foreign_key="plan.plan_id", max_length=36, index=True)
+    category: str = Field(max_length=40)
+    indicators: str = Field(max_length=200)  # comma-separated codes
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    authored_by: str = Field(max_length=64)
+    authored_at: datetime = Field(sa_column=utc_column())
+
+
+class Consent(SQLModel, table=True):
+    """A consent statement signed by a plan's lead node, exactly as signed."""
+
+    __tablename__ = "consent"
+
+    consent_id: str = Field(primary_key=True, max_length=36)
+    plan_id: str = Field(max_length=36, index=True)
+    statement: str = Field(sa_column=Column(Text, nullable=False))
+    valid_until: datetime = Field(sa_column=utc_column())
+    received_at: datetime = Field(sa_column=utc_column())
+
+
+class ExchangeLogEntry(SQLModel, table=True):
+    """One exchange with a peer. Ids, types, categories, counts, outcomes and reasons only —
+    never plan content, names or identity numbers (DESIGN.md invariant 3)."""
+
+    __tablename__ = "exchange_log"
+
+    seq: int = Field(primary_key=True)
+    at: datetime = Field(sa_column=utc_column(index=True))
+    direction: str = Field(max_length=3)  # in | out
+    peer: str = Field(max_length=253, index=True)
+    message_type: str = Field(max_length=64)
+    message_id: str = Field(max_length=36)
+    plan_id: str | None = Field(default=None, max_length=36, index=True)
+    consent_id: str | None = Field(default=None, max_length=36)
+    purpose: str | None = Field(default=None, max_length=20)
+    professional: str | None = Field(default=None, max_length=320)
+    categories: str = Field(default="", max_length=400)
+    released: int = Field(default=0)
+    withheld: str = Field(default="", max_length=2000)  # "category:reason,..."
+    outcome: str = Field(max_length=20)
+    reason: str | None = Field(default=None, max_length=40)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class RevocationRecord(SQLModel, table=True):
+    """A consent revocation this node knows of. Final: it is never deleted. Without a matching
+    consent row it is a tombstone, so a late statement can never re-enable release."""
+
+    __tablename__ = "revocation"
+
+    seq: int = Field(primary_key=True)
+    consent_id: str = Field(max_length=36, unique=True)
+    plan_id: str = Field(max_length=36, index=True)
+    revoked_at: datetime = Field(sa_column=utc_column())
+    revoked_by: str = Field(max_length=253)
+    notice_id: str = Field(max_length=36)
+    recorded_at: datetime = Field(sa_column=utc_column())
+
+
+class OutboxItem(SQLModel, table=True):
+    """A message that must reach a peer (revocation notices): retried until acknowledged."""
+
+    __tablename__ = "outbox"
+
+    item_id: str = Field(primary_key=True, max_length=36)
+    peer: str = Field(max_length=253, index=True)
+    message_type: str = Field(max_length=64)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=utc_column())
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(sa_column=utc_column(index=True))
+    last_error: str | None = Field(default=None, max_length=200)
+    delivered_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

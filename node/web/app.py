@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from ..runtime import Node
+from .api import routes as api_routes
+from .auth import bearer_auth
+from .errors import error_pages
+from .federation import routes as federation_routes
 from .keys import NODE_KEY
 from .wellknown import routes as wellknown_routes
 
@@ -16,16 +19,21 @@ NODE_DOCUMENT_PATH = "/.well-known/barnplan/node"
 
 def create_app(node: Node) -> web.Application:
     """Build the app for ``node``; the node's HTTP client lives and dies with the app."""
-    app = web.Application(client_max_size=node.config.server.max_body_bytes)
+    app = web.Application(
+        client_max_size=node.config.server.max_body_bytes,
+        middlewares=[error_pages, bearer_auth],
+    )
     app[NODE_KEY] = node
     app.add_routes(wellknown_routes)
+    app.add_routes(federation_routes)
+    app.add_routes(api_routes)
 
     async def http_client(_app: web.Application) -> AsyncIterator[None]:
-        timeout = aiohttp.ClientTimeout(total=node.config.protocol.request_timeout_s)
-        node.http = aiohttp.ClientSession(timeout=timeout)
+        node.http_session()
         yield
-        await node.http.close()
-        node.http = None
+        if node.http is not None:
+            await node.http.close()
+            node.http = None
 
     app.cleanup_ctx.append(http_client)
     return app

@@ -1,0 +1,354 @@
+"""CLI commands over this node's records: users, children, plans, invitations, fragments, consent.
+
+Each command does what the matching ``/api/v1`` call does, through the same service.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..services import children as child_service
+from ..services import consents as consent_service
+from ..services import fragments as fragment_service
+from ..services import plans as plan_service
+from ..services import users as user_service
+from ..store import records
+from .main import echo_json, node_dir_option, run_async
+from .opened import acting_user, opened_node
+
+as_option = click.option("--as", "as_user", required=True, help="User id to act as.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.group()
+def users() -> None:
+    """Users of this node and their bearer tokens."""
+
+
+@users.command("add")
+@node_dir_option
+@click.argument("user_id")
+@click.option("--name", "display_name", required=True, help="Display name.")
+@click.option("--role", type=click.Choice(user_service.ROLES), required=True)
+@run_async
+async def users_add(directory: Path, user_id: str, display_name: str, role: str) -> None:
+    """Add a user; prints the bearer token once (store it safely)."""
+    async with opened_node(directory) as node:
+        user, token = await user_service.add_user(
+            node.engine, user_id, display_name, role, node.clock.now()
+        )
+    click.echo(f"added {user.user_id} ({user.role})")
+    click.echo(f"token: {token}")
+
+
+@users.command("list")
+@node_dir_option
+@json_option
+@run_async
+async def users_list(directory: Path, as_json: bool) -> None:
+    """List users (never their tokens)."""
+    async with opened_node(directory) as node:
+        rows = await records.list_users(node.engine)
+    data = [{"user_id": u.user_id, "display_name": u.display_name, "role": u.role} for u in rows]
+    if as_json:
+        echo_json(data)
+    for u in [] if as_json else data:
+        click.echo(f"{u['user_id']:20} {u['role']:13} {u['display_name']}")
+
+
+@click.group()
+def children() -> None:
+    """Children as this agency knows them (identity stays on this node)."""
+
+
+@children.command("add")
+@node_dir_option
+@click.option("--name", required=True)
+@click.option("--personnummer", required=True, help="YYYYMMDD-NNNN")
+@json_option
+@run_async
+async def children_add(directory: Path, name: str, personnummer: str, as_json: bool) -> None:
+    """Add a child record."""
+    async with opened_node(directory) as node:
+        child = await child_service.add_child(node.engine, name, personnummer, node.clock.now())
+    if as_json:
+        echo_json({"child_id": child.child_id, "name": child.name})
+    else:
+        click.echo(child.child_id)
+
+
+@children.command("list")
+@node_dir_option
+@json_option
+@run_async
+async def children_list(directory: Path, as_json: bool) -> None:
+    """List child records."""
+    async with opened_node(directory) as node:
+        rows = await records.list_children(node.engine)
+    if as_json:
+        echo_json([{"child_id": c.child_id, "name": c.name} for c in rows])
+        return
+    for c in rows:
+        click.echo(f"{c.child_id}  {c.name}")
+
+
+@click.group()
+def plans() -> None:
+    """Plans this node leads or takes part in."""
+
+
+@plans.command("create")
+@node_dir_option
+@as_option
+@click.option("--child", "child_id", required=True, help="Child id on this node.")
+@click.option(
+    "--participant",
+    "participants",
+    multiple=True,
+    required=True,
+    help="Node id of an agency to invite (repeat).",
+)
+@click.option("--purpose", default="sip", show_default=True)
+@click.option("--reason", default="", help="Why the plan exists.")
+@click.option("--responsible", default=None, help="Node with overall responsibility.")
+@json_option
+@run_async
+async def plans_create(
+    directory: Path,
+    as_user: str,
+    child_id: str,
+    participants: tuple[str, ...],
+    purpose: str,
+    reason: str,
+    responsible: str | None,
+    as_json: bool,
+) -> None:
+    """Create a plan and invite the participants."""
+    async with opened_node(directory) as node:
+        actor = await acting_user(node, as_user)
+        view = await plan_service.create_plan(
+            node,
+            actor,
+            child_id=child_id,
+            participants=list(participants),
+            purpose=purpose,
+            reason=reason,
+            responsible_node=responsible,
+        )
+    _print_plan(view, as_json)
+
+
+def _print_plan(view: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        echo_json(view)
+        return
+    click.echo(f"plan {view['plan_id']} ({view['role']}, {view['status']})")
+    for p in view["participants"]:
+        click.echo(f"  {p['node_id']:32} {p['status']}")
+
+
+@plans.command("list")
+@node_dir_option
+@json_option
+@run_async
+async def plans_list(directory: Path, as_json: bool) -> None:
+    """List active plans."""
+    async with opened_node(directory) as node:
+        views = await plan_service.list_plan_views(node, "active")
+    if as_json:
+        echo_json(views)
+        return
+    for v in views:
+        click.echo(f"{v['plan_id']}  {v['role']:11} lead {v['lead_node']}")
+
+
+@click.group()
+def invitations() -> None:
+    """Plan invitations waiting for a professional to link or decline."""
+
+
+@invitations.command("list")
+@node_dir_option
+@json_option
+@run_async
+async def invitations_list(directory: Path, as_json: bool) -> None:
+    """List pending invitations."""
+    async with opened_node(directory) as node:
+        pending = await records.list_plans(node.engine, "pending")
+    data = [{"plan_id": p.plan_id, "lead_node": p.lead_node} for p in pending]
+    if as_json:
+        echo_json(data)
+    for d in [] if as_json else data:
+        click.echo(f"{d['plan_id']}  from {d['lead_node']}")
+
+
+@invitations.command("link")
+@node_dir_option
+@as_option
+@click.argument("plan_id")
+@click.option("--child", "child_id", required=True, help="The local child it is about.")
+@run_async
+async def invitations_link(directory: Path, as_user: str, plan_id: str, child_id: str) -> None:
+    """Link a pending invitation to a local child and tell the lead."""
+    async with opened_node(directory) as node:
+        actor = await acting_user(node, as_user)
+        view = await plan_service.resolve_invitation(
+            node, actor, plan_id, child_id=child_id, decline=False
+        )
+    click.echo(f"linked; lead notified: {view['lead_notified']}")
+
+
+@invitations.command("decline")
+@node_dir_option
+@as_option
+@click.argument("plan_id")
+@run_async
+async def invitations_decline(directory: Path, as_user: str, plan_id: str) -> None:
+    """Decline a pending invitation and tell the lead."""
+    async with opened_node(directory) as node:
+        actor = await acting_user(node, as_user)
+        view = await plan_service.resolve_invitation(
+            node, actor, plan_id, child_id=None, decline=True
+        )
+    click.echo(f"declined; lead notified: {view['lead_notified']}")
+
+
+@click.group()
+def fragments() -> None:
+    """This agency's own fragments of a plan."""
+
+
+@fragments.command("add")
+@node_dir_option
+@as_option
+@click.argument("plan_id")
+@click.option("--category", required=True)
+@click.option("--indicator", "indicators", multiple=True, help="SHANARRI indicator (repeat).")
+@click.option(
+    "--content",
+    "content_file",
+    type=click.File("r"),
+    required=True,
+    help="JSON file with needs, goals, actions, views, next_review ('-' for stdin).",
+)
+@click.option("--fragment", "fragment_id", default=None, help="Make a new version of this one.")
+@json_option
+@run_async
+async def fragments_add(
+    directory: Path,
+    as_user: str,
+    plan_id: str,
+    category: str,
+    indicators: tuple[str, ...],
+    content_file: Any,
+    fragment_id: str | None,
+    as_json: bool,
+) -> None:
+    """Author a fragment (or a new version of one)."""
+    try:
+        content = json.load(content_file)
+    except ValueError as exc:
+        raise click.ClickException(f"--content is not valid JSON: {exc}") from None
+    if not isinstance(content, dict):
+        raise click.ClickException("--content must hold a JSON object")
+    async with opened_node(directory) as node:
+        actor = await acting_user(node, as_user)
+        view = await fragment_service.author_fragment(
+            node,
+            actor,
+            plan_id,
+            category=category,
+            indicators=list(indicators),
+            content=content,
+            fragment_id=fragment_id,
+        )
+    if as_json:
+        echo_json(view)
+    else:
+        click.echo(f"{view['fragment_id']} version {view['version']}")
+
+
+@click.group()
+def consent() -> None:
+    """The family's consent to share (recorded by the lead professional)."""
+
+
+def _person(text: str) -> dict[str, str]:
+    ref, _, role = text.partition(":")
+    if not ref or role not in ("guardian", "child", "young_person"):
+        raise click.BadParameter(f"{text!r}: use REF:guardian|child|young_person")
+    return {"ref": ref, "role": role}
+
+
+def _grant(text: str) -> dict[str, Any]:
+    parts = text.split(":")
+    if len(parts) != 3 or not all(parts):
+        raise click.BadParameter(f"{text!r}: use FROM:TO[,TO...]:CATEGORY[,CATEGORY...]")
+    return {"from": parts[0], "to": parts[1].split(","), "categories": parts[2].split(",")}
+
+
+@consent.command("record")
+@node_dir_option
+@as_option
+@click.argument("plan_id")
+@click.option(
+    "--required",
+    "required",
+    multiple=True,
+    required=True,
+    help="Whose consent is needed, REF:ROLE (repeat; both custodians).",
+)
+@click.option(
+    "--given-by", "given_by", multiple=True, required=True, help="Who consented, REF:ROLE (repeat)."
+)
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    required=True,
+    help="FROM:TO[,TO...]:CATEGORY[,CATEGORY...] (repeat).",
+)
+@click.option("--purpose", default="sip", show_default=True)
+@click.option("--valid-from", required=True, help="RFC 3339 time, e.g. 2026-12-01T00:00:00Z")
+@click.option("--valid-until", required=True)
+@click.option("--evidence", required=True, help="Reference to the signed paper or e-form.")
+@json_option
+@run_async
+async def consent_record(
+    directory: Path,
+    as_user: str,
+    plan_id: str,
+    required: tuple[str, ...],
+    given_by: tuple[str, ...],
+    grants: tuple[str, ...],
+    purpose: str,
+    valid_from: str,
+    valid_until: str,
+    evidence: str,
+    as_json: bool,
+) -> None:
+    """Sign the family's consent as a statement and distribute it to every participant."""
+    async with opened_node(directory) as node:
+        actor = await acting_user(node, as_user)
+        result = await consent_service.record_consent(
+            node,
+            actor,
+            plan_id,
+            given_by=[_person(g) for g in given_by],
+            required=[_person(r) for r in required],
+            grants=[_grant(g) for g in grants],
+            purpose=purpose,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            evidence_ref=evidence,
+        )
+    if as_json:
+        echo_json({k: v for k, v in result.items() if k != "statement"})
+        return
+    click.echo(f"consent {result['consent_id']}")
+    for d in result["distribution"]:
+        click.echo(f"  {d['node_id']:32} {d['outcome']} {d.get('status', d.get('reason', ''))}")

@@ -1,0 +1,240 @@
+"""The lead assembles the shared plan on demand from every participant, concurrently.
+
+One deadline for all peers: every request runs with the same timeout and they run at once, so
+the plan arrives in about the time of the slowest answering peer, at most the deadline. A peer
+that is down, slow or answers garbage gets a status; the rest is shown. Nothing received is
+written to the store; the exchange log records each request and its outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from protocol.clock import format_time, parse_time
+from protocol.documents import sign_fragment, verify_fragment
+from protocol.errors import ProtocolError, Reason
+from protocol.messages import FragmentsRequest, FragmentsResponse
+from protocol.models import ConsentStatement
+
+from ..domain.shared_plan import VerifiedFragment, merge_fragments
+from ..store import records
+from ..store import revocations as revocation_store
+from ..store.tables import User
+from .errors import Forbidden, NotFound
+from .outbound import LogContext, PeerResult
+from .users import professional_ref
+
+if TYPE_CHECKING:
+    from ..runtime import Node
+
+PEER_STATUS = {
+    "timeout": "timed_out",
+    "unreachable": "unreachable",
+    "bad_reply": "invalid",
+    "refused": "refused",
+}
+
+
+def granted_from(statement: ConsentStatement, holder: str, requester: str) -> list[str]:
+    return sorted(
+        {
+            c.value
+            for g in statement.grants
+            if g.from_ == holder and requester in g.to
+            for c in g.categories
+        }
+    )
+
+
+async def _choose_consent(node: Node, plan_id: str, consent_id: str | None) -> dict[str, Any]:
+    statements = await records.consents_for_plan(node.engine, plan_id)
+    if consent_id is not None:
+        statements = [s for s in statements if s["consent_id"] == consent_id]
+    if not statements:
+        raise NotFound("no consent recorded for this plan: record the family's consent first")
+    return statements[-1]
+
+
+def _check_reply(
+    node: Node, result: PeerResult, plan_id: str, consent_id: str, asked: list[str]
+) -> tuple[list[VerifiedFragment], list[dict[str, Any]], str | None]:
+    """Verify every fragment of a reply; any bad fragment discredits the whole reply."""
+    assert result.reply is not None
+    body = result.reply.body
+    assert isinstance(body, FragmentsResponse)
+    keys = node.keyring.keys_for(result.peer) or []
+    verified: list[VerifiedFragment] = []
+    for raw in body.fragments:
+        try:
+            fragment, key_id = verify_fragment(raw, keys)
+        except ProtocolError as exc:
+            return [], [], exc.reason.value
+        if (
+            fragment.origin != result.peer
+            or fragment.plan_id != plan_id
+            or fragment.consent_id != consent_id
+            or fragment.category.value not in asked
+        ):
+            return [], [], Reason.MALFORMED.value
+        verified.append(VerifiedFragment(fragment, key_id))
+    withheld = [
+        {"category": w.category.value if w.category else None, "reason": w.reason.value}
+        for w in body.withheld
+    ]
+    return verified, withheld, None
+
+
+async def _own_fragments(node: Node, plan_id: str, consent_id: str) -> list[VerifiedFragment]:
+    async with node.engine.connect() as conn:
+        current = await records.latest_fragments(conn, plan_id)
+    signed_at = format_time(node.clock.now())
+    own: list[VerifiedFragment] = []
+    for group in current.values():
+        for f in group:
+            raw = sign_fragment(
+                {
+                    "fragment_id": f.fragment_id,
+                    "plan_id": plan_id,
+                    "consent_id": consent_id,
+                    "origin": node.node_id,
+                    "category": f.category,
+                    "indicators": list(f.indicators),
+                    "version": f.version,
+                    "authored_at": format_time(f.authored_at),
+                    "signed_at": signed_at,
+                    "content": f.content,
+                },
+                node.identity.key,
+            )
+            fragment, key_id = verify_fragment(raw, node.identity.public_keys())
+            own.append(VerifiedFragment(fragment, key_id))
+    return own
+
+
+async def assemble(
+    node: Node,
+    actor: User,
+    plan_id: str,
+    *,
+    consent_id: str | None = None,
+    deadline_s: float | None = None,
+) -> dict[str, Any]:
+    """Ask every participant at once, verify, merge; return the shared plan (never stored)."""
+    if actor.role != "lead":
+        raise Forbidden("only the lead professional assembles the shared plan")
+    plan = await records.get_plan(node.engine, plan_id)
+    if plan is None or plan.role != "lead":
+        raise NotFound(f"no plan {plan_id} led by this node")
+    raw_consent = await _choose_consent(node, plan_id, consent_id)
+    statement = ConsentStatement.model_validate(raw_consent)
+    async with node.engine.connect() as conn:
+        revocation = await revocation_store.get_revocation(conn, statement.consent_id)
+    members = await records.participants(node.engine, plan_id)
+    child = await records.get_child(node.engine, plan.child_id or "")
+    ref = professional_ref(node.node_id, actor)
+    deadline = deadline_s or node.config.assembly.deadline_s
+    peers = sorted(n for n, s in members.items() if n != node.node_id)
+    statuses: dict[str, dict[str, Any]] = {}
+    asks: dict[str, list[str]] = {}
+    for peer in peers:
+        if members[peer] in ("declined", "failed", "pending", "invited"):
+            statuses[peer] = {"node_id": peer, "status": "not_linked", "reason": members[peer]}
+            continue
+        categories = granted_from(statement, peer, node.node_id)
+        if revocation is not None:
+            statuses[peer] = {
+                "node_id": peer,
+                "status": "withheld",
+                "reason": Reason.CONSENT_REVOKED.value,
+            }
+        elif not categories:
+            statuses[peer] = {
+                "node_id": peer,
+                "status": "not_requested",
+                "reason": Reason.REQUESTER_NOT_GRANTED.value,
+            }
+        else:
+            asks[peer] = categories
+    context = LogContext(
+        plan_id=plan_id,
+        consent_id=statement.consent_id,
+        purpose=statement.purpose.value,
+        professional=ref,
+    )
+    results = await asyncio.gather(
+        *(
+            node.peers.send(
+                peer,
+                "fragments.request",
+                FragmentsRequest.model_validate(
+                    {
+                        "plan_id": plan_id,
+                        "consent_id": statement.consent_id,
+                        "categories": cats,
+                        "purpose": statement.purpose.value,
+                        "professional": ref,
+                    }
+                ),
+                LogContext(**{**context.__dict__, "categories": tuple(cats)}),
+                timeout=deadline,
+            )
+            for peer, cats in asks.items()
+        )
+    )
+    received: list[VerifiedFragment] = []
+    for result in results:
+        entry: dict[str, Any] = {"node_id": result.peer, "requested": asks[result.peer]}
+        if not result.ok:
+            entry.update(
+                status=PEER_STATUS.get(result.outcome, result.outcome), reason=result.reason
+            )
+        else:
+            verified, withheld, problem = _check_reply(
+                node, result, plan_id, statement.consent_id, asks[result.peer]
+            )
+            if problem is not None:
+                entry.update(status="invalid", reason=problem)
+            else:
+                received.extend(verified)
+                entry.update(
+                    status="included" if verified else "withheld",
+                    fragments=len(verified),
+                    categories=sorted({v.fragment.category.value for v in verified}),
+                    withheld=withheld,
+                )
+        statuses[result.peer] = entry
+    own = (
+        [] if revocation is not None else await _own_fragments(node, plan_id, statement.consent_id)
+    )
+    merged = merge_fragments(own + received)
+    return {
+        "plan_id": plan_id,
+        "assembled_at": format_time(node.clock.now()),
+        "status": "revoked" if revocation is not None else "active",
+        "revoked_at": format_time(revocation.revoked_at) if revocation is not None else None,
+        "purpose": plan.purpose,
+        "reason": plan.reason,
+        "child": {"name": child.name, "personnummer": child.personnummer} if child else None,
+        "lead_node": node.node_id,
+        "lead_professional": plan.lead_professional,
+        "responsible_node": plan.responsible_node,
+        "consent": {
+            "consent_id": statement.consent_id,
+            "valid_from": statement.valid_from,
+            "valid_until": statement.valid_until,
+            "expired": node.clock.now() >= parse_time(statement.valid_until),
+            "given_by": [c.model_dump() for c in statement.given_by],
+        },
+        "participants": [
+            {
+                "node_id": node.node_id,
+                "status": "included",
+                "fragments": len(own),
+                "categories": sorted({v.fragment.category.value for v in own}),
+                "role": "lead",
+            },
+            *(statuses[p] for p in peers),
+        ],
+        **merged,
+    }

@@ -1,0 +1,111 @@
+"""Consent: the lead records the family's consent, signs it as a statement, distributes it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from protocol.clock import format_time, parse_time
+from protocol.documents import sign_consent
+from protocol.errors import MalformedError
+from protocol.messages import ConsentAck
+
+from ..store import records
+from ..store.tables import User
+from .errors import Forbidden, InvalidInput, NotFound
+from .outbound import LogContext
+from .users import professional_ref
+
+if TYPE_CHECKING:
+    from ..runtime import Node
+
+
+def _time_field(value: Any, name: str, errors: dict[str, str]) -> str:
+    try:
+        return format_time(parse_time(str(value)))
+    except ValueError:
+        errors[name] = "an RFC 3339 time with offset, e.g. 2026-12-01T00:00:00Z"
+        return ""
+
+
+async def record_consent(
+    node: Node,
+    actor: User,
+    plan_id: str,
+    *,
+    given_by: list[dict[str, str]],
+    required: list[dict[str, str]],
+    grants: list[dict[str, Any]],
+    purpose: str,
+    valid_from: str,
+    valid_until: str,
+    evidence_ref: str,
+) -> dict[str, Any]:
+    """Sign and store a consent statement, then distribute it to every participant."""
+    if actor.role != "lead":
+        raise Forbidden("only the lead professional records consent")
+    plan = await records.get_plan(node.engine, plan_id)
+    if plan is None or plan.role != "lead":
+        raise NotFound(f"no plan {plan_id} led by this node")
+    members = {
+        n
+        for n, s in (await records.participants(node.engine, plan_id)).items()
+        if s not in ("declined", "failed")
+    }
+    errors: dict[str, str] = {}
+    start = _time_field(valid_from, "valid_from", errors)
+    until = _time_field(valid_until, "valid_until", errors)
+    if start and until and parse_time(until) <= parse_time(start):
+        errors["valid_until"] = "must be after valid_from"
+    for i, grant in enumerate(grants):
+        nodes = [grant.get("from"), *(grant.get("to") or [])]
+        strangers = [str(n) for n in nodes if n not in members]
+        if strangers:
+            errors[f"grants.{i}"] = f"not participants of the plan: {', '.join(strangers)}"
+    if not evidence_ref.strip():
+        errors["evidence_ref"] = "reference the signed paper or e-form"
+    if errors:
+        raise InvalidInput("the consent could not be recorded", errors)
+    statement: dict[str, Any] = {
+        "consent_id": str(uuid.uuid4()),
+        "plan_id": plan_id,
+        "lead": node.node_id,
+        "purpose": purpose,
+        "required": required,
+        "given_by": given_by,
+        "grants": grants,
+        "valid_from": start,
+        "valid_until": until,
+        "evidence_ref": evidence_ref.strip(),
+        "recorded_by": professional_ref(node.node_id, actor),
+        "issued_at": format_time(node.clock.now()),
+    }
+    try:
+        signed = sign_consent(statement, node.identity.key)
+    except (MalformedError, ValidationError) as exc:
+        raise InvalidInput("the consent could not be recorded", {"consent": str(exc)}) from None
+    now = node.clock.now()
+    async with node.engine.begin() as conn:
+        await records.insert_consent(conn, signed, parse_time(until), now)
+    context = LogContext(
+        plan_id=plan_id,
+        consent_id=signed["consent_id"],
+        purpose=purpose,
+        professional=statement["recorded_by"],
+    )
+    peers = sorted(members - {node.node_id})
+    results = await asyncio.gather(
+        *(node.peers.send(p, "consent.statement", {"statement": signed}, context) for p in peers)
+    )
+    distribution = []
+    for result in results:
+        entry: dict[str, Any] = {"node_id": result.peer, "outcome": result.outcome}
+        if result.reason:
+            entry["reason"] = result.reason
+        if result.reply is not None and isinstance(result.reply.body, ConsentAck):
+            entry["status"] = result.reply.body.status
+        distribution.append(entry)
+    return {"consent_id": signed["consent_id"], "statement": signed, "distribution": distribution}

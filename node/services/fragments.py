@@ -1,0 +1,111 @@
+"""A professional authors their own agency's fragments; every edit is a new version."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from protocol.codes import Category, Indicator
+from protocol.models import FragmentContent
+
+from ..store import records
+from ..store.tables import FragmentVersion, User
+from .errors import Forbidden, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from ..runtime import Node
+
+
+def _validate(category: str, indicators: list[str], content: dict[str, Any]) -> FragmentContent:
+    errors: dict[str, str] = {}
+    if category not in {c.value for c in Category}:
+        errors["category"] = f"one of {', '.join(c.value for c in Category)}"
+    bad = [i for i in indicators if i not in {x.value for x in Indicator}]
+    if bad:
+        errors["indicators"] = f"unknown indicators: {', '.join(bad)}"
+    parsed: FragmentContent | None = None
+    try:
+        parsed = FragmentContent.model_validate(content)
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = "content." + ".".join(str(p) for p in err["loc"])
+            errors.setdefault(where, err["msg"])
+    if errors or parsed is None:
+        raise InvalidInput("the fragment could not be saved", errors)
+    return parsed
+
+
+async def author_fragment(
+    node: Node,
+    actor: User,
+    plan_id: str,
+    *,
+    category: str,
+    indicators: list[str],
+    content: dict[str, Any],
+    fragment_id: str | None = None,
+) -> dict[str, Any]:
+    """Save a new fragment (version 1) or a new version of an existing one."""
+    if actor.role not in ("professional", "lead"):
+        raise Forbidden("only professionals author fragments")
+    parsed = _validate(category, indicators, content)
+    plan = await records.get_plan(node.engine, plan_id)
+    if plan is None or plan.status != "active":
+        raise NotFound(f"no active plan {plan_id} on this node")
+    async with node.engine.begin() as conn:
+        version = 1
+        if fragment_id is not None:
+            latest = await records.latest_version(conn, fragment_id)
+            if latest is None or latest[1] != plan_id:
+                raise NotFound(f"no fragment {fragment_id} in plan {plan_id}")
+            version = latest[0] + 1
+        row = FragmentVersion(
+            fragment_id=fragment_id or str(uuid.uuid4()),
+            version=version,
+            plan_id=plan_id,
+            category=category,
+            indicators=",".join(dict.fromkeys(indicators)),
+            content=json.dumps(parsed.model_dump(mode="json"), ensure_ascii=False),
+            authored_by=actor.user_id,
+            authored_at=node.clock.now(),
+        )
+        await records.insert_fragment_version(conn, row)
+    return fragment_view(row)
+
+
+def fragment_view(row: FragmentVersion) -> dict[str, Any]:
+    return {
+        "fragment_id": row.fragment_id,
+        "version": row.version,
+        "plan_id": row.plan_id,
+        "category": row.category,
+        "indicators": [i for i in row.indicators.split(",") if i],
+        "content": json.loads(row.content),
+        "authored_by": row.authored_by,
+        "authored_at": row.authored_at.isoformat(),
+    }
+
+
+async def list_fragments(node: Node, actor: User, plan_id: str) -> list[dict[str, Any]]:
+    if actor.role not in ("professional", "lead"):
+        raise Forbidden("operators do not read plan content")
+    if await records.get_plan(node.engine, plan_id) is None:
+        raise NotFound(f"no plan {plan_id} on this node")
+    async with node.engine.connect() as conn:
+        current = await records.latest_fragments(conn, plan_id)
+    return [
+        {
+            "fragment_id": f.fragment_id,
+            "version": f.version,
+            "plan_id": f.plan_id,
+            "category": f.category,
+            "indicators": list(f.indicators),
+            "content": f.content,
+            "authored_at": f.authored_at.isoformat(),
+        }
+        for fs in current.values()
+        for f in fs
+    ]

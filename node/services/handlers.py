@@ -1,0 +1,219 @@
+"""Handlers for each inbound request type. Each decides from what this node holds and returns
+an ``Outcome``: reply body, log fields and the state change to commit with the log entry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocol.clock import format_time, parse_time
+from protocol.documents import sign_fragment, verify_consent
+from protocol.envelope import Verified
+from protocol.errors import ProtocolError, Reason
+from protocol.messages import (
+    ConsentStatementMessage,
+    FragmentsRequest,
+    PlanInvite,
+    PlanLink,
+)
+from protocol.models import ConsentStatement
+
+from ..domain.personnummer import PersonnummerError, normalize_personnummer
+from ..domain.release import ConsentFacts, ReleaseRequest, decide_release
+from ..store import records
+from ..store import revocations as revocation_store
+from ..store.tables import Plan
+from .inbound import Handler, Outcome, Refusal
+
+
+async def hello(node: Any, message: Verified) -> Outcome:
+    return Outcome(body={"ok": True})
+
+
+async def plan_invite(node: Any, message: Verified) -> Outcome:
+    """Link an invited plan to this agency's own child record, or hold it for a professional."""
+    body = message.body
+    assert isinstance(body, PlanInvite)
+    if body.lead_node != message.sender:
+        raise Refusal(Reason.MALFORMED, "only the lead node invites to its plan")
+    if node.node_id not in body.participants:
+        raise Refusal(Reason.NOT_PARTICIPANT, "this node is not among the participants")
+    try:
+        pnr = normalize_personnummer(body.child.personnummer, node.clock.now().date())
+    except PersonnummerError as exc:
+        raise Refusal(Reason.MALFORMED, f"child.personnummer: {exc}") from None
+    async with node.engine.connect() as conn:
+        existing = await records.get_plan_on(conn, body.plan_id)
+        matches = await records.children_by_personnummer(conn, pnr)
+    base = Outcome(
+        body={},
+        plan_id=body.plan_id,
+        purpose=body.purpose.value,
+        professional=body.lead_professional,
+    )
+    if existing is not None:
+        base.body = {"plan_id": body.plan_id, "status": _reply_status(existing.status)}
+        return base
+    linked = len(matches) == 1
+    plan = Plan(
+        plan_id=body.plan_id,
+        child_id=matches[0] if linked else None,
+        role="participant",
+        status="active" if linked else "pending",
+        lead_node=body.lead_node,
+        lead_professional=body.lead_professional,
+        responsible_node=body.responsible_node,
+        purpose=body.purpose.value,
+        link_personnummer=None if linked else pnr,
+        created_at=node.clock.now(),
+    )
+    members = {n: "invited" for n in body.participants}
+    members[body.lead_node] = "lead"
+    members[node.node_id] = "linked" if linked else "pending"
+
+    async def change(conn: AsyncConnection) -> None:
+        await records.insert_plan(conn, plan, members)
+
+    base.body = {"plan_id": body.plan_id, "status": "linked" if linked else "pending"}
+    base.change = change
+    return base
+
+
+def _reply_status(status: str) -> str:
+    return {"active": "linked", "pending": "pending", "declined": "declined"}[status]
+
+
+async def plan_link(node: Any, message: Verified) -> Outcome:
+    """A participant confirmed or declined a pending invitation to a plan this node leads."""
+    body = message.body
+    assert isinstance(body, PlanLink)
+    plan = await records.get_plan(node.engine, body.plan_id)
+    if plan is None or plan.role != "lead":
+        raise Refusal(Reason.PLAN_UNKNOWN, "no such plan led by this node")
+    members = await records.participants(node.engine, body.plan_id)
+    if message.sender not in members:
+        raise Refusal(Reason.NOT_PARTICIPANT, "not invited to this plan")
+
+    async def change(conn: AsyncConnection) -> None:
+        await records.set_participant_status(conn, body.plan_id, message.sender, body.status)
+
+    return Outcome(
+        body={"ok": True}, plan_id=body.plan_id, professional=body.professional, change=change
+    )
+
+
+async def consent_statement(node: Any, message: Verified) -> Outcome:
+    """Verify a consent statement from the plan's lead node and store it as signed."""
+    body = message.body
+    assert isinstance(body, ConsentStatementMessage)
+    raw = body.statement
+    lead_keys = node.keyring.keys_for(message.sender) or []
+    try:
+        statement, _ = verify_consent(raw, lead_keys)
+    except ProtocolError as exc:
+        raise Refusal(exc.reason, f"statement: {exc.detail}") from None
+    if statement.lead != message.sender:
+        raise Refusal(Reason.UNKNOWN_KEY, "statement not signed by the sending lead node")
+    plan = await records.get_plan(node.engine, statement.plan_id)
+    if plan is None or plan.lead_node != message.sender:
+        raise Refusal(Reason.PLAN_UNKNOWN, "no such plan with this lead", 404)
+    outcome = Outcome(
+        body={},
+        plan_id=statement.plan_id,
+        consent_id=statement.consent_id,
+        purpose=statement.purpose.value,
+        professional=statement.recorded_by,
+    )
+    async with node.engine.connect() as conn:
+        known = await records.consent_statement(conn, statement.consent_id)
+        revoked = await revocation_store.is_revoked(conn, statement.consent_id)
+    if revoked:
+        outcome.body = {"consent_id": statement.consent_id, "status": "revoked"}
+    if known is not None:
+        outcome.body = outcome.body or {
+            "consent_id": statement.consent_id,
+            "status": "already_stored",
+        }
+        return outcome
+    valid_until = parse_time(statement.valid_until)
+    now = node.clock.now()
+
+    async def change(conn: AsyncConnection) -> None:
+        await records.insert_consent(conn, raw, valid_until, now)
+
+    outcome.body = outcome.body or {"consent_id": statement.consent_id, "status": "stored"}
+    outcome.change = change
+    return outcome
+
+
+async def fragments_request(node: Any, message: Verified) -> Outcome:
+    """Decide a release from the consent held here, now; sign what is released."""
+    body = message.body
+    assert isinstance(body, FragmentsRequest)
+    request = ReleaseRequest(
+        holder=node.node_id,
+        requester=message.sender,
+        plan_id=body.plan_id,
+        consent_id=body.consent_id,
+        categories=tuple(c.value for c in body.categories),
+        purpose=body.purpose.value,
+    )
+    now = node.clock.now()
+    async with node.engine.connect() as conn:
+        plan = await records.plan_facts(conn, body.plan_id)
+        raw = await records.consent_statement(conn, body.consent_id)
+        revoked = await revocation_store.is_revoked(conn, body.consent_id)
+        fragments = (
+            await records.latest_fragments(conn, body.plan_id, list(request.categories))
+            if plan is not None and raw is not None and not revoked
+            else {}
+        )
+    statement = ConsentStatement.model_validate(raw) if raw is not None else None
+    decision = decide_release(request, plan, ConsentFacts(statement, revoked), fragments, now)
+    signed_at = format_time(now)
+    released = [
+        sign_fragment(
+            {
+                "fragment_id": f.fragment_id,
+                "plan_id": f.plan_id,
+                "consent_id": body.consent_id,
+                "origin": node.node_id,
+                "category": f.category,
+                "indicators": list(f.indicators),
+                "version": f.version,
+                "authored_at": format_time(f.authored_at),
+                "signed_at": signed_at,
+                "content": f.content,
+            },
+            node.identity.key,
+        )
+        for f in decision.released
+    ]
+    withheld = [(c, r.value) for c, r in decision.withheld]
+    return Outcome(
+        body={
+            "plan_id": body.plan_id,
+            "consent_id": body.consent_id,
+            "fragments": released,
+            "withheld": [{"category": c, "reason": r} for c, r in withheld],
+        },
+        outcome="released" if released else "withheld",
+        reason=withheld[0][1] if withheld and not released else None,
+        plan_id=body.plan_id,
+        consent_id=body.consent_id,
+        purpose=body.purpose.value,
+        professional=body.professional,
+        categories=list(request.categories),
+        released=len(released),
+        withheld=withheld,
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "hello": hello,
+    "plan.invite": plan_invite,
+    "plan.link": plan_link,
+    "consent.statement": consent_statement,
+    "fragments.request": fragments_request,
+}

@@ -1,0 +1,233 @@
+"""The federation endpoint's logic: verify first, then decide, log, and sign the reply.
+
+Order for every inbound message (DESIGN.md invariants 2, 3, 5, 7):
+size limit → verify envelope (all reason codes, replay, skew, depth) → handler decides and
+prepares its state change → one transaction appends the log entry, records the message id as seen
+and applies the change → the signed reply leaves. A refusal is a signed ``error`` reply, logged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocol.envelope import Verified, parse_json_object, sign_envelope, verify_envelope
+from protocol.errors import ProtocolError, Reason
+from protocol.messages import REPLY_TYPES, REQUEST_TYPES
+from protocol.models import NODE_ID_PATTERN
+
+from ..store.exchange_log import LogDraft
+from .seen import ChangeRejected, PersistentSeenIds
+
+log = structlog.get_logger("barnplan.federation")
+
+ANONYMOUS = "anonymous.invalid"
+_NODE_ID = re.compile(NODE_ID_PATTERN)
+
+HTTP_STATUS: dict[Reason, int] = {
+    Reason.MALFORMED: 400,
+    Reason.TOO_DEEP: 400,
+    Reason.UNKNOWN_TYPE: 400,
+    Reason.UNSUPPORTED_VERSION: 400,
+    Reason.UNKNOWN_SENDER: 401,
+    Reason.UNKNOWN_KEY: 401,
+    Reason.KEY_NOT_VALID: 401,
+    Reason.BAD_SIGNATURE: 401,
+    Reason.NOT_YET_VALID: 401,
+    Reason.EXPIRED: 401,
+    Reason.OUTSIDE_SKEW: 401,
+    Reason.REPLAYED: 409,
+    Reason.WRONG_AUDIENCE: 421,
+    Reason.TOO_LARGE: 413,
+}
+
+
+@dataclass
+class Outcome:
+    """What a handler decided: the reply body, how to log it, and the change to commit."""
+
+    body: dict[str, Any]
+    outcome: str = "ok"
+    reason: str | None = None
+    plan_id: str | None = None
+    consent_id: str | None = None
+    purpose: str | None = None
+    professional: str | None = None
+    categories: list[str] = field(default_factory=list)
+    released: int = 0
+    withheld: list[tuple[str, str]] = field(default_factory=list)
+    change: Callable[[AsyncConnection], Awaitable[None]] | None = None
+
+
+Handler = Callable[[Any, Verified], Awaitable[Outcome]]
+
+
+class Refusal(Exception):
+    """A handler refuses the request outright (not a release decision): signed error reply."""
+
+    def __init__(self, reason: Reason, detail: str, status: int = 400) -> None:
+        super().__init__(detail)
+        self.reason, self.detail, self.status = reason, detail, status
+
+
+class Inbound:
+    """Dispatches verified messages to handlers; owned by the node, one per process."""
+
+    def __init__(self, node: Any, handlers: dict[str, Handler]) -> None:
+        self._node = node
+        self._handlers = handlers
+
+    async def handle(self, data: bytes) -> tuple[int, dict[str, Any]]:
+        """Return (HTTP status, signed reply envelope) for the raw request body ``data``."""
+        node = self._node
+        claimed = _claimed_sender(data)
+        if len(data) > node.config.server.max_body_bytes:
+            return await self._refuse(claimed, None, "?", Reason.TOO_LARGE, "body too large")
+        try:
+            message = verify_envelope(
+                parse_json_object(data, node.config.server.max_json_depth),
+                keyring=node.keyring,
+                audience=node.node_id,
+                clock=node.clock,
+                seen=node.seen,
+                skew_s=node.config.protocol.clock_skew_s,
+            )
+        except ProtocolError as exc:
+            return await self._refuse(claimed, None, _claimed_type(data), exc.reason, exc.detail)
+        if message.type not in REQUEST_TYPES:
+            return await self._refuse(
+                message.sender,
+                message,
+                message.type,
+                Reason.UNKNOWN_TYPE,
+                f"{message.type} is a reply, not a request",
+            )
+        handler = self._handlers.get(message.type)
+        if handler is None:
+            return await self._refuse(
+                message.sender,
+                message,
+                message.type,
+                Reason.UNKNOWN_TYPE,
+                f"this node does not handle {message.type}",
+            )
+        try:
+            outcome = await handler(node, message)
+        except Refusal as refusal:
+            return await self._refuse(
+                message.sender,
+                message,
+                message.type,
+                refusal.reason,
+                refusal.detail,
+                refusal.status,
+            )
+        return await self._commit_and_reply(message, outcome)
+
+    async def _commit_and_reply(
+        self, message: Verified, outcome: Outcome
+    ) -> tuple[int, dict[str, Any]]:
+        node = self._node
+        skew = timedelta(seconds=node.config.protocol.clock_skew_s)
+
+        async def change(conn: AsyncConnection) -> None:
+            await PersistentSeenIds.persist(
+                conn, message.sender, message.id, message.expires_at + skew
+            )
+            if outcome.change is not None:
+                await outcome.change(conn)
+
+        draft = LogDraft(
+            direction="in",
+            peer=message.sender,
+            message_type=message.type,
+            message_id=message.id,
+            outcome=outcome.outcome,
+            reason=outcome.reason,
+            plan_id=outcome.plan_id,
+            consent_id=outcome.consent_id,
+            purpose=outcome.purpose,
+            professional=outcome.professional,
+            categories=outcome.categories,
+            released=outcome.released,
+            withheld=outcome.withheld,
+        )
+        try:
+            await node.exchange_log.append(draft, change)
+        except ChangeRejected as exc:
+            return self._error_reply(message.sender, message.id, exc.reason, exc.detail)
+        except Exception as exc:
+            log.error("federation.change_failed", type=message.type, error=exc.__class__.__name__)
+            return self._error_reply(message.sender, message.id, Reason.INTERNAL, "not stored", 500)
+        await node.peer_contact(message.sender)
+        reply = sign_envelope(
+            type=REPLY_TYPES[message.type],
+            body=outcome.body,
+            sender=node.node_id,
+            to=message.sender,
+            key=node.identity.key,
+            clock=node.clock,
+            ttl_s=node.config.protocol.message_ttl_s,
+            re=message.id,
+        )
+        return 200, reply
+
+    async def _refuse(
+        self,
+        claimed: str,
+        message: Verified | None,
+        message_type: str,
+        reason: Reason,
+        detail: str,
+        status: int | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        node = self._node
+        await node.exchange_log.append(
+            LogDraft(
+                direction="in",
+                peer=claimed,
+                message_type=message_type[:64],
+                message_id=message.id if message else "-",
+                outcome="refused",
+                reason=reason.value,
+            )
+        )
+        log.info("federation.refused", peer=claimed, type=message_type[:64], reason=reason.value)
+        return self._error_reply(claimed, message.id if message else None, reason, detail, status)
+
+    def _error_reply(
+        self, to: str, re_id: str | None, reason: Reason, detail: str, status: int | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        node = self._node
+        reply = sign_envelope(
+            type="error",
+            body={"reason": reason.value, "detail": detail[:200]},
+            sender=node.node_id,
+            to=to,
+            key=node.identity.key,
+            clock=node.clock,
+            ttl_s=node.config.protocol.message_ttl_s,
+            re=re_id,
+        )
+        return status or HTTP_STATUS.get(reason, 400), reply
+
+
+def _claimed_sender(data: bytes) -> str:
+    """The ``from`` a message claims, for addressing an error reply; never trusted."""
+    match = re.search(rb'"from"\s*:\s*"([a-z0-9.-]{1,253})"', data[:4096])
+    if match:
+        candidate = match.group(1).decode()
+        if _NODE_ID.match(candidate):
+            return candidate
+    return ANONYMOUS
+
+
+def _claimed_type(data: bytes) -> str:
+    match = re.search(rb'"type"\s*:\s*"([a-z._]{1,64})"', data[:4096])
+    return match.group(1).decode() if match else "?"

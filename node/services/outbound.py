@@ -1,0 +1,147 @@
+"""Sending a signed message to a peer and checking its signed reply — and logging the exchange.
+
+Every outcome is one of: ``ok`` (a verified reply of the expected type), ``refused`` (a verified
+``error`` reply; its reason), ``unreachable`` (connection failed), ``timeout``, or ``bad_reply``
+(the reply failed verification or was not JSON). Nothing unsigned is trusted (invariant 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel
+
+from protocol.envelope import Verified, sign_envelope, verify_envelope
+from protocol.errors import ProtocolError, Reason
+from protocol.messages import REPLY_TYPES, ErrorBody
+
+from ..store.exchange_log import LogDraft
+
+FEDERATION_PATH = "/federation/v1/messages"
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PeerResult:
+    """The outcome of one request to one peer."""
+
+    peer: str
+    outcome: str  # ok | refused | unreachable | timeout | bad_reply
+    reason: str | None = None
+    reply: Verified | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+@dataclass
+class LogContext:
+    """What the exchange log should say about a request, besides peer, type and outcome."""
+
+    plan_id: str | None = None
+    consent_id: str | None = None
+    purpose: str | None = None
+    professional: str | None = None
+    categories: tuple[str, ...] = ()
+
+
+class PeerClient:
+    """Signs requests as this node, posts them, verifies replies, logs each exchange."""
+
+    def __init__(self, node: Any) -> None:
+        self._node = node
+
+    async def send(
+        self,
+        peer: str,
+        type: str,
+        body: BaseModel | dict[str, Any],
+        context: LogContext | None = None,
+        timeout: float | None = None,
+    ) -> PeerResult:
+        node = self._node
+        context = context or LogContext()
+        base = node.keyring.base_url(peer)
+        if base is None:
+            result = PeerResult(peer, "refused", Reason.UNKNOWN_SENDER.value)
+            await self._log(peer, type, "-", result, context)
+            return result
+        envelope = sign_envelope(
+            type=type,
+            body=body,
+            sender=node.node_id,
+            to=peer,
+            key=node.identity.key,
+            clock=node.clock,
+            ttl_s=node.config.protocol.message_ttl_s,
+        )
+        result = await self._post(
+            peer, base + FEDERATION_PATH, envelope, REPLY_TYPES[type], timeout
+        )
+        await self._log(peer, type, envelope["id"], result, context)
+        return result
+
+    async def _post(
+        self, peer: str, url: str, envelope: dict[str, Any], reply_type: str, timeout: float | None
+    ) -> PeerResult:
+        node = self._node
+        session: aiohttp.ClientSession = node.http_session()
+        limit = timeout or node.config.protocol.request_timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                async with session.post(url, json=envelope) as resp:
+                    data = await resp.content.read(MAX_REPLY_BYTES + 1)
+        except TimeoutError:
+            return PeerResult(peer, "timeout", "timeout")
+        except (aiohttp.ClientError, OSError) as exc:
+            return PeerResult(peer, "unreachable", exc.__class__.__name__)
+        if len(data) > MAX_REPLY_BYTES:
+            return PeerResult(peer, "bad_reply", Reason.TOO_LARGE.value)
+        try:
+            reply = verify_envelope(
+                data,
+                keyring=node.keyring,
+                audience=node.node_id,
+                clock=node.clock,
+                seen=node.seen,
+                skew_s=node.config.protocol.clock_skew_s,
+                expect_type=reply_type,
+            )
+        except ProtocolError as exc:
+            return PeerResult(peer, "bad_reply", exc.reason.value)
+        if reply.sender != peer or reply.re != envelope["id"]:
+            return PeerResult(peer, "bad_reply", Reason.MALFORMED.value)
+        if reply.type == "error":
+            assert isinstance(reply.body, ErrorBody)
+            return PeerResult(peer, "refused", reply.body.reason.value, reply)
+        return PeerResult(peer, "ok", None, reply)
+
+    async def _log(
+        self, peer: str, type: str, message_id: str, result: PeerResult, context: LogContext
+    ) -> None:
+        released, withheld = 0, []
+        if result.reply is not None and result.reply.type == "fragments.response":
+            body: Any = result.reply.body
+            released = len(body.fragments)
+            withheld = [(w.category or "-", w.reason.value) for w in body.withheld]
+        await self._node.exchange_log.append(
+            LogDraft(
+                direction="out",
+                peer=peer,
+                message_type=type,
+                message_id=message_id,
+                outcome=result.outcome,
+                reason=result.reason,
+                plan_id=context.plan_id,
+                consent_id=context.consent_id,
+                purpose=context.purpose,
+                professional=context.professional,
+                categories=list(context.categories),
+                released=released,
+                withheld=withheld,
+            )
+        )

@@ -1,0 +1,158 @@
+"""Plans: the lead creates one and invites participants; an invited node links or declines."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from protocol.codes import Purpose
+from protocol.messages import PlanInvite, PlanInviteReply
+
+from ..store import records
+from ..store.tables import Plan, User
+from .errors import Conflict, Forbidden, InvalidInput, NotFound
+from .outbound import LogContext
+from .users import professional_ref
+
+if TYPE_CHECKING:
+    from ..runtime import Node
+
+
+async def create_plan(
+    node: Node,
+    actor: User,
+    *,
+    child_id: str,
+    participants: list[str],
+    purpose: str,
+    reason: str = "",
+    responsible_node: str | None = None,
+) -> dict[str, Any]:
+    """Create a plan led here and invite every participant (concurrently); return its view."""
+    if actor.role != "lead":
+        raise Forbidden("only a lead professional creates plans")
+    errors: dict[str, str] = {}
+    child = await records.get_child(node.engine, child_id)
+    if child is None:
+        errors["child_id"] = "no such child on this node"
+    others = [p for p in dict.fromkeys(participants) if p != node.node_id]
+    unknown = [p for p in others if node.keyring.keys_for(p) is None]
+    if not others:
+        errors["participants"] = "invite at least one other agency"
+    elif unknown:
+        errors["participants"] = f"not trusted peers: {', '.join(unknown)}"
+    if purpose not in {p.value for p in Purpose}:
+        errors["purpose"] = f"one of {', '.join(p.value for p in Purpose)}"
+    responsible = responsible_node or node.node_id
+    if responsible not in [node.node_id, *others]:
+        errors["responsible_node"] = "must be this node or a participant"
+    if len(reason) > 4000:
+        errors["reason"] = "at most 4000 characters"
+    if errors:
+        raise InvalidInput("the plan could not be created", errors)
+    assert child is not None
+    lead_ref = professional_ref(node.node_id, actor)
+    plan = Plan(
+        plan_id=str(uuid.uuid4()),
+        child_id=child.child_id,
+        role="lead",
+        status="active",
+        lead_node=node.node_id,
+        lead_professional=lead_ref,
+        responsible_node=responsible,
+        purpose=purpose,
+        reason=reason,
+        created_at=node.clock.now(),
+    )
+    members = {node.node_id: "lead", **{p: "invited" for p in others}}
+    async with node.engine.begin() as conn:
+        await records.insert_plan(conn, plan, members)
+    invite = PlanInvite.model_validate(
+        {
+            "plan_id": plan.plan_id,
+            "child": {"personnummer": child.personnummer},
+            "lead_node": node.node_id,
+            "lead_professional": lead_ref,
+            "responsible_node": responsible,
+            "participants": [node.node_id, *others],
+            "purpose": purpose,
+        }
+    )
+    context = LogContext(plan_id=plan.plan_id, purpose=purpose, professional=lead_ref)
+    results = await asyncio.gather(
+        *(node.peers.send(p, "plan.invite", invite, context) for p in others)
+    )
+    async with node.engine.begin() as conn:
+        for result in results:
+            status = "failed"
+            if result.ok and result.reply is not None:
+                assert isinstance(result.reply.body, PlanInviteReply)
+                status = result.reply.body.status
+            await records.set_participant_status(conn, plan.plan_id, result.peer, status)
+    return await plan_view(node, plan.plan_id)
+
+
+async def plan_view(node: Node, plan_id: str) -> dict[str, Any]:
+    """A plan as this node's professionals see it: no identity numbers, no peer content."""
+    plan = await records.get_plan(node.engine, plan_id)
+    if plan is None:
+        raise NotFound(f"no plan {plan_id} on this node")
+    members = await records.participants(node.engine, plan_id)
+    return {
+        "plan_id": plan.plan_id,
+        "role": plan.role,
+        "status": plan.status,
+        "child_id": plan.child_id,
+        "lead_node": plan.lead_node,
+        "lead_professional": plan.lead_professional,
+        "responsible_node": plan.responsible_node,
+        "purpose": plan.purpose,
+        "reason": plan.reason,
+        "created_at": plan.created_at.isoformat(),
+        "participants": [{"node_id": n, "status": s} for n, s in sorted(members.items())],
+    }
+
+
+async def list_plan_views(node: Node, status: str | None = None) -> list[dict[str, Any]]:
+    return [await plan_view(node, p.plan_id) for p in await records.list_plans(node.engine, status)]
+
+
+async def resolve_invitation(
+    node: Node, actor: User, plan_id: str, *, child_id: str | None, decline: bool
+) -> dict[str, Any]:
+    """A professional links a pending invitation to a local child, or declines it."""
+    if actor.role not in ("professional", "lead"):
+        raise Forbidden("only professionals handle invitations")
+    plan = await records.get_plan(node.engine, plan_id)
+    if plan is None or plan.role != "participant":
+        raise NotFound(f"no invitation for plan {plan_id}")
+    if plan.status != "pending":
+        raise Conflict(f"the invitation is already {plan.status}")
+    values: dict[str, Any]
+    if decline:
+        values = {"status": "declined", "link_personnummer": None}
+    else:
+        child = await records.get_child(node.engine, child_id or "")
+        if child is None:
+            raise InvalidInput("pick a child on this node", {"child_id": "no such child"})
+        if child.personnummer != plan.link_personnummer:
+            raise InvalidInput(
+                "that child's personnummer differs from the invitation's",
+                {"child_id": "does not match the invitation"},
+            )
+        values = {"status": "active", "child_id": child.child_id, "link_personnummer": None}
+    status = "declined" if decline else "linked"
+    async with node.engine.begin() as conn:
+        await records.update_plan(conn, plan_id, **values)
+        await records.set_participant_status(conn, plan_id, node.node_id, status)
+    ref = professional_ref(node.node_id, actor)
+    result = await node.peers.send(
+        plan.lead_node,
+        "plan.link",
+        {"plan_id": plan_id, "status": status, "professional": ref},
+        LogContext(plan_id=plan_id, professional=ref, purpose=plan.purpose),
+    )
+    view = await plan_view(node, plan_id)
+    view["lead_notified"] = result.outcome
+    return view

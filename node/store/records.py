@@ -1,0 +1,241 @@
+"""Queries over this agency's own records: users, children, plans, fragments and consents.
+
+Hot paths (the release decision) use SQLAlchemy Core and read everything one request needs in a
+few statements; the ORM models serve as table definitions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..domain.records import FragmentRecord, PlanFacts
+from .tables import Child, Consent, FragmentVersion, Plan, PlanParticipant, User
+
+T_USER = User.__table__  # type: ignore[attr-defined]
+T_CHILD = Child.__table__  # type: ignore[attr-defined]
+T_PLAN = Plan.__table__  # type: ignore[attr-defined]
+T_PART = PlanParticipant.__table__  # type: ignore[attr-defined]
+T_FRAG = FragmentVersion.__table__  # type: ignore[attr-defined]
+T_CONSENT = Consent.__table__  # type: ignore[attr-defined]
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+async def insert_user(engine: AsyncEngine, user: User) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(T_USER.insert().values(**user.model_dump()))
+
+
+async def user_by_token_hash(engine: AsyncEngine, token_hash: str) -> User | None:
+    async with engine.connect() as conn:
+        row = (
+            (await conn.execute(select(T_USER).where(T_USER.c.token_hash == token_hash)))
+            .mappings()
+            .first()
+        )
+    return User.model_validate(dict(row)) if row else None
+
+
+async def list_users(engine: AsyncEngine) -> list[User]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(T_USER).order_by(T_USER.c.user_id))).mappings().all()
+    return [User.model_validate(dict(r)) for r in rows]
+
+
+# --- children -------------------------------------------------------------------------------
+
+
+async def insert_child(engine: AsyncEngine, child: Child) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(T_CHILD.insert().values(**child.model_dump()))
+
+
+async def list_children(engine: AsyncEngine) -> list[Child]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(T_CHILD).order_by(T_CHILD.c.name))).mappings().all()
+    return [Child.model_validate(dict(r)) for r in rows]
+
+
+async def get_child(engine: AsyncEngine, child_id: str) -> Child | None:
+    async with engine.connect() as conn:
+        row = (
+            (await conn.execute(select(T_CHILD).where(T_CHILD.c.child_id == child_id)))
+            .mappings()
+            .first()
+        )
+    return Child.model_validate(dict(row)) if row else None
+
+
+async def children_by_personnummer(conn: AsyncConnection, personnummer: str) -> list[str]:
+    rows = await conn.execute(
+        select(T_CHILD.c.child_id).where(T_CHILD.c.personnummer == personnummer)
+    )
+    return [r[0] for r in rows]
+
+
+# --- plans ----------------------------------------------------------------------------------
+
+
+async def insert_plan(conn: AsyncConnection, plan: Plan, participants: dict[str, str]) -> None:
+    await conn.execute(T_PLAN.insert().values(**plan.model_dump()))
+    if participants:
+        await conn.execute(
+            T_PART.insert(),
+            [{"plan_id": plan.plan_id, "node_id": n, "status": s} for n, s in participants.items()],
+        )
+
+
+async def set_participant_status(
+    conn: AsyncConnection, plan_id: str, node_id: str, status: str
+) -> None:
+    await conn.execute(
+        T_PART.update()
+        .where(and_(T_PART.c.plan_id == plan_id, T_PART.c.node_id == node_id))
+        .values(status=status)
+    )
+
+
+async def update_plan(conn: AsyncConnection, plan_id: str, **values: Any) -> None:
+    await conn.execute(T_PLAN.update().where(T_PLAN.c.plan_id == plan_id).values(**values))
+
+
+async def get_plan(engine: AsyncEngine, plan_id: str) -> Plan | None:
+    async with engine.connect() as conn:
+        return await get_plan_on(conn, plan_id)
+
+
+async def get_plan_on(conn: AsyncConnection, plan_id: str) -> Plan | None:
+    row = (await conn.execute(select(T_PLAN).where(T_PLAN.c.plan_id == plan_id))).mappings().first()
+    return Plan.model_validate(dict(row)) if row else None
+
+
+async def list_plans(engine: AsyncEngine, status: str | None = None) -> list[Plan]:
+    query = select(T_PLAN).order_by(T_PLAN.c.created_at.desc())
+    if status is not None:
+        query = query.where(T_PLAN.c.status == status)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [Plan.model_validate(dict(r)) for r in rows]
+
+
+async def participants(engine: AsyncEngine, plan_id: str) -> dict[str, str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(T_PART.c.node_id, T_PART.c.status).where(T_PART.c.plan_id == plan_id)
+        )
+        return {r[0]: r[1] for r in rows}
+
+
+async def plan_facts(conn: AsyncConnection, plan_id: str) -> PlanFacts | None:
+    """The plan as the release decision needs it (declined participants are not in it)."""
+    row = (
+        await conn.execute(
+            select(T_PLAN.c.lead_node, T_PLAN.c.status).where(T_PLAN.c.plan_id == plan_id)
+        )
+    ).first()
+    if row is None or row[1] == "declined":
+        return None
+    members = await conn.execute(
+        select(T_PART.c.node_id).where(
+            and_(T_PART.c.plan_id == plan_id, T_PART.c.status.not_in(["declined", "failed"]))
+        )
+    )
+    return PlanFacts(plan_id, row[0], frozenset(r[0] for r in members), row[1])
+
+
+# --- fragments ------------------------------------------------------------------------------
+
+
+async def insert_fragment_version(conn: AsyncConnection, fragment: FragmentVersion) -> None:
+    await conn.execute(T_FRAG.insert().values(**fragment.model_dump()))
+
+
+async def latest_version(conn: AsyncConnection, fragment_id: str) -> tuple[int, str] | None:
+    row = (
+        await conn.execute(
+            select(T_FRAG.c.version, T_FRAG.c.plan_id)
+            .where(T_FRAG.c.fragment_id == fragment_id)
+            .order_by(T_FRAG.c.version.desc())
+            .limit(1)
+        )
+    ).first()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def _record(row: Any) -> FragmentRecord:
+    return FragmentRecord(
+        fragment_id=row["fragment_id"],
+        plan_id=row["plan_id"],
+        version=int(row["version"]),
+        category=row["category"],
+        indicators=tuple(i for i in row["indicators"].split(",") if i),
+        content=json.loads(row["content"]),
+        authored_at=row["authored_at"],
+    )
+
+
+async def latest_fragments(
+    conn: AsyncConnection, plan_id: str, categories: list[str] | None = None
+) -> dict[str, list[FragmentRecord]]:
+    """This node's current fragments of a plan, by category (one query)."""
+    newest = (
+        select(T_FRAG.c.fragment_id, func.max(T_FRAG.c.version).label("v"))
+        .where(T_FRAG.c.plan_id == plan_id)
+        .group_by(T_FRAG.c.fragment_id)
+        .subquery()
+    )
+    query = select(T_FRAG).join(
+        newest,
+        and_(T_FRAG.c.fragment_id == newest.c.fragment_id, T_FRAG.c.version == newest.c.v),
+    )
+    if categories is not None:
+        query = query.where(T_FRAG.c.category.in_(categories))
+    rows = (await conn.execute(query.order_by(T_FRAG.c.authored_at))).mappings().all()
+    result: dict[str, list[FragmentRecord]] = defaultdict(list)
+    for row in rows:
+        record = _record(row)
+        result[record.category].append(record)
+    return dict(result)
+
+
+# --- consents -------------------------------------------------------------------------------
+
+
+async def consent_statement(conn: AsyncConnection, consent_id: str) -> dict[str, Any] | None:
+    row = (
+        await conn.execute(
+            select(T_CONSENT.c.statement).where(T_CONSENT.c.consent_id == consent_id)
+        )
+    ).first()
+    return json.loads(row[0]) if row else None
+
+
+async def insert_consent(
+    conn: AsyncConnection, statement: dict[str, Any], valid_until: datetime, now: datetime
+) -> None:
+    await conn.execute(
+        T_CONSENT.insert().values(
+            consent_id=statement["consent_id"],
+            plan_id=statement["plan_id"],
+            statement=json.dumps(statement, ensure_ascii=False),
+            valid_until=valid_until,
+            received_at=now,
+        )
+    )
+
+
+async def consents_for_plan(engine: AsyncEngine, plan_id: str) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(T_CONSENT.c.statement)
+            .where(T_CONSENT.c.plan_id == plan_id)
+            .order_by(T_CONSENT.c.received_at)
+        )
+        return [json.loads(r[0]) for r in rows]

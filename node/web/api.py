@@ -1,0 +1,308 @@
+"""``/api/v1``: the local JSON API for this node's professionals (documented in openapi.yaml).
+
+Handlers only parse, call one service, and shape the answer; the services decide.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..services import children, consents, fragments, plans
+from ..services.errors import ServiceError
+from ..store import records
+from .auth import USER_KEY, require
+from .keys import NODE_KEY
+from .problems import problem
+
+routes = web.RouteTableDef()
+PROFESSIONALS = ("professional", "lead")
+M = TypeVar("M", bound=BaseModel)
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=4000)
+
+
+class ChildIn(Input):
+    name: Annotated[str, Field(max_length=200)]
+    personnummer: Annotated[str, Field(max_length=20)]
+
+
+class PlanIn(Input):
+    child_id: str
+    participants: Annotated[list[str], Field(min_length=1, max_length=64)]
+    purpose: str = "sip"
+    reason: str = ""
+    responsible_node: str | None = None
+
+
+class LinkIn(Input):
+    child_id: str
+
+
+class FragmentIn(Input):
+    category: str
+    indicators: Annotated[list[str], Field(max_length=8)] = []
+    content: dict[str, Any]
+
+
+class ConsenterIn(Input):
+    ref: str
+    role: str
+
+
+class GrantIn(Input):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: Annotated[str, Field(alias="from")]
+    to: Annotated[list[str], Field(min_length=1)]
+    categories: Annotated[list[str], Field(min_length=1)]
+
+
+class ConsentIn(Input):
+    given_by: list[ConsenterIn]
+    required: Annotated[list[ConsenterIn], Field(min_length=1)]
+    grants: Annotated[list[GrantIn], Field(min_length=1)]
+    purpose: str = "sip"
+    valid_from: str
+    valid_until: str
+    evidence_ref: str
+
+
+class BadRequest(Exception):
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+async def parse(request: web.Request, model: type[M]) -> M:
+    """Parse and validate a JSON body; bad input becomes a problem document, nothing saved."""
+    try:
+        data = json.loads(await request.read() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(problem(400, "Malformed JSON", "the body is not valid JSON")) from None
+    if not isinstance(data, dict):
+        raise BadRequest(problem(400, "Malformed JSON", "the body must be a JSON object"))
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = {".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in exc.errors()}
+        raise BadRequest(problem(422, "Invalid input", "fix the listed fields", errors)) from None
+
+
+Handler = Callable[[web.Request], Awaitable[Any]]
+
+
+def json_api(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Turn a handler's return value into JSON and its errors into problem documents."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            result = await handler(request)
+        except BadRequest as bad:
+            return bad.response
+        except ServiceError as exc:
+            return problem(exc.status, exc.title, exc.detail, exc.errors)
+        if isinstance(result, web.StreamResponse):
+            return result
+        status = 201 if request.method == "POST" else 200
+        return web.json_response(
+            result, status=status, dumps=lambda v: json.dumps(v, ensure_ascii=False)
+        )
+
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+@routes.get("/api/v1/me")
+@json_api
+async def me(request: web.Request) -> dict[str, Any]:
+    user = request[USER_KEY]
+    node = request.app[NODE_KEY]
+    return {
+        "user_id": user.user_id,
+        "display_name": user.display_name,
+        "role": user.role,
+        "node_id": node.node_id,
+    }
+
+
+@routes.get("/api/v1/children")
+@require(*PROFESSIONALS)
+@json_api
+async def list_children(request: web.Request) -> list[dict[str, Any]]:
+    rows = await records.list_children(request.app[NODE_KEY].engine)
+    return [{"child_id": c.child_id, "name": c.name, "personnummer": c.personnummer} for c in rows]
+
+
+@routes.post("/api/v1/children")
+@require(*PROFESSIONALS)
+@json_api
+async def add_child(request: web.Request) -> dict[str, Any]:
+    body = await parse(request, ChildIn)
+    node = request.app[NODE_KEY]
+    child = await children.add_child(node.engine, body.name, body.personnummer, node.clock.now())
+    return {"child_id": child.child_id, "name": child.name, "personnummer": child.personnummer}
+
+
+@routes.get("/api/v1/plans")
+@require(*PROFESSIONALS)
+@json_api
+async def list_plans(request: web.Request) -> list[dict[str, Any]]:
+    return await plans.list_plan_views(request.app[NODE_KEY], "active")
+
+
+@routes.post("/api/v1/plans")
+@require("lead")
+@json_api
+async def create_plan(request: web.Request) -> dict[str, Any]:
+    body = await parse(request, PlanIn)
+    return await plans.create_plan(
+        request.app[NODE_KEY],
+        request[USER_KEY],
+        child_id=body.child_id,
+        participants=body.participants,
+        purpose=body.purpose,
+        reason=body.reason,
+        responsible_node=body.responsible_node,
+    )
+
+
+@routes.get("/api/v1/plans/{plan_id}")
+@require(*PROFESSIONALS)
+@json_api
+async def get_plan(request: web.Request) -> dict[str, Any]:
+    return await plans.plan_view(request.app[NODE_KEY], request.match_info["plan_id"])
+
+
+@routes.get("/api/v1/invitations")
+@require(*PROFESSIONALS)
+@json_api
+async def list_invitations(request: web.Request) -> list[dict[str, Any]]:
+    node = request.app[NODE_KEY]
+    pending = await records.list_plans(node.engine, "pending")
+    return [
+        {
+            "plan_id": p.plan_id,
+            "lead_node": p.lead_node,
+            "purpose": p.purpose,
+            "personnummer": p.link_personnummer,
+            "received_at": p.created_at.isoformat(),
+        }
+        for p in pending
+    ]
+
+
+@routes.post("/api/v1/invitations/{plan_id}/link")
+@require(*PROFESSIONALS)
+@json_api
+async def link_invitation(request: web.Request) -> dict[str, Any]:
+    body = await parse(request, LinkIn)
+    return await plans.resolve_invitation(
+        request.app[NODE_KEY],
+        request[USER_KEY],
+        request.match_info["plan_id"],
+        child_id=body.child_id,
+        decline=False,
+    )
+
+
+@routes.post("/api/v1/invitations/{plan_id}/decline")
+@require(*PROFESSIONALS)
+@json_api
+async def decline_invitation(request: web.Request) -> dict[str, Any]:
+    return await plans.resolve_invitation(
+        request.app[NODE_KEY],
+        request[USER_KEY],
+        request.match_info["plan_id"],
+        child_id=None,
+        decline=True,
+    )
+
+
+@routes.get("/api/v1/plans/{plan_id}/fragments")
+@require(*PROFESSIONALS)
+@json_api
+async def list_fragments(request: web.Request) -> list[dict[str, Any]]:
+    return await fragments.list_fragments(
+        request.app[NODE_KEY], request[USER_KEY], request.match_info["plan_id"]
+    )
+
+
+@routes.post("/api/v1/plans/{plan_id}/fragments")
+@require(*PROFESSIONALS)
+@json_api
+async def add_fragment(request: web.Request) -> dict[str, Any]:
+    body = await parse(request, FragmentIn)
+    return await fragments.author_fragment(
+        request.app[NODE_KEY],
+        request[USER_KEY],
+        request.match_info["plan_id"],
+        category=body.category,
+        indicators=body.indicators,
+        content=body.content,
+    )
+
+
+@routes.put("/api/v1/plans/{plan_id}/fragments/{fragment_id}")
+@require(*PROFESSIONALS)
+@json_api
+async def edit_fragment(request: web.Request) -> dict[str, Any]:
+    body = await parse(request, FragmentIn)
+    return await fragments.author_fragment(
+        request.app[NODE_KEY],
+        request[USER_KEY],
+        request.match_info["plan_id"],
+        category=body.category,
+        indicators=body.indicators,
+        content=body.content,
+        fragment_id=request.match_info["fragment_id"],
+    )
+
+
+@routes.get("/api/v1/plans/{plan_id}/consents")
+@require(*PROFESSIONALS)
+@json_api
+async def list_consents(request: web.Request) -> list[dict[str, Any]]:
+    node = request.app[NODE_KEY]
+    plan_id = request.match_info["plan_id"]
+    await plans.plan_view(node, plan_id)  # 404 for an unknown plan
+    return await records.consents_for_plan(node.engine, plan_id)
+
+
+@routes.post("/api/v1/plans/{plan_id}/consents")
+@require("lead")
+@json_api
+async def record_consent(request: web.Request) -> dict[str, Any]:
+    body = await parse(request, ConsentIn)
+    return await consents.record_consent(
+        request.app[NODE_KEY],
+        request[USER_KEY],
+        request.match_info["plan_id"],
+        given_by=[c.model_dump() for c in body.given_by],
+        required=[c.model_dump() for c in body.required],
+        grants=[g.model_dump(by_alias=True) for g in body.grants],
+        purpose=body.purpose,
+        valid_from=body.valid_from,
+        valid_until=body.valid_until,
+        evidence_ref=body.evidence_ref,
+    )
+
+
+@routes.get("/api/v1/plans/{plan_id}/shared")
+@require("lead")
+@json_api
+async def shared_plan(request: web.Request) -> dict[str, Any]:
+    """Assemble the shared plan now from every participant (nothing received is stored)."""
+    from ..services.assembly import assemble
+
+    consent_id = request.query.get("consent_id")
+    return await assemble(
+        request.app[NODE_KEY],
+        request[USER_KEY],
+        request.match_info["plan_id"],
+        consent_id=consent_id,
+    )
