@@ -61,6 +61,12 @@ class AssemblySection(Section):
     deadline_s: Annotated[float, Field(gt=0, le=60)] = 3.0
 
 
+class FaultsSection(Section):
+    """Fault injection for tests; every switch is off by default and must stay off in production."""
+
+    crash_after_revoke_commit: bool = False
+
+
 class NodeConfig(Section):
     """The whole configuration, plus the directory it was loaded from (not in the file)."""
 
@@ -70,6 +76,7 @@ class NodeConfig(Section):
     keys: KeysSection = KeysSection()
     protocol: ProtocolSection = ProtocolSection()
     assembly: AssemblySection = AssemblySection()
+    faults: FaultsSection = FaultsSection()
     directory: Path = Path(".")
 
     @property
@@ -156,6 +163,11 @@ request_timeout_s = 5.0
 [assembly]
 # One deadline for all peers when the lead assembles a plan, in seconds.
 deadline_s = 3.0
+
+[faults]
+# Test-only fault injection. Never enable in production.
+# Kill the process (SIGKILL) right after a revocation commits, before any notice is sent.
+crash_after_revoke_commit = false
 """
 
 

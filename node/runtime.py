@@ -5,6 +5,7 @@ Tests build a ``Node`` with their own clock or store; nothing here is module-lev
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from .keyring import PeerKeyRing
 from .services.handlers import HANDLERS
 from .services.inbound import Inbound
 from .services.outbound import PeerClient
+from .services.revocation import Outbox, catch_up
 from .services.seen import PersistentSeenIds
 from .store import peers as peer_store
 from .store.engine import create_engine, migrate
@@ -40,6 +42,9 @@ class Node:
         self.exchange_log = ExchangeLog(self.engine, self.clock.now)
         self.peers = PeerClient(self)
         self.inbound = Inbound(self, HANDLERS)
+        self.outbox = Outbox(self)
+        self.caught_up = asyncio.Event()
+        self._background: asyncio.Task[None] | None = None
 
     @property
     def node_id(self) -> str:
@@ -53,13 +58,31 @@ class Node:
         return self.http
 
     async def peer_contact(self, node_id: str) -> None:
-        """Note verified traffic from a peer (kept in memory; reported on the ops pages)."""
+        """Verified traffic from a peer: note it, reset its backoff and flush its queue."""
         self.last_contact[node_id] = self.clock.now()
+        await self.outbox.on_contact(node_id)
+
+    def start_background(self) -> None:
+        """After start: pull missed revocations from every peer, then deliver the outbox."""
+
+        async def run() -> None:
+            try:
+                await self.outbox.refresh_pending()
+                await catch_up(self)
+            finally:
+                self.caught_up.set()
+            self.outbox.kick()
+
+        self._background = asyncio.create_task(run())
 
     async def reload_peers(self) -> None:
         self.keyring.load(await peer_store.list_peers(self.engine))
 
     async def close(self) -> None:
+        if self._background is not None:
+            self._background.cancel()
+            await asyncio.gather(self._background, return_exceptions=True)
+        await self.outbox.close()
         await self.exchange_log.close()
         if self.http is not None:
             await self.http.close()

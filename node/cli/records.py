@@ -352,3 +352,69 @@ async def consent_record(
     click.echo(f"consent {result['consent_id']}")
     for d in result["distribution"]:
         click.echo(f"  {d['node_id']:32} {d['outcome']} {d.get('status', d.get('reason', ''))}")
+
+
+@consent.command("revoke")
+@node_dir_option
+@as_option
+@click.argument("consent_id")
+@json_option
+@run_async
+async def consent_revoke(directory: Path, as_user: str, consent_id: str, as_json: bool) -> None:
+    """Record a guardian's withdrawal of consent; notices go to every participant."""
+    from ..services.revocation import record_revocation
+
+    async with opened_node(directory) as node:
+        actor = await acting_user(node, as_user)
+        result = await record_revocation(node, actor, consent_id)
+        delivered = await node.outbox.drain()
+    if as_json:
+        echo_json({**result, "acknowledged_now": delivered})
+        return
+    click.echo(
+        f"revoked {consent_id}; {delivered} of {len(result['notified'])} peers "
+        "acknowledged now (the rest are retried by the running node)"
+    )
+
+
+@click.command()
+@node_dir_option
+@click.option("--all", "include_delivered", is_flag=True, help="Include delivered notices.")
+@json_option
+@run_async
+async def outbox(directory: Path, include_delivered: bool, as_json: bool) -> None:
+    """Notices waiting for delivery: backlog per peer, attempts, next attempt, last error."""
+    from ..store.revocations import outbox_rows
+
+    async with opened_node(directory) as node, node.engine.connect() as conn:
+        rows = await outbox_rows(conn, include_delivered)
+    data = [
+        {
+            "peer": r.peer,
+            "type": r.message_type,
+            "attempts": r.attempts,
+            "next_attempt_at": r.next_attempt_at.isoformat(),
+            "last_error": r.last_error,
+            "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
+            "created_at": r.created_at.isoformat(),
+        }
+        for r in rows
+    ]
+    if as_json:
+        echo_json(data)
+        return
+    if not data:
+        click.echo("outbox empty: every notice has been acknowledged")
+        return
+    backlog: dict[str, int] = {}
+    for r in rows:
+        backlog[r.peer] = backlog.get(r.peer, 0) + (0 if r.delivered_at else 1)
+    for peer, count in sorted(backlog.items()):
+        click.echo(f"{peer}: {count} pending")
+    for d in data:
+        state = (
+            f"delivered {d['delivered_at']}"
+            if d["delivered_at"]
+            else (f"next {d['next_attempt_at']}")
+        )
+        click.echo(f"  {d['type']:16} attempts {d['attempts']:3}  {state}  {d['last_error'] or ''}")

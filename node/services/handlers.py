@@ -24,11 +24,8 @@ from ..domain.release import ConsentFacts, ReleaseRequest, decide_release
 from ..store import records
 from ..store import revocations as revocation_store
 from ..store.tables import Plan
+from . import revocation
 from .inbound import Handler, Outcome, Refusal
-
-
-async def hello(node: Any, message: Verified) -> Outcome:
-    return Outcome(body={"ok": True})
 
 
 async def plan_invite(node: Any, message: Verified) -> Outcome:
@@ -151,6 +148,7 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
     """Decide a release from the consent held here, now; sign what is released."""
     body = message.body
     assert isinstance(body, FragmentsRequest)
+    await node.caught_up.wait()  # never release before missed revocations were pulled
     request = ReleaseRequest(
         holder=node.node_id,
         requester=message.sender,
@@ -211,7 +209,9 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
 
 
 HANDLERS: dict[str, Handler] = {
-    "hello": hello,
+    "hello": revocation.handle_hello,
+    "consent.revoke": revocation.handle_revoke,
+    "revocations.since": revocation.handle_since,
     "plan.invite": plan_invite,
     "plan.link": plan_link,
     "consent.statement": consent_statement,

@@ -127,10 +127,19 @@ async def list_plans(engine: AsyncEngine, status: str | None = None) -> list[Pla
 
 async def participants(engine: AsyncEngine, plan_id: str) -> dict[str, str]:
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(T_PART.c.node_id, T_PART.c.status).where(T_PART.c.plan_id == plan_id)
-        )
-        return {r[0]: r[1] for r in rows}
+        return await participants_on(conn, plan_id)
+
+
+async def participants_on(conn: AsyncConnection, plan_id: str) -> dict[str, str]:
+    rows = await conn.execute(
+        select(T_PART.c.node_id, T_PART.c.status).where(T_PART.c.plan_id == plan_id)
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+async def plans_with_participant(conn: AsyncConnection, node_id: str) -> list[str]:
+    rows = await conn.execute(select(T_PART.c.plan_id).where(T_PART.c.node_id == node_id))
+    return [r[0] for r in rows]
 
 
 async def plan_facts(conn: AsyncConnection, plan_id: str) -> PlanFacts | None:

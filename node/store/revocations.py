@@ -1,13 +1,20 @@
-"""Queries over revocations and tombstones."""
+"""Queries over revocations (and tombstones), the outbox and per-peer catch-up cursors."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import RevocationRecord
+from .tables import Consent, OutboxItem, PeerState, RevocationRecord
 
 T_REVOCATION = RevocationRecord.__table__  # type: ignore[attr-defined]
+T_OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
+T_PEER_STATE = PeerState.__table__  # type: ignore[attr-defined]
+T_CONSENT = Consent.__table__  # type: ignore[attr-defined]
 
 
 async def is_revoked(conn: AsyncConnection, consent_id: str) -> bool:
@@ -26,3 +33,203 @@ async def get_revocation(conn: AsyncConnection, consent_id: str) -> RevocationRe
         .first()
     )
     return RevocationRecord.model_validate(dict(row)) if row else None
+
+
+async def insert_revocation(
+    conn: AsyncConnection,
+    *,
+    consent_id: str,
+    plan_id: str,
+    revoked_at: datetime,
+    revoked_by: str,
+    notice_id: str,
+    now: datetime,
+) -> int:
+    """Insert a revocation with the next local seq (the catch-up cursor peers page by)."""
+    seq = (
+        int(
+            (
+                await conn.execute(select(func.coalesce(func.max(T_REVOCATION.c.seq), 0)))
+            ).scalar_one()
+        )
+        + 1
+    )
+    await conn.execute(
+        T_REVOCATION.insert().values(
+            seq=seq,
+            consent_id=consent_id,
+            plan_id=plan_id,
+            revoked_at=revoked_at,
+            revoked_by=revoked_by,
+            notice_id=notice_id,
+            recorded_at=now,
+        )
+    )
+    return seq
+
+
+async def revocations_since(
+    conn: AsyncConnection, cursor: int, plan_ids: list[str], limit: int
+) -> list[RevocationRecord]:
+    if not plan_ids:
+        return []
+    rows = (
+        (
+            await conn.execute(
+                select(T_REVOCATION)
+                .where(and_(T_REVOCATION.c.seq > cursor, T_REVOCATION.c.plan_id.in_(plan_ids)))
+                .order_by(T_REVOCATION.c.seq)
+                .limit(limit)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [RevocationRecord.model_validate(dict(r)) for r in rows]
+
+
+async def max_revocation_seq(conn: AsyncConnection) -> int:
+    return int(
+        (await conn.execute(select(func.coalesce(func.max(T_REVOCATION.c.seq), 0)))).scalar_one()
+    )
+
+
+# --- outbox ---------------------------------------------------------------------------------
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    item_id: str,
+    peer: str,
+    message_type: str,
+    body: dict[str, Any],
+    now: datetime,
+) -> None:
+    await conn.execute(
+        T_OUTBOX.insert().values(
+            item_id=item_id,
+            peer=peer,
+            message_type=message_type,
+            body=json.dumps(body, ensure_ascii=False),
+            created_at=now,
+            attempts=0,
+            next_attempt_at=now,
+        )
+    )
+
+
+async def claim_due(
+    conn: AsyncConnection, now: datetime, lease_until: datetime, peer: str | None, limit: int = 100
+) -> list[OutboxItem]:
+    """Claim due, undelivered items by pushing their next attempt to ``lease_until``.
+
+    On PostgreSQL the rows are locked with ``FOR UPDATE SKIP LOCKED`` so several node processes
+    never claim the same item; on SQLite the caller's ``BEGIN IMMEDIATE`` serializes claims.
+    """
+    query = (
+        select(T_OUTBOX)
+        .where(and_(T_OUTBOX.c.delivered_at.is_(None), T_OUTBOX.c.next_attempt_at <= now))
+        .order_by(T_OUTBOX.c.created_at)
+        .limit(limit)
+    )
+    if peer is not None:
+        query = query.where(T_OUTBOX.c.peer == peer)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = (await conn.execute(query)).mappings().all()
+    items = [OutboxItem.model_validate(dict(r)) for r in rows]
+    if items:
+        await conn.execute(
+            update(T_OUTBOX)
+            .where(T_OUTBOX.c.item_id.in_([i.item_id for i in items]))
+            .values(next_attempt_at=lease_until)
+        )
+    return items
+
+
+async def mark_delivered(conn: AsyncConnection, item_id: str, now: datetime) -> None:
+    await conn.execute(
+        update(T_OUTBOX)
+        .where(T_OUTBOX.c.item_id == item_id)
+        .values(delivered_at=now, attempts=T_OUTBOX.c.attempts + 1, last_error=None)
+    )
+
+
+async def mark_failed(
+    conn: AsyncConnection, item_id: str, next_attempt: datetime, error: str
+) -> None:
+    await conn.execute(
+        update(T_OUTBOX)
+        .where(T_OUTBOX.c.item_id == item_id)
+        .values(
+            attempts=T_OUTBOX.c.attempts + 1, next_attempt_at=next_attempt, last_error=error[:200]
+        )
+    )
+
+
+async def reset_backoff(conn: AsyncConnection, peer: str, now: datetime) -> int:
+    """Make every pending item for ``peer`` due now (the peer showed it is up)."""
+    result = await conn.execute(
+        update(T_OUTBOX)
+        .where(
+            and_(
+                T_OUTBOX.c.peer == peer,
+                T_OUTBOX.c.delivered_at.is_(None),
+                T_OUTBOX.c.next_attempt_at > now,
+            )
+        )
+        .values(next_attempt_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
+async def pending_peers(conn: AsyncConnection) -> set[str]:
+    rows = await conn.execute(
+        select(T_OUTBOX.c.peer).where(T_OUTBOX.c.delivered_at.is_(None)).distinct()
+    )
+    return {r[0] for r in rows}
+
+
+async def outbox_rows(conn: AsyncConnection, include_delivered: bool = False) -> list[OutboxItem]:
+    query = select(T_OUTBOX).order_by(T_OUTBOX.c.peer, T_OUTBOX.c.created_at)
+    if not include_delivered:
+        query = query.where(T_OUTBOX.c.delivered_at.is_(None))
+    rows = (await conn.execute(query)).mappings().all()
+    return [OutboxItem.model_validate(dict(r)) for r in rows]
+
+
+# --- catch-up cursors -----------------------------------------------------------------------
+
+
+async def get_cursor(conn: AsyncConnection, peer: str) -> int:
+    row = (
+        await conn.execute(
+            select(T_PEER_STATE.c.revocation_cursor).where(T_PEER_STATE.c.node_id == peer)
+        )
+    ).first()
+    return int(row[0]) if row else 0
+
+
+async def set_cursor(conn: AsyncConnection, peer: str, cursor: int) -> None:
+    updated = await conn.execute(
+        update(T_PEER_STATE).where(T_PEER_STATE.c.node_id == peer).values(revocation_cursor=cursor)
+    )
+    if not updated.rowcount:
+        await conn.execute(T_PEER_STATE.insert().values(node_id=peer, revocation_cursor=cursor))
+
+
+# --- consent expiry -------------------------------------------------------------------------
+
+
+async def mark_expired(conn: AsyncConnection, now: datetime) -> list[str]:
+    rows = await conn.execute(
+        select(T_CONSENT.c.consent_id).where(
+            and_(T_CONSENT.c.valid_until <= now, T_CONSENT.c.expired_at.is_(None))
+        )
+    )
+    ids = [r[0] for r in rows]
+    if ids:
+        await conn.execute(
+            update(T_CONSENT).where(T_CONSENT.c.consent_id.in_(ids)).values(expired_at=now)
+        )
+    return ids

@@ -155,6 +155,7 @@ class Consent(SQLModel, table=True):
     statement: str = Field(sa_column=Column(Text, nullable=False))
     valid_until: datetime = Field(sa_column=utc_column())
     received_at: datetime = Field(sa_column=utc_column())
+    expired_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class ExchangeLogEntry(SQLModel, table=True):
@@ -211,3 +212,12 @@ class OutboxItem(SQLModel, table=True):
     next_attempt_at: datetime = Field(sa_column=utc_column(index=True))
     last_error: str | None = Field(default=None, max_length=200)
     delivered_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+class PeerState(SQLModel, table=True):
+    """Per-peer catch-up state: the last revocation seq pulled from that peer."""
+
+    __tablename__ = "peer_state"
+
+    node_id: str = Field(primary_key=True, max_length=253)
+    revocation_cursor: int = Field(default=0)

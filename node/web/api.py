@@ -306,3 +306,15 @@ async def shared_plan(request: web.Request) -> dict[str, Any]:
         request.match_info["plan_id"],
         consent_id=consent_id,
     )
+
+
+@routes.post("/api/v1/consents/{consent_id}/revoke")
+@require(*PROFESSIONALS)
+@json_api
+async def revoke_consent(request: web.Request) -> dict[str, Any]:
+    """Record the family's withdrawal; every participant is notified (durably, via the outbox)."""
+    from ..services.revocation import record_revocation
+
+    return await record_revocation(
+        request.app[NODE_KEY], request[USER_KEY], request.match_info["consent_id"]
+    )

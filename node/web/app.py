@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..runtime import Node
+from ..scheduler import build_scheduler
 from .api import routes as api_routes
 from .auth import bearer_auth
 from .errors import error_pages
@@ -28,12 +29,16 @@ def create_app(node: Node) -> web.Application:
     app.add_routes(federation_routes)
     app.add_routes(api_routes)
 
-    async def http_client(_app: web.Application) -> AsyncIterator[None]:
+    async def background(_app: web.Application) -> AsyncIterator[None]:
         node.http_session()
+        scheduler = build_scheduler(node)
+        scheduler.start()
+        node.start_background()
         yield
+        scheduler.shutdown(wait=False)
         if node.http is not None:
             await node.http.close()
             node.http = None
 
-    app.cleanup_ctx.append(http_client)
+    app.cleanup_ctx.append(background)
     return app

@@ -1,0 +1,312 @@
+"""Consent revocation: recorded once, delivered to every participant until acknowledged.
+
+DESIGN.md invariant 4. Recording the revocation and queuing one notice per participant is one
+transaction; delivery is retried with capped, jittered exponential backoff; verified traffic from
+a peer makes its queued notices due at once; a starting node says ``hello`` and pulls the
+revocations it missed before it answers fragment requests.
+
+Backoff after the n-th failed attempt (n = 1, 2, ...): ``min(CAP_S, BASE_S * 2**(n-1))`` seconds
+times a random factor in [0.5, 1.0) — 0.25–0.5 s, 0.5–1 s, 1–2 s, ... capped at 30–60 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocol.clock import format_time, parse_time
+from protocol.envelope import Verified
+from protocol.errors import Reason
+from protocol.messages import ConsentRevoke, ConsentRevokeAck, RevocationsList, RevocationsSince
+
+from ..store import records
+from ..store import revocations as store
+from ..store.tables import User
+from .errors import Conflict, Forbidden, NotFound
+from .inbound import Outcome, Refusal
+from .outbound import LogContext
+from .users import professional_ref
+
+if TYPE_CHECKING:
+    from ..runtime import Node
+
+BASE_S = 0.5
+CAP_S = 60.0
+LEASE_S = 30.0
+PAGE = 500
+log = structlog.get_logger("barnplan.revocation")
+
+
+def backoff_delay(attempts: int, rng: random.Random) -> float:
+    """Delay before the next try after ``attempts`` failed ones (capped, jittered)."""
+    return min(CAP_S, BASE_S * 2 ** max(0, attempts - 1)) * rng.uniform(0.5, 1.0)
+
+
+async def record_revocation(node: Node, actor: User, consent_id: str) -> dict[str, Any]:
+    """Revoke a consent here and queue a notice to every other participant, in one transaction."""
+    if actor.role not in ("professional", "lead"):
+        raise Forbidden("only professionals record a family's withdrawal of consent")
+    now = node.clock.now()
+    async with node.engine.begin() as conn:
+        statement = await records.consent_statement(conn, consent_id)
+        if statement is None:
+            raise NotFound(f"no consent {consent_id} on this node")
+        if await store.is_revoked(conn, consent_id):
+            raise Conflict("this consent is already revoked")
+        plan_id = statement["plan_id"]
+        members = await records.participants_on(conn, plan_id)
+        notice = ConsentRevoke.model_validate(
+            {
+                "notice_id": str(uuid.uuid4()),
+                "consent_id": consent_id,
+                "plan_id": plan_id,
+                "revoked_at": format_time(now),
+                "revoked_by": node.node_id,
+                "professional": professional_ref(node.node_id, actor),
+            }
+        )
+        await store.insert_revocation(
+            conn,
+            consent_id=consent_id,
+            plan_id=plan_id,
+            revoked_at=parse_time(notice.revoked_at),
+            revoked_by=node.node_id,
+            notice_id=notice.notice_id,
+            now=now,
+        )
+        peers = sorted(
+            n for n, s in members.items() if n != node.node_id and s not in ("declined", "failed")
+        )
+        body = notice.model_dump(mode="json")
+        for peer in peers:
+            await store.enqueue(conn, str(uuid.uuid4()), peer, "consent.revoke", body, now)
+    if node.config.faults.crash_after_revoke_commit:
+        log.warning("fault.crash_after_revoke_commit")
+        os.kill(os.getpid(), signal.SIGKILL)
+    node.outbox.note_pending(peers)
+    node.outbox.kick()
+    return {
+        "consent_id": consent_id,
+        "plan_id": plan_id,
+        "revoked_at": notice.revoked_at,
+        "notified": peers,
+    }
+
+
+async def apply_revocation(
+    conn: AsyncConnection, notice: ConsentRevoke | Any, now: datetime
+) -> bool:
+    """Store a revocation learned from a peer; False when it was already known (idempotent)."""
+    if await store.is_revoked(conn, notice.consent_id):
+        return False
+    await store.insert_revocation(
+        conn,
+        consent_id=notice.consent_id,
+        plan_id=notice.plan_id,
+        revoked_at=parse_time(notice.revoked_at),
+        revoked_by=notice.revoked_by,
+        notice_id=getattr(notice, "notice_id", None) or str(uuid.uuid4()),
+        now=now,
+    )
+    return True
+
+
+async def handle_revoke(node: Node, message: Verified) -> Outcome:
+    """A peer tells us a consent was revoked: store it (a tombstone if the consent is unknown)."""
+    body = message.body
+    assert isinstance(body, ConsentRevoke)
+    if body.revoked_by != message.sender:
+        raise Refusal(Reason.MALFORMED, "a notice names its sender as the revoking node")
+    async with node.engine.connect() as conn:
+        members = await records.participants_on(conn, body.plan_id)
+    if members and message.sender not in members:
+        raise Refusal(Reason.NOT_PARTICIPANT, "sender is not a participant of this plan")
+    now = node.clock.now()
+
+    async def change(conn: AsyncConnection) -> None:
+        await apply_revocation(conn, body, now)
+
+    ack = ConsentRevokeAck(notice_id=body.notice_id, consent_id=body.consent_id)
+    return Outcome(
+        body=ack.model_dump(mode="json"),
+        plan_id=body.plan_id,
+        consent_id=body.consent_id,
+        professional=body.professional,
+        change=change,
+    )
+
+
+async def handle_since(node: Node, message: Verified) -> Outcome:
+    """Revocations after ``cursor`` for plans the requester takes part in (as we know them)."""
+    body = message.body
+    assert isinstance(body, RevocationsSince)
+    async with node.engine.connect() as conn:
+        top = await store.max_revocation_seq(conn)
+        plan_ids = await records.plans_with_participant(conn, message.sender)
+        found = await store.revocations_since(conn, body.cursor, plan_ids, PAGE)
+    found = [r for r in found if r.seq <= top]
+    more = len(found) == PAGE
+    cursor = found[-1].seq if more else max(top, body.cursor)
+    reply = RevocationsList.model_validate(
+        {
+            "revocations": [
+                {
+                    "seq": r.seq,
+                    "consent_id": r.consent_id,
+                    "plan_id": r.plan_id,
+                    "revoked_at": format_time(r.revoked_at),
+                    "revoked_by": r.revoked_by,
+                }
+                for r in found
+            ],
+            "cursor": cursor,
+            "more": more,
+        }
+    )
+    return Outcome(body=reply.model_dump(mode="json"), released=len(found))
+
+
+async def handle_hello(node: Node, message: Verified) -> Outcome:
+    """A peer is back: its queued notices are due now (the reset happens on any traffic)."""
+    return Outcome(body={"ok": True})
+
+
+class Outbox:
+    """Drains the outbox: claims due items, delivers them, records acks or the next attempt."""
+
+    def __init__(self, node: Node, rng: random.Random | None = None) -> None:
+        self._node = node
+        self._rng = rng or random.Random()
+        self._pending: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def note_pending(self, peers: list[str]) -> None:
+        self._pending.update(peers)
+
+    async def refresh_pending(self) -> None:
+        async with self._node.engine.connect() as conn:
+            self._pending = await store.pending_peers(conn)
+
+    async def on_contact(self, peer: str) -> None:
+        """Any verified traffic from ``peer``: reset its backoff and flush its queue."""
+        if peer not in self._pending:
+            return
+        async with self._node.engine.begin() as conn:
+            await store.reset_backoff(conn, peer, self._node.clock.now())
+        self.kick()
+
+    def kick(self) -> None:
+        """Drain now (coalesced: a drain already running goes round once more)."""
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self.drain()
+            except Exception as exc:
+                log.error("outbox.drain_failed", error=exc.__class__.__name__)
+            if not self._again:
+                return
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def drain(self) -> int:
+        """Deliver every due item (concurrently); return how many were acknowledged."""
+        node = self._node
+        now = node.clock.now()
+        async with node.engine.execution_options(immediate=True).begin() as conn:
+            items = await store.claim_due(conn, now, now + timedelta(seconds=LEASE_S), None)
+        if not items:
+            return 0
+        results = await asyncio.gather(*(self._deliver(i) for i in items))
+        await self.refresh_pending()
+        return sum(results)
+
+    async def _deliver(self, item: Any) -> int:
+        node = self._node
+        body = ConsentRevoke.model_validate_json(item.body)
+        context = LogContext(
+            plan_id=body.plan_id, consent_id=body.consent_id, professional=body.professional
+        )
+        result = await node.peers.send(item.peer, item.message_type, body, context)
+        now = node.clock.now()
+        acked = (
+            result.ok
+            and isinstance(result.reply.body if result.reply else None, ConsentRevokeAck)
+            and result.reply is not None
+            and getattr(result.reply.body, "notice_id", None) == body.notice_id
+        )
+        async with node.engine.begin() as conn:
+            if acked:
+                await store.mark_delivered(conn, item.item_id, now)
+            else:
+                delay = backoff_delay(item.attempts + 1, self._rng)
+                await store.mark_failed(
+                    conn,
+                    item.item_id,
+                    now + timedelta(seconds=delay),
+                    f"{result.outcome}: {result.reason or ''}",
+                )
+        log.info(
+            "outbox.delivery", peer=item.peer, outcome=result.outcome, attempts=item.attempts + 1
+        )
+        return 1 if acked else 0
+
+
+async def catch_up(node: Node, timeout_s: float = 3.0) -> dict[str, str]:
+    """Say hello to every peer and pull the revocations missed from each; bounded in time."""
+
+    async def one(peer: str) -> str:
+        hello = await node.peers.send(
+            peer, "hello", {"started_at": format_time(node.clock.now())}, timeout=timeout_s
+        )
+        if not hello.ok:
+            return hello.outcome
+        async with node.engine.connect() as conn:
+            cursor = await store.get_cursor(conn, peer)
+        for _ in range(100):
+            result = await node.peers.send(
+                peer, "revocations.since", {"cursor": cursor}, timeout=timeout_s
+            )
+            if not result.ok or result.reply is None:
+                return result.outcome
+            page = result.reply.body
+            assert isinstance(page, RevocationsList)
+            now = node.clock.now()
+            async with node.engine.begin() as conn:
+                for revocation in page.revocations:
+                    await apply_revocation(conn, revocation, now)
+                await store.set_cursor(conn, peer, page.cursor)
+            cursor = page.cursor
+            if not page.more:
+                break
+        return "ok"
+
+    peers = node.keyring.node_ids()
+    outcomes = await asyncio.gather(*(one(p) for p in peers))
+    return dict(zip(peers, outcomes, strict=True))
+
+
+async def expire_consents(node: Node) -> list[str]:
+    """Scheduled: mark consents past ``valid_until`` (release also checks at decision time)."""
+    async with node.engine.begin() as conn:
+        return await store.mark_expired(conn, node.clock.now())
+
+
+Job = Callable[[], Awaitable[Any]]
