@@ -6,6 +6,7 @@ Tests build a ``Node`` with their own clock or store; nothing here is module-lev
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -45,6 +46,7 @@ class Node:
         self.outbox = Outbox(self)
         self.caught_up = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
+        self._peers_loaded_at = 0.0
 
     @property
     def node_id(self) -> str:
@@ -77,6 +79,24 @@ class Node:
 
     async def reload_peers(self) -> None:
         self.keyring.load(await peer_store.list_peers(self.engine))
+        self._peers_loaded_at = time.monotonic()
+
+    async def has_peer(self, node_id: str) -> bool:
+        """Is ``node_id`` a trusted peer? Looks in the store once if memory says no."""
+        if self.keyring.keys_for(node_id) is None:
+            await self.reload_peers_if_stale(0.0)
+        return self.keyring.keys_for(node_id) is not None
+
+    async def reload_peers_if_stale(self, min_age_s: float = 0.05) -> bool:
+        """Reload peers from the store unless done in the last ``min_age_s``; True if reloaded.
+
+        ``barnplan peers add`` writes to the store while the server runs; a message from a peer
+        not yet in memory triggers this, rate-limited so strangers cannot make us reload often.
+        """
+        if time.monotonic() - self._peers_loaded_at < min_age_s:
+            return False
+        await self.reload_peers()
+        return True
 
     async def close(self) -> None:
         if self._background is not None:

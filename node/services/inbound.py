@@ -30,6 +30,7 @@ log = structlog.get_logger("barnplan.federation")
 ANONYMOUS = "anonymous.invalid"
 _NODE_ID = re.compile(NODE_ID_PATTERN)
 
+RELOADABLE = frozenset({Reason.UNKNOWN_SENDER, Reason.UNKNOWN_KEY})
 HTTP_STATUS: dict[Reason, int] = {
     Reason.MALFORMED: 400,
     Reason.TOO_DEEP: 400,
@@ -90,14 +91,13 @@ class Inbound:
         if len(data) > node.config.server.max_body_bytes:
             return await self._refuse(claimed, None, "?", Reason.TOO_LARGE, "body too large")
         try:
-            message = verify_envelope(
-                parse_json_object(data, node.config.server.max_json_depth),
-                keyring=node.keyring,
-                audience=node.node_id,
-                clock=node.clock,
-                seen=node.seen,
-                skew_s=node.config.protocol.clock_skew_s,
-            )
+            try:
+                message = self._verify(data)
+            except ProtocolError as exc:
+                # a peer added or re-keyed by the CLI since start: reload once, then judge
+                if exc.reason not in RELOADABLE or not await node.reload_peers_if_stale():
+                    raise
+                message = self._verify(data)
         except ProtocolError as exc:
             return await self._refuse(claimed, None, _claimed_type(data), exc.reason, exc.detail)
         if message.type not in REQUEST_TYPES:
@@ -129,6 +129,17 @@ class Inbound:
                 refusal.status,
             )
         return await self._commit_and_reply(message, outcome)
+
+    def _verify(self, data: bytes) -> Verified:
+        node = self._node
+        return verify_envelope(
+            parse_json_object(data, node.config.server.max_json_depth),
+            keyring=node.keyring,
+            audience=node.node_id,
+            clock=node.clock,
+            seen=node.seen,
+            skew_s=node.config.protocol.clock_skew_s,
+        )
 
     async def _commit_and_reply(
         self, message: Verified, outcome: Outcome

@@ -66,6 +66,8 @@ class PeerClient:
         node = self._node
         context = context or LogContext()
         base = node.keyring.base_url(peer)
+        if base is None and await node.reload_peers_if_stale():
+            base = node.keyring.base_url(peer)
         if base is None:
             result = PeerResult(peer, "refused", Reason.UNKNOWN_SENDER.value)
             await self._log(peer, type, "-", result, context)

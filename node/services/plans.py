@@ -37,7 +37,7 @@ async def create_plan(
     if child is None:
         errors["child_id"] = "no such child on this node"
     others = [p for p in dict.fromkeys(participants) if p != node.node_id]
-    unknown = [p for p in others if node.keyring.keys_for(p) is None]
+    unknown = [p for p in others if not await node.has_peer(p)]
     if not others:
         errors["participants"] = "invite at least one other agency"
     elif unknown:

@@ -1,0 +1,861 @@
+"""Deterministic generator of the barnplan protocol test vectors (SPEC.md §12).
+
+Run from the repository root::
+
+    python protocol/vectors/generate.py            # rewrite the vectors next to this script
+    python protocol/vectors/generate.py --out DIR  # write them somewhere else
+
+Nothing here is random: keys come from fixed seeds, time from a ``ManualClock``, ids are derived
+from fixed labels and Ed25519 signatures are deterministic (RFC 8032), so regenerating gives
+byte-identical files. ``tests/protocol/test_vectors.py`` regenerates into a temporary directory
+and compares, so the committed vectors cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from protocol.canonical import canonicalize
+from protocol.clock import ManualClock, format_time
+from protocol.documents import build_node_document, sign_consent, sign_fragment
+from protocol.encoding import b64url_decode, b64url_encode
+from protocol.envelope import DEFAULT_SKEW_S, MAX_DEPTH, MAX_LIFETIME_S, sign_envelope
+from protocol.keys import SigningKey, fingerprint
+from protocol.signing import sign_object, signing_input
+
+HERE = Path(__file__).resolve().parent
+SUBDIRS = ("node-document", "envelopes", "fragments", "consent")
+
+NODE = "vectors.barnplan.test"  # the node whose keys sign every vector
+PEER = "peer.barnplan.test"  # the verifying node: the audience of every envelope
+OTHER = "other.barnplan.test"  # a node the verifier does not trust
+
+# 32-byte Ed25519 seeds (RFC 8032 "secret keys"); each is SHA-256("barnplan test vectors: <label>
+# key"), written out so nobody has to recompute them.
+SEEDS = {
+    "current": "2b27cdf6a77a180d7deb9e098ecee63bf05fed229e36ed7a138e7dbd1ba04363",
+    "retired": "82cce6a374c0f3531a954a78076da97eaed078ae0f4007e4dfa2553aedd8b2da",
+    "unlisted": "d32a50eb83a3a4782b8a276038c35f3ec4d2da387d1485800fb17e76662e7e91",
+    "other": "189ac9b3073a7e97141122a43bcaae6aeaac8ecb45ce7288174136fbd423c908",
+}
+
+KEY_FROM = datetime(2026, 6, 1, tzinfo=UTC)  # the current key's valid_from
+RETIRED_FROM = datetime(2025, 6, 1, tzinfo=UTC)  # the retired key: valid until KEY_FROM
+DOC_AT = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)  # the node document's issued_at
+T = datetime(2026, 11, 23, 9, 15, 2, tzinfo=UTC)  # issued_at of most envelopes
+VERIFY_AT = T + timedelta(seconds=5)  # the verifier's clock for most envelopes
+TTL_S = 60
+TRUST = "node-document/valid"
+
+VALID = "valid"
+
+
+def fixed_uuid(label: str) -> str:
+    """A version-4-shaped UUID derived from ``label``, so ids are fixed but look like real ones."""
+    return str(uuid.UUID(bytes=hashlib.sha256(label.encode()).digest()[:16], version=4))
+
+
+PLAN_ID = fixed_uuid("plan")
+CONSENT_ID = fixed_uuid("consent")
+FRAGMENT_ID = fixed_uuid("fragment")
+PROFESSIONAL = f"{NODE}/u/17"
+
+
+def wire(obj: Any) -> str:
+    """The text a vector feeds the verifier: deliberately NOT canonical (spaces, insertion
+    order, \\u escapes for every non-ASCII character), because a signature covers the canonical
+    form of the parsed object, never the bytes on the wire."""
+    return json.dumps(obj, ensure_ascii=True)
+
+
+def unsigned(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k != "sig"}
+
+
+def resign(obj: Mapping[str, Any], key: SigningKey, **changes: Any) -> dict[str, Any]:
+    """Change fields of a signed object and sign it again (a well-signed but wrong object)."""
+    return sign_object({**unsigned(obj), **changes}, key)
+
+
+def with_sig_value(obj: Mapping[str, Any], value: str) -> dict[str, Any]:
+    return {**obj, "sig": {**obj["sig"], "value": value}}
+
+
+class Builder:
+    """Collects vectors (name → JSON object) and the index that lists them."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, Any] = {}
+        self.index: list[dict[str, str]] = []
+
+    def add(
+        self,
+        name: str,
+        kind: str,
+        expect: str,
+        description: str,
+        verify: dict[str, Any],
+        text: str,
+    ) -> None:
+        record: dict[str, Any] = {
+            "name": name,
+            "kind": kind,
+            "description": description,
+            "expect": expect,
+            "verify": verify,
+            "input_text": text,
+        }
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            record["input"] = parsed
+            if expect == VALID:
+                data = signing_input(parsed)
+                record["signing_input"] = data.decode("utf-8")
+                record["signing_input_sha256"] = hashlib.sha256(data).hexdigest()
+        if name in self.files:
+            raise ValueError(f"duplicate vector {name}")
+        self.files[name] = record
+        self.index.append({"name": name, "file": f"{name}.json", "kind": kind, "expect": expect})
+
+
+def envelope_check(
+    now: datetime = VERIFY_AT, audience: str = PEER, seen_first: Sequence[str] = ()
+) -> dict[str, Any]:
+    return {
+        "audience": audience,
+        "now": format_time(now),
+        "skew_s": DEFAULT_SKEW_S,
+        "max_lifetime_s": MAX_LIFETIME_S,
+        "trust": TRUST,
+        "seen_first": list(seen_first),
+    }
+
+
+def nested(depth: int) -> Any:
+    """A JSON value of exactly ``depth`` levels of arrays (a scalar is depth 0)."""
+    value: Any = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def build() -> dict[str, Any]:
+    """Every vector file as a JSON value, keyed by its path relative to the vectors directory."""
+    current = SigningKey.from_seed(NODE, bytes.fromhex(SEEDS["current"]), KEY_FROM)
+    retired = SigningKey.from_seed(NODE, bytes.fromhex(SEEDS["retired"]), RETIRED_FROM)
+    unlisted = SigningKey.from_seed(NODE, bytes.fromhex(SEEDS["unlisted"]), KEY_FROM)
+    other = SigningKey.from_seed(OTHER, bytes.fromhex(SEEDS["other"]), KEY_FROM)
+    retired_public = retired.public(valid_until=KEY_FROM)
+
+    out = Builder()
+
+    # --- node document ------------------------------------------------------------------------
+    doc_fields: dict[str, Any] = {
+        "node_id": NODE,
+        "agency_name": "Vektorby kommun – elevhälsa",
+        "agency_kind": "school",
+        "base_url": "https://vectors.barnplan.test",
+        "key": current,
+        "old_keys": [retired_public],
+    }
+    document = build_node_document(**doc_fields, issued_at=DOC_AT)
+    doc_check = {"expected_id": NODE}
+    out.add(
+        "node-document/valid",
+        "node_document",
+        VALID,
+        "The test node's self-signed node document: the current key first, the retired key with "
+        "its valid_until. Its keys are the trusted keys of every other vector.",
+        doc_check,
+        wire(document),
+    )
+    out.add(
+        "node-document/bad_signature-agency-name-changed",
+        "node_document",
+        "bad_signature",
+        "agency_name changed after signing.",
+        doc_check,
+        wire({**document, "agency_name": "Vektorby kommun – socialtjänst"}),
+    )
+    out.add(
+        "node-document/unknown_sender-not-the-expected-node",
+        "node_document",
+        "unknown_sender",
+        "A valid document, fetched for another node id than the one it describes.",
+        {"expected_id": PEER},
+        wire(document),
+    )
+    out.add(
+        "node-document/malformed-extra-field",
+        "node_document",
+        "malformed",
+        "An unknown member 'contact', signed: unknown fields are rejected before the signature.",
+        doc_check,
+        wire(resign(document, current, contact="it@vektorby.test")),
+    )
+    bad_kid = dict(document["keys"][0])
+    bad_kid["kid"] = f"{NODE}#{'0' * 16}"
+    out.add(
+        "node-document/malformed-kid-does-not-match-key",
+        "node_document",
+        "malformed",
+        "A key entry whose kid is not derived from its public key, signed.",
+        doc_check,
+        wire(resign(document, current, keys=[bad_kid, *document["keys"][1:]])),
+    )
+    early = build_node_document(**doc_fields, issued_at=KEY_FROM - timedelta(days=31))
+    out.add(
+        "node-document/key_not_valid-issued-before-key",
+        "node_document",
+        "key_not_valid",
+        "Signed by the current key with an issued_at before that key's valid_from.",
+        doc_check,
+        wire(early),
+    )
+
+    # --- fragments ----------------------------------------------------------------------------
+    fragment_fields: dict[str, Any] = {
+        "fragment_id": FRAGMENT_ID,
+        "plan_id": PLAN_ID,
+        "consent_id": CONSENT_ID,
+        "origin": NODE,
+        "category": "mental_health",
+        "indicators": ["healthy", "included"],
+        "version": 3,
+        "authored_at": "2026-11-20T14:30:00Z",
+        "signed_at": format_time(T),
+        "content": {
+            "summary": 'Behöver stöd i "matte" 📐\noch struktur i vardagen.',
+            "needs": [{"what": "Förutsägbar skoldag", "indicator": "achieving"}],
+            "goals": [{"what": "Närvaro över 90 %", "by": "2027-02-01", "indicator": "achieving"}],
+            "actions": [
+                {
+                    "what": "Veckovisa samtal med kurator",
+                    "who": "Kurator",
+                    "start": "2026-11-25",
+                    "status": "ongoing",
+                    "indicator": "healthy",
+                }
+            ],
+            "child_view": "Jag vill veta vad som händer i förväg.",
+            "next_review": "2027-01-15",
+        },
+    }
+    fragment = sign_fragment(fragment_fields, current)
+    out.add(
+        "fragments/valid",
+        "fragment",
+        VALID,
+        "A fragment signed by its origin's current key; the summary holds non-ASCII, a non-BMP "
+        "character, quotes and a newline to exercise canonicalization.",
+        {"trust": TRUST},
+        wire(fragment),
+    )
+    old_times = {"authored_at": "2026-05-19T10:00:00Z", "signed_at": "2026-05-20T10:00:00Z"}
+    old_fragment = sign_object(
+        {"v": 1, "type": "fragment", **fragment_fields, **old_times}, retired
+    )
+    out.add(
+        "fragments/valid-retired-key",
+        "fragment",
+        VALID,
+        "Signed (released) with the retired key while it was valid: still verifies after "
+        "rotation because the node document keeps the old key listed.",
+        {"trust": TRUST},
+        wire(old_fragment),
+    )
+    written_long_ago = sign_fragment(
+        {**fragment_fields, "authored_at": "2025-01-10T08:00:00Z"}, current
+    )
+    out.add(
+        "fragments/valid-authored-before-key",
+        "fragment",
+        VALID,
+        "Authored before the current key existed but signed after: the key must be valid at "
+        "signed_at, not at authored_at.",
+        {"trust": TRUST},
+        wire(written_long_ago),
+    )
+    changed_content = {**fragment["content"], "summary": "Inga behov."}
+    out.add(
+        "fragments/bad_signature-content-changed",
+        "fragment",
+        "bad_signature",
+        "content.summary changed after signing.",
+        {"trust": TRUST},
+        wire({**fragment, "content": changed_content}),
+    )
+    out.add(
+        "fragments/unknown_key-other-node",
+        "fragment",
+        "unknown_key",
+        f"origin is {NODE} but the signature is by a key of {OTHER}.",
+        {"trust": TRUST},
+        wire(resign(fragment, other)),
+    )
+    out.add(
+        "fragments/unknown_key-unlisted",
+        "fragment",
+        "unknown_key",
+        "Signed by a key of the origin node that its node document does not list.",
+        {"trust": TRUST},
+        wire(resign(fragment, unlisted)),
+    )
+    out.add(
+        "fragments/key_not_valid-retired-key",
+        "fragment",
+        "key_not_valid",
+        "Signed by the retired key with a signed_at after the key's valid_until.",
+        {"trust": TRUST},
+        wire(resign(fragment, retired)),
+    )
+    out.add(
+        "fragments/malformed-extra-field",
+        "fragment",
+        "malformed",
+        "An unknown member 'comment', signed.",
+        {"trust": TRUST},
+        wire(resign(fragment, current, comment="x")),
+    )
+    out.add(
+        "fragments/malformed-unknown-category",
+        "fragment",
+        "malformed",
+        "category 'finance' is not in the code list, signed.",
+        {"trust": TRUST},
+        wire(resign(fragment, current, category="finance")),
+    )
+
+    # --- consent statements -------------------------------------------------------------------
+    consent = sign_consent(
+        {
+            "consent_id": CONSENT_ID,
+            "plan_id": PLAN_ID,
+            "lead": NODE,
+            "purpose": "sip",
+            "required": [{"ref": "g1", "role": "guardian"}, {"ref": "g2", "role": "guardian"}],
+            "given_by": [{"ref": "g1", "role": "guardian"}, {"ref": "g2", "role": "guardian"}],
+            "grants": [
+                {"from": NODE, "to": [PEER], "categories": ["mental_health"]},
+                {"from": PEER, "to": [NODE], "categories": ["education"]},
+            ],
+            "valid_from": "2026-11-01T00:00:00Z",
+            "valid_until": "2027-11-01T00:00:00Z",
+            "evidence_ref": "Samtyckesblankett 2026-11-01",
+            "recorded_by": PROFESSIONAL,
+            "issued_at": "2026-11-01T10:00:00Z",
+        },
+        current,
+    )
+    out.add(
+        "consent/valid",
+        "consent",
+        VALID,
+        "A consent statement signed by its lead node.",
+        {"trust": TRUST},
+        wire(consent),
+    )
+    wider = [
+        {**consent["grants"][0], "categories": ["mental_health", "health"]},
+        consent["grants"][1],
+    ]
+    out.add(
+        "consent/bad_signature-grant-widened",
+        "consent",
+        "bad_signature",
+        "A category added to a grant after signing.",
+        {"trust": TRUST},
+        wire({**consent, "grants": wider}),
+    )
+    out.add(
+        "consent/unknown_key-not-the-lead",
+        "consent",
+        "unknown_key",
+        f"lead is {NODE} but the statement is signed by a key of {OTHER}.",
+        {"trust": TRUST},
+        wire(resign(consent, other)),
+    )
+
+    # --- envelopes: valid ---------------------------------------------------------------------
+    clock = ManualClock(T)
+
+    def envelope(
+        message_type: str,
+        body: Mapping[str, Any],
+        label: str,
+        *,
+        key: SigningKey = current,
+        re: str | None = None,
+        at: ManualClock = clock,
+        ttl_s: int = TTL_S,
+        to: str = PEER,
+    ) -> dict[str, Any]:
+        return sign_envelope(
+            type=message_type,
+            body=body,
+            sender=key.node_id,
+            to=to,
+            key=key,
+            clock=at,
+            ttl_s=ttl_s,
+            message_id=fixed_uuid(label),
+            re=re,
+        )
+
+    hello = envelope("hello", {"started_at": "2026-11-23T09:14:00Z"}, "hello")
+    out.add(
+        "envelopes/valid-hello",
+        "envelope",
+        VALID,
+        "A hello from the test node to the verifier.",
+        envelope_check(),
+        wire(hello),
+    )
+    out.add(
+        "envelopes/valid-hello-ack",
+        "envelope",
+        VALID,
+        "A reply: hello.ack carries the request's id in 're'.",
+        envelope_check(),
+        wire(envelope("hello.ack", {"ok": True}, "hello.ack", re=fixed_uuid("peer hello"))),
+    )
+    request_body = {
+        "plan_id": PLAN_ID,
+        "consent_id": CONSENT_ID,
+        "categories": ["mental_health", "health"],
+        "purpose": "sip",
+        "professional": PROFESSIONAL,
+    }
+    request = envelope("fragments.request", request_body, "fragments.request")
+    out.add(
+        "envelopes/valid-fragments-request",
+        "envelope",
+        VALID,
+        "A fragments.request for two categories under one consent.",
+        envelope_check(),
+        wire(request),
+    )
+    response_body = {
+        "plan_id": PLAN_ID,
+        "consent_id": CONSENT_ID,
+        "fragments": [fragment],
+        "withheld": [{"category": "health", "reason": "category_not_granted"}],
+    }
+    out.add(
+        "envelopes/valid-fragments-response",
+        "envelope",
+        VALID,
+        "A fragments.response releasing one signed fragment (see fragments/valid) and listing "
+        "one withheld category with its reason.",
+        envelope_check(),
+        wire(
+            envelope(
+                "fragments.response",
+                response_body,
+                "fragments.response",
+                re=fixed_uuid("peer fragments.request"),
+            )
+        ),
+    )
+    out.add(
+        "envelopes/valid-consent-statement",
+        "envelope",
+        VALID,
+        "A consent.statement carrying the signed statement of consent/valid.",
+        envelope_check(),
+        wire(envelope("consent.statement", {"statement": consent}, "consent.statement")),
+    )
+    error_body = {
+        "reason": "replayed",
+        "detail": f"message id {fixed_uuid('peer replayed')} already seen",
+    }
+    out.add(
+        "envelopes/valid-error",
+        "envelope",
+        VALID,
+        "A signed error reply (HTTP 409 for this reason) to one of the verifier's requests.",
+        envelope_check(),
+        wire(envelope("error", error_body, "error", re=fixed_uuid("peer replayed"))),
+    )
+    before_rotation = T.replace(month=5, day=31)
+    out.add(
+        "envelopes/valid-retired-key-before-rotation",
+        "envelope",
+        VALID,
+        "Signed by the retired key while it was still valid, verified at that time.",
+        envelope_check(now=before_rotation + timedelta(seconds=5)),
+        wire(
+            envelope(
+                "hello",
+                {"started_at": "2026-05-31T09:14:00Z"},
+                "old hello",
+                key=retired,
+                at=ManualClock(before_rotation),
+            )
+        ),
+    )
+    out.add(
+        "envelopes/valid-at-earliest-instant",
+        "envelope",
+        VALID,
+        "envelopes/valid-hello verified at issued_at - skew exactly (inclusive bound).",
+        envelope_check(now=T - timedelta(seconds=DEFAULT_SKEW_S)),
+        wire(hello),
+    )
+    out.add(
+        "envelopes/valid-at-latest-instant",
+        "envelope",
+        VALID,
+        "envelopes/valid-hello verified at expires_at + skew exactly (inclusive bound).",
+        envelope_check(now=T + timedelta(seconds=TTL_S + DEFAULT_SKEW_S)),
+        wire(hello),
+    )
+    longest = envelope("hello", {"started_at": "2026-11-23T09:14:00Z"}, "longest", ttl_s=300)
+    out.add(
+        "envelopes/valid-lifetime-300s",
+        "envelope",
+        VALID,
+        "expires_at - issued_at is exactly 300 s, the longest lifetime allowed.",
+        envelope_check(),
+        wire(longest),
+    )
+
+    # --- envelopes: malformed -----------------------------------------------------------------
+    def bad(name: str, expect: str, description: str, text: str, **check: Any) -> None:
+        out.add(f"envelopes/{name}", "envelope", expect, description, envelope_check(**check), text)
+
+    bad("malformed-not-json", "malformed", "Truncated JSON.", wire(hello)[:40])
+    bad(
+        "malformed-not-an-object",
+        "malformed",
+        "A JSON array holding the envelope.",
+        f"[{wire(hello)}]",
+    )
+    duplicated = wire(hello)[:-1] + ', "to": "peer.barnplan.test"}'
+    bad("malformed-duplicate-member", "malformed", "The member 'to' appears twice.", duplicated)
+    bad(
+        "malformed-missing-field",
+        "malformed",
+        "No 'expires_at' (the structure check precedes the signature check).",
+        wire({k: v for k, v in hello.items() if k != "expires_at"}),
+    )
+    bad(
+        "malformed-extra-field",
+        "malformed",
+        "An unknown member 'priority', signed.",
+        wire(resign(hello, current, priority="high")),
+    )
+    bad(
+        "malformed-id-not-lowercase-uuid",
+        "malformed",
+        "'id' is an upper-case UUID, signed.",
+        wire(resign(hello, current, id=hello["id"].upper())),
+    )
+    bad(
+        "malformed-v-not-integer",
+        "malformed",
+        "'v' is the string \"1\", signed.",
+        wire(resign(hello, current, v="1")),
+    )
+    padded = base64.b64encode(b64url_decode(hello["sig"]["value"])).decode("ascii")
+    bad(
+        "malformed-sig-not-base64url",
+        "malformed",
+        "sig.value is padded standard base64 of the right signature.",
+        wire(with_sig_value(hello, padded)),
+    )
+    short = b64url_encode(b64url_decode(hello["sig"]["value"])[:63])
+    bad(
+        "malformed-sig-wrong-length",
+        "malformed",
+        "sig.value decodes to 63 bytes.",
+        wire(with_sig_value(hello, short)),
+    )
+    bad(
+        "malformed-sig-alg",
+        "malformed",
+        "sig.alg is 'EdDSA'.",
+        wire({**hello, "sig": {**hello["sig"], "alg": "EdDSA"}}),
+    )
+    bad(
+        "malformed-timestamp-without-offset",
+        "malformed",
+        "issued_at has no UTC offset, signed.",
+        wire(resign(hello, current, issued_at="2026-11-23T09:15:02")),
+    )
+    bad_body = {k: v for k, v in request_body.items() if k != "purpose"}
+    bad(
+        "malformed-body",
+        "malformed",
+        "A signed, timely fragments.request whose body lacks 'purpose': the body is checked "
+        "after the signature and the times.",
+        wire(resign(request, current, body=bad_body)),
+    )
+    deepest_ok = {"started_at": "2026-11-23T09:14:00Z", "n": nested(MAX_DEPTH - 2)}
+    bad(
+        "malformed-depth-32",
+        "malformed",
+        "Nesting depth exactly 32 passes the depth check; the extra body member 'n' then fails "
+        "body validation.",
+        wire(resign(hello, current, body=deepest_ok)),
+    )
+    too_deep = {"started_at": "2026-11-23T09:14:00Z", "n": nested(MAX_DEPTH - 1)}
+    bad(
+        "too_deep",
+        "too_deep",
+        "Nesting depth 33 (the envelope object is depth 1, its body depth 2).",
+        wire(resign(hello, current, body=too_deep)),
+    )
+
+    # --- envelopes: version, type, audience, keys -----------------------------------------------
+    bad(
+        "unsupported_version",
+        "unsupported_version",
+        "v is 2, signed.",
+        wire(resign(hello, current, v=2)),
+    )
+    bad(
+        "unknown_type",
+        "unknown_type",
+        "type 'plan.explode' is not a message type, signed.",
+        wire(resign(hello, current, type="plan.explode")),
+    )
+    bad(
+        "wrong_audience",
+        "wrong_audience",
+        f"Addressed to {OTHER}, signed; verified by {PEER}.",
+        wire(resign(hello, current, to=OTHER)),
+    )
+    bad(
+        "unknown_sender",
+        "unknown_sender",
+        f"From {OTHER}, signed by its own key; the verifier does not trust {OTHER}.",
+        wire(envelope("hello", {"started_at": "2026-11-23T09:14:00Z"}, "stranger", key=other)),
+    )
+    bad(
+        "unknown_key-other-node",
+        "unknown_key",
+        f"From {NODE} but signed with a key id of {OTHER}.",
+        wire(resign(hello, other)),
+    )
+    bad(
+        "unknown_key-unlisted",
+        "unknown_key",
+        f"From {NODE}, signed with a key of {NODE} that its node document does not list.",
+        wire(resign(hello, unlisted)),
+    )
+    bad(
+        "key_not_valid-retired-key",
+        "key_not_valid",
+        "Signed by the retired key after its valid_until.",
+        wire(resign(hello, retired)),
+    )
+    early_clock = ManualClock(KEY_FROM - timedelta(days=1))
+    early_hello = envelope("hello", {"started_at": "2026-05-31T00:00:00Z"}, "early", at=early_clock)
+    bad(
+        "key_not_valid-before-valid-from",
+        "key_not_valid",
+        "Signed by the current key with an issued_at before its valid_from; the verifier's clock "
+        "is at issued_at.",
+        wire(early_hello),
+        now=KEY_FROM - timedelta(days=1),
+    )
+
+    # --- envelopes: signature -------------------------------------------------------------------
+    changed_body = {"started_at": "2026-11-23T09:14:01Z"}
+    bad(
+        "bad_signature-body-changed",
+        "bad_signature",
+        "body.started_at changed after signing.",
+        wire({**hello, "body": changed_body}),
+    )
+    flipped = bytearray(b64url_decode(hello["sig"]["value"]))
+    flipped[0] ^= 0x01
+    bad(
+        "bad_signature-signature-bit-flipped",
+        "bad_signature",
+        "The lowest bit of the signature's first byte flipped.",
+        wire(with_sig_value(hello, b64url_encode(bytes(flipped)))),
+    )
+    sloppy = current.sign(json.dumps(unsigned(hello)).encode("utf-8"))
+    bad(
+        "bad_signature-not-canonical-signing-input",
+        "bad_signature",
+        "Signed over json.dumps output (spaces, insertion order) instead of the RFC 8785 form.",
+        wire(with_sig_value(hello, b64url_encode(sloppy))),
+    )
+
+    # --- envelopes: time and replay ---------------------------------------------------------------
+    bad(
+        "outside_skew-lifetime-too-long",
+        "outside_skew",
+        "expires_at - issued_at is 301 s.",
+        wire(envelope("hello", {"started_at": "2026-11-23T09:14:00Z"}, "long", ttl_s=301)),
+    )
+    bad(
+        "outside_skew-lifetime-zero",
+        "outside_skew",
+        "expires_at equals issued_at.",
+        wire(envelope("hello", {"started_at": "2026-11-23T09:14:00Z"}, "zero", ttl_s=0)),
+    )
+    bad(
+        "not_yet_valid",
+        "not_yet_valid",
+        "envelopes/valid-hello verified 1 s before issued_at - skew.",
+        wire(hello),
+        now=T - timedelta(seconds=DEFAULT_SKEW_S + 1),
+    )
+    bad(
+        "expired",
+        "expired",
+        "envelopes/valid-hello verified 1 s after expires_at + skew.",
+        wire(hello),
+        now=T + timedelta(seconds=TTL_S + DEFAULT_SKEW_S + 1),
+    )
+    bad(
+        "replayed",
+        "replayed",
+        "envelopes/valid-hello again: verify the vectors in verify.seen_first first, with the "
+        "same replay memory, then this one.",
+        wire(hello),
+        seen_first=["envelopes/valid-hello"],
+    )
+
+    # --- keys, canonicalization, index ----------------------------------------------------------
+    files: dict[str, Any] = {f"{name}.json": record for name, record in out.files.items()}
+    files["keys.json"] = keys_file(current, retired, unlisted, other)
+    files["canonical.json"] = canonical_file()
+    files["index.json"] = {
+        "description": "Every barnplan protocol test vector; see README.md and SPEC.md §12.",
+        "node_id": NODE,
+        "audience": PEER,
+        "vectors": out.index,
+    }
+    return files
+
+
+def keys_file(
+    current: SigningKey, retired: SigningKey, unlisted: SigningKey, other: SigningKey
+) -> dict[str, Any]:
+    def entry(
+        label: str, key: SigningKey, listed: bool, until: datetime | None, note: str
+    ) -> dict[str, Any]:
+        return {
+            "label": label,
+            "node_id": key.node_id,
+            "seed_hex": SEEDS[label],
+            "public_hex": key.public_raw.hex(),
+            "public_b64url": b64url_encode(key.public_raw),
+            "fingerprint_sha256": fingerprint(key.public_raw),
+            "key_id": key.key_id,
+            "valid_from": format_time(key.valid_from),
+            "valid_until": format_time(until) if until else None,
+            "listed_in_node_document": listed,
+            "note": note,
+        }
+
+    return {
+        "description": "Ed25519 test keys. NEVER use them for anything but tests.",
+        "keys": [
+            entry("current", current, True, None, "Signs the node document and most vectors."),
+            entry("retired", retired, True, KEY_FROM, "An old key kept listed after rotation."),
+            entry("unlisted", unlisted, False, None, "A key of the test node nobody was told of."),
+            entry("other", other, False, None, "The key of a node the verifier does not trust."),
+        ],
+    }
+
+
+def canonical_file() -> dict[str, Any]:
+    cases = [
+        (
+            "rfc8785-3.2.3-sorting",
+            "RFC 8785 §3.2.3: members sorted by UTF-16 code units, not code points.",
+            '{"\\u20ac":"Euro Sign","\\r":"Carriage Return","\\ufb33":"Hebrew Letter Dalet With '
+            'Dagesh","1":"One","\\ud83d\\ude00":"Emoji: Grinning Face","\\u0080":"Control",'
+            '"\\u00f6":"Latin Small Letter O With Diaeresis"}',
+        ),
+        (
+            "rfc8785-3.2.2-example",
+            "RFC 8785 §3.2.2: numbers and string escapes (the protocol sends integers only).",
+            '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001], '
+            '"string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/", '
+            '"literals": [null, true, false]}',
+        ),
+        (
+            "bmp-private-use-after-emoji",
+            "U+E000 sorts after U+1F600 (UTF-16 0xD83D < 0xE000), though its code point is lower.",
+            '{"\\ue000": 2, "\\ud83d\\ude00": 1}',
+        ),
+        (
+            "escapes",
+            "Control characters as \\uXXXX lower-case hex except \\b \\t \\n \\f \\r; '\"' and "
+            "'\\\\' escaped; '/', DEL, U+2028 and non-ASCII written as themselves.",
+            '{"s": "\\u0000\\u0001\\u001f\\b\\t\\n\\f\\r\\"\\\\/\\u007f\\u2028åäö\\ud83d\\udcd0"}',
+        ),
+        (
+            "integers-and-nesting",
+            "Safe integers as plain decimals; empty containers; no whitespace.",
+            '{"b": [9007199254740991, -9007199254740991, 0, -1], "a": {"z": {}, "y": []}}',
+        ),
+    ]
+    return {
+        "description": "RFC 8785 canonical forms: 'canonical' is the exact UTF-8 output.",
+        "cases": [
+            {
+                "name": name,
+                "description": description,
+                "input_text": text,
+                "canonical": canonicalize(json.loads(text)).decode("utf-8"),
+                "canonical_hex": canonicalize(json.loads(text)).hex(),
+            }
+            for name, description, text in cases
+        ],
+    }
+
+
+def render(value: Any) -> bytes:
+    return (json.dumps(value, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def write(out_dir: Path) -> list[Path]:
+    """Write every vector file under ``out_dir``; drop stale generated files; return paths."""
+    files = build()
+    written: list[Path] = []
+    for sub in SUBDIRS:
+        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+        for stale in (out_dir / sub).glob("*.json"):
+            if f"{sub}/{stale.name}" not in files:
+                stale.unlink()
+    for relative, value in sorted(files.items()):
+        path = out_dir / relative
+        path.write_bytes(render(value))
+        written.append(path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=HERE, help="directory to write (default: here)")
+    args = parser.parse_args(argv)
+    written = write(args.out)
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
