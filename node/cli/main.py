@@ -178,6 +178,7 @@ def _register() -> None:
         records.invitations,
         records.fragments,
         records.consent,
+        records.outbox,
     ):
         main.add_command(group)
 

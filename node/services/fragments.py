@@ -12,6 +12,7 @@ from protocol.codes import Category, Indicator
 from protocol.models import FragmentContent
 
 from ..store import records
+from ..store.engine import begin_write
 from ..store.tables import FragmentVersion, User
 from .errors import Forbidden, InvalidInput, NotFound
 
@@ -55,7 +56,7 @@ async def author_fragment(
     plan = await records.get_plan(node.engine, plan_id)
     if plan is None or plan.status != "active":
         raise NotFound(f"no active plan {plan_id} on this node")
-    async with node.engine.begin() as conn:
+    async with begin_write(node.engine) as conn:
         version = 1
         if fragment_id is not None:
             latest = await records.latest_version(conn, fragment_id)

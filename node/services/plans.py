@@ -10,6 +10,7 @@ from protocol.codes import Purpose
 from protocol.messages import PlanInvite, PlanInviteReply
 
 from ..store import records
+from ..store.engine import begin_write
 from ..store.tables import Plan, User
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .outbound import LogContext
@@ -66,7 +67,7 @@ async def create_plan(
         created_at=node.clock.now(),
     )
     members = {node.node_id: "lead", **{p: "invited" for p in others}}
-    async with node.engine.begin() as conn:
+    async with begin_write(node.engine) as conn:
         await records.insert_plan(conn, plan, members)
     invite = PlanInvite.model_validate(
         {
@@ -83,7 +84,7 @@ async def create_plan(
     results = await asyncio.gather(
         *(node.peers.send(p, "plan.invite", invite, context) for p in others)
     )
-    async with node.engine.begin() as conn:
+    async with begin_write(node.engine) as conn:
         for result in results:
             status = "failed"
             if result.ok and result.reply is not None:
@@ -143,7 +144,7 @@ async def resolve_invitation(
             )
         values = {"status": "active", "child_id": child.child_id, "link_personnummer": None}
     status = "declined" if decline else "linked"
-    async with node.engine.begin() as conn:
+    async with begin_write(node.engine) as conn:
         await records.update_plan(conn, plan_id, **values)
         await records.set_participant_status(conn, plan_id, node.node_id, status)
     ref = professional_ref(node.node_id, actor)

@@ -30,6 +30,7 @@ from protocol.messages import ConsentRevoke, ConsentRevokeAck, RevocationsList, 
 
 from ..store import records
 from ..store import revocations as store
+from ..store.engine import begin_write
 from ..store.tables import User
 from .errors import Conflict, Forbidden, NotFound
 from .inbound import Outcome, Refusal
@@ -56,7 +57,7 @@ async def record_revocation(node: Node, actor: User, consent_id: str) -> dict[st
     if actor.role not in ("professional", "lead"):
         raise Forbidden("only professionals record a family's withdrawal of consent")
     now = node.clock.now()
-    async with node.engine.begin() as conn:
+    async with begin_write(node.engine) as conn:
         statement = await records.consent_statement(conn, consent_id)
         if statement is None:
             raise NotFound(f"no consent {consent_id} on this node")
@@ -201,7 +202,7 @@ class Outbox:
         """Any verified traffic from ``peer``: reset its backoff and flush its queue."""
         if peer not in self._pending:
             return
-        async with self._node.engine.begin() as conn:
+        async with begin_write(self._node.engine) as conn:
             await store.reset_backoff(conn, peer, self._node.clock.now())
         self.kick()
 
@@ -230,7 +231,7 @@ class Outbox:
         """Deliver every due item (concurrently); return how many were acknowledged."""
         node = self._node
         now = node.clock.now()
-        async with node.engine.execution_options(immediate=True).begin() as conn:
+        async with begin_write(node.engine) as conn:
             items = await store.claim_due(conn, now, now + timedelta(seconds=LEASE_S), None)
         if not items:
             return 0
@@ -252,7 +253,7 @@ class Outbox:
             and result.reply is not None
             and getattr(result.reply.body, "notice_id", None) == body.notice_id
         )
-        async with node.engine.begin() as conn:
+        async with begin_write(node.engine) as conn:
             if acked:
                 await store.mark_delivered(conn, item.item_id, now)
             else:
@@ -289,7 +290,7 @@ async def catch_up(node: Node, timeout_s: float = 3.0) -> dict[str, str]:
             page = result.reply.body
             assert isinstance(page, RevocationsList)
             now = node.clock.now()
-            async with node.engine.begin() as conn:
+            async with begin_write(node.engine) as conn:
                 for revocation in page.revocations:
                     await apply_revocation(conn, revocation, now)
                 await store.set_cursor(conn, peer, page.cursor)
@@ -305,7 +306,7 @@ async def catch_up(node: Node, timeout_s: float = 3.0) -> dict[str, str]:
 
 async def expire_consents(node: Node) -> list[str]:
     """Scheduled: mark consents past ``valid_until`` (release also checks at decision time)."""
-    async with node.engine.begin() as conn:
+    async with begin_write(node.engine) as conn:
         return await store.mark_expired(conn, node.clock.now())
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from protocol.errors import Reason
 
+from ..store.engine import begin_write
 from ..store.tables import SeenMessage
 
 T_SEEN = SeenMessage.__table__  # type: ignore[attr-defined]
@@ -62,6 +63,6 @@ class PersistentSeenIds:
     async def prune(self, engine: AsyncEngine, now: datetime) -> int:
         """Forget ids past their expiry (in memory and in the table); a scheduled job runs this."""
         self._seen = {k: v for k, v in self._seen.items() if v >= now}
-        async with engine.begin() as conn:
+        async with begin_write(engine) as conn:
             result = await conn.execute(delete(T_SEEN).where(T_SEEN.c.expires_at < now))
         return int(result.rowcount or 0)

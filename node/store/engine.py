@@ -87,3 +87,10 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
     async with engine.connect() as conn:
         return await conn.run_sync(read)
+
+
+def begin_write(engine: AsyncEngine) -> Any:
+    """A write transaction. On SQLite it is ``BEGIN IMMEDIATE``: the write lock is taken up
+    front (waiting up to busy_timeout), so a transaction that reads then writes can never fail
+    with SQLITE_BUSY_SNAPSHOT because another writer committed in between."""
+    return engine.execution_options(immediate=True).begin()

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .engine import begin_write
 from .tables import OwnKey, Peer
 
 
@@ -28,13 +29,13 @@ async def get_peer(engine: AsyncEngine, node_id: str) -> Peer | None:
 
 async def upsert_peer(engine: AsyncEngine, peer: Peer) -> None:
     """Insert or replace a peer's record (re-adding refreshes its document and keys)."""
-    async with engine.begin() as conn:
+    async with begin_write(engine) as conn:
         await conn.execute(Peer.__table__.delete().where(Peer.__table__.c.node_id == peer.node_id))  # type: ignore[attr-defined]
         await conn.execute(Peer.__table__.insert().values(**peer.model_dump()))  # type: ignore[attr-defined]
 
 
 async def touch_peer(engine: AsyncEngine, node_id: str, when: datetime) -> None:
-    async with engine.begin() as conn:
+    async with begin_write(engine) as conn:
         await conn.execute(
             update(Peer).where(Peer.node_id == node_id).values(last_contact_at=when)  # type: ignore[arg-type]
         )
@@ -47,5 +48,5 @@ async def own_keys(engine: AsyncEngine) -> list[OwnKey]:
 
 
 async def add_own_key(engine: AsyncEngine, key: OwnKey) -> None:
-    async with engine.begin() as conn:
+    async with begin_write(engine) as conn:
         await conn.execute(OwnKey.__table__.insert().values(**key.model_dump()))  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..domain.records import FragmentRecord, PlanFacts
+from .engine import begin_write
 from .tables import Child, Consent, FragmentVersion, Plan, PlanParticipant, User
 
 T_USER = User.__table__  # type: ignore[attr-defined]
@@ -29,7 +30,7 @@ T_CONSENT = Consent.__table__  # type: ignore[attr-defined]
 
 
 async def insert_user(engine: AsyncEngine, user: User) -> None:
-    async with engine.begin() as conn:
+    async with begin_write(engine) as conn:
         await conn.execute(T_USER.insert().values(**user.model_dump()))
 
 
@@ -53,7 +54,7 @@ async def list_users(engine: AsyncEngine) -> list[User]:
 
 
 async def insert_child(engine: AsyncEngine, child: Child) -> None:
-    async with engine.begin() as conn:
+    async with begin_write(engine) as conn:
         await conn.execute(T_CHILD.insert().values(**child.model_dump()))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from tests.integration.test_release_flow import consent_body, fragment
 from tests.support.federation import BUP, SCHOOL, SOCIAL
+from tests.support.nodes import barnplan
 from tests.support.procfed import ProcNode, ask_signed, make_nodes, run, trust_all
 
 CATEGORY = {SCHOOL[0]: "education", SOCIAL[0]: "social", BUP[0]: "mental_health"}
@@ -98,7 +100,9 @@ def test_a_peer_that_was_down_refuses_as_soon_as_it_is_back(trio: list[ProcNode]
     assert status == 201, result
     assert wait_for(lambda: refused(school, social, plan_id, consent_id), 1.0)
     time.sleep(4.0)  # several backoff steps for the notice to BUP (0.25–0.5, 0.5–1, 1–2 s ...)
-    _, pending = social.api("GET", "/plans/" + plan_id, "prof")
+    backlog = json.loads(barnplan("outbox", "--json", "--dir", str(social.directory)).stdout)
+    assert [item["peer"] for item in backlog] == [bup.node_id]
+    assert backlog[0]["attempts"] >= 3 and "unreachable" in backlog[0]["last_error"]
     bup.start()
     # the very first request after start is already refused: catch-up ran before release
     assert refused(school, bup, plan_id, consent_id)
