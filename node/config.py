@@ -61,6 +61,10 @@ class AssemblySection(Section):
     deadline_s: Annotated[float, Field(gt=0, le=60)] = 3.0
 
 
+class LogSection(Section):
+    checkpoint_interval_s: Annotated[float, Field(ge=10)] = 600.0
+
+
 class FaultsSection(Section):
     """Fault injection for tests; every switch is off by default and must stay off in production."""
 
@@ -76,6 +80,7 @@ class NodeConfig(Section):
     keys: KeysSection = KeysSection()
     protocol: ProtocolSection = ProtocolSection()
     assembly: AssemblySection = AssemblySection()
+    log: LogSection = LogSection()
     faults: FaultsSection = FaultsSection()
     directory: Path = Path(".")
 
@@ -163,6 +168,10 @@ request_timeout_s = 5.0
 [assembly]
 # One deadline for all peers when the lead assembles a plan, in seconds.
 deadline_s = 3.0
+
+[log]
+# How often the exchange-log head is signed and sent to peers to witness, in seconds.
+checkpoint_interval_s = 600.0
 
 [faults]
 # Test-only fault injection. Never enable in production.

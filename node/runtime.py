@@ -18,6 +18,7 @@ from protocol.clock import Clock, SystemClock
 from .config import NodeConfig
 from .identity import Identity, load_identity
 from .keyring import PeerKeyRing
+from .metrics import Metrics
 from .services.handlers import HANDLERS
 from .services.inbound import Inbound
 from .services.outbound import PeerClient
@@ -44,6 +45,7 @@ class Node:
         self.peers = PeerClient(self)
         self.inbound = Inbound(self, HANDLERS)
         self.outbox = Outbox(self)
+        self.metrics = Metrics()
         self.caught_up = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
         self._peers_loaded_at = 0.0

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from .services.audit import checkpoint_and_witness
 from .services.revocation import expire_consents
 
 if TYPE_CHECKING:
@@ -36,5 +37,12 @@ def build_scheduler(node: Node) -> AsyncIOScheduler:
 
     scheduler.add_job(drain_outbox, "interval", seconds=OUTBOX_INTERVAL_S, id="outbox")
     scheduler.add_job(expire, "interval", seconds=EXPIRY_INTERVAL_S, id="consent_expiry")
+
+    async def checkpoint() -> None:
+        await checkpoint_and_witness(node)
+
     scheduler.add_job(prune, "interval", seconds=PRUNE_INTERVAL_S, id="replay_prune")
+    scheduler.add_job(
+        checkpoint, "interval", seconds=node.config.log.checkpoint_interval_s, id="log_checkpoint"
+    )
     return scheduler

@@ -18,19 +18,46 @@ from .errors import MalformedError
 
 _MAX_SAFE_INT = 2**53 - 1
 
+# Built once: ``json.dumps`` with non-default options constructs a new encoder on every call.
+# ``check_circular=False`` drops a per-container id bookkeeping that cannot matter here: a
+# circular value never gets past ``_fast_path_ok`` (which never returns for one), and parsed JSON
+# is never circular. Every other option is exactly what ``json.dumps`` was called with before.
+_FAST_ENCODER = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    check_circular=False,
+)
+
 
 def _fast_path_ok(value: Any) -> bool:
+    """True when ``json.dumps`` output is exactly RFC 8785 for ``value`` (see module docstring).
+
+    This walk runs on every sign and every verify, so it is written for speed: exact-type checks
+    first for the common JSON types (``isinstance`` remains the fallback, so subclasses are
+    treated as before), string values are never pushed, and a key is checked for non-BMP
+    characters with ``str.isascii`` / ``max`` in C rather than a per-character generator.
+    """
     stack = [value]
+    pop = stack.pop
+    push = stack.append
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
+        item = pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict or (kind is not list and isinstance(item, dict)):
             for key, sub in item.items():
-                if not isinstance(key, str) or any(ord(ch) > 0xFFFF for ch in key):
+                if type(key) is not str and not isinstance(key, str):
                     return False
-                stack.append(sub)
-        elif isinstance(item, list):
+                if not key.isascii() and max(key) > "\uffff":
+                    return False
+                if type(sub) is not str:
+                    push(sub)
+        elif kind is list or isinstance(item, list):
             stack.extend(item)
-        elif isinstance(item, bool) or item is None or isinstance(item, str):
+        elif isinstance(item, str):
             continue
         elif isinstance(item, int):
             if abs(item) > _MAX_SAFE_INT:
@@ -48,9 +75,7 @@ def canonicalize(value: Any) -> bytes:
     """
     if _fast_path_ok(value):
         try:
-            return json.dumps(
-                value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-            ).encode("utf-8")
+            return _FAST_ENCODER.encode(value).encode("utf-8")
         except (UnicodeEncodeError, ValueError) as exc:
             raise MalformedError(f"cannot canonicalize: {exc}") from None
     return canonicalize_reference(value)

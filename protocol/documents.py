@@ -17,7 +17,7 @@ from . import PROTOCOL_VERSION
 from .clock import format_time, parse_time
 from .errors import MalformedError, Reason, VerificationError
 from .keys import PublicKey, SigningKey, key_owner
-from .models import ConsentStatement, Fragment, NodeDocument
+from .models import Checkpoint, ConsentStatement, Fragment, NodeDocument, Witness
 from .signing import read_sig, sign_object, signing_input
 
 M = TypeVar("M", bound=BaseModel)
@@ -136,3 +136,49 @@ def verify_consent(
     statement = _validate(ConsentStatement, obj, "consent")
     key_id = check_signature(obj, statement.lead, keys, parse_time(statement.issued_at))
     return statement, key_id
+
+
+# --- log checkpoints and witnesses ------------------------------------------------------------
+
+
+def sign_checkpoint(
+    *, node_id: str, seq: int, head: str, at: datetime, key: SigningKey
+) -> dict[str, Any]:
+    obj = {
+        "v": PROTOCOL_VERSION,
+        "type": "checkpoint",
+        "node": node_id,
+        "seq": seq,
+        "head": head,
+        "at": format_time(at),
+    }
+    signed = sign_object(obj, key)
+    _validate(Checkpoint, signed, "checkpoint")
+    return signed
+
+
+def verify_checkpoint(obj: Mapping[str, Any], keys: Sequence[PublicKey]) -> Checkpoint:
+    checkpoint = _validate(Checkpoint, obj, "checkpoint")
+    check_signature(obj, checkpoint.node, keys, parse_time(checkpoint.at))
+    return checkpoint
+
+
+def sign_witness(checkpoint: Checkpoint, key: SigningKey, at: datetime) -> dict[str, Any]:
+    obj = {
+        "v": PROTOCOL_VERSION,
+        "type": "witness",
+        "witness": key.node_id,
+        "origin": checkpoint.node,
+        "seq": checkpoint.seq,
+        "head": checkpoint.head,
+        "at": format_time(at),
+    }
+    signed = sign_object(obj, key)
+    _validate(Witness, signed, "witness")
+    return signed
+
+
+def verify_witness(obj: Mapping[str, Any], keys: Sequence[PublicKey]) -> Witness:
+    witness = _validate(Witness, obj, "witness")
+    check_signature(obj, witness.witness, keys, parse_time(witness.at))
+    return witness

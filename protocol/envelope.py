@@ -35,6 +35,7 @@ ENVELOPE_FIELDS = frozenset(
 )
 REQUIRED_FIELDS = ENVELOPE_FIELDS - {"re"}
 _UUID = re.compile(UUID_PATTERN)
+_CONTAINERS = (dict, list)
 
 
 class KeyRing(Protocol):
@@ -143,18 +144,23 @@ def sign_envelope(
 
 
 def json_depth(value: Any) -> int:
-    """Nesting depth of a parsed JSON value (a scalar is 0), computed without recursion."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-            deepest = max(deepest, depth + 1)
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-            deepest = max(deepest, depth + 1)
-    return deepest
+    """Nesting depth of a parsed JSON value (a scalar is 0), computed without recursion.
+
+    Level by level: each pass keeps only the containers one level down, so scalars are looked at
+    once and never pushed; this runs on every received message that has more than ``MAX_DEPTH``
+    brackets, which a ~2 KB body easily has.
+    """
+    depth = 0
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    while level:
+        depth += 1
+        level = [
+            sub
+            for item in level
+            for sub in (item.values() if isinstance(item, dict) else item)
+            if isinstance(sub, _CONTAINERS)
+        ]
+    return depth
 
 
 def parse_json_object(data: bytes | str, max_depth: int = MAX_DEPTH) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -29,6 +30,13 @@ def fingerprint(public_raw: bytes) -> str:
 
 def make_key_id(node_id: str, public_raw: bytes) -> str:
     return f"{node_id}#{fingerprint(public_raw)[:16]}"
+
+
+@lru_cache(maxsize=4096)
+def _load_public(raw: bytes) -> Ed25519PublicKey:
+    """The loaded key object for raw bytes, cached: every verify needs one, and a federation has
+    a few thousand keys at most. Invalid bytes raise ``ValueError`` each time (not cached)."""
+    return Ed25519PublicKey.from_public_bytes(raw)
 
 
 def key_owner(key_id: str) -> str:
@@ -53,7 +61,7 @@ class PublicKey:
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, data)
+            _load_public(bytes(self.raw)).verify(signature, data)
         except (InvalidSignature, ValueError):
             return False
         return True

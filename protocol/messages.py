@@ -125,6 +125,16 @@ class Hello(WireModel):
     started_at: Timestamp
 
 
+class LogCheckpointMessage(WireModel):
+    """Asks the receiver to countersign (witness) the sender's log checkpoint."""
+
+    checkpoint: dict[str, Any]
+
+
+class LogWitnessMessage(WireModel):
+    witness: dict[str, Any]
+
+
 class ErrorBody(WireModel):
     reason: Reason
     detail: ShortText = ""
@@ -145,6 +155,8 @@ MESSAGE_TYPES: dict[str, type[BaseModel]] = {
     "revocations.list": RevocationsList,
     "hello": Hello,
     "hello.ack": Ack,
+    "log.checkpoint": LogCheckpointMessage,
+    "log.witness": LogWitnessMessage,
     "error": ErrorBody,
 }
 
@@ -156,6 +168,7 @@ REPLY_TYPES: dict[str, str] = {
     "consent.revoke": "consent.revoke.ack",
     "revocations.since": "revocations.list",
     "hello": "hello.ack",
+    "log.checkpoint": "log.witness",
 }
 
 REQUEST_TYPES = frozenset(REPLY_TYPES)

@@ -190,3 +190,28 @@ class ConsentStatement(WireModel):
 
 def is_uuid(text: str) -> bool:
     return bool(re.match(UUID_PATTERN, text))
+
+
+class Checkpoint(WireModel):
+    """A node's signed exchange-log head: entry ``seq`` has hash ``head``."""
+
+    v: Literal[1] = 1
+    type: Literal["checkpoint"] = "checkpoint"
+    node: NodeId
+    seq: Annotated[int, Field(ge=0)]
+    head: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    at: Timestamp
+    sig: Signature
+
+
+class Witness(WireModel):
+    """A peer's countersignature over another node's checkpoint."""
+
+    v: Literal[1] = 1
+    type: Literal["witness"] = "witness"
+    witness: NodeId
+    origin: NodeId
+    seq: Annotated[int, Field(ge=0)]
+    head: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    at: Timestamp
+    sig: Signature

@@ -28,6 +28,8 @@ RECORDS = {
     "node_document": "NodeDocument",
     "fragment": "Fragment",
     "consent_statement": "ConsentStatement",
+    "checkpoint": "Checkpoint",
+    "witness": "Witness",
 }
 Labels = dict[str, dict[str, dict[str, str]]]
 

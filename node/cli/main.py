@@ -167,8 +167,9 @@ async def migrate(directory: Path) -> None:
 
 
 def _register() -> None:
-    from . import demo, peers, records
+    from . import demo, log, peers, records
 
+    main.add_command(log.log)
     main.add_command(peers.peers)
     main.add_command(demo.demo)
     for group in (

@@ -81,3 +81,20 @@ async def list_(directory: Path, as_json: bool) -> None:
         click.echo("no peers yet: barnplan peers add URL")
     for p in rows:
         click.echo(f"{p.node_id:40} {p.agency_kind:18} {p.base_url}  {p.fingerprint[:16]}")
+
+
+@peers.command("remove")
+@node_dir_option
+@click.argument("node_id")
+@run_async
+async def remove(directory: Path, node_id: str) -> None:
+    """Stop trusting a peer: its messages are refused (unknown_sender) from now on."""
+    config = load_config(directory)
+    engine = create_engine(config.database_url, config.store.schema_name)
+    try:
+        removed = await peer_store.delete_peer(engine, node_id)
+    finally:
+        await engine.dispose()
+    if not removed:
+        raise PeerError(f"{node_id} is not a peer of this node")
+    click.echo(f"removed {node_id}; a running node stops trusting it at its next reload")

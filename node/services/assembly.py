@@ -9,6 +9,7 @@ written to the store; the exchange log records each request and its outcome.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 from protocol.clock import format_time, parse_time
@@ -121,6 +122,16 @@ async def assemble(
     deadline_s: float | None = None,
 ) -> dict[str, Any]:
     """Ask every participant at once, verify, merge; return the shared plan (never stored)."""
+    started = time.monotonic()
+    try:
+        return await _assemble(node, actor, plan_id, consent_id, deadline_s)
+    finally:
+        node.metrics.assembly_latency.observe(time.monotonic() - started)
+
+
+async def _assemble(
+    node: Node, actor: User, plan_id: str, consent_id: str | None, deadline_s: float | None
+) -> dict[str, Any]:
     if actor.role != "lead":
         raise Forbidden("only the lead professional assembles the shared plan")
     plan = await records.get_plan(node.engine, plan_id)

@@ -24,7 +24,7 @@ from ..domain.release import ConsentFacts, ReleaseRequest, decide_release
 from ..store import records
 from ..store import revocations as revocation_store
 from ..store.tables import Plan
-from . import revocation
+from . import audit, revocation
 from .inbound import Handler, Outcome, Refusal
 
 
@@ -189,6 +189,10 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
         for f in decision.released
     ]
     withheld = [(c, r.value) for c, r in decision.withheld]
+    for category in decision.released_categories:
+        node.metrics.release_decisions.labels(category, "released", "").inc()
+    for category, reason in withheld:
+        node.metrics.release_decisions.labels(category, "withheld", reason).inc()
     return Outcome(
         body={
             "plan_id": body.plan_id,
@@ -212,6 +216,7 @@ HANDLERS: dict[str, Handler] = {
     "hello": revocation.handle_hello,
     "consent.revoke": revocation.handle_revoke,
     "revocations.since": revocation.handle_since,
+    "log.checkpoint": audit.handle_checkpoint,
     "plan.invite": plan_invite,
     "plan.link": plan_link,
     "consent.statement": consent_statement,

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from protocol.envelope import Verified, parse_json_object, sign_envelope, verify_envelope
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import REPLY_TYPES, REQUEST_TYPES
-from protocol.models import NODE_ID_PATTERN
+from protocol.models import NODE_ID_PATTERN, UUID_PATTERN
 
 from ..store.exchange_log import LogDraft
 from .seen import ChangeRejected, PersistentSeenIds
@@ -29,6 +29,7 @@ log = structlog.get_logger("barnplan.federation")
 
 ANONYMOUS = "anonymous.invalid"
 _NODE_ID = re.compile(NODE_ID_PATTERN)
+_UUID = re.compile(UUID_PATTERN)
 
 RELOADABLE = frozenset({Reason.UNKNOWN_SENDER, Reason.UNKNOWN_KEY})
 HTTP_STATUS: dict[Reason, int] = {
@@ -99,7 +100,14 @@ class Inbound:
                     raise
                 message = self._verify(data)
         except ProtocolError as exc:
-            return await self._refuse(claimed, None, _claimed_type(data), exc.reason, exc.detail)
+            return await self._refuse(
+                claimed,
+                None,
+                _claimed_type(data),
+                exc.reason,
+                exc.detail,
+                claimed_id=_claimed_id(data),
+            )
         if message.type not in REQUEST_TYPES:
             return await self._refuse(
                 message.sender,
@@ -177,6 +185,7 @@ class Inbound:
             log.error("federation.change_failed", type=message.type, error=exc.__class__.__name__)
             return self._error_reply(message.sender, message.id, Reason.INTERNAL, "not stored", 500)
         await node.peer_contact(message.sender)
+        node.metrics.requests.labels(message.type, outcome.outcome).inc()
         reply = sign_envelope(
             type=REPLY_TYPES[message.type],
             body=outcome.body,
@@ -197,20 +206,23 @@ class Inbound:
         reason: Reason,
         detail: str,
         status: int | None = None,
+        claimed_id: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
         node = self._node
+        message_id = message.id if message else claimed_id
         await node.exchange_log.append(
             LogDraft(
                 direction="in",
                 peer=claimed,
                 message_type=message_type[:64],
-                message_id=message.id if message else "-",
+                message_id=message_id or "-",
                 outcome="refused",
                 reason=reason.value,
             )
         )
         log.info("federation.refused", peer=claimed, type=message_type[:64], reason=reason.value)
-        return self._error_reply(claimed, message.id if message else None, reason, detail, status)
+        node.metrics.requests.labels(message_type[:64], "refused").inc()
+        return self._error_reply(claimed, message_id, reason, detail, status)
 
     def _error_reply(
         self, to: str, re_id: str | None, reason: Reason, detail: str, status: int | None = None
@@ -237,6 +249,16 @@ def _claimed_sender(data: bytes) -> str:
         if _NODE_ID.match(candidate):
             return candidate
     return ANONYMOUS
+
+
+def _claimed_id(data: bytes) -> str | None:
+    """The ``id`` a refused message claims, so the error reply can name it in ``re``."""
+    match = re.search(rb'"id"\s*:\s*"([0-9a-f-]{36})"', data[:4096])
+    if match:
+        candidate = match.group(1).decode()
+        if _UUID.match(candidate):
+            return candidate
+    return None
 
 
 def _claimed_type(data: bytes) -> str:

@@ -18,6 +18,7 @@ from protocol.envelope import Verified, sign_envelope, verify_envelope
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import REPLY_TYPES, ErrorBody
 
+from ..httpio import read_limited
 from ..store.exchange_log import LogDraft
 
 FEDERATION_PATH = "/federation/v1/messages"
@@ -85,6 +86,7 @@ class PeerClient:
             peer, base + FEDERATION_PATH, envelope, REPLY_TYPES[type], timeout
         )
         await self._log(peer, type, envelope["id"], result, context)
+        node.metrics.outbound.labels(type, result.outcome).inc()
         return result
 
     async def _post(
@@ -96,7 +98,7 @@ class PeerClient:
         try:
             async with asyncio.timeout(limit):
                 async with session.post(url, json=envelope) as resp:
-                    data = await resp.content.read(MAX_REPLY_BYTES + 1)
+                    data = await read_limited(resp.content, MAX_REPLY_BYTES)
         except TimeoutError:
             return PeerResult(peer, "timeout", "timeout")
         except (aiohttp.ClientError, OSError) as exc:

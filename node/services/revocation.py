@@ -197,6 +197,8 @@ class Outbox:
     async def refresh_pending(self) -> None:
         async with self._node.engine.connect() as conn:
             self._pending = await store.pending_peers(conn)
+            backlog = len(await store.outbox_rows(conn))
+        self._node.metrics.outbox_backlog.set(backlog)
 
     async def on_contact(self, peer: str) -> None:
         """Any verified traffic from ``peer``: reset its backoff and flush its queue."""
@@ -256,6 +258,7 @@ class Outbox:
         async with begin_write(node.engine) as conn:
             if acked:
                 await store.mark_delivered(conn, item.item_id, now)
+                node.metrics.delivery_latency.observe((now - item.created_at).total_seconds())
             else:
                 delay = backoff_delay(item.attempts + 1, self._rng)
                 await store.mark_failed(

@@ -173,3 +173,143 @@ class ExchangeLog:
                 results.append(outcome)
             await conn.execute(ExchangeLogEntry.__table__.insert(), rows)  # type: ignore[attr-defined]
         return results
+
+
+COLUMNS = (
+    "seq",
+    "at",
+    "direction",
+    "peer",
+    "message_type",
+    "message_id",
+    "plan_id",
+    "consent_id",
+    "purpose",
+    "professional",
+    "categories",
+    "released",
+    "withheld",
+    "outcome",
+    "reason",
+    "prev_hash",
+    "hash",
+)
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    seq: int
+    kind: str  # edited | missing | reordered | broken_link
+    detail: str
+
+
+@dataclass
+class ChainResult:
+    entries: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    hashes: dict[int, str] = field(default_factory=dict)
+    problem: ChainProblem | None = None
+
+
+async def verify_chain(
+    engine: AsyncEngine, keep: set[int] | None = None, batch: int = 20_000
+) -> ChainResult:
+    """Walk the whole chain in seq order; stop at the first entry that does not fit.
+
+    ``keep`` names seqs whose hashes the caller wants back (to compare with checkpoints).
+    """
+    result = ChainResult()
+    prev, expected = GENESIS, 1
+    table = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
+    query = text(f"SELECT {', '.join(COLUMNS)} FROM exchange_log ORDER BY seq")
+    async with engine.connect() as conn:
+        stream = await conn.stream(query.columns(*[table.c[c] for c in COLUMNS]))
+        async for part in stream.partitions(batch):
+            for values in part:
+                row = dict(zip(COLUMNS, values, strict=True))
+                seq = row["seq"]
+                if seq != expected:
+                    kind = "missing" if seq > expected else "reordered"
+                    result.problem = ChainProblem(
+                        expected, kind, f"expected entry {expected}, found {seq}"
+                    )
+                    return result
+                if row["prev_hash"] != prev:
+                    result.problem = ChainProblem(
+                        seq,
+                        "broken_link",
+                        "prev_hash does not match the entry before: an entry was removed, "
+                        "inserted or swapped here",
+                    )
+                    return result
+                if entry_hash(row) != row["hash"]:
+                    result.problem = ChainProblem(
+                        seq, "edited", "the entry's content does not match its hash"
+                    )
+                    return result
+                prev = row["hash"]
+                if keep is not None and seq in keep:
+                    result.hashes[seq] = prev
+                result.entries += 1
+                expected += 1
+    result.head_seq, result.head_hash = expected - 1, prev
+    return result
+
+
+async def log_head(engine: AsyncEngine) -> tuple[int, str]:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(text("SELECT seq, hash FROM exchange_log ORDER BY seq DESC LIMIT 1"))
+        ).first()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
+@dataclass
+class LogFilter:
+    """Filters an operator can combine; every one optional."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    peer: str | None = None
+    plan_id: str | None = None
+    message_type: str | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    after_seq: int | None = None
+
+
+async def query_log(
+    engine: AsyncEngine,
+    flt: LogFilter,
+    limit: int = 100,
+    offset: int = 0,
+    newest_first: bool = True,
+) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    table = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
+    query = select(table)
+    conditions = [
+        (flt.since, table.c.at >= flt.since),
+        (flt.until, table.c.at < flt.until),
+        (flt.peer, table.c.peer == flt.peer),
+        (flt.plan_id, table.c.plan_id == flt.plan_id),
+        (flt.message_type, table.c.message_type == flt.message_type),
+        (flt.outcome, table.c.outcome == flt.outcome),
+        (flt.reason, table.c.reason == flt.reason),
+        (flt.after_seq, table.c.seq > (flt.after_seq or 0)),
+    ]
+    for value, condition in conditions:
+        if value is not None:
+            query = query.where(condition)
+    order = table.c.seq.desc() if newest_first else table.c.seq
+    query = query.order_by(order).limit(limit).offset(offset)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def entry_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An entry as operators export it (JSON lines, CSV, pages)."""
+    return {**{k: row[k] for k in COLUMNS}, "at": format_at(row["at"])}

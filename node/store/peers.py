@@ -50,3 +50,10 @@ async def own_keys(engine: AsyncEngine) -> list[OwnKey]:
 async def add_own_key(engine: AsyncEngine, key: OwnKey) -> None:
     async with begin_write(engine) as conn:
         await conn.execute(OwnKey.__table__.insert().values(**key.model_dump()))  # type: ignore[attr-defined]
+
+
+async def delete_peer(engine: AsyncEngine, node_id: str) -> bool:
+    table = Peer.__table__  # type: ignore[attr-defined]
+    async with begin_write(engine) as conn:
+        result = await conn.execute(table.delete().where(table.c.node_id == node_id))
+    return bool(result.rowcount)

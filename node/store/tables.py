@@ -221,3 +221,38 @@ class PeerState(SQLModel, table=True):
 
     node_id: str = Field(primary_key=True, max_length=253)
     revocation_cursor: int = Field(default=0)
+
+
+class LogCheckpoint(SQLModel, table=True):
+    """A signed statement of this node's exchange-log head: (seq, hash) at a moment."""
+
+    __tablename__ = "log_checkpoint"
+
+    seq: int = Field(primary_key=True)
+    head_hash: str = Field(max_length=64)
+    signed: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=utc_column())
+
+
+class CheckpointWitness(SQLModel, table=True):
+    """A peer's countersignature over one of our checkpoints."""
+
+    __tablename__ = "checkpoint_witness"
+
+    seq: int = Field(primary_key=True)
+    witness: str = Field(primary_key=True, max_length=253)
+    signed: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = Field(sa_column=utc_column())
+
+
+class WitnessedCheckpoint(SQLModel, table=True):
+    """A peer's checkpoint we countersigned: our copy, so their history cannot be rewritten
+    without ours showing it."""
+
+    __tablename__ = "witnessed_checkpoint"
+
+    origin: str = Field(primary_key=True, max_length=253)
+    seq: int = Field(primary_key=True)
+    head_hash: str = Field(max_length=64)
+    signed: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = Field(sa_column=utc_column())

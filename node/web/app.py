@@ -10,7 +10,7 @@ from ..runtime import Node
 from ..scheduler import build_scheduler
 from .api import routes as api_routes
 from .auth import bearer_auth
-from .errors import error_pages
+from .errors import error_pages, request_context
 from .federation import routes as federation_routes
 from .keys import NODE_KEY
 from .wellknown import routes as wellknown_routes
@@ -22,7 +22,7 @@ def create_app(node: Node) -> web.Application:
     """Build the app for ``node``; the node's HTTP client lives and dies with the app."""
     app = web.Application(
         client_max_size=node.config.server.max_body_bytes,
-        middlewares=[error_pages, bearer_auth],
+        middlewares=[request_context, error_pages, bearer_auth],
     )
     app[NODE_KEY] = node
     app.add_routes(wellknown_routes)

@@ -3,6 +3,10 @@ exceptions become problem documents (never a traceback, never a bare 500 page)."
 
 from __future__ import annotations
 
+import re
+import time
+import uuid
+
 import structlog
 from aiohttp import web
 
@@ -25,3 +29,33 @@ async def error_pages(request: web.Request, handler: HandlerType) -> web.StreamR
     except Exception as exc:
         log.error("web.unhandled", path=request.path, error=exc.__class__.__name__)
         return problem(500, "Internal error", "the node could not complete the request")
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: HandlerType) -> web.StreamResponse:
+    """Bind a request id for every log line of this request and log the request's outcome.
+
+    The path is logged without its query string; paths hold ids only, never personal data.
+    """
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.monotonic()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    finally:
+        log.info(
+            "http.request",
+            method=request.method,
+            path=request.path,
+            status=status,
+            ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        structlog.contextvars.unbind_contextvars("request_id")

@@ -6,6 +6,7 @@ import json
 
 from aiohttp import web
 
+from ..httpio import read_limited
 from .keys import NODE_KEY
 
 routes = web.RouteTableDef()
@@ -15,7 +16,7 @@ routes = web.RouteTableDef()
 async def messages(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
     limit = node.config.server.max_body_bytes
-    data = await request.content.read(limit + 1)
+    data = await read_limited(request.content, limit)
     status, reply = await node.inbound.handle(data)
     return web.Response(
         status=status,

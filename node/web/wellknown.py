@@ -18,3 +18,12 @@ async def node_document(request: web.Request) -> web.Response:
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "node": request.app[NODE_KEY].node_id})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition: counts and latencies by type, outcome and reason; no personal
+    data. Restrict it to the monitoring network at the proxy."""
+    node = request.app[NODE_KEY]
+    body = node.metrics.render()
+    return web.Response(body=body, headers={"Content-Type": node.metrics.content_type})

@@ -24,7 +24,13 @@ from pydantic import BaseModel, ValidationError
 
 from protocol.clock import ManualClock
 from protocol.codes import LABELS, ActionStatus, AgencyKind, Category, Indicator, Purpose
-from protocol.documents import build_node_document, sign_consent, sign_fragment
+from protocol.documents import (
+    build_node_document,
+    sign_checkpoint,
+    sign_consent,
+    sign_fragment,
+    sign_witness,
+)
 from protocol.envelope import StaticKeyRing, sign_envelope, verify_envelope
 from protocol.errors import Reason
 from protocol.keys import SigningKey
@@ -132,6 +138,16 @@ def consent_statement() -> dict[str, Any]:
     )
 
 
+def checkpoint() -> dict[str, Any]:
+    return sign_checkpoint(node_id=A, seq=42, head="ab" * 32, at=T0, key=KA)
+
+
+def witness() -> dict[str, Any]:
+    from protocol.models import Checkpoint
+
+    return sign_witness(Checkpoint.model_validate(checkpoint()), KB, T0)
+
+
 def body(message_type: str) -> dict[str, Any]:
     """A valid body of every message type; a new type needs an example here."""
     professional = f"{A}/u/17"
@@ -188,6 +204,8 @@ def body(message_type: str) -> dict[str, Any]:
         },
         "hello": {"started_at": "2026-11-23T08:59:00Z"},
         "hello.ack": {"ok": True},
+        "log.checkpoint": {"checkpoint": checkpoint()},
+        "log.witness": {"witness": witness()},
         "error": {"reason": "no_consent", "detail": "no consent for this plan"},
     }
     if message_type not in bodies:

@@ -1,0 +1,142 @@
+"""``barnplan log``: review, export and verify the exchange log (operators)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from protocol.clock import parse_time
+
+from ..services.audit import checkpoint_and_witness, verify_log
+from ..store.exchange_log import COLUMNS, LogFilter, entry_json, query_log
+from .main import echo_json, node_dir_option, run_async
+from .opened import opened_node
+
+
+def _time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value if "T" in value else value + "T00:00:00Z")
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use YYYY-MM-DD or an RFC 3339 time") from None
+
+
+@click.group(invoke_without_command=True)
+@node_dir_option
+@click.option("--since", help="From this time (YYYY-MM-DD or RFC 3339).")
+@click.option("--until", help="Before this time.")
+@click.option("--peer", help="Only exchanges with this node.")
+@click.option("--plan", "plan_id", help="Only this plan id.")
+@click.option("--type", "message_type", help="Only this message type, e.g. fragments.request.")
+@click.option("--outcome", help="released, withheld, refused, ok, failed, timeout, ...")
+@click.option("--reason", help="Only this reason code.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new entries (Ctrl-C stops).")
+@click.pass_context
+def log(
+    ctx: click.Context,
+    directory: Path,
+    since: str | None,
+    until: str | None,
+    peer: str | None,
+    plan_id: str | None,
+    message_type: str | None,
+    outcome: str | None,
+    reason: str | None,
+    limit: int,
+    as_json: bool,
+    as_csv: bool,
+    follow: bool,
+) -> None:
+    """List exchange-log entries, newest first. Ids, types, outcomes and reasons only."""
+    if ctx.invoked_subcommand is not None:
+        return
+    flt = LogFilter(
+        since=_time(since),
+        until=_time(until),
+        peer=peer,
+        plan_id=plan_id,
+        message_type=message_type,
+        outcome=outcome,
+        reason=reason,
+    )
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(COLUMNS)) if as_csv else None
+    if writer is not None:
+        writer.writeheader()
+
+    def emit(row: dict[str, object]) -> None:
+        entry = entry_json(row)
+        if writer is not None:
+            writer.writerow(entry)
+        elif as_json:
+            click.echo(json.dumps(entry, ensure_ascii=False))
+        else:
+            cats = f" [{entry['categories']}]" if entry["categories"] else ""
+            why = f" ({entry['reason']})" if entry["reason"] else ""
+            click.echo(
+                f"{entry['seq']:>7} {entry['at']} {entry['direction']:3} "
+                f"{entry['peer']:28} {entry['message_type']:20} "
+                f"{entry['outcome']}{why}{cats}"
+            )
+
+    async def run() -> None:
+        async with opened_node(directory) as node:
+            rows = await query_log(node.engine, flt, limit)
+            for row in rows:
+                emit(row)
+            last = max((int(r["seq"]) for r in rows), default=0)
+            while follow:
+                await asyncio.sleep(1.0)
+                flt.after_seq = last
+                new = await query_log(node.engine, flt, 1000, newest_first=False)
+                for row in new:
+                    emit(row)
+                    last = int(row["seq"])
+                sys.stdout.flush()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+@log.command("verify")
+@node_dir_option
+@click.option("--json", "as_json", is_flag=True)
+@run_async
+async def verify(directory: Path, as_json: bool) -> None:
+    """Check the hash chain, every checkpoint signature and every witness; exit 1 on failure."""
+    async with opened_node(directory) as node:
+        report = await verify_log(node)
+    if as_json:
+        echo_json(report.to_json())
+    else:
+        click.echo(
+            f"entries {report.entries}, checkpoints {report.checkpoints}, "
+            f"witnesses {report.witnesses}"
+        )
+        for p in report.problems:
+            click.echo(f"FAIL at entry {p['seq']}: {p['kind']}: {p['detail']}")
+        click.echo("log verified: OK" if report.ok else "log verification FAILED")
+    if not report.ok:
+        sys.exit(1)
+
+
+@log.command("checkpoint")
+@node_dir_option
+@run_async
+async def checkpoint(directory: Path) -> None:
+    """Sign the current log head now and ask every peer to witness it."""
+    async with opened_node(directory) as node:
+        outcomes = await checkpoint_and_witness(node)
+    for peer, outcome in sorted(outcomes.items()):
+        click.echo(f"{peer:32} {outcome}")
+    click.echo("checkpoint made")

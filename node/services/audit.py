@@ -1,0 +1,236 @@
+"""Tamper evidence for the exchange log: signed checkpoints, peers' witnesses, verification.
+
+A checkpoint is the log head (seq, hash) signed with the node key, made by a scheduled job and
+on demand. Each checkpoint is sent to every peer, which keeps a copy and countersigns it (a
+witness). ``verify_log`` recomputes the chain, checks every checkpoint against it and every
+witness against its checkpoint: deletion, editing, reordering and truncation break the chain;
+a consistent rewrite of the chain from some point on no longer matches a signed checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocol.documents import sign_checkpoint, sign_witness, verify_checkpoint, verify_witness
+from protocol.envelope import Verified
+from protocol.errors import ProtocolError, Reason
+from protocol.messages import LogCheckpointMessage, LogWitnessMessage
+
+from ..store.engine import begin_write
+from ..store.exchange_log import ChainProblem, log_head, verify_chain
+from ..store.tables import CheckpointWitness, LogCheckpoint, WitnessedCheckpoint
+from .inbound import Outcome, Refusal
+
+if TYPE_CHECKING:
+    from ..runtime import Node
+
+T_CHECKPOINT = LogCheckpoint.__table__  # type: ignore[attr-defined]
+T_WITNESS = CheckpointWitness.__table__  # type: ignore[attr-defined]
+T_WITNESSED = WitnessedCheckpoint.__table__  # type: ignore[attr-defined]
+
+
+async def make_checkpoint(node: Node) -> dict[str, Any] | None:
+    """Sign the current head (if it moved since the last checkpoint) and store it."""
+    seq, head = await log_head(node.engine)
+    if seq == 0:
+        return None
+    async with begin_write(node.engine) as conn:
+        if (
+            await conn.execute(select(T_CHECKPOINT.c.seq).where(T_CHECKPOINT.c.seq == seq))
+        ).first():
+            return None
+        signed = sign_checkpoint(
+            node_id=node.node_id, seq=seq, head=head, at=node.clock.now(), key=node.identity.key
+        )
+        await conn.execute(
+            T_CHECKPOINT.insert().values(
+                seq=seq, head_hash=head, signed=json.dumps(signed), created_at=node.clock.now()
+            )
+        )
+    return signed
+
+
+async def checkpoint_and_witness(node: Node) -> dict[str, str]:
+    """Make a checkpoint and ask every peer to countersign it; returns outcome per peer."""
+    signed = await make_checkpoint(node)
+    if signed is None:
+        async with node.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(T_CHECKPOINT.c.signed).order_by(T_CHECKPOINT.c.seq.desc()).limit(1)
+                )
+            ).first()
+        if row is None:
+            return {}
+        signed = json.loads(row[0])
+    peers = node.keyring.node_ids()
+    results = await asyncio.gather(
+        *(node.peers.send(p, "log.checkpoint", {"checkpoint": signed}) for p in peers)
+    )
+    outcomes: dict[str, str] = {}
+    for result in results:
+        outcomes[result.peer] = result.outcome
+        if not result.ok or result.reply is None:
+            continue
+        body = result.reply.body
+        assert isinstance(body, LogWitnessMessage)
+        try:
+            witness = verify_witness(body.witness, node.keyring.keys_for(result.peer) or [])
+        except ProtocolError as exc:
+            outcomes[result.peer] = f"bad_witness: {exc.reason.value}"
+            continue
+        if (
+            witness.witness != result.peer
+            or witness.origin != node.node_id
+            or witness.seq != signed["seq"]
+            or witness.head != signed["head"]
+        ):
+            outcomes[result.peer] = "bad_witness: mismatch"
+            continue
+        async with begin_write(node.engine) as conn:
+            exists = (
+                await conn.execute(
+                    select(T_WITNESS.c.seq).where(
+                        (T_WITNESS.c.seq == witness.seq) & (T_WITNESS.c.witness == result.peer)
+                    )
+                )
+            ).first()
+            if not exists:
+                await conn.execute(
+                    T_WITNESS.insert().values(
+                        seq=witness.seq,
+                        witness=result.peer,
+                        signed=json.dumps(body.witness),
+                        received_at=node.clock.now(),
+                    )
+                )
+    return outcomes
+
+
+async def handle_checkpoint(node: Node, message: Verified) -> Outcome:
+    """Countersign a peer's checkpoint and keep a copy; a different head for a seq we already
+    witnessed means the peer's history was rewritten, and we refuse to sign it."""
+    body = message.body
+    assert isinstance(body, LogCheckpointMessage)
+    try:
+        checkpoint = verify_checkpoint(body.checkpoint, node.keyring.keys_for(message.sender) or [])
+    except ProtocolError as exc:
+        raise Refusal(exc.reason, f"checkpoint: {exc.detail}") from None
+    if checkpoint.node != message.sender:
+        raise Refusal(Reason.UNKNOWN_KEY, "a node sends only its own checkpoints")
+    async with node.engine.connect() as conn:
+        held = (
+            await conn.execute(
+                select(T_WITNESSED.c.head_hash).where(
+                    (T_WITNESSED.c.origin == checkpoint.node)
+                    & (T_WITNESSED.c.seq == checkpoint.seq)
+                )
+            )
+        ).first()
+    if held is not None and held[0] != checkpoint.head:
+        raise Refusal(Reason.MALFORMED, "conflicts with a checkpoint witnessed earlier", 409)
+    witness = sign_witness(checkpoint, node.identity.key, node.clock.now())
+    now = node.clock.now()
+
+    async def change(conn: AsyncConnection) -> None:
+        if held is None:
+            await conn.execute(
+                T_WITNESSED.insert().values(
+                    origin=checkpoint.node,
+                    seq=checkpoint.seq,
+                    head_hash=checkpoint.head,
+                    signed=json.dumps(body.checkpoint),
+                    received_at=now,
+                )
+            )
+
+    return Outcome(body={"witness": witness}, change=change)
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    entries: int
+    head_seq: int
+    checkpoints: int
+    witnesses: int
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def verify_log(node: Node) -> VerifyReport:
+    """Check the chain, every checkpoint's signature and head, every witness held."""
+    async with node.engine.connect() as conn:
+        checkpoints = (
+            (await conn.execute(select(T_CHECKPOINT).order_by(T_CHECKPOINT.c.seq))).mappings().all()
+        )
+        witnesses = (await conn.execute(select(T_WITNESS))).mappings().all()
+    chain = await verify_chain(node.engine, keep={int(c["seq"]) for c in checkpoints})
+    problems: list[ChainProblem] = []
+    if chain.problem is not None:
+        problems.append(chain.problem)
+    own_keys = node.identity.public_keys()
+    checked: dict[int, str] = {}
+    last_good = 0
+    for row in checkpoints:
+        seq = int(row["seq"])
+        try:
+            cp = verify_checkpoint(json.loads(row["signed"]), own_keys)
+        except (ProtocolError, ValueError) as exc:
+            problems.append(ChainProblem(seq, "bad_checkpoint", f"checkpoint signature: {exc}"))
+            continue
+        if cp.seq != seq or cp.head != row["head_hash"] or cp.node != node.node_id:
+            problems.append(ChainProblem(seq, "bad_checkpoint", "checkpoint row altered"))
+            continue
+        checked[seq] = cp.head
+        if chain.problem is None and seq > chain.head_seq:
+            problems.append(
+                ChainProblem(
+                    chain.head_seq + 1,
+                    "truncated",
+                    f"a signed checkpoint covers entry {seq}, the log ends at {chain.head_seq}",
+                )
+            )
+        elif seq in chain.hashes and chain.hashes[seq] != cp.head:
+            problems.append(
+                ChainProblem(
+                    seq,
+                    "rewritten",
+                    f"entry {seq} no longer has the hash its signed checkpoint states: the chain "
+                    f"was rewritten after entry {last_good} and at or before entry {seq}",
+                )
+            )
+        elif seq in chain.hashes:
+            last_good = seq
+    for row in witnesses:
+        seq, peer = int(row["seq"]), str(row["witness"])
+        try:
+            w = verify_witness(json.loads(row["signed"]), node.keyring.keys_for(peer) or [])
+        except (ProtocolError, ValueError) as exc:
+            problems.append(ChainProblem(seq, "bad_witness", f"witness by {peer}: {exc}"))
+            continue
+        if seq not in checked or w.head != checked[seq] or w.origin != node.node_id:
+            problems.append(
+                ChainProblem(
+                    seq,
+                    "witness_mismatch",
+                    f"{peer} witnessed a different head for entry {seq} than our checkpoint",
+                )
+            )
+    problems.sort(key=lambda p: p.seq)
+    return VerifyReport(
+        ok=not problems,
+        entries=chain.entries,
+        head_seq=chain.head_seq,
+        checkpoints=len(checkpoints),
+        witnesses=len(witnesses),
+        problems=[asdict(p) for p in problems],
+    )
