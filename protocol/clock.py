@@ -39,7 +39,8 @@ class ManualClock:
 
 def format_time(when: datetime) -> str:
     """RFC 3339 UTC with a ``Z`` and whole seconds: the only time form on the wire."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = when.astimezone(UTC)
+    return f"{when.year:04d}-{when:%m-%dT%H:%M:%S}Z"  # %Y drops leading zeros before 1000
 
 
 def parse_time(text: str) -> datetime:

@@ -23,7 +23,7 @@ from .models import (
     WireModel,
 )
 
-Personnummer = Annotated[str, StringConstraints(pattern=r"^(19|20)\d{6}-?\d{4}$")]
+Personnummer = Annotated[str, StringConstraints(pattern=r"^(19|20)[0-9]{6}-?[0-9]{4}$")]
 
 
 class ChildLink(WireModel):

@@ -1,11 +1,14 @@
-"""``barnplan demo``: a small federation on loopback, each node its own process and store.
+"""``barnplan demo``: a small federation on loopback that walks through the whole mission.
 
-Today it sets up the nodes and their mutual trust; the mission walk-through (invite, consent,
-assemble, revoke, catch-up) is added as those capabilities land.
+Four agencies, each its own ``barnplan serve`` process with its own SQLite store and keys:
+Kungsbacka school (elevhälsa), Kungsbacka social services (IFO, the lead), Region Halland child
+psychiatry (BUP) and the police. Everything goes through the same CLI and HTTP API a user has;
+all people and numbers are synthetic.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
@@ -13,28 +16,55 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
-from dataclasses import dataclass
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
-DEMO_NODES = (
-    ("elevhalsa.kungsbacka.se", "Kungsbacka kommun, elevhälsa", "school"),
-    ("ifo.kungsbacka.se", "Kungsbacka kommun, IFO", "social_services"),
+from protocol.clock import SystemClock, format_time
+from protocol.envelope import sign_envelope
+from protocol.keys import load_private_key
+
+SCHOOL, IFO, BUP, POLICE = (
+    "elevhalsa.kungsbacka.se",
+    "ifo.kungsbacka.se",
+    "bup.regionhalland.se",
+    "polisen-halland.polisen.se",
 )
+DEMO_NODES = (
+    (SCHOOL, "Kungsbacka kommun, elevhälsa", "school", "education"),
+    (IFO, "Kungsbacka kommun, IFO", "social_services", "social"),
+    (BUP, "Region Halland, BUP", "child_psychiatry", "mental_health"),
+    (POLICE, "Polisen, region Väst", "police", "police"),
+)
+LEAD = IFO
+CHILD = {"name": "Alva Demosson", "personnummer": "20140812-2388"}  # synthetic test number
 
 
 @dataclass
 class DemoNode:
     node_id: str
+    name: str
+    kind: str
+    category: str
     directory: Path
     port: int
+    tokens: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+class DemoError(click.ClickException):
+    pass
 
 
 def _free_port() -> int:
@@ -43,27 +73,359 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "node", *args], capture_output=True, text=True)
+def _cli(*args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "node", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DemoError(f"barnplan {args[0]} failed: {result.stderr.strip()}")
+    return result.stdout
 
 
-def _step(text: str) -> None:
-    click.echo(click.style(f"▶ {text}", bold=True))
+def step(number: int, text: str) -> None:
+    click.echo("")
+    click.echo(click.style(f"[{number}] {text}", bold=True))
 
 
-def _ok(text: str) -> None:
-    click.echo(f"  ✓ {text}")
+def ok(text: str) -> None:
+    click.echo(f"    ✓ {text}")
 
 
-def _wait_healthy(node: DemoNode, timeout: float = 30.0) -> None:
+def api(node: DemoNode, method: str, path: str, user: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        node.url + "/api/v1" + path,
+        data=data,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {node.tokens[user]}",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=20) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        raise DemoError(
+            f"{node.node_id} {method} {path}: {err.code} {err.read()[:300]!r}"
+        ) from None
+
+
+def probe(lead: DemoNode, holder: DemoNode, plan_id: str, consent_id: str) -> tuple[int, str]:
+    """Ask ``holder`` for its category as the lead would: (fragments released, reasons)."""
+    key = load_private_key(lead.directory / "node.key", lead.node_id, datetime.now(UTC))
+    envelope = sign_envelope(
+        type="fragments.request",
+        body={
+            "plan_id": plan_id,
+            "consent_id": consent_id,
+            "categories": [holder.category],
+            "purpose": "sip",
+            "professional": f"{lead.node_id}/u/lead",
+        },
+        sender=lead.node_id,
+        to=holder.node_id,
+        key=key,
+        clock=SystemClock(),
+        message_id=str(uuid.uuid4()),
+    )
+    request = urllib.request.Request(
+        holder.url + "/federation/v1/messages",
+        data=json.dumps(envelope).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=20) as resp:
+        body = json.loads(resp.read())["body"]
+    return len(body["fragments"]), ",".join(w["reason"] for w in body["withheld"]) or "-"
+
+
+def start(node: DemoNode) -> None:
+    log = open(node.directory / "serve.log", "ab")  # noqa: SIM115 - owned by the child
+    node.proc = subprocess.Popen(
+        [sys.executable, "-m", "node", "serve", "--dir", str(node.directory)],
+        stdout=log,
+        stderr=log,
+    )
+
+
+def wait_healthy(node: DemoNode, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if node.proc is not None and node.proc.poll() is not None:
+            raise DemoError(f"{node.node_id} exited; see {node.directory}/serve.log")
         try:
             with urllib.request.urlopen(node.url + "/healthz", timeout=1):
                 return
         except OSError:
             time.sleep(0.1)
-    raise click.ClickException(f"{node.node_id} did not start; see {node.directory}/serve.log")
+    raise DemoError(f"{node.node_id} did not start; see {node.directory}/serve.log")
+
+
+def stop(node: DemoNode) -> None:
+    if node.proc is not None:
+        node.proc.terminate()
+        try:
+            node.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            node.proc.kill()
+            node.proc.wait()
+        node.proc = None
+
+
+def fragment_for(node: DemoNode) -> dict[str, Any]:
+    """A synthetic fragment in the agency's own words."""
+    texts = {
+        "education": (
+            "Hög frånvaro under höstterminen",
+            "Närvaro över 90 %",
+            "Mentor följer upp närvaron varje vecka",
+            "Mentor",
+            "achieving",
+        ),
+        "social": (
+            "Familjen behöver stöd i vardagen",
+            "Trygg vardag hemma",
+            "Föräldraskapsstöd varannan vecka",
+            "Familjebehandlare",
+            "nurtured",
+        ),
+        "mental_health": (
+            "Oro och sömnsvårigheter",
+            "Sover bättre och känner mindre oro",
+            "Samtal på BUP varannan vecka",
+            "Psykolog",
+            "healthy",
+        ),
+        "police": (
+            "Utsatt för hot på väg hem",
+            "Känna sig trygg på väg hem",
+            "Samverkan kring skolvägen",
+            "Kommunpolis",
+            "safe",
+        ),
+    }
+    need, goal, action, who, indicator = texts[node.category]
+    today = datetime.now(UTC).date()
+    return {
+        "category": node.category,
+        "indicators": [indicator],
+        "content": {
+            "summary": f"{node.name}: {need.lower()}.",
+            "needs": [{"what": need}],
+            "goals": [{"what": goal, "by": (today + timedelta(days=180)).isoformat()}],
+            "actions": [
+                {
+                    "what": action,
+                    "who": who,
+                    "start": today.isoformat(),
+                    "end": (today + timedelta(days=120)).isoformat(),
+                    "status": "ongoing",
+                }
+            ],
+            "child_view": "Jag vill att det ska kännas lugnt i skolan."
+            if node.category == "education"
+            else "",
+            "family_view": "Vi vill ha en plan, inte fyra." if node.category == "social" else "",
+            "next_review": (today + timedelta(days=60 + len(node.category))).isoformat(),
+            "internal_note": "Intern anteckning – visas inte i familjens kopia.",
+        },
+    }
+
+
+class Demo:
+    """The walk-through; each step prints what it did and what came of it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.nodes = [DemoNode(i, n, k, c, workdir / i, _free_port()) for i, n, k, c in DEMO_NODES]
+        self.by_id = {n.node_id: n for n in self.nodes}
+
+    def setup(self) -> None:
+        step(1, f"Setting up {len(self.nodes)} agencies in {self.workdir}")
+        for node in self.nodes:
+            _cli(
+                "init",
+                str(node.directory),
+                "--id",
+                node.node_id,
+                "--agency-name",
+                node.name,
+                "--kind",
+                node.kind,
+                "--port",
+                str(node.port),
+            )
+            for user, role in (("lead", "lead"), ("prof", "professional"), ("ops", "operator")):
+                if user == "lead" and node.node_id != LEAD:
+                    continue
+                out = _cli(
+                    "users",
+                    "add",
+                    user,
+                    "--name",
+                    f"Demo {role}",
+                    "--role",
+                    role,
+                    "--dir",
+                    str(node.directory),
+                )
+                node.tokens[user] = out.split("token: ")[1].strip()
+            ok(f"{node.name} ({node.node_id}): own Ed25519 key and SQLite store")
+        click.echo("    starting each node as its own process ...")
+        for node in self.nodes:
+            start(node)
+        for node in self.nodes:
+            wait_healthy(node)
+            ok(f"{node.node_id} serving at {node.url}")
+        pairs = [(a, b) for a in self.nodes for b in self.nodes if a is not b]
+        with ThreadPoolExecutor(4) as pool:
+            list(
+                pool.map(
+                    lambda p: _cli("peers", "add", p[1].url, "--dir", str(p[0].directory), "--yes"),
+                    pairs,
+                )
+            )
+        ok(f"each node fetched, verified and trusts the others ({len(pairs)} trust links)")
+
+    def run(self) -> None:
+        lead = self.by_id[LEAD]
+        others = [n for n in self.nodes if n is not lead]
+        step(2, "Each agency has its own record of the child (synthetic data)")
+        children = {
+            n.node_id: api(n, "POST", "/children", "prof", CHILD)["child_id"] for n in self.nodes
+        }
+        ok(f"{CHILD['name']} registered separately at {len(children)} agencies")
+
+        step(3, "Invite: IFO's lead professional creates the plan and invites the others")
+        plan = api(
+            lead,
+            "POST",
+            "/plans",
+            "lead",
+            {
+                "child_id": children[lead.node_id],
+                "participants": [n.node_id for n in others],
+                "purpose": "sip",
+                "reason": "Samordnad individuell plan efter oro från skolan",
+                "responsible_node": lead.node_id,
+            },
+        )
+        plan_id = plan["plan_id"]
+        for p in plan["participants"]:
+            ok(f"{p['node_id']:28} {p['status']}")
+        linked = [p for p in plan["participants"] if p["status"] in ("lead", "linked")]
+        if len(linked) != len(self.nodes):
+            raise DemoError("not every agency linked the plan to its child")
+
+        step(4, "Each agency writes its own fragment of the plan")
+        for node in self.nodes:
+            api(node, "POST", f"/plans/{plan_id}/fragments", "prof", fragment_for(node))
+            ok(f"{node.node_id}: {node.category}")
+
+        step(5, "Consent: both guardians consent; police information is NOT shared")
+        now = datetime.now(UTC)
+        grants = [
+            {"from": n.node_id, "to": [lead.node_id], "categories": [n.category]}
+            for n in self.nodes
+            if n.node_id not in (POLICE, LEAD)
+        ]
+        consent = api(
+            lead,
+            "POST",
+            f"/plans/{plan_id}/consents",
+            "lead",
+            {
+                "required": [
+                    {"ref": "vh1", "role": "guardian"},
+                    {"ref": "vh2", "role": "guardian"},
+                ],
+                "given_by": [
+                    {"ref": "vh1", "role": "guardian"},
+                    {"ref": "vh2", "role": "guardian"},
+                ],
+                "grants": grants,
+                "purpose": "sip",
+                "valid_from": format_time(now - timedelta(minutes=1)),
+                "valid_until": format_time(now + timedelta(days=365)),
+                "evidence_ref": "Samtyckesblankett SIP, undertecknad av båda vårdnadshavarna",
+            },
+        )
+        consent_id = consent["consent_id"]
+        for d in consent["distribution"]:
+            ok(f"signed statement delivered to {d['node_id']}: {d.get('status', d['outcome'])}")
+
+        step(6, "Assemble: the lead asks every agency at once and merges the shared plan")
+        shared = api(lead, "GET", f"/plans/{plan_id}/shared", "lead")
+        self.show_plan(shared)
+
+        step(7, "A peer goes down: BUP stops; the plan still assembles")
+        bup = self.by_id[BUP]
+        stop(bup)
+        shared = api(lead, "GET", f"/plans/{plan_id}/shared", "lead")
+        status = {p["node_id"]: p for p in shared["participants"]}[BUP]["status"]
+        ok(f"{BUP} is marked {status}; {len(shared['fragments'])} fragments still shown")
+        if status != "unreachable":
+            raise DemoError(f"expected BUP unreachable, got {status}")
+
+        step(8, "Revoke at the school: a guardian withdraws consent at elevhälsan")
+        school = self.by_id[SCHOOL]
+        result = api(school, "POST", f"/consents/{consent_id}/revoke", "prof")
+        ok(f"revocation recorded at {SCHOOL} and queued for {', '.join(result['notified'])}")
+
+        step(9, "Every running node now refuses to release under the consent")
+        time.sleep(1.0)
+        for node in (n for n in self.nodes if n is not lead and n.node_id != BUP):
+            released, reasons = probe(lead, node, plan_id, consent_id)
+            ok(f"{node.node_id:28} released {released}, withheld: {reasons}")
+            if released or "consent_revoked" not in reasons:
+                raise DemoError(f"{node.node_id} still releases")
+        shared = api(lead, "GET", f"/plans/{plan_id}/shared", "lead")
+        ok(f"the lead's plan view: status {shared['status']} since {shared['revoked_at']}")
+
+        step(10, "BUP comes back and catches up before it answers anyone")
+        start(bup)
+        wait_healthy(bup)
+        released, reasons = probe(lead, bup, plan_id, consent_id)
+        ok(f"{BUP:28} released {released}, withheld: {reasons}")
+        if released or "consent_revoked" not in reasons:
+            raise DemoError("BUP did not catch up")
+
+        step(11, "Every operator verifies its exchange log")
+        for node in self.nodes:
+            _cli("log", "checkpoint", "--dir", str(node.directory))
+            report = json.loads(_cli("log", "verify", "--json", "--dir", str(node.directory)))
+            ok(
+                f"{node.node_id:28} {report['entries']} entries, {report['checkpoints']} "
+                f"checkpoint(s), {report['witnesses']} witness(es): "
+                f"{'OK' if report['ok'] else 'FAILED'}"
+            )
+            if not report["ok"]:
+                raise DemoError(f"log verification failed at {node.node_id}")
+
+    def show_plan(self, shared: dict[str, Any]) -> None:
+        for p in shared["participants"]:
+            extra = ", ".join(p.get("categories", [])) or p.get("reason", "")
+            withheld = ", ".join(f"{w['category']}: {w['reason']}" for w in p.get("withheld", []))
+            ok(f"{p['node_id']:28} {p['status']:13} {extra} {withheld}".rstrip())
+        click.echo("    Vem gör vad, när:")
+        for a in shared["actions"]:
+            click.echo(
+                f"      - {a['who']}: {a['what']} ({a['start']} – {a['end']}, "
+                f"{a['status']}) [{a['provenance']['origin']}, signed ✓]"
+            )
+        review = shared.get("next_review") or {}
+        click.echo(f"    Next review: {review.get('date', '-')}")
+
+    def goodbye(self) -> None:
+        click.echo("")
+        click.echo(click.style("Demo complete. Nodes and logins:", bold=True))
+        for node in self.nodes:
+            users = ", ".join(f"{u}: {t}" for u, t in node.tokens.items())
+            click.echo(f"  {node.node_id:28} {node.url}  ({node.directory})")
+            click.echo(f"      API tokens: {users}")
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            stop(node)
 
 
 @click.command()
@@ -76,59 +438,19 @@ def _wait_healthy(node: DemoNode, timeout: float = 30.0) -> None:
 )
 @click.option("--no-wait", is_flag=True, help="Exit when the walk-through is done.")
 def demo(base: Path | None, no_wait: bool) -> None:
-    """Start a demo federation on loopback and walk through what barnplan does today."""
+    """Start a four-agency demo federation on loopback and walk through the mission."""
     workdir = base or Path(tempfile.mkdtemp(prefix="barnplan-demo-"))
-    nodes: list[DemoNode] = []
+    if base is not None and any(base.iterdir() if base.exists() else []):
+        raise DemoError(f"{base} is not empty; give an empty or new directory")
+    runner = Demo(workdir)
     try:
-        _step(f"creating {len(DEMO_NODES)} nodes in {workdir}")
-        for node_id, name, kind in DEMO_NODES:
-            node = DemoNode(node_id, workdir / node_id, _free_port())
-            result = _cli(
-                "init",
-                str(node.directory),
-                "--id",
-                node_id,
-                "--agency-name",
-                name,
-                "--kind",
-                kind,
-                "--port",
-                str(node.port),
-            )
-            if result.returncode != 0:
-                raise click.ClickException(result.stderr.strip())
-            nodes.append(node)
-            _ok(f"{node_id}: own key and SQLite store")
-        _step("starting each node as its own process")
-        for node in nodes:
-            log = open(node.directory / "serve.log", "ab")  # noqa: SIM115 - owned by the child
-            node.proc = subprocess.Popen(
-                [sys.executable, "-m", "node", "serve", "--dir", str(node.directory)],
-                stdout=log,
-                stderr=log,
-            )
-        for node in nodes:
-            _wait_healthy(node)
-            _ok(f"{node.node_id} at {node.url}")
-        _step("each node verifies and trusts the others' signed node documents")
-        for node in nodes:
-            for other in nodes:
-                if other is node:
-                    continue
-                result = _cli("peers", "add", other.url, "--dir", str(node.directory), "--yes")
-                if result.returncode != 0:
-                    raise click.ClickException(result.stderr.strip())
-                _ok(f"{node.node_id} trusts {other.node_id}")
-        _step("done")
-        for node in nodes:
-            click.echo(f"  {node.node_id:28} {node.url}/.well-known/barnplan/node")
+        runner.setup()
+        runner.run()
+        runner.goodbye()
         if not no_wait:
-            click.echo("nodes are running; press Ctrl-C to stop")
+            click.echo("Nodes keep running; press Ctrl-C to stop.")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
-        for node in nodes:
-            if node.proc is not None:
-                node.proc.terminate()
-                node.proc.wait(timeout=10)
+        runner.stop_all()
         if base is None and no_wait:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -6,11 +6,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import Consent, OutboxItem, PeerState, RevocationRecord
 
+REVOCATION_LOCK_ID = 0x62707276  # "bprv"
 T_REVOCATION = RevocationRecord.__table__  # type: ignore[attr-defined]
 T_OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
 T_PEER_STATE = PeerState.__table__  # type: ignore[attr-defined]
@@ -45,7 +46,13 @@ async def insert_revocation(
     notice_id: str,
     now: datetime,
 ) -> int:
-    """Insert a revocation with the next local seq (the catch-up cursor peers page by)."""
+    """Insert a revocation with the next local seq (the catch-up cursor peers page by).
+
+    Seqs are handed out under a lock (PostgreSQL advisory transaction lock; SQLite's write
+    transactions are already serialized) so two node processes never pick the same one.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REVOCATION_LOCK_ID})
     seq = (
         int(
             (

@@ -86,11 +86,36 @@ async def parse(request: web.Request, model: type[M]) -> M:
         raise BadRequest(problem(400, "Malformed JSON", "the body is not valid JSON")) from None
     if not isinstance(data, dict):
         raise BadRequest(problem(400, "Malformed JSON", "the body must be a JSON object"))
+    if _has_nul(data):
+        raise BadRequest(
+            problem(
+                422,
+                "Invalid input",
+                "text must not contain NUL characters",
+                {"body": "contains a NUL (U+0000) character"},
+            )
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         errors = {".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in exc.errors()}
         raise BadRequest(problem(422, "Invalid input", "fix the listed fields", errors)) from None
+
+
+def _has_nul(value: Any) -> bool:
+    """NUL cannot be stored in PostgreSQL text; refuse it as input instead of failing later."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 Handler = Callable[[web.Request], Awaitable[Any]]
@@ -100,6 +125,8 @@ def json_api(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRe
     """Turn a handler's return value into JSON and its errors into problem documents."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
+        if _has_nul(list(request.match_info.values())) or _has_nul(list(request.query.values())):
+            return problem(404, "Not found", "no such resource")
         try:
             result = await handler(request)
         except BadRequest as bad:

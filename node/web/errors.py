@@ -24,7 +24,10 @@ async def error_pages(request: web.Request, handler: HandlerType) -> web.StreamR
         return problem(413, "Payload too large", "the body exceeds server.max_body_bytes")
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return problem(exc.status, exc.reason, exc.text or exc.reason)
+            response = problem(exc.status, exc.reason, exc.text or exc.reason)
+            if "Allow" in exc.headers:  # RFC 9110: a 405 names the allowed methods
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
         raise
     except Exception as exc:
         log.error("web.unhandled", path=request.path, error=exc.__class__.__name__)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 from aiohttp import web
 
 from .keys import NODE_KEY
@@ -27,3 +29,10 @@ async def metrics(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
     body = node.metrics.render()
     return web.Response(body=body, headers={"Content-Type": node.metrics.content_type})
+
+
+@routes.get("/openapi.yaml")
+async def openapi(request: web.Request) -> web.Response:
+    """The local API's OpenAPI 3.1 document, as packaged with this node."""
+    text = (resources.files("node.web") / "openapi.yaml").read_text(encoding="utf-8")
+    return web.Response(text=text, content_type="application/vnd.oai.openapi")

@@ -87,7 +87,7 @@ async def trust_all(nodes: list[ProcNode]) -> None:
         docs = {n.node_id: await fetch_peer(session, n.url) for n in nodes}
     for node in nodes:
         config = load_config(node.directory)
-        engine = create_engine(config.database_url)
+        engine = create_engine(config.database_url, config.store.schema_name)
         try:
             for other in nodes:
                 if other is not node:
