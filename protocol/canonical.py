@@ -1,38 +1,30 @@
-"""RFC 8785 (JCS) canonical JSON, the signing input of every signature in the protocol.
+r"""RFC 8785 (JCS) canonical JSON, the signing input of every signature in the protocol.
 
-The ``rfc8785`` package is the reference. For objects that hold no floats and no object keys
-outside the Basic Multilingual Plane, RFC 8785 output is byte-identical to ``json.dumps`` with
-sorted keys, no whitespace and no ASCII escaping (integers serialize the same, strings escape the
-same set the same way, and UTF-16 key order equals code-point order inside the BMP). That fast path
-runs ~3x faster; ``tests/protocol/test_canonical.py`` checks both agree on arbitrary JSON.
+The ``rfc8785`` package is the reference. For objects that hold no floats, no integers beyond
+2**53 and no object keys outside the Basic Multilingual Plane, RFC 8785 output is byte-identical to
+``orjson.dumps`` with sorted keys (compact, UTF-8, the same escapes: ``\b \t \n \f \r``, other
+control characters as lower-case ``\u00xx``; and UTF-16 key order equals code-point order inside
+the BMP). That fast path is about 7x faster than the standard library's encoder and 20x faster
+than the reference (measured in ``bench/envelope.py``'s run); ``tests/protocol/test_canonical.py``
+checks fast path and reference agree on arbitrary JSON.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 import rfc8785
 
 from .errors import MalformedError
 
 _MAX_SAFE_INT = 2**53 - 1
 
-# Built once: ``json.dumps`` with non-default options constructs a new encoder on every call.
-# ``check_circular=False`` drops a per-container id bookkeeping that cannot matter here: a
-# circular value never gets past ``_fast_path_ok`` (which never returns for one), and parsed JSON
-# is never circular. Every other option is exactly what ``json.dumps`` was called with before.
-_FAST_ENCODER = json.JSONEncoder(
-    sort_keys=True,
-    separators=(",", ":"),
-    ensure_ascii=False,
-    allow_nan=False,
-    check_circular=False,
-)
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 
 
 def _fast_path_ok(value: Any) -> bool:
-    """True when ``json.dumps`` output is exactly RFC 8785 for ``value`` (see module docstring).
+    """True when the fast encoder's output is exactly RFC 8785 for ``value`` (see module docstring).
 
     This walk runs on every sign and every verify, so it is written for speed: exact-type checks
     first for the common JSON types (``isinstance`` remains the fallback, so subclasses are
@@ -75,8 +67,8 @@ def canonicalize(value: Any) -> bytes:
     """
     if _fast_path_ok(value):
         try:
-            return _FAST_ENCODER.encode(value).encode("utf-8")
-        except (UnicodeEncodeError, ValueError) as exc:
+            return orjson.dumps(value, option=_ORJSON_OPTIONS)
+        except (orjson.JSONEncodeError, UnicodeEncodeError, ValueError) as exc:
             raise MalformedError(f"cannot canonicalize: {exc}") from None
     return canonicalize_reference(value)
 
