@@ -290,19 +290,21 @@ async def query_log(
 
     table = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
     query = select(table)
-    conditions = [
-        (flt.since, table.c.at >= flt.since),
-        (flt.until, table.c.at < flt.until),
-        (flt.peer, table.c.peer == flt.peer),
-        (flt.plan_id, table.c.plan_id == flt.plan_id),
-        (flt.message_type, table.c.message_type == flt.message_type),
-        (flt.outcome, table.c.outcome == flt.outcome),
-        (flt.reason, table.c.reason == flt.reason),
-        (flt.after_seq, table.c.seq > (flt.after_seq or 0)),
-    ]
-    for value, condition in conditions:
+    if flt.since is not None:
+        query = query.where(table.c.at >= flt.since)
+    if flt.until is not None:
+        query = query.where(table.c.at < flt.until)
+    if flt.after_seq is not None:
+        query = query.where(table.c.seq > flt.after_seq)
+    for column, value in (
+        ("peer", flt.peer),
+        ("plan_id", flt.plan_id),
+        ("message_type", flt.message_type),
+        ("outcome", flt.outcome),
+        ("reason", flt.reason),
+    ):
         if value is not None:
-            query = query.where(condition)
+            query = query.where(table.c[column] == value)
     order = table.c.seq.desc() if newest_first else table.c.seq
     query = query.order_by(order).limit(limit).offset(offset)
     async with engine.connect() as conn:
