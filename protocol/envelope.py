@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from . import SUPPORTED_VERSIONS
@@ -273,7 +274,11 @@ def verify_envelope(
     if now > expires_at + skew:
         raise VerificationError("message expired", Reason.EXPIRED)
     try:
-        body = model.model_validate(obj["body"])
+        # strict JSON-mode validation: "5" is not an integer, 5.0 is not a cursor, 0 is not a
+        # date — the same types the JSON Schemas in schemas/ demand
+        body = model.model_validate_json(orjson.dumps(obj["body"]), strict=True)
+    except orjson.JSONEncodeError as exc:
+        raise MalformedError(f"body cannot be encoded: {exc}") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))

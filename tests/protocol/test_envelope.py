@@ -115,3 +115,16 @@ def test_any_body_round_trips_and_any_flipped_byte_fails(body: dict[str, Any], f
     tampered[position] ^= 0x01
     with pytest.raises(ProtocolError):
         verify_envelope(bytes(tampered), keyring=ring, audience=B, clock=clock, seen=None)
+
+
+def test_body_types_are_strict_as_in_the_schemas(clock: ManualClock) -> None:
+    """A body is validated as JSON, strictly: "5" is no integer and 5.0 no cursor."""
+    ka, _, ring = keys()
+    for cursor in ("5", 5.0, True):
+        env = sign_envelope(
+            type="revocations.since", body={"cursor": 1}, sender=A, to=B, key=ka, clock=clock
+        )
+        tampered = sign_object(
+            {**{k: v for k, v in env.items() if k != "sig"}, "body": {"cursor": cursor}}, ka
+        )
+        assert reason(tampered, ring, clock) == Reason.MALFORMED
