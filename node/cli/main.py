@@ -172,6 +172,9 @@ def _register() -> None:
     main.add_command(log.log)
     main.add_command(peers.peers)
     main.add_command(demo.demo)
+    from .plan_show import plan as plan_group  # barnplan plan show
+
+    main.add_command(plan_group)
     for group in (
         records.users,
         records.children,

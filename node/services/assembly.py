@@ -21,6 +21,7 @@ from protocol.models import ConsentStatement
 from ..domain.shared_plan import VerifiedFragment, merge_fragments
 from ..store import records
 from ..store import revocations as revocation_store
+from ..store.exchange_log import LogDraft
 from ..store.tables import User
 from .errors import Forbidden, NotFound
 from .outbound import LogContext, PeerResult
@@ -206,6 +207,23 @@ async def _assemble(
             )
             if problem is not None:
                 entry.update(status="invalid", reason=problem)
+                # the request was logged "ok" when the signed reply arrived; record that its
+                # content was then rejected, so the log says what the plan shows
+                await node.exchange_log.append(
+                    LogDraft(
+                        direction="in",
+                        peer=result.peer,
+                        message_type="fragments.response",
+                        message_id=result.reply.id if result.reply else "-",
+                        outcome="bad_reply",
+                        reason=problem,
+                        plan_id=plan_id,
+                        consent_id=statement.consent_id,
+                        purpose=statement.purpose.value,
+                        professional=ref,
+                        categories=asks[result.peer],
+                    )
+                )
             else:
                 received.extend(verified)
                 entry.update(
@@ -240,10 +258,16 @@ async def _assemble(
         "participants": [
             {
                 "node_id": node.node_id,
-                "status": "included",
-                "fragments": len(own),
-                "categories": sorted({v.fragment.category.value for v in own}),
                 "role": "lead",
+                **(
+                    {"status": "withheld", "reason": Reason.CONSENT_REVOKED.value}
+                    if revocation is not None
+                    else {
+                        "status": "included",
+                        "fragments": len(own),
+                        "categories": sorted({v.fragment.category.value for v in own}),
+                    }
+                ),
             },
             *(statuses[p] for p in peers),
         ],

@@ -345,3 +345,28 @@ async def revoke_consent(request: web.Request) -> dict[str, Any]:
     return await record_revocation(
         request.app[NODE_KEY], request[USER_KEY], request.match_info["consent_id"]
     )
+
+
+@routes.get("/api/v1/plans/{plan_id}/shared.fhir")
+@require("lead")
+@json_api
+async def shared_plan_fhir(request: web.Request) -> web.Response:
+    """The shared plan, assembled now, as a FHIR R4 Bundle for the lead's record systems.
+
+    Lead only, like ``/shared``: the bundle carries the child's personnummer (official OID) so
+    the receiving system can match its patient; see ``node.services.fhir``.
+    """
+    from ..services.assembly import assemble
+    from ..services.fhir import shared_plan_to_fhir
+
+    shared = await assemble(
+        request.app[NODE_KEY],
+        request[USER_KEY],
+        request.match_info["plan_id"],
+        consent_id=request.query.get("consent_id"),
+    )
+    return web.Response(
+        text=json.dumps(shared_plan_to_fhir(shared), ensure_ascii=False),
+        content_type="application/fhir+json",
+        charset="utf-8",
+    )

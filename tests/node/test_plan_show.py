@@ -1,0 +1,157 @@
+"""``barnplan plan show``: the real CLI, in its own process, against a live lead node.
+
+The federation runs in the test's event loop on the wall clock (the CLI process has no other
+clock, and peers reject messages outside the skew window). The CLI opens the lead's node
+directory while the lead's server also runs on it - as an operator would on a live node - and
+assembles from the running peers. The CLI runs as a subprocess because the in-process servers
+log to stdout, which an in-process ``CliRunner`` would capture into the command's output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from node.cli.shared_view import render_shared_plan
+from protocol.clock import SystemClock
+from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.plans import CHILD_NAME, shared_plan_world
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[list[RunningNode]]:
+    def sqlite(name: str) -> tuple[str, str]:
+        return f"sqlite:///{tmp_path / (name + '.db')}", ""
+
+    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP], sqlite, SystemClock())
+    try:
+        yield nodes
+    finally:
+        await stop_all(nodes)
+
+
+async def barnplan(*args: str) -> tuple[int, str, str]:
+    """Run ``barnplan ARGS`` in a subprocess without blocking the loop the peers serve from."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "node",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "220", "NO_COLOR": "1"},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_plan_show_renders_the_shared_plan(live: list[RunningNode], tmp_path: Path) -> None:
+    school, social, bup = live
+    plan_id, consent_id = await shared_plan_world(school, social, bup)
+    await bup.stop()  # one participant down: the plan still shows, with BUP's status
+    directory = str(tmp_path / school.node_id)
+
+    code, out, err = await barnplan("plan", "show", plan_id, "--as", "lead", "--dir", directory)
+    assert code == 0, err
+    # header
+    for text in (CHILD_NAME, plan_id, "Samordnad individuell plan (SIP)", "Oro för skolfrånvaro"):
+        assert text in out
+    assert f"{school.node_id}/u/lead" in out and consent_id in out
+    assert "Aktiv (active)" in out
+    # participants and their statuses
+    assert "Med (included)" in out
+    assert "Nås inte (unreachable)" in out
+    # Swedish indicator headings, with needs, goals and actions under them
+    for heading in (
+        "Utvecklas och lyckas i skolan (achieving)",
+        "Omvårdad (nurtured)",
+        "Hälsa (healthy)",
+        "Aktiv (active)",
+    ):
+        assert heading in out, heading
+    for text in ("Behov SOC-M", "Mål SOC-M", "senast 2027-06-01", "Behov SKO-M"):
+        assert text in out
+    assert "Behov BUP-M" not in out  # BUP is down
+    # vem gör vad, när
+    assert "Vem gör vad, när" in out
+    for text in (
+        "Kurator SOC-M",
+        "Insats planerad SOC-M",
+        "2026-12-01",
+        "2027-03-01",
+        "Planerad",
+        "Pågår",
+        "Klar",
+        "Avbruten",
+    ):
+        assert text in out, text
+    assert "Nästa uppföljning: 2027-02-01" in out
+    assert "Kronologi" in out and "2026-10-15" in out and "Händelse SOC-M" in out
+    assert "Barnets röst SOC-M" in out and "Familjens röst SKO-M" in out
+    # provenance
+    assert "✓ verifierad" in out
+    assert school.node.identity.key.key_id in out
+    assert "Intern anteckning" not in out
+
+    code, out, err = await barnplan(
+        "plan", "show", plan_id, "--as", "lead", "--dir", directory, "--json"
+    )
+    assert code == 0, err
+    shared = json.loads(out)
+    assert shared["plan_id"] == plan_id
+    statuses = {p["node_id"]: p["status"] for p in shared["participants"]}
+    assert statuses == {
+        school.node_id: "included",
+        social.node_id: "included",
+        bup.node_id: "unreachable",
+    }
+
+    code, out, err = await barnplan(
+        "plan", "show", plan_id, "--as", "lead", "--dir", directory, "--fhir"
+    )
+    assert code == 0, err
+    bundle = json.loads(out)
+    assert bundle["resourceType"] == "Bundle"
+    assert {e["resource"]["resourceType"] for e in bundle["entry"]} >= {
+        "CarePlan",
+        "Patient",
+        "Goal",
+        "Consent",
+        "Provenance",
+    }
+
+
+async def test_plan_show_refuses_a_professional(live: list[RunningNode], tmp_path: Path) -> None:
+    school, social, bup = live
+    plan_id, _ = await shared_plan_world(school, social, bup)
+    directory = str(tmp_path / school.node_id)
+    code, _, err = await barnplan("plan", "show", plan_id, "--as", "prof", "--dir", directory)
+    assert code == 1
+    assert err.startswith("error: only the lead professional assembles the shared plan")
+    code, _, err = await barnplan("plan", "show", plan_id, "--as", "nobody", "--dir", directory)
+    assert code == 1 and "no user 'nobody'" in err
+
+
+async def test_a_revoked_plan_says_so(live: list[RunningNode]) -> None:
+    school, social, bup = live
+    plan_id, consent_id = await shared_plan_world(school, social, bup)
+    status, _ = await school.api("POST", f"/consents/{consent_id}/revoke", "lead")
+    assert status == 201
+    status, shared = await school.api("GET", f"/plans/{plan_id}/shared", "lead")
+    assert status == 200
+    console = Console(record=True, width=200, highlight=False, color_system=None)
+    render_shared_plan(shared, console)
+    out = console.export_text()
+    assert f"ÅTERKALLAD {shared['revoked_at']} (revoked)" in out
+    assert "Undanhållet (withheld)" in out
+    assert "Samtycket är återkallat (consent_revoked)" in out
+    assert "Inga behov, mål eller insatser delade." in out
+    assert "Nästa uppföljning: ej bestämd" in out
