@@ -167,7 +167,7 @@ async def migrate(directory: Path) -> None:
 
 
 def _register() -> None:
-    from . import demo, log, peers, records
+    from . import demo, federation, keys, log, peers, records
 
     main.add_command(log.log)
     main.add_command(peers.peers)
@@ -183,6 +183,8 @@ def _register() -> None:
         records.fragments,
         records.consent,
         records.outbox,
+        keys.keys,
+        federation.federation,
     ):
         main.add_command(group)
 
