@@ -1,7 +1,7 @@
 """Node configuration: one TOML file in the node directory, every setting with a default.
 
-``deploy/CONFIG.md`` lists every setting; ``tests/node/test_config.py`` checks that list against
-``NodeConfig`` so the reference cannot drift from the code.
+``deploy/CONFIG.md`` lists every setting; ``tests/deploy/test_config_reference.py`` checks that
+list against ``NodeConfig`` so the reference cannot drift from the code.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 OUTBOX_INTERVAL_S = 1.0
 EXPIRY_INTERVAL_S = 30.0
 PRUNE_INTERVAL_S = 300.0
+PEER_RELOAD_INTERVAL_S = 10.0
 log = structlog.get_logger("barnplan.scheduler")
 
 
@@ -83,6 +84,11 @@ def build_scheduler(node: Node) -> AsyncIOScheduler:
         seconds=EXPIRY_INTERVAL_S,
         id="consent_expiry",
     )
+    async def reload_peers() -> None:
+        await node.reload_peers()
+
+    # peers added or removed with the CLI take effect in a running node within this interval
+    scheduler.add_job(reload_peers, "interval", seconds=PEER_RELOAD_INTERVAL_S, id="peers")
     # every process prunes its own in-memory replay cache; the row delete is idempotent
     scheduler.add_job(prune, "interval", seconds=PRUNE_INTERVAL_S, id="replay_prune")
     scheduler.add_job(

@@ -97,4 +97,4 @@ async def remove(directory: Path, node_id: str) -> None:
         await engine.dispose()
     if not removed:
         raise PeerError(f"{node_id} is not a peer of this node")
-    click.echo(f"removed {node_id}; a running node stops trusting it at its next reload")
+    click.echo(f"removed {node_id}; a running node stops trusting it within 10 seconds")
