@@ -65,6 +65,14 @@ class LogSection(Section):
     checkpoint_interval_s: Annotated[float, Field(ge=10)] = 600.0
 
 
+class TlsSection(Section):
+    """Client TLS for requests to peers (mutual TLS between nodes behind the proxies)."""
+
+    client_cert_file: str = ""
+    client_key_file: str = ""
+    ca_file: str = ""
+
+
 class FaultsSection(Section):
     """Fault injection for tests; every switch is off by default and must stay off in production."""
 
@@ -81,6 +89,7 @@ class NodeConfig(Section):
     protocol: ProtocolSection = ProtocolSection()
     assembly: AssemblySection = AssemblySection()
     log: LogSection = LogSection()
+    tls: TlsSection = TlsSection()
     faults: FaultsSection = FaultsSection()
     directory: Path = Path(".")
 
@@ -172,6 +181,14 @@ deadline_s = 3.0
 [log]
 # How often the exchange-log head is signed and sent to peers to witness, in seconds.
 checkpoint_interval_s = 600.0
+
+[tls]
+# Client certificate (PEM) this node presents to peers' proxies for mutual TLS (empty: none).
+client_cert_file = ""
+# Private key (PEM) of that client certificate.
+client_key_file = ""
+# CA bundle (PEM) to verify peers' server certificates (empty: the system's CAs).
+ca_file = ""
 
 [faults]
 # Test-only fault injection. Never enable in production.

@@ -6,6 +6,7 @@ Tests build a ``Node`` with their own clock or store; nothing here is module-lev
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,8 +59,28 @@ class Node:
         """The node's client session, created on first use inside the running loop."""
         if self.http is None or self.http.closed:
             timeout = aiohttp.ClientTimeout(total=self.config.protocol.request_timeout_s)
-            self.http = aiohttp.ClientSession(timeout=timeout)
+            connector = aiohttp.TCPConnector(ssl=self.client_ssl())
+            self.http = aiohttp.ClientSession(timeout=timeout, connector=connector)
         return self.http
+
+    def client_ssl(self) -> ssl.SSLContext | bool:
+        """TLS for outgoing requests: our client certificate for the peers' mTLS proxies and
+        the configured CA bundle; default verification when nothing is configured."""
+        tls = self.config.tls
+        if not (tls.client_cert_file or tls.ca_file):
+            return True
+        directory = self.config.directory
+
+        def path(name: str) -> str:
+            return str(name if name.startswith("/") else directory / name)
+
+        context = ssl.create_default_context(cafile=path(tls.ca_file) if tls.ca_file else None)
+        if tls.client_cert_file:
+            context.load_cert_chain(
+                path(tls.client_cert_file),
+                path(tls.client_key_file) if tls.client_key_file else None,
+            )
+        return context
 
     async def peer_contact(self, node_id: str) -> None:
         """Verified traffic from a peer: note it, reset its backoff and flush its queue."""
