@@ -418,3 +418,33 @@ async def outbox(directory: Path, include_delivered: bool, as_json: bool) -> Non
             else (f"next {d['next_attempt_at']}")
         )
         click.echo(f"  {d['type']:16} attempts {d['attempts']:3}  {state}  {d['last_error'] or ''}")
+
+
+@users.command("passwd")
+@node_dir_option
+@click.argument("user_id")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of prompting.",
+)
+@run_async
+async def users_passwd(directory: Path, user_id: str, password_stdin: bool) -> None:
+    """Set USER_ID's password for the web pages (asked twice; at least 10 characters).
+
+    Setting a new password ends the user's open web sessions. API tokens are not affected.
+    """
+    import sys
+
+    from ..services import passwords as password_service
+
+    password: str
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt(
+            "Password", hide_input=True, confirmation_prompt="Repeat the password"
+        )
+    async with opened_node(directory) as node:
+        await password_service.set_password(node.engine, user_id, password)
+    click.echo(f"password set for {user_id}")

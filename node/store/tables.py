@@ -89,6 +89,8 @@ class User(SQLModel, table=True):
     role: str = Field(max_length=20)
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(sa_column=utc_column())
+    # argon2id hash for the web pages' login; None: this user has no password (API token only)
+    password_hash: str | None = Field(default=None, max_length=200)
 
 
 class Child(SQLModel, table=True):

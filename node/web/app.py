@@ -13,6 +13,7 @@ from .auth import bearer_auth
 from .errors import error_pages, request_context
 from .federation import routes as federation_routes
 from .keys import NODE_KEY
+from .pages import setup_pages
 from .wellknown import routes as wellknown_routes
 
 NODE_DOCUMENT_PATH = "/.well-known/barnplan/node"
@@ -28,6 +29,7 @@ def create_app(node: Node) -> web.Application:
     app.add_routes(wellknown_routes)
     app.add_routes(federation_routes)
     app.add_routes(api_routes)
+    setup_pages(app, node)  # HTML pages: session, CSRF, templates (after the API's middlewares)
 
     async def background(_app: web.Application) -> AsyncIterator[None]:
         node.http_session()

@@ -1,0 +1,99 @@
+"""Passwords for the web pages' login: argon2id hashes, set by an administrator with the CLI.
+
+Why argon2id (``argon2-cffi``): it is the OWASP first choice for password storage, memory-hard,
+and the library encodes algorithm, parameters and salt in one string and says when a hash
+should be upgraded (``check_needs_rehash``), so nothing about it is hand-written here.
+Hashing takes tens of milliseconds of CPU on purpose; it runs in a worker thread so the event
+loop keeps serving peers meanwhile.
+
+The bearer tokens of ``/api`` are separate and unchanged. An agency that puts the node behind
+its own login (OIDC/SAML) maps that login to a ``User`` instead (``login`` is the seam).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..store.engine import begin_write
+from ..store.records import T_USER
+from ..store.tables import User
+from .errors import InvalidInput, NotFound
+
+MIN_LENGTH = 10
+MAX_LENGTH = 1024
+# OWASP's argon2id baseline (m=19 MiB, t=2, p=1): about 0.1 s of one core per login here.
+# The library's default (64 MiB, t=3, p=4) took about a second on this 2-core machine, which
+# would let a handful of login attempts occupy the node. Old hashes are upgraded on login.
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
+# verified against when the user is unknown, so a wrong user id costs as long as a wrong password
+_DUMMY_HASH = _HASHER.hash("barnplan-no-such-user")
+
+
+def check_policy(password: str) -> None:
+    """At least MIN_LENGTH characters (a passphrase is fine); no other composition rules."""
+    if len(password) < MIN_LENGTH:
+        raise InvalidInput(
+            f"the password must have at least {MIN_LENGTH} characters",
+            {"password": f"at least {MIN_LENGTH} characters"},
+        )
+    if len(password) > MAX_LENGTH:
+        raise InvalidInput(
+            f"the password must have at most {MAX_LENGTH} characters",
+            {"password": f"at most {MAX_LENGTH} characters"},
+        )
+
+
+async def user_by_id(engine: AsyncEngine, user_id: str) -> User | None:
+    async with engine.connect() as conn:
+        row = (
+            (await conn.execute(select(T_USER).where(T_USER.c.user_id == user_id)))
+            .mappings()
+            .first()
+        )
+    return User.model_validate(dict(row)) if row else None
+
+
+async def set_password(engine: AsyncEngine, user_id: str, password: str) -> None:
+    """Hash and store a user's password (replacing any earlier one: their sessions end)."""
+    check_policy(password)
+    hashed = await asyncio.to_thread(_HASHER.hash, password)
+    async with begin_write(engine) as conn:
+        result = await conn.execute(
+            update(T_USER).where(T_USER.c.user_id == user_id).values(password_hash=hashed)
+        )
+    if not result.rowcount:
+        raise NotFound(f"no user {user_id!r}: add one with 'barnplan users add'")
+
+
+def _verify(hashed: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def login(engine: AsyncEngine, user_id: str, password: str) -> User | None:
+    """The user if ``password`` is theirs; None otherwise (same cost whether or not they exist)."""
+    user = await user_by_id(engine, user_id) if len(user_id) <= 64 else None
+    hashed = user.password_hash if user is not None else None
+    ok = await asyncio.to_thread(_verify, hashed or _DUMMY_HASH, password[:MAX_LENGTH])
+    if user is None or hashed is None or not ok:
+        return None
+    if _HASHER.check_needs_rehash(hashed):
+        try:
+            await set_password(engine, user.user_id, password)
+        except InvalidInput:
+            return user  # set before today's policy: keep the old hash
+        user = await user_by_id(engine, user.user_id)
+    return user
+
+
+def session_stamp(user: User) -> str:
+    """A short digest of the password hash kept in the session: a new password ends sessions."""
+    return hashlib.sha256((user.password_hash or "").encode("utf-8")).hexdigest()[:24]

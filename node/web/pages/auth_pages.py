@@ -1,0 +1,80 @@
+"""Signing in and out, and the start page that sends each role to its own pages."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp_session import get_session
+
+from ...services import passwords
+from ..keys import NODE_KEY
+from .common import read_form
+from .core import (
+    PAGE_STATE,
+    PAGE_USER,
+    home_for,
+    render,
+    safe_next,
+    see_other,
+    start_session,
+    translator,
+)
+from .forms import first
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/")
+async def start(request: web.Request) -> web.StreamResponse:
+    return see_other(home_for(request[PAGE_USER]))
+
+
+@routes.get("/login")
+async def login_form(request: web.Request) -> web.StreamResponse:
+    user = request.get(PAGE_USER)
+    if user is not None:
+        return see_other(home_for(user))
+    t = translator(request)
+    notice = t("logged_out") if request.query.get("out") == "1" else ""
+    return await render(
+        request,
+        "login.html",
+        {
+            "next": safe_next(request.query.get("next")) or "",
+            "notice": notice,
+            "user_id": "",
+            "error": "",
+        },
+    )
+
+
+@routes.post("/login")
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await read_form(request)
+    user_id, password = first(form, "user_id"), (form.get("password") or [""])[0]
+    target = safe_next(first(form, "next"))
+    state = request.app[PAGE_STATE]
+    t = translator(request)
+    error = ""
+    if state.throttled(user_id):
+        error = t("login_throttled")
+    else:
+        user = await passwords.login(request.app[NODE_KEY].engine, user_id, password)
+        if user is not None:
+            state.succeeded(user_id)
+            await start_session(request, user)
+            return see_other(target or home_for(user))
+        state.failed(user_id)
+        error = t("login_failed")
+    return await render(
+        request,
+        "login.html",
+        {"next": target or "", "error": error, "user_id": user_id, "notice": ""},
+        status=401,
+    )
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.StreamResponse:
+    session = await get_session(request)
+    session.invalidate()
+    return see_other("/login?out=1")

@@ -1,0 +1,50 @@
+"""Small helpers the page handlers share: reading forms, agency names, plan lookups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ...runtime import Node
+from ...store import peers as peer_store
+from ...store import records
+from ...store import revocations as revocation_store
+from .forms import Form
+
+
+async def read_form(request: web.Request) -> Form:
+    """The posted fields as name -> list of values (files are ignored)."""
+    posted = await request.post()
+    form: dict[str, list[str]] = {}
+    for name, value in posted.items():
+        if isinstance(value, str):
+            form.setdefault(name, []).append(value)
+    return form
+
+
+async def agency_names(node: Node) -> dict[str, str]:
+    """Node id -> agency name, for every trusted peer and this node."""
+    names = {p.node_id: p.agency_name for p in await peer_store.list_peers(node.engine)}
+    names[node.node_id] = node.config.node.agency_name
+    return names
+
+
+async def child_names(node: Node) -> dict[str, str]:
+    return {c.child_id: c.name for c in await records.list_children(node.engine)}
+
+
+async def consents_with_state(node: Node, plan_id: str) -> list[dict[str, Any]]:
+    """The plan's consent statements, newest last, each with its revocation (if any)."""
+    statements = await records.consents_for_plan(node.engine, plan_id)
+    result = []
+    async with node.engine.connect() as conn:
+        for statement in statements:
+            revocation = await revocation_store.get_revocation(conn, statement["consent_id"])
+            result.append(
+                {
+                    "statement": statement,
+                    "revoked_at": revocation.revoked_at if revocation else None,
+                }
+            )
+    return result

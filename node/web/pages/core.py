@@ -1,0 +1,326 @@
+"""What every HTML page shares: settings, the session, CSRF, the signed-in user, rendering,
+role checks and error pages.
+
+The session is an encrypted, authenticated cookie (``aiohttp-session``'s Fernet storage): it
+holds the user id, a stamp of the password hash (a new password ends old sessions), a
+per-session CSRF token and one-shot messages. The cookie is HttpOnly, SameSite=Lax and Secure
+when the node is served over https. ``/api``, ``/federation`` and the public endpoints never
+touch the session; bearer-token auth there is unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hmac
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import structlog
+from aiohttp import web
+from aiohttp_session import Session, get_session, new_session
+
+from ...services import passwords
+from ...services.errors import ServiceError
+from ...store.tables import User
+from ..keys import NODE_KEY
+from .i18n import LANGS, Translator, pick_lang
+
+log = structlog.get_logger("barnplan.pages")
+
+SESSION_COOKIE = "barnplan_session"
+LANG_COOKIE = "barnplan_lang"
+SESSION_KEY_FILE = "web-session.key"
+CSRF_FIELD = "csrf_token"
+PUBLIC_PATHS = frozenset({"/login"})
+# an unmatched path under these never gets an HTML page, whatever the client accepts
+MACHINE_PREFIXES = ("/api/", "/federation/", "/.well-known/", "/static/")
+PROFESSIONALS = ("professional", "lead")
+LOGIN_WINDOW_S = 15 * 60
+LOGIN_MAX_FAILURES = 10
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class PageSettings:
+    """Settings of the pages. Defaults: Secure cookies iff ``node.base_url`` is https (override
+    with ``BARNPLAN_WEB_COOKIE_SECURE=true|false``); sessions last at most 8 hours
+    (``BARNPLAN_WEB_SESSION_MAX_AGE_S``); the session key is ``web-session.key`` in the node
+    directory, made on first start (shared by every process serving the same directory)."""
+
+    cookie_secure: bool
+    session_key: bytes
+    session_max_age_s: int = 8 * 3600
+
+
+def load_or_create_session_key(directory: Path) -> bytes:
+    """32 random bytes kept in the node directory (mode 0600), created once."""
+    path = directory / SESSION_KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = base64.urlsafe_b64decode(path.read_text(encoding="ascii").strip())
+        if len(key) != 32:
+            raise RuntimeError(f"{path} must hold 32 bytes, base64url-encoded") from None
+        return key
+    key = secrets.token_bytes(32)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(base64.urlsafe_b64encode(key).decode("ascii") + "\n")
+    return key
+
+
+def settings_for(base_url: str, directory: Path, env: dict[str, str] | None = None) -> PageSettings:
+    env = dict(os.environ) if env is None else env
+    choice = env.get("BARNPLAN_WEB_COOKIE_SECURE", "auto").strip().lower()
+    secure = base_url.startswith("https://") if choice in ("", "auto") else choice == "true"
+    max_age = int(env.get("BARNPLAN_WEB_SESSION_MAX_AGE_S", str(8 * 3600)))
+    return PageSettings(
+        cookie_secure=secure,
+        session_key=load_or_create_session_key(directory),
+        session_max_age_s=max_age,
+    )
+
+
+@dataclass
+class PageState:
+    """Per-app memory of the pages: login failures (throttling) and the last log check."""
+
+    settings: PageSettings
+    resources: set[web.AbstractResource] = field(default_factory=set)
+    failures: dict[str, list[float]] = field(default_factory=dict)
+    last_verify: dict[str, Any] | None = None
+
+    def throttled(self, user_id: str) -> bool:
+        now = time.monotonic()
+        recent = [t for t in self.failures.get(user_id, []) if now - t < LOGIN_WINDOW_S]
+        self.failures[user_id] = recent
+        return len(recent) >= LOGIN_MAX_FAILURES
+
+    def failed(self, user_id: str) -> None:
+        self.failures.setdefault(user_id, []).append(time.monotonic())
+        if len(self.failures) > 10_000:  # bounded memory against user-id spraying
+            self.failures.clear()
+
+    def succeeded(self, user_id: str) -> None:
+        self.failures.pop(user_id, None)
+
+
+PAGE_STATE = web.AppKey("page_state", PageState)
+PAGE_USER = web.RequestKey("page_user", User)
+PAGE_LANG = web.RequestKey("page_lang", str)
+
+
+def is_page(request: web.Request) -> bool:
+    """Is this request for an HTML page? Routes the pages registered are; every other route
+    (the API, the federation endpoint, anything added elsewhere) is not. An unmatched path is
+    a page (an HTML 404) only for a browser asking for HTML outside the machine prefixes."""
+    match = request.match_info
+    if match.http_exception is None:
+        return match.route.resource in request.app[PAGE_STATE].resources
+    return "text/html" in request.headers.get("Accept", "") and not request.path.startswith(
+        MACHINE_PREFIXES
+    )
+
+
+def lang_of(request: web.Request) -> str:
+    return request.get(PAGE_LANG) or "sv"
+
+
+def translator(request: web.Request) -> Translator:
+    return Translator(lang_of(request))
+
+
+def user_of(request: web.Request) -> User:
+    return request[PAGE_USER]
+
+
+def csrf_token(session: Session) -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+async def csrf_valid(request: web.Request, session: Session) -> bool:
+    expected = session.get("csrf")
+    if not isinstance(expected, str):
+        return False
+    given = request.headers.get("X-CSRF-Token", "")
+    if not given and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        form = await request.post()
+        value = form.get(CSRF_FIELD)
+        given = value if isinstance(value, str) else ""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def flash(session: Session, text: str, kind: str = "info") -> None:
+    session["flash"] = [*session.get("flash", []), [kind, text]]
+
+
+async def start_session(request: web.Request, user: User) -> None:
+    """A fresh session for a signed-in user (a new cookie and a new CSRF token)."""
+    session = await new_session(request)
+    session["uid"] = user.user_id
+    session["stamp"] = passwords.session_stamp(user)
+    csrf_token(session)
+
+
+async def session_user(request: web.Request, session: Session) -> User | None:
+    uid = session.get("uid")
+    if not isinstance(uid, str):
+        return None
+    user = await passwords.user_by_id(request.app[NODE_KEY].engine, uid)
+    if user is None or session.get("stamp") != passwords.session_stamp(user):
+        session.invalidate()
+        return None
+    return user
+
+
+def home_for(user: User) -> str:
+    return "/ops" if user.role == "operator" else "/plans"
+
+
+def see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+async def render(
+    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    """Render a page with the shared context: language, user, CSRF token, messages, node."""
+    session = await get_session(request)
+    node = request.app[NODE_KEY]
+    lang = lang_of(request)
+    other = "en" if lang == "sv" else "sv"
+    base = {
+        "t": Translator(lang),
+        "lang": lang,
+        "other_lang": other,
+        "other_lang_url": f"{request.path}?lang={other}",
+        "user": request.get(PAGE_USER),
+        "csrf_token": csrf_token(session),
+        "messages": session.pop("flash", []),
+        "node_id": node.node_id,
+        "agency_name": node.config.node.agency_name,
+        "path": request.path,
+    }
+    return aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)
+
+
+async def error_page(
+    request: web.Request, status: int, text_key: str | None = None, detail: str | None = None
+) -> web.Response:
+    known = {403, 404, 405, 409}
+    title_key = f"error_{status}_title" if status in known else "error_500_title"
+    t = translator(request)
+    text = detail or (t(text_key) if text_key else t(f"error_{status}_text"))
+    if text == f"error_{status}_text":
+        text = ""
+    return await render(
+        request, "error.html", {"title": t(title_key), "text": text, "status": status}, status
+    )
+
+
+async def service_error_page(request: web.Request, exc: ServiceError) -> web.Response:
+    return await error_page(request, exc.status, detail=exc.detail)
+
+
+def roles(*allowed: str) -> Callable[[Handler], Handler]:
+    """Only the given roles may open the page; anyone else gets the 403 page."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def checked(request: web.Request) -> web.StreamResponse:
+            user = request.get(PAGE_USER)
+            if user is None or user.role not in allowed:
+                return await error_page(request, 403)
+            return await handler(request)
+
+        return checked
+
+    return wrap
+
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+@web.middleware
+async def pages_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """For HTML pages: language, signed-in user, CSRF on every POST, HTML error pages."""
+    if not is_page(request):
+        return await handler(request)
+    state = request.app[PAGE_STATE]
+    asked = request.query.get("lang")
+    request[PAGE_LANG] = pick_lang(asked, request.cookies.get(LANG_COOKIE))
+    try:
+        response = await _guarded(request, handler)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = await error_page(request, exc.status)
+    except Exception as exc:
+        log.error("pages.unhandled", path=request.path, error=exc.__class__.__name__)
+        response = await error_page(request, 500, detail="")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if asked in LANGS:
+        response.set_cookie(
+            LANG_COOKIE,
+            asked,
+            max_age=365 * 24 * 3600,
+            path="/",
+            httponly=True,
+            samesite="Lax",
+            secure=state.settings.cookie_secure,
+        )
+    return response
+
+
+async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+    problem = request.match_info.http_exception
+    if problem is not None:
+        return await error_page(request, problem.status)
+    session = await get_session(request)
+    user = await session_user(request, session)
+    if user is not None:
+        request[PAGE_USER] = user
+    if request.method == "POST" and not await csrf_valid(request, session):
+        return await error_page(request, 403, "error_csrf_text")
+    if user is None and request.path not in PUBLIC_PATHS:
+        if request.method == "GET":
+            return see_other(f"/login?next={_quote(request.path_qs)}")
+        return await error_page(request, 403)
+    return await handler(request)
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="")
+
+
+def safe_next(value: str | None) -> str | None:
+    """Only a local path may be a post-login destination (no open redirects)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return None
+    return value

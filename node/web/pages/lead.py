@@ -1,0 +1,270 @@
+"""Pages for the lead professional: record consent, view the shared plan (and the family's
+copy, and the FHIR export), and record a revocation."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from aiohttp_session import get_session
+
+from protocol.codes import Category
+
+from ...services import consents as consent_service
+from ...services import plans as plan_service
+from ...services.assembly import assemble
+from ...services.errors import InvalidInput, NotFound, ServiceError
+from ...services.revocation import record_revocation
+from ...store import records
+from ..keys import NODE_KEY
+from .common import agency_names, consents_with_state, read_form
+from .core import (
+    PROFESSIONALS,
+    error_page,
+    flash,
+    render,
+    roles,
+    see_other,
+    service_error_page,
+    translator,
+    user_of,
+)
+from .forms import ConsentForm, first
+
+routes = web.RouteTableDef()
+
+
+# --- consent --------------------------------------------------------------------------------
+
+
+async def _consent_page(
+    request: web.Request,
+    form: ConsentForm | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    distribution: list[dict[str, Any]] | None = None,
+) -> web.Response:
+    node = request.app[NODE_KEY]
+    plan_id = request.match_info["plan_id"]
+    try:
+        view = await plan_service.plan_view(node, plan_id)
+        if view["role"] != "lead":
+            raise NotFound(f"no plan {plan_id} led by this node")
+    except ServiceError as exc:
+        return await service_error_page(request, exc)
+    members = [
+        p["node_id"] for p in view["participants"] if p["status"] not in ("declined", "failed")
+    ]
+    froms = [m for m in members if m != node.node_id]
+    targets = [node.node_id, *froms]
+    today = node.clock.now().date()
+    form = form or ConsentForm.initial(
+        today.isoformat(), (today + timedelta(days=365)).isoformat(), view["purpose"]
+    )
+    return await render(
+        request,
+        "consent.html",
+        {
+            "plan": view,
+            "form": form,
+            "errors": errors or {},
+            "froms": froms,
+            "targets": targets,
+            "categories": [c.value for c in Category],
+            "agencies": await agency_names(node),
+            "distribution": distribution,
+        },
+        status,
+    )
+
+
+@routes.get("/plans/{plan_id}/consent")
+@roles("lead")
+async def consent_form(request: web.Request) -> web.StreamResponse:
+    return await _consent_page(request)
+
+
+@routes.post("/plans/{plan_id}/consent")
+@roles("lead")
+async def record_consent(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE_KEY]
+    plan_id = request.match_info["plan_id"]
+    raw = await read_form(request)
+    add_row = first(raw, "add_row") == "person"
+    form = ConsentForm.parse(raw, add_row)
+    if add_row:
+        return await _consent_page(request, form)
+    members = await records.participants(node.engine, plan_id)
+    froms = sorted(
+        n for n, s in members.items() if n != node.node_id and s not in ("declined", "failed")
+    )
+    args, errors = form.service_args(froms)
+    t = translator(request)
+    if errors:
+        return await _consent_page(request, form, {k: t.error(v) for k, v in errors.items()}, 422)
+    try:
+        result = await consent_service.record_consent(node, user_of(request), plan_id, **args)
+    except InvalidInput as exc:
+        mapped: dict[str, str] = {}
+        for key, message in exc.errors.items():
+            mapped.setdefault(form.field_id(key), t.error(message))
+        return await _consent_page(request, form, mapped, 422)
+    except ServiceError as exc:
+        return await service_error_page(request, exc)
+    session = await get_session(request)
+    flash(session, t("consent_recorded"))
+    outcomes = ", ".join(f"{d['node_id']}: {d['outcome']}" for d in result["distribution"])
+    if outcomes:
+        flash(session, f"{t('distribution')}: {outcomes}")
+    return see_other(f"/plans/{plan_id}")
+
+
+# --- the shared plan ------------------------------------------------------------------------
+
+
+async def _assembled(request: web.Request) -> dict[str, Any] | web.Response:
+    node = request.app[NODE_KEY]
+    plan_id = request.match_info["plan_id"]
+    try:
+        return await assemble(node, user_of(request), plan_id)
+    except NotFound as exc:
+        if "no consent" in exc.detail:
+            return await render(
+                request,
+                "no_consent.html",
+                {"plan_id": plan_id},
+                status=404,
+            )
+        return await service_error_page(request, exc)
+    except ServiceError as exc:
+        return await service_error_page(request, exc)
+
+
+@routes.get("/plans/{plan_id}/shared")
+@roles("lead")
+async def shared_plan(request: web.Request) -> web.StreamResponse:
+    shared = await _assembled(request)
+    if isinstance(shared, web.Response):
+        return shared
+    node = request.app[NODE_KEY]
+    return await render(
+        request,
+        "shared.html",
+        {
+            "shared": shared,
+            "agencies": await agency_names(node),
+            "fhir_available": fhir_converter() is not None,
+        },
+    )
+
+
+@routes.get("/plans/{plan_id}/family")
+@roles("lead")
+async def family_copy(request: web.Request) -> web.StreamResponse:
+    shared = await _assembled(request)
+    if isinstance(shared, web.Response):
+        return shared
+    node = request.app[NODE_KEY]
+    return await render(
+        request,
+        "family.html",
+        {"shared": shared, "agencies": await agency_names(node)},
+    )
+
+
+def fhir_converter() -> Callable[..., Any] | None:
+    """``node.services.fhir.shared_plan_to_fhir`` when that module is installed, else None."""
+    try:
+        module = importlib.import_module("node.services.fhir")
+    except ImportError:
+        return None
+    converter = getattr(module, "shared_plan_to_fhir", None)
+    return converter if callable(converter) else None
+
+
+@routes.get("/plans/{plan_id}/fhir")
+@roles("lead")
+async def fhir_export(request: web.Request) -> web.StreamResponse:
+    converter = fhir_converter()
+    if converter is None:
+        return await error_page(request, 404, "fhir_missing")
+    shared = await _assembled(request)
+    if isinstance(shared, web.Response):
+        return shared
+    bundle = converter(shared)
+    if inspect.isawaitable(bundle):
+        bundle = await bundle
+    plan_id = request.match_info["plan_id"]
+    return web.Response(
+        text=json.dumps(bundle, ensure_ascii=False, indent=2),
+        content_type="application/fhir+json",
+        headers={"Content-Disposition": f'attachment; filename="barnplan-{plan_id}.fhir.json"'},
+    )
+
+
+# --- revocation -----------------------------------------------------------------------------
+
+
+async def _revoke_page(
+    request: web.Request, consent_id: str, errors: dict[str, str] | None = None, status: int = 200
+) -> web.Response:
+    node = request.app[NODE_KEY]
+    plan_id = request.match_info["plan_id"]
+    consents = [
+        c
+        for c in await consents_with_state(node, plan_id)
+        if c["statement"]["consent_id"] == consent_id
+    ]
+    if not consents:
+        return await error_page(request, 404)
+    return await render(
+        request,
+        "revoke.html",
+        {"plan_id": plan_id, "consent": consents[0], "errors": errors or {}},
+        status,
+    )
+
+
+@routes.get("/plans/{plan_id}/revoke")
+@roles(*PROFESSIONALS)
+async def revoke_form(request: web.Request) -> web.StreamResponse:
+    return await _revoke_page(request, request.query.get("consent_id", ""))
+
+
+@routes.post("/plans/{plan_id}/revoke")
+@roles(*PROFESSIONALS)
+async def revoke(request: web.Request) -> web.StreamResponse:
+    plan_id = request.match_info["plan_id"]
+    form = await read_form(request)
+    consent_id = first(form, "consent_id")
+    t = translator(request)
+    if first(form, "confirm") != "yes":
+        return await _revoke_page(
+            request, consent_id, {"confirm": t("revoke_confirm_missing")}, 422
+        )
+    statement = next(
+        (
+            c["statement"]
+            for c in await consents_with_state(request.app[NODE_KEY], plan_id)
+            if c["statement"]["consent_id"] == consent_id
+        ),
+        None,
+    )
+    if statement is None:
+        return await error_page(request, 404)
+    try:
+        result = await record_revocation(request.app[NODE_KEY], user_of(request), consent_id)
+    except ServiceError as exc:
+        return await service_error_page(request, exc)
+    flash(await get_session(request), t("revoked_done", n=len(result["notified"])))
+    return see_other(_after(request, first(form, "back")))
+
+
+def _after(request: web.Request, back: str) -> str:
+    plan_id = request.match_info["plan_id"]
+    return f"/plans/{plan_id}/shared" if back == "shared" else f"/plans/{plan_id}"
