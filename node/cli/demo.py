@@ -73,8 +73,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _cli(*args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "node", *args], capture_output=True, text=True)
+DEMO_PASSWORD = "demo-losenord-2026"  # demo only: synthetic data on loopback
+
+
+def _cli(*args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "node", *args], capture_output=True, text=True, input=stdin
+    )
     if result.returncode != 0:
         raise DemoError(f"barnplan {args[0]} failed: {result.stderr.strip()}")
     return result.stdout
@@ -269,6 +274,15 @@ class Demo:
                     str(node.directory),
                 )
                 node.tokens[user] = out.split("token: ")[1].strip()
+                _cli(
+                    "users",
+                    "passwd",
+                    user,
+                    "--password-stdin",
+                    "--dir",
+                    str(node.directory),
+                    stdin=DEMO_PASSWORD + "\n",
+                )
             ok(f"{node.name} ({node.node_id}): own Ed25519 key and SQLite store")
         click.echo("    starting each node as its own process ...")
         for node in self.nodes:
@@ -418,10 +432,12 @@ class Demo:
     def goodbye(self) -> None:
         click.echo("")
         click.echo(click.style("Demo complete. Nodes and logins:", bold=True))
+        click.echo(f"  Web pages: log in with a user below and the password {DEMO_PASSWORD!r}")
+        click.echo("  (lead = lead professional, prof = professional, ops = operator at /ops)")
         for node in self.nodes:
-            users = ", ".join(f"{u}: {t}" for u, t in node.tokens.items())
-            click.echo(f"  {node.node_id:28} {node.url}  ({node.directory})")
-            click.echo(f"      API tokens: {users}")
+            click.echo(f"  {node.node_id:28} {node.url}/  users: {', '.join(node.tokens)}")
+            for user, token in node.tokens.items():
+                click.echo(f"      API token {user}: {token}")
 
     def stop_all(self) -> None:
         for node in self.nodes:
