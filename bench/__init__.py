@@ -14,4 +14,8 @@ from __future__ import annotations
 
 BENCHMARKS: dict[str, str] = {
     "envelope": "bench.envelope:run",
+    "serve": "bench.serve:run",
+    "assembly": "bench.assembly:run",
+    "revocation": "bench.revocation:run",
+    "log": "bench.log:run",
 }

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = (REPO / "docs" / "benchmarks.json", REPO / "docs" / "BENCHMARKS.md")
@@ -25,14 +28,38 @@ ENVELOPE_FIGURES = {
     "envelope_bytes",
 }
 
+# Figures each benchmark that drives real nodes must record (values are never judged here).
+NODE_BENCHMARK_FIGURES = {
+    "serve": {"serve_vs_bare", "serve_rps", "bare_rps", "serve_p50_ms", "bare_p50_ms"},
+    "assembly": {
+        *(f"assembly_p50_vs_bare_n{n}" for n in (3, 8, 32)),
+        *(f"assembly_{q}_ms_n{n}" for q in ("p50", "p95") for n in (3, 8, 32)),
+        "assembly_p50_ms_n32_delay50",
+        "assembly_bare_p50_ms_n32_delay50",
+    },
+    "revocation": {
+        "revocation_p99_s_n16",
+        "revocation_p50_s_n16",
+        "revocation_vs_hello_fanout",
+        "catchup_s",
+        "catchup_listen_s",
+    },
+    "log": {
+        "log_append_per_s",
+        "log_append_commit_per_row_per_s",
+        "log_append_vs_commit_per_row",
+        "log_verify_1m_s",
+    },
+}
 
-def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+
+def run_bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bench", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 
@@ -89,3 +116,25 @@ def test_unknown_benchmark_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no_such" in result.stderr
     assert not figures_file.exists()
+
+
+@pytest.mark.skipif(
+    os.environ.get("BARNPLAN_BENCH_SMOKE") != "1",
+    reason="starts many node processes for minutes; set BARNPLAN_BENCH_SMOKE=1 to run",
+)
+@pytest.mark.parametrize("name", sorted(NODE_BENCHMARK_FIGURES))
+def test_quick_node_benchmark_records_numeric_figures(tmp_path: Path, name: str) -> None:
+    """Each benchmark that starts real nodes runs end to end with --quick and records numbers."""
+    figures_file = tmp_path / "figures.json"
+    result = run_bench(
+        "--quick", "--json", str(figures_file), "--md", str(tmp_path / "r.md"), name, timeout=600
+    )
+
+    assert result.returncode == 0, result.stderr[-4000:]
+    figures = json.loads(figures_file.read_text(encoding="utf-8"))["figures"]
+    assert set(figures) >= NODE_BENCHMARK_FIGURES[name]
+    for figure in NODE_BENCHMARK_FIGURES[name]:
+        value = figures[figure]["value"]
+        assert isinstance(value, int | float) and not isinstance(value, bool), figure
+        assert math.isfinite(value), figure
+        assert figures[figure]["benchmark"] == name
