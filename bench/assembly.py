@@ -204,6 +204,11 @@ def checked_assembly(lead: Node, plan_id: str, n: int) -> Callable[[], Awaitable
 
 
 async def measure(config: RunConfig, base: Path) -> list[Figure]:
+    with quiet_logs(base / "lead.log"):
+        return await _measure(config, base)
+
+
+async def _measure(config: RunConfig, base: Path) -> list[Figure]:
     iterations = {
         3: config.pick(full=60, quick=5),
         8: config.pick(full=40, quick=5),
@@ -211,7 +216,6 @@ async def measure(config: RunConfig, base: Path) -> list[Figure]:
     }
     delayed_iterations = config.pick(full=20, quick=3)
     warmup = config.pick(full=3, quick=1)
-    log_stream = quiet_logs(base / "lead.log")
     fed = await build(base)
     host_log = (base / "host.log").open("ab")
     dirs = [str(p.directory) for p in fed.participants]
@@ -275,7 +279,6 @@ async def measure(config: RunConfig, base: Path) -> list[Figure]:
             await stop_host(host)
         await lead.close()
         host_log.close()
-        log_stream.close()
     return figures(real, bare, delayed, delayed_bare)
 
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -346,13 +346,18 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def quiet_logs(path: Path) -> IO[str]:
+@contextlib.contextmanager
+def quiet_logs(path: Path) -> Iterator[None]:
     """Send this process's structlog output (the in-process nodes') to a file, as JSON lines
     like a served node writes them, so it neither floods the console nor costs a pretty-printer.
+    Afterwards stray log lines (tasks still closing) go to /dev/null, never to a closed file.
     """
-    stream = path.open("a", encoding="utf-8")
-    configure_logging(stream)
-    return stream
+    with path.open("a", encoding="utf-8") as stream:
+        configure_logging(stream)
+        try:
+            yield
+        finally:
+            configure_logging(open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

@@ -247,10 +247,14 @@ async def serve_lead(lead: Node, port: int) -> web.AppRunner:
 
 
 async def measure(config: RunConfig, base: Path) -> list[Figure]:
+    with quiet_logs(base / "lead.log"):
+        return await _measure(config, base)
+
+
+async def _measure(config: RunConfig, base: Path) -> list[Figure]:
     samples = config.pick(full=30, quick=3)
     warmup = config.pick(full=3, quick=1)
     catchups = config.pick(full=3, quick=1)
-    log_stream = quiet_logs(base / "lead.log")
     fed = await build(base, samples + warmup, catchups)
     log = (base / "processes.log").open("ab")
     hosts: list[Host] = []
@@ -291,7 +295,6 @@ async def measure(config: RunConfig, base: Path) -> list[Figure]:
             await stop_host(host)
         await lead.close()
         log.close()
-        log_stream.close()
 
     how = f"{len(revoke)} revocations interleaved with {len(hello)} hello fan-outs"
     p50, p99 = percentile(revoke, 0.5), percentile(revoke, 0.99)
