@@ -84,6 +84,7 @@ def build_scheduler(node: Node) -> AsyncIOScheduler:
         seconds=EXPIRY_INTERVAL_S,
         id="consent_expiry",
     )
+
     async def reload_peers() -> None:
         await node.reload_peers()
 

@@ -13,10 +13,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from protocol.clock import format_time, parse_time
-from protocol.documents import sign_fragment, verify_fragment
+from protocol.documents import verify_fragment
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import FragmentsRequest, FragmentsResponse
-from protocol.models import ConsentStatement
+from protocol.models import ConsentStatement, Fragment
 
 from ..domain.shared_plan import VerifiedFragment, merge_fragments
 from ..store import records
@@ -24,6 +24,7 @@ from ..store import revocations as revocation_store
 from ..store.exchange_log import LogDraft
 from ..store.tables import User
 from .errors import Forbidden, NotFound
+from .fragments import signed_fragment
 from .outbound import LogContext, PeerResult
 from .users import professional_ref
 
@@ -94,23 +95,9 @@ async def _own_fragments(node: Node, plan_id: str, consent_id: str) -> list[Veri
     own: list[VerifiedFragment] = []
     for group in current.values():
         for f in group:
-            raw = sign_fragment(
-                {
-                    "fragment_id": f.fragment_id,
-                    "plan_id": plan_id,
-                    "consent_id": consent_id,
-                    "origin": node.node_id,
-                    "category": f.category,
-                    "indicators": list(f.indicators),
-                    "version": f.version,
-                    "authored_at": format_time(f.authored_at),
-                    "signed_at": signed_at,
-                    "content": f.content,
-                },
-                node.identity.key,
-            )
-            fragment, key_id = verify_fragment(raw, node.identity.public_keys())
-            own.append(VerifiedFragment(fragment, key_id))
+            # signed here a moment ago: no need to spend a verify on our own signature
+            raw = signed_fragment(f, consent_id, node.identity.key, signed_at)
+            own.append(VerifiedFragment(Fragment.model_validate(raw), node.identity.key.key_id))
     return own
 
 

@@ -8,9 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from protocol.clock import format_time
 from protocol.codes import Category, Indicator
+from protocol.documents import sign_fragment
+from protocol.keys import SigningKey
 from protocol.models import FragmentContent
 
+from ..domain.records import FragmentRecord
 from ..store import records
 from ..store.engine import begin_write
 from ..store.tables import FragmentVersion, User
@@ -110,3 +114,25 @@ async def list_fragments(node: Node, actor: User, plan_id: str) -> list[dict[str
         for fs in current.values()
         for f in fs
     ]
+
+
+def signed_fragment(
+    record: FragmentRecord, consent_id: str, key: SigningKey, signed_at: str
+) -> dict[str, Any]:
+    """One of this node's fragments as it leaves the node: signed, naming the consent it is
+    released under. The release handler and the lead's own assembly both use this."""
+    return sign_fragment(
+        {
+            "fragment_id": record.fragment_id,
+            "plan_id": record.plan_id,
+            "consent_id": consent_id,
+            "origin": key.node_id,
+            "category": record.category,
+            "indicators": list(record.indicators),
+            "version": record.version,
+            "authored_at": format_time(record.authored_at),
+            "signed_at": signed_at,
+            "content": record.content,
+        },
+        key,
+    )

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.clock import format_time, parse_time
-from protocol.documents import sign_fragment, verify_consent
+from protocol.documents import verify_consent
 from protocol.envelope import Verified
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import (
@@ -25,6 +25,7 @@ from ..store import records
 from ..store import revocations as revocation_store
 from ..store.tables import Plan
 from . import audit, revocation
+from .fragments import signed_fragment
 from .inbound import Handler, Outcome, Refusal
 
 
@@ -171,22 +172,7 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
     decision = decide_release(request, plan, ConsentFacts(statement, revoked), fragments, now)
     signed_at = format_time(now)
     released = [
-        sign_fragment(
-            {
-                "fragment_id": f.fragment_id,
-                "plan_id": f.plan_id,
-                "consent_id": body.consent_id,
-                "origin": node.node_id,
-                "category": f.category,
-                "indicators": list(f.indicators),
-                "version": f.version,
-                "authored_at": format_time(f.authored_at),
-                "signed_at": signed_at,
-                "content": f.content,
-            },
-            node.identity.key,
-        )
-        for f in decision.released
+        signed_fragment(f, body.consent_id, node.identity.key, signed_at) for f in decision.released
     ]
     withheld = [(c, r.value) for c, r in decision.withheld]
     for category in decision.released_categories:
