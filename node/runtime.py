@@ -26,7 +26,7 @@ from .services.outbound import PeerClient
 from .services.revocation import Outbox, catch_up
 from .services.seen import PersistentSeenIds
 from .store import peers as peer_store
-from .store.engine import create_engine, migrate
+from .store.engine import create_engine, migrate, sqlite_sync_twin
 from .store.exchange_log import ExchangeLog
 
 
@@ -42,7 +42,8 @@ class Node:
     last_contact: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.exchange_log = ExchangeLog(self.engine, self.clock.now)
+        self.sync_engine = sqlite_sync_twin(self.engine)
+        self.exchange_log = ExchangeLog(self.engine, self.clock.now, self.sync_engine)
         self.peers = PeerClient(self)
         self.inbound = Inbound(self, HANDLERS)
         self.outbox = Outbox(self)
@@ -131,6 +132,8 @@ class Node:
             await self.http.close()
             self.http = None
         await self.engine.dispose()
+        if self.sync_engine is not None:
+            self.sync_engine.dispose()
 
 
 async def open_node(

@@ -22,8 +22,8 @@ from protocol.errors import ProtocolError, Reason
 from protocol.messages import REPLY_TYPES, REQUEST_TYPES
 from protocol.models import NODE_ID_PATTERN, UUID_PATTERN
 
-from ..store.exchange_log import LogDraft
-from .seen import ChangeRejected, PersistentSeenIds
+from ..store.exchange_log import DuplicateMessage, LogDraft, SeenId
+from .seen import ChangeRejected
 
 log = structlog.get_logger("barnplan.federation")
 
@@ -155,13 +155,6 @@ class Inbound:
         node = self._node
         skew = timedelta(seconds=node.config.protocol.clock_skew_s)
 
-        async def change(conn: AsyncConnection) -> None:
-            await PersistentSeenIds.persist(
-                conn, message.sender, message.id, message.expires_at + skew
-            )
-            if outcome.change is not None:
-                await outcome.change(conn)
-
         draft = LogDraft(
             direction="in",
             peer=message.sender,
@@ -177,8 +170,13 @@ class Inbound:
             released=outcome.released,
             withheld=outcome.withheld,
         )
+        seen = SeenId(message.sender, message.id, message.expires_at + skew)
         try:
-            await node.exchange_log.append(draft, change)
+            await node.exchange_log.append(draft, outcome.change, seen)
+        except DuplicateMessage:
+            return self._error_reply(
+                message.sender, message.id, Reason.REPLAYED, f"message id {message.id} already seen"
+            )
         except ChangeRejected as exc:
             return self._error_reply(message.sender, message.id, exc.reason, exc.detail)
         except Exception as exc:

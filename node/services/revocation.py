@@ -15,6 +15,7 @@ import asyncio
 import os
 import random
 import signal
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -303,8 +304,17 @@ async def catch_up(node: Node, timeout_s: float = 3.0) -> dict[str, str]:
         return "ok"
 
     peers = node.keyring.node_ids()
-    outcomes = await asyncio.gather(*(one(p) for p in peers))
-    return dict(zip(peers, outcomes, strict=True))
+    started = time.monotonic()
+    outcomes = dict(zip(peers, await asyncio.gather(*(one(p) for p in peers)), strict=True))
+    # operators see why fragment requests waited at start (they wait for this to finish)
+    log.info(
+        "catchup.done",
+        peers=len(peers),
+        ok=sum(1 for o in outcomes.values() if o == "ok"),
+        not_ok={p: o for p, o in outcomes.items() if o != "ok"},
+        ms=round((time.monotonic() - started) * 1000, 1),
+    )
+    return outcomes
 
 
 async def expire_consents(node: Node) -> list[str]:

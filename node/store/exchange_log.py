@@ -11,6 +11,7 @@ PostgreSQL: an advisory transaction lock), so several processes keep one linear 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -19,14 +20,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .tables import ExchangeLogEntry
+from .engine import begin_write, write_lock
+from .tables import ExchangeLogEntry, SeenMessage
 
 GENESIS = "0" * 64
 LOG_LOCK_ID = 0x62706C67  # "bplg"
 StateChange = Callable[[AsyncConnection], Awaitable[None]]
+T_SEEN = SeenMessage.__table__  # type: ignore[attr-defined]
 log = structlog.get_logger("barnplan.exchange_log")
 
 
@@ -86,32 +89,55 @@ def draft_row(draft: LogDraft, seq: int, prev_hash: str, at: datetime) -> dict[s
     return row
 
 
+@dataclass(frozen=True)
+class SeenId:
+    """A verified inbound message id to remember (replay memory) in the entry's transaction."""
+
+    sender: str
+    message_id: str
+    expires_at: datetime
+
+
+class DuplicateMessage(Exception):
+    """The message id was already recorded as seen: the request is a replay."""
+
+
 @dataclass
 class _Pending:
     draft: LogDraft
     change: StateChange | None
     done: asyncio.Future[int]
+    seen: SeenId | None = None
 
 
 class ExchangeLog:
     """Group-committing appender. One per process; ``close`` flushes what is queued."""
 
-    def __init__(self, engine: AsyncEngine, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self, engine: AsyncEngine, now: Callable[[], datetime], sync: Engine | None = None
+    ) -> None:
         self._engine = engine
+        self._sync = sync
         self._now = now
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def append(self, draft: LogDraft, change: StateChange | None = None) -> int:
+    async def append(
+        self, draft: LogDraft, change: StateChange | None = None, seen: SeenId | None = None
+    ) -> int:
         """Append ``draft`` (and run ``change`` in the same transaction); return its seq.
 
-        If ``change`` raises, the entry is still appended, as outcome ``failed``, and the
-        exception is re-raised to the caller after the commit.
+        ``seen`` is recorded in the replay memory in the same transaction; the rows of a whole
+        batch are checked and inserted with one statement each, with no savepoint. If the id was
+        already seen, ``change`` does not run, the entry is appended as refused (``replayed``)
+        and ``DuplicateMessage`` is raised to the caller after the commit. If ``change`` raises,
+        the entry is still appended, as outcome ``failed``, and the exception is re-raised to
+        the caller after the commit.
         """
         if draft.at is None:
             draft.at = self._now()
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(draft, change, done))
+        self._pending.append(_Pending(draft, change, done, seen))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_loop())
         return await done
@@ -140,9 +166,12 @@ class ExchangeLog:
                     item.done.set_result(result)
 
     async def _write(self, batch: list[_Pending]) -> list[int | BaseException]:
+        if self._sync is not None and all(item.change is None for item in batch):
+            # no state change to run: the whole transaction is one call in a worker thread
+            async with write_lock(self._engine) or contextlib.nullcontext():
+                return await asyncio.to_thread(self._write_sync, batch)
         results: list[int | BaseException] = []
-        engine = self._engine.execution_options(immediate=True)
-        async with engine.begin() as conn:
+        async with begin_write(self._engine) as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOG_LOCK_ID})
             head = (
@@ -151,10 +180,14 @@ class ExchangeLog:
                 )
             ).first()
             seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+            replays = await self._record_seen(conn, batch)
             rows = []
             for item in batch:
                 outcome: int | BaseException
-                if item.change is not None:
+                if id(item) in replays:
+                    item.draft.outcome, item.draft.reason = "refused", "replayed"
+                    outcome = DuplicateMessage(item.seen.message_id if item.seen else "")
+                elif item.change is not None:
                     try:
                         async with conn.begin_nested():
                             await item.change(conn)
@@ -173,6 +206,90 @@ class ExchangeLog:
                 results.append(outcome)
             await conn.execute(ExchangeLogEntry.__table__.insert(), rows)  # type: ignore[attr-defined]
         return results
+
+    def _write_sync(self, batch: list[_Pending]) -> list[int | BaseException]:
+        assert self._sync is not None
+        results: list[int | BaseException] = []
+        with self._sync.execution_options(immediate=True).begin() as conn:
+            head = conn.execute(
+                text("SELECT seq, hash FROM exchange_log ORDER BY seq DESC LIMIT 1")
+            ).first()
+            seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+            replays = _record_seen_sync(conn, batch)
+            rows = []
+            for item in batch:
+                outcome: int | BaseException = seq + 1
+                if id(item) in replays:
+                    item.draft.outcome, item.draft.reason = "refused", "replayed"
+                    outcome = DuplicateMessage(item.seen.message_id if item.seen else "")
+                seq += 1
+                assert item.draft.at is not None
+                row = draft_row(item.draft, seq, prev, item.draft.at)
+                prev = row["hash"]
+                rows.append(row)
+                results.append(outcome)
+            conn.execute(ExchangeLogEntry.__table__.insert(), rows)  # type: ignore[attr-defined]
+        return results
+
+    @staticmethod
+    async def _record_seen(conn: AsyncConnection, batch: list[_Pending]) -> set[int]:
+        """Insert the batch's seen ids in one statement; return the items that are replays.
+
+        Runs under the log's write lock (BEGIN IMMEDIATE / advisory lock), and every seen id is
+        written through here, so the SELECT cannot race with another writer's INSERT.
+        """
+        wanted = [item for item in batch if item.seen is not None]
+        if not wanted:
+            return set()
+        ids = sorted({item.seen.message_id for item in wanted if item.seen is not None})
+        found = await conn.execute(
+            T_SEEN.select()
+            .with_only_columns(T_SEEN.c.sender, T_SEEN.c.message_id)
+            .where(T_SEEN.c.message_id.in_(ids))
+        )
+        known = {(r[0], r[1]) for r in found}
+        replays: set[int] = set()
+        fresh: list[dict[str, Any]] = []
+        for item in wanted:
+            assert item.seen is not None
+            key = (item.seen.sender, item.seen.message_id)
+            if key in known:
+                replays.add(id(item))
+                continue
+            known.add(key)
+            fresh.append(
+                {"sender": key[0], "message_id": key[1], "expires_at": item.seen.expires_at}
+            )
+        if fresh:
+            await conn.execute(T_SEEN.insert(), fresh)
+        return replays
+
+
+def _record_seen_sync(conn: Connection, batch: list[_Pending]) -> set[int]:
+    """``ExchangeLog._record_seen`` on a synchronous connection."""
+    wanted = [item for item in batch if item.seen is not None]
+    if not wanted:
+        return set()
+    ids = sorted({item.seen.message_id for item in wanted if item.seen is not None})
+    found = conn.execute(
+        T_SEEN.select()
+        .with_only_columns(T_SEEN.c.sender, T_SEEN.c.message_id)
+        .where(T_SEEN.c.message_id.in_(ids))
+    )
+    known = {(r[0], r[1]) for r in found}
+    replays: set[int] = set()
+    fresh: list[dict[str, Any]] = []
+    for item in wanted:
+        assert item.seen is not None
+        key = (item.seen.sender, item.seen.message_id)
+        if key in known:
+            replays.add(id(item))
+            continue
+        known.add(key)
+        fresh.append({"sender": key[0], "message_id": key[1], "expires_at": item.seen.expires_at})
+    if fresh:
+        conn.execute(T_SEEN.insert(), fresh)
+    return replays
 
 
 COLUMNS = (

@@ -249,3 +249,58 @@ async def consents_for_plan(engine: AsyncEngine, plan_id: str) -> list[dict[str,
             .order_by(T_CONSENT.c.received_at)
         )
         return [json.loads(r[0]) for r in rows]
+
+
+_PLAN_SQL = "SELECT lead_node, status FROM plan WHERE plan_id = ?"
+_MEMBERS_SQL = (
+    "SELECT node_id FROM plan_participant "
+    "WHERE plan_id = ? AND status NOT IN ('declined', 'failed')"
+)
+_CONSENT_SQL = "SELECT statement FROM consent WHERE consent_id = ?"
+_REVOKED_SQL = "SELECT 1 FROM revocation WHERE consent_id = ?"
+_FRAGMENTS_SQL = (
+    "SELECT f.fragment_id, f.plan_id, f.version, f.category, f.indicators, f.content, "
+    "f.authored_at FROM fragment_version f JOIN (SELECT fragment_id, MAX(version) AS v "
+    "FROM fragment_version WHERE plan_id = ? GROUP BY fragment_id) n "
+    "ON f.fragment_id = n.fragment_id AND f.version = n.v WHERE f.category IN ({}) "
+    "ORDER BY f.authored_at"
+)
+
+
+def release_facts_sqlite(
+    db: Any, plan_id: str, consent_id: str, categories: list[str]
+) -> tuple[PlanFacts | None, dict[str, Any] | None, bool, dict[str, list[FragmentRecord]]]:
+    """What a release decision reads (``plan_facts``, ``consent_statement``, ``is_revoked``,
+    ``latest_fragments``) on the raw sqlite3 connection, in one read transaction: ~50 µs instead
+    of ~3 ms of SQLAlchemy statement building, thread round trips and result handling.
+    Times are SQLAlchemy's SQLite storage format (always with microseconds), stored as UTC."""
+    from datetime import UTC
+
+    db.execute("BEGIN")
+    try:
+        plan: PlanFacts | None = None
+        row = db.execute(_PLAN_SQL, (plan_id,)).fetchone()
+        if row is not None and row[1] != "declined":
+            members = frozenset(r[0] for r in db.execute(_MEMBERS_SQL, (plan_id,)))
+            plan = PlanFacts(plan_id, row[0], members, row[1])
+        found = db.execute(_CONSENT_SQL, (consent_id,)).fetchone()
+        raw = json.loads(found[0]) if found else None
+        revoked = db.execute(_REVOKED_SQL, (consent_id,)).fetchone() is not None
+        result: dict[str, list[FragmentRecord]] = defaultdict(list)
+        if plan is not None and raw is not None and not revoked and categories:
+            sql = _FRAGMENTS_SQL.format(", ".join("?" * len(categories)))
+            for r in db.execute(sql, (plan_id, *categories)):
+                result[r[3]].append(
+                    FragmentRecord(
+                        fragment_id=r[0],
+                        plan_id=r[1],
+                        version=int(r[2]),
+                        category=r[3],
+                        indicators=tuple(i for i in r[4].split(",") if i),
+                        content=json.loads(r[5]),
+                        authored_at=datetime.fromisoformat(r[6]).replace(tzinfo=UTC),
+                    )
+                )
+    finally:
+        db.execute("ROLLBACK")
+    return plan, raw, revoked, dict(result)
