@@ -10,6 +10,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,6 +24,7 @@ from .metrics import Metrics
 from .services.handlers import HANDLERS
 from .services.inbound import Inbound
 from .services.outbound import PeerClient
+from .services.release_cache import ReleaseCache
 from .services.revocation import Outbox, catch_up
 from .services.seen import PersistentSeenIds
 from .store import peers as peer_store
@@ -48,9 +50,22 @@ class Node:
         self.inbound = Inbound(self, HANDLERS)
         self.outbox = Outbox(self)
         self.metrics = Metrics()
+        self.release_cache = ReleaseCache()
         self.caught_up = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
         self._peers_loaded_at = 0.0
+        self._reader: Any = None
+
+    def release_reader(self) -> Any:
+        """SQLite: one raw sqlite3 connection (of the synchronous twin's pool) held for the
+        node's life, for the release decision's few indexed reads on the event loop thread:
+        checking a connection out of a pool per request cost more than the reads. Used only
+        synchronously on the loop thread, so never by two callers at once. None on PostgreSQL."""
+        if self.sync_engine is None:
+            return None
+        if self._reader is None:
+            self._reader = self.sync_engine.raw_connection()
+        return self._reader.driver_connection
 
     @property
     def node_id(self) -> str:
@@ -132,6 +147,9 @@ class Node:
             await self.http.close()
             self.http = None
         await self.engine.dispose()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self.sync_engine is not None:
             self.sync_engine.dispose()
 

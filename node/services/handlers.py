@@ -17,7 +17,6 @@ from protocol.messages import (
     PlanInvite,
     PlanLink,
 )
-from protocol.models import ConsentStatement
 
 from ..domain.personnummer import PersonnummerError, normalize_personnummer
 from ..domain.release import ConsentFacts, ReleaseRequest, decide_release
@@ -25,7 +24,6 @@ from ..store import records
 from ..store import revocations as revocation_store
 from ..store.tables import Plan
 from . import audit, revocation
-from .fragments import signed_fragment
 from .inbound import Handler, Outcome, Refusal
 
 
@@ -159,14 +157,11 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
         purpose=body.purpose.value,
     )
     now = node.clock.now()
-    if node.sync_engine is not None:  # SQLite: four indexed reads, microseconds, no thread hops
-        with node.sync_engine.connect() as sync_conn:
-            plan, raw, revoked, fragments = records.release_facts_sqlite(
-                sync_conn.connection.driver_connection,
-                body.plan_id,
-                body.consent_id,
-                list(request.categories),
-            )
+    reader = node.release_reader()
+    if reader is not None:  # SQLite: four indexed reads, microseconds, no thread hops
+        plan, raw, revoked, fragments = records.release_facts_sqlite(
+            reader, body.plan_id, body.consent_id, list(request.categories)
+        )
     else:
         async with node.engine.connect() as conn:
             plan = await records.plan_facts(conn, body.plan_id)
@@ -177,11 +172,12 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
                 if plan is not None and raw is not None and not revoked
                 else {}
             )
-    statement = ConsentStatement.model_validate(raw) if raw is not None else None
+    statement = node.release_cache.consent(raw) if raw is not None else None
     decision = decide_release(request, plan, ConsentFacts(statement, revoked), fragments, now)
     signed_at = format_time(now)
     released = [
-        signed_fragment(f, body.consent_id, node.identity.key, signed_at) for f in decision.released
+        node.release_cache.signed(f, body.consent_id, node.identity.key, signed_at)
+        for f in decision.released
     ]
     withheld = [(c, r.value) for c, r in decision.withheld]
     for category in decision.released_categories:

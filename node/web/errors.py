@@ -3,9 +3,9 @@ exceptions become problem documents (never a traceback, never a bare 500 page)."
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 
 import structlog
 from aiohttp import web
@@ -44,7 +44,7 @@ async def request_context(request: web.Request, handler: HandlerType) -> web.Str
     The path is logged without its query string; paths hold ids only, never personal data.
     """
     given = request.headers.get("X-Request-Id", "")
-    request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+    request_id = given if _REQUEST_ID.match(given) else os.urandom(8).hex()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.monotonic()
     status = 500

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import orjson
 from aiohttp import web
 
 from ..httpio import read_limited
@@ -20,6 +22,16 @@ async def messages(request: web.Request) -> web.Response:
     status, reply = await node.inbound.handle(data)
     return web.Response(
         status=status,
-        body=json.dumps(reply, ensure_ascii=False).encode("utf-8"),
+        body=reply_bytes(reply),
         content_type="application/json",
     )
+
+
+def reply_bytes(reply: dict[str, Any]) -> bytes:
+    """UTF-8 JSON of a signed reply. orjson is ~5x faster than json here (a reply carries the
+    released fragments); json is the fallback for what orjson refuses (integers beyond 64 bits).
+    The bytes need not be canonical: the receiver verifies over the canonical form."""
+    try:
+        return orjson.dumps(reply)
+    except orjson.JSONEncodeError:
+        return json.dumps(reply, ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,79 @@
+"""Work a holder need not repeat on every fragment request: signing and parsing, never deciding.
+
+A fragment object is signed over its plan, consent, version and content and has no freshness
+(SPEC.md §6.3), so the object signed the first time a version is released under a consent can be
+sent again for every later request under that consent, instead of one Ed25519 signature per
+fragment per request. A stored consent statement never changes under its id (revocation is kept
+apart), so its parsed model can be reused too.
+
+What is released is still decided per request, from the store, before either cache is consulted
+(DESIGN.md invariants 2 and 4): the caches save signing and parsing, never a decision. Both are
+bounded (least recently used goes first) and live on the node object, one per process.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from protocol.keys import SigningKey
+from protocol.models import ConsentStatement
+
+from ..domain.records import FragmentRecord
+from .fragments import signed_fragment
+
+DEFAULT_SIZE = 4096
+
+
+class _Lru:
+    """A small least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class ReleaseCache:
+    """Signed fragment objects and parsed consent statements, reused across requests."""
+
+    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        self._fragments = _Lru(size)
+        self._consents = _Lru(size)
+
+    def signed(
+        self, record: FragmentRecord, consent_id: str, key: SigningKey, signed_at: str
+    ) -> dict[str, Any]:
+        """The signed object for ``record`` under ``consent_id``: the one signed earlier for
+        this version, consent and key, or a new one signed at ``signed_at``. A new key (after
+        a rotation) or a new version means a new signature."""
+        cache_key = (record.fragment_id, record.version, consent_id, key.key_id)
+        found: dict[str, Any] | None = self._fragments.get(cache_key)
+        if found is None:
+            found = signed_fragment(record, consent_id, key, signed_at)
+            self._fragments.put(cache_key, found)
+        return found
+
+    def consent(self, raw: dict[str, Any]) -> ConsentStatement:
+        """``raw`` (a statement as stored) as a model; parsed once per consent id and content."""
+        consent_id = raw.get("consent_id")
+        found = self._consents.get(consent_id)
+        if found is not None and found[0] == raw:
+            return found[1]
+        model = ConsentStatement.model_validate(raw)
+        self._consents.put(consent_id, (raw, model))
+        return model
