@@ -24,7 +24,6 @@ from ..store import revocations as revocation_store
 from ..store.exchange_log import LogDraft
 from ..store.tables import User
 from .errors import Forbidden, NotFound
-from .fragments import signed_fragment
 from .outbound import LogContext, PeerResult
 from .users import professional_ref
 
@@ -88,6 +87,11 @@ def _check_reply(
     return verified, withheld, None
 
 
+async def _revocation(node: Node, consent_id: str) -> Any:
+    async with node.engine.connect() as conn:
+        return await revocation_store.get_revocation(conn, consent_id)
+
+
 async def _own_fragments(node: Node, plan_id: str, consent_id: str) -> list[VerifiedFragment]:
     async with node.engine.connect() as conn:
         current = await records.latest_fragments(conn, plan_id)
@@ -96,7 +100,7 @@ async def _own_fragments(node: Node, plan_id: str, consent_id: str) -> list[Veri
     for group in current.values():
         for f in group:
             # signed here a moment ago: no need to spend a verify on our own signature
-            raw = signed_fragment(f, consent_id, node.identity.key, signed_at)
+            raw = node.release_cache.signed(f, consent_id, node.identity.key, signed_at)
             own.append(VerifiedFragment(Fragment.model_validate(raw), node.identity.key.key_id))
     return own
 
@@ -122,15 +126,25 @@ async def _assemble(
 ) -> dict[str, Any]:
     if actor.role != "lead":
         raise Forbidden("only the lead professional assembles the shared plan")
-    plan = await records.get_plan(node.engine, plan_id)
+    # independent reads at once (each is a few store round trips), in two rounds
+    plan, raw_consent, members = await asyncio.gather(
+        records.get_plan(node.engine, plan_id),
+        _choose_consent(node, plan_id, consent_id),
+        records.participants(node.engine, plan_id),
+        return_exceptions=True,
+    )
+    if isinstance(plan, BaseException):
+        raise plan
     if plan is None or plan.role != "lead":
         raise NotFound(f"no plan {plan_id} led by this node")
-    raw_consent = await _choose_consent(node, plan_id, consent_id)
-    statement = ConsentStatement.model_validate(raw_consent)
-    async with node.engine.connect() as conn:
-        revocation = await revocation_store.get_revocation(conn, statement.consent_id)
-    members = await records.participants(node.engine, plan_id)
-    child = await records.get_child(node.engine, plan.child_id or "")
+    for failed in (raw_consent, members):
+        if isinstance(failed, BaseException):
+            raise failed
+    assert isinstance(raw_consent, dict) and isinstance(members, dict)
+    statement = node.release_cache.consent(raw_consent)
+    revocation, child = await asyncio.gather(
+        _revocation(node, statement.consent_id), records.get_child(node.engine, plan.child_id or "")
+    )
     ref = professional_ref(node.node_id, actor)
     deadline = deadline_s or node.config.assembly.deadline_s
     peers = sorted(n for n, s in members.items() if n != node.node_id)
@@ -160,6 +174,12 @@ async def _assemble(
         consent_id=statement.consent_id,
         purpose=statement.purpose.value,
         professional=ref,
+    )
+    # the lead's own fragments are read while the peers answer
+    own_task = (
+        asyncio.create_task(_own_fragments(node, plan_id, statement.consent_id))
+        if revocation is None
+        else None
     )
     results = await asyncio.gather(
         *(
@@ -220,9 +240,7 @@ async def _assemble(
                     withheld=withheld,
                 )
         statuses[result.peer] = entry
-    own = (
-        [] if revocation is not None else await _own_fragments(node, plan_id, statement.consent_id)
-    )
+    own = [] if own_task is None else await own_task
     merged = merge_fragments(own + received)
     return {
         "plan_id": plan_id,
