@@ -158,9 +158,14 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
     )
     now = node.clock.now()
     reader = node.release_reader()
+    raw: str | dict[str, Any] | None
     if reader is not None:  # SQLite: four indexed reads, microseconds, no thread hops
         plan, raw, revoked, fragments = records.release_facts_sqlite(
-            reader, body.plan_id, body.consent_id, list(request.categories)
+            reader,
+            body.plan_id,
+            body.consent_id,
+            list(request.categories),
+            node.release_cache.records,
         )
     else:
         async with node.engine.connect() as conn:

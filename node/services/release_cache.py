@@ -13,6 +13,7 @@ bounded (least recently used goes first) and live on the node object, one per pr
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from typing import Any
 
@@ -54,6 +55,8 @@ class ReleaseCache:
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
         self._fragments = _Lru(size)
         self._consents = _Lru(size)
+        # parsed fragment versions by (fragment id, version): a version never changes
+        self.records = _Lru(size)
 
     def signed(
         self, record: FragmentRecord, consent_id: str, key: SigningKey, signed_at: str
@@ -68,12 +71,18 @@ class ReleaseCache:
             self._fragments.put(cache_key, found)
         return found
 
-    def consent(self, raw: dict[str, Any]) -> ConsentStatement:
-        """``raw`` (a statement as stored) as a model; parsed once per consent id and content."""
+    def consent(self, raw: dict[str, Any] | str) -> ConsentStatement:
+        """A stored statement (as JSON text, or parsed) as a model; parsed once per content."""
+        if isinstance(raw, str):
+            found = self._consents.get(raw)
+            if found is None:
+                found = ConsentStatement.model_validate(json.loads(raw))
+                self._consents.put(raw, found)
+            return found
         consent_id = raw.get("consent_id")
-        found = self._consents.get(consent_id)
-        if found is not None and found[0] == raw:
-            return found[1]
+        pair = self._consents.get(consent_id)
+        if pair is not None and pair[0] == raw:
+            return pair[1]
         model = ConsentStatement.model_validate(raw)
         self._consents.put(consent_id, (raw, model))
         return model

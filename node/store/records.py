@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -267,12 +267,28 @@ _FRAGMENTS_SQL = (
 )
 
 
+class RecordCache(Protocol):
+    """Where already-parsed fragment versions are kept (``ReleaseCache.records``)."""
+
+    def get(self, key: Any) -> Any: ...
+
+    def put(self, key: Any, value: Any) -> None: ...
+
+
 def release_facts_sqlite(
-    db: Any, plan_id: str, consent_id: str, categories: list[str]
-) -> tuple[PlanFacts | None, dict[str, Any] | None, bool, dict[str, list[FragmentRecord]]]:
+    db: Any,
+    plan_id: str,
+    consent_id: str,
+    categories: list[str],
+    parsed: RecordCache | None = None,
+) -> tuple[PlanFacts | None, str | None, bool, dict[str, list[FragmentRecord]]]:
     """What a release decision reads (``plan_facts``, ``consent_statement``, ``is_revoked``,
     ``latest_fragments``) on the raw sqlite3 connection, in one read transaction: ~50 µs instead
     of ~3 ms of SQLAlchemy statement building, thread round trips and result handling.
+
+    The consent statement comes back as its stored JSON text, for the caller to parse (or reuse
+    a parse of the same text). A fragment version never changes once written, so one found in
+    ``parsed`` under (fragment id, version) is reused rather than parsed again.
     Times are SQLAlchemy's SQLite storage format (always with microseconds), stored as UTC."""
     from datetime import UTC
 
@@ -284,14 +300,16 @@ def release_facts_sqlite(
             members = frozenset(r[0] for r in db.execute(_MEMBERS_SQL, (plan_id,)))
             plan = PlanFacts(plan_id, row[0], members, row[1])
         found = db.execute(_CONSENT_SQL, (consent_id,)).fetchone()
-        raw = json.loads(found[0]) if found else None
+        raw: str | None = found[0] if found else None
         revoked = db.execute(_REVOKED_SQL, (consent_id,)).fetchone() is not None
         result: dict[str, list[FragmentRecord]] = defaultdict(list)
         if plan is not None and raw is not None and not revoked and categories:
             sql = _FRAGMENTS_SQL.format(", ".join("?" * len(categories)))
             for r in db.execute(sql, (plan_id, *categories)):
-                result[r[3]].append(
-                    FragmentRecord(
+                key = (r[0], int(r[2]))
+                record: FragmentRecord | None = parsed.get(key) if parsed is not None else None
+                if record is None:
+                    record = FragmentRecord(
                         fragment_id=r[0],
                         plan_id=r[1],
                         version=int(r[2]),
@@ -300,7 +318,9 @@ def release_facts_sqlite(
                         content=json.loads(r[5]),
                         authored_at=datetime.fromisoformat(r[6]).replace(tzinfo=UTC),
                     )
-                )
+                    if parsed is not None:
+                        parsed.put(key, record)
+                result[r[3]].append(record)
     finally:
         db.execute("ROLLBACK")
     return plan, raw, revoked, dict(result)

@@ -8,6 +8,7 @@ key changes. A parsed consent is reused only for the same stored content.
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -116,3 +117,12 @@ def test_fragment_records_are_immutable_so_a_cache_key_cannot_go_stale() -> None
     except dataclasses.FrozenInstanceError:
         return
     raise AssertionError("FragmentRecord must stay frozen: the cache keys on its version")
+
+
+def test_a_consent_stored_as_text_is_parsed_once_per_text() -> None:
+    cache = ReleaseCache()
+    text = json.dumps(statement())
+    model = cache.consent(text)
+    assert model.consent_id == CONSENT and cache.consent(text) is model
+    other = cache.consent(json.dumps(statement(purpose="child_plan")))
+    assert other is not model and other.purpose.value == "child_plan"
