@@ -1,11 +1,19 @@
-"""``barnplan``: set up, run and operate a node. Every command has ``--help``."""
+"""``barnplan``: set up, run and operate a node. Every command has ``--help``.
+
+This module imports only click and a few small protocol modules: each command imports what it
+uses when it runs, so ``barnplan serve`` (a returning node, which answers nothing until it
+listens) pays for the server's imports alone, not for every other command's.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import importlib
 import json
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -16,24 +24,32 @@ from protocol.clock import SystemClock
 from protocol.codes import AgencyKind
 from protocol.errors import ProtocolError
 
-from ..config import ConfigError, load_config
 from ..services.errors import ServiceError
-from ..services.peers import PeerError
-from ..services.setup import SetupError
-from ..store.engine import StoreUrlError
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-USER_ERRORS: tuple[type[Exception], ...] = (
-    ServiceError,
-    ConfigError,
-    SetupError,
-    PeerError,
-    ProtocolError,
-    StoreUrlError,
-    OSError,
-)
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors a command reports as one line (exit 1) rather than a traceback.
+
+    A function, not a constant, so that naming them does not import the store and the peer
+    client for every command: it is called only once an exception is on its way out.
+    """
+    from ..config import ConfigError
+    from ..services.peers import PeerError
+    from ..services.setup import SetupError
+    from ..store.engine import StoreUrlError
+
+    return (
+        ServiceError,
+        ConfigError,
+        SetupError,
+        PeerError,
+        ProtocolError,
+        StoreUrlError,
+        OSError,
+    )
 
 
 def describe(exc: Exception) -> str:
@@ -56,11 +72,34 @@ def run_async(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return asyncio.run(func(*args, **kwargs))
-        except USER_ERRORS as exc:
+        except user_errors() as exc:
             fail(describe(exc))
             raise AssertionError("unreachable") from exc
 
     return wrapper
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Import the server with the cyclic garbage collector off, then freeze what was built.
+
+    Why: importing the serve path creates some hundreds of thousands of long-lived objects
+    (classes, functions, SQLAlchemy and pydantic metadata), and the collector walked them
+    again and again while they were being made: about a sixth of the import time, which a
+    returning node spends before it can refuse a revoked consent. ``gc.freeze`` then moves it
+    all to the permanent generation, so the running server never walks it again either (its
+    first full collection would have cost about 0.15 s). The price: the cyclic garbage the
+    imports left, about 2,000 small objects, is kept for the life of the process.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def node_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,7 +119,59 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when one of them is looked up.
+
+    Why: every subcommand module pulls in what it needs (rich, the demo, FHIR export, the
+    federation tools ...), and importing all of them cost ``barnplan serve`` about a tenth of
+    its start-up, which a returning node spends before it can refuse a revoked consent. Click
+    looks a command up only to run it or to show help, so ``barnplan serve`` imports nothing
+    of the others, and ``barnplan --help`` still imports and lists every one with its help.
+    """
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # name -> "module:attribute", the module relative to this package
+        self.lazy_commands = lazy_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy_commands.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name, __package__), attribute)
+        if not isinstance(command, click.Command) or command.name != cmd_name:
+            raise TypeError(f"{target} is not the click command {cmd_name!r}")
+        return command
+
+
+# The commands that live in modules of their own; main.py's own (init, serve, migrate) are
+# registered by their decorators below.
+LAZY_COMMANDS = {
+    "log": ".log:log",
+    "peers": ".peers:peers",
+    "demo": ".demo:demo",
+    "plan": ".plan_show:plan",  # barnplan plan show
+    "users": ".records:users",
+    "children": ".records:children",
+    "plans": ".records:plans",
+    "invitations": ".records:invitations",
+    "fragments": ".records:fragments",
+    "consent": ".records:consent",
+    "outbox": ".records:outbox",
+    "keys": ".keys:keys",
+    "federation": ".federation:federation",
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=LAZY_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="barnplan")
 def main() -> None:
     """barnplan: one shared child's plan, assembled from the agencies that hold the pieces."""
@@ -138,14 +229,16 @@ async def init(
 @click.option("--port", type=int, default=None, help="Override server.port.")
 def serve(directory: Path, port: int | None) -> None:
     """Run the node's HTTP server until interrupted."""
-    from ..server import run_server
+    with collector_paused():
+        from ..config import load_config
+        from ..server import run_server
 
     try:
         config = load_config(directory)
         if port is not None:
             config.server.port = port
         run_server(config)
-    except USER_ERRORS as exc:
+    except user_errors() as exc:
         fail(str(exc))
 
 
@@ -154,6 +247,7 @@ def serve(directory: Path, port: int | None) -> None:
 @run_async
 async def migrate(directory: Path) -> None:
     """Bring the node's database to the current schema (safe to run repeatedly)."""
+    from ..config import load_config
     from ..store.engine import create_engine, current_revision
     from ..store.engine import migrate as run_migrate
 
@@ -164,29 +258,3 @@ async def migrate(directory: Path) -> None:
         click.echo(f"database at revision {await current_revision(engine)}")
     finally:
         await engine.dispose()
-
-
-def _register() -> None:
-    from . import demo, federation, keys, log, peers, records
-
-    main.add_command(log.log)
-    main.add_command(peers.peers)
-    main.add_command(demo.demo)
-    from .plan_show import plan as plan_group  # barnplan plan show
-
-    main.add_command(plan_group)
-    for group in (
-        records.users,
-        records.children,
-        records.plans,
-        records.invitations,
-        records.fragments,
-        records.consent,
-        records.outbox,
-        keys.keys,
-        federation.federation,
-    ):
-        main.add_command(group)
-
-
-_register()

@@ -15,14 +15,13 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.envelope import Verified, parse_json_object, sign_envelope, verify_envelope
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import REPLY_TYPES, REQUEST_TYPES
 from protocol.models import NODE_ID_PATTERN, UUID_PATTERN
 
-from ..store.exchange_log import DuplicateMessage, LogDraft, SeenId
+from ..store.exchange_log import DuplicateMessage, LogDraft, SeenId, StateChange
 from .seen import ChangeRejected
 
 log = structlog.get_logger("barnplan.federation")
@@ -64,7 +63,7 @@ class Outcome:
     categories: list[str] = field(default_factory=list)
     released: int = 0
     withheld: list[tuple[str, str]] = field(default_factory=list)
-    change: Callable[[AsyncConnection], Awaitable[None]] | None = None
+    change: StateChange | None = None
 
 
 Handler = Callable[[Any, Verified], Awaitable[Outcome]]

@@ -31,8 +31,16 @@ MAX_LENGTH = 1024
 # The library's default (64 MiB, t=3, p=4) took about a second on this 2-core machine, which
 # would let a handful of login attempts occupy the node. Old hashes are upgraded on login.
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
-# verified against when the user is unknown, so a wrong user id costs as long as a wrong password
-_DUMMY_HASH = _HASHER.hash("barnplan-no-such-user")
+# Verified against when the user is unknown, so a wrong user id costs as long as a wrong
+# password. A hash made once with _HASHER's parameters and written here, rather than hashed at
+# import: that took 20-60 ms of every process start (``barnplan serve`` included), the wait
+# of a returning node before it can refuse a revoked consent. It must be made with the same
+# parameters as _HASHER (a test checks that _HASHER would not rehash it); regenerate it with
+# ``_HASHER.hash("barnplan-no-such-user")`` when they change.
+_DUMMY_HASH = (
+    "$argon2id$v=19$m=19456,t=2,p=1$A/ytrNYDrOi4Uiu0HGVuLg"
+    "$ItbMxEMA/TII4uuKkI5cvqCL+sZORbN7YH0om+pKWOo"
+)
 
 
 def check_policy(password: str) -> None:

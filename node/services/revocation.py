@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.clock import format_time, parse_time
@@ -32,6 +33,7 @@ from protocol.messages import ConsentRevoke, ConsentRevokeAck, RevocationsList, 
 from ..store import records
 from ..store import revocations as store
 from ..store.engine import begin_write
+from ..store.exchange_log import SyncChange
 from ..store.tables import User
 from .errors import Conflict, Forbidden, NotFound
 from .inbound import Outcome, Refusal
@@ -104,13 +106,11 @@ async def record_revocation(node: Node, actor: User, consent_id: str) -> dict[st
     }
 
 
-async def apply_revocation(
-    conn: AsyncConnection, notice: ConsentRevoke | Any, now: datetime
-) -> bool:
+def apply_revocation_sync(conn: Connection, notice: ConsentRevoke | Any, now: datetime) -> bool:
     """Store a revocation learned from a peer; False when it was already known (idempotent)."""
-    if await store.is_revoked(conn, notice.consent_id):
+    if store.is_revoked_sync(conn, notice.consent_id):
         return False
-    await store.insert_revocation(
+    store.insert_revocation_sync(
         conn,
         consent_id=notice.consent_id,
         plan_id=notice.plan_id,
@@ -120,6 +120,12 @@ async def apply_revocation(
         now=now,
     )
     return True
+
+
+async def apply_revocation(
+    conn: AsyncConnection, notice: ConsentRevoke | Any, now: datetime
+) -> bool:
+    return await conn.run_sync(apply_revocation_sync, notice, now)
 
 
 async def handle_revoke(node: Node, message: Verified) -> Outcome:
@@ -134,8 +140,8 @@ async def handle_revoke(node: Node, message: Verified) -> Outcome:
         raise Refusal(Reason.NOT_PARTICIPANT, "sender is not a participant of this plan")
     now = node.clock.now()
 
-    async def change(conn: AsyncConnection) -> None:
-        await apply_revocation(conn, body, now)
+    def change(conn: Connection) -> None:
+        apply_revocation_sync(conn, body, now)
 
     ack = ConsentRevokeAck(notice_id=body.notice_id, consent_id=body.consent_id)
     return Outcome(
@@ -143,7 +149,7 @@ async def handle_revoke(node: Node, message: Verified) -> Outcome:
         plan_id=body.plan_id,
         consent_id=body.consent_id,
         professional=body.professional,
-        change=change,
+        change=SyncChange(change),
     )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import Consent, OutboxItem, PeerState, RevocationRecord
@@ -18,13 +19,15 @@ T_PEER_STATE = PeerState.__table__  # type: ignore[attr-defined]
 T_CONSENT = Consent.__table__  # type: ignore[attr-defined]
 
 
-async def is_revoked(conn: AsyncConnection, consent_id: str) -> bool:
-    row = (
-        await conn.execute(
-            select(T_REVOCATION.c.seq).where(T_REVOCATION.c.consent_id == consent_id)
-        )
+def is_revoked_sync(conn: Connection, consent_id: str) -> bool:
+    row = conn.execute(
+        select(T_REVOCATION.c.seq).where(T_REVOCATION.c.consent_id == consent_id)
     ).first()
     return row is not None
+
+
+async def is_revoked(conn: AsyncConnection, consent_id: str) -> bool:
+    return await conn.run_sync(is_revoked_sync, consent_id)
 
 
 async def get_revocation(conn: AsyncConnection, consent_id: str) -> RevocationRecord | None:
@@ -36,8 +39,8 @@ async def get_revocation(conn: AsyncConnection, consent_id: str) -> RevocationRe
     return RevocationRecord.model_validate(dict(row)) if row else None
 
 
-async def insert_revocation(
-    conn: AsyncConnection,
+def insert_revocation_sync(
+    conn: Connection,
     *,
     consent_id: str,
     plan_id: str,
@@ -50,18 +53,13 @@ async def insert_revocation(
 
     Seqs are handed out under a lock (PostgreSQL advisory transaction lock; SQLite's write
     transactions are already serialized) so two node processes never pick the same one.
+    Written for a synchronous connection so it can run in the exchange log's worker-thread
+    transaction; ``insert_revocation`` runs it on an async one.
     """
     if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REVOCATION_LOCK_ID})
-    seq = (
-        int(
-            (
-                await conn.execute(select(func.coalesce(func.max(T_REVOCATION.c.seq), 0)))
-            ).scalar_one()
-        )
-        + 1
-    )
-    await conn.execute(
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REVOCATION_LOCK_ID})
+    seq = int(conn.execute(select(func.coalesce(func.max(T_REVOCATION.c.seq), 0))).scalar_one()) + 1
+    conn.execute(
         T_REVOCATION.insert().values(
             seq=seq,
             consent_id=consent_id,
@@ -73,6 +71,10 @@ async def insert_revocation(
         )
     )
     return seq
+
+
+async def insert_revocation(conn: AsyncConnection, **values: Any) -> int:
+    return await conn.run_sync(lambda sync: insert_revocation_sync(sync, **values))
 
 
 async def revocations_since(
