@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ import structlog
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .chain_verify import ChainProblem as ChainProblem  # re-exported: callers import it here
+from .chain_verify import ChainResult, ChainWalker, aware_at_text, verify_sqlite
 from .engine import begin_write, write_lock
 from .tables import ExchangeLogEntry, SeenMessage
 
@@ -313,65 +316,43 @@ COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class ChainProblem:
-    seq: int
-    kind: str  # edited | missing | reordered | broken_link
-    detail: str
-
-
-@dataclass
-class ChainResult:
-    entries: int = 0
-    head_seq: int = 0
-    head_hash: str = GENESIS
-    hashes: dict[int, str] = field(default_factory=dict)
-    problem: ChainProblem | None = None
-
-
 async def verify_chain(
-    engine: AsyncEngine, keep: set[int] | None = None, batch: int = 20_000
+    engine: AsyncEngine, keep: set[int] | None = None, batch: int = 20_000, parts: int | None = None
 ) -> ChainResult:
     """Walk the whole chain in seq order; stop at the first entry that does not fit.
 
-    ``keep`` names seqs whose hashes the caller wants back (to compare with checkpoints).
+    ``keep`` names seqs whose hashes the caller wants back (to compare with checkpoints). On a
+    SQLite file the walk reads through its own read-only ``sqlite3`` connection in a worker
+    thread, and in ``parts`` ranges at once (child processes; default: one per core for a long
+    chain), see ``chain_verify``: a million entries took ~25-50 s through the async stream.
+    Elsewhere (PostgreSQL, an in-memory SQLite) the engine streams the rows into the same walker.
     """
-    result = ChainResult()
-    prev, expected = GENESIS, 1
+    path = _sqlite_file(engine)
+    if path is not None:
+        return await asyncio.to_thread(verify_sqlite, path, keep, parts)
+    walker = ChainWalker(keep, aware_at_text, _same)
     table = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
     query = text(f"SELECT {', '.join(COLUMNS)} FROM exchange_log ORDER BY seq")
     async with engine.connect() as conn:
         stream = await conn.stream(query.columns(*[table.c[c] for c in COLUMNS]))
         async for part in stream.partitions(batch):
-            for values in part:
-                row = dict(zip(COLUMNS, values, strict=True))
-                seq = row["seq"]
-                if seq != expected:
-                    kind = "missing" if seq > expected else "reordered"
-                    result.problem = ChainProblem(
-                        expected, kind, f"expected entry {expected}, found {seq}"
-                    )
-                    return result
-                if row["prev_hash"] != prev:
-                    result.problem = ChainProblem(
-                        seq,
-                        "broken_link",
-                        "prev_hash does not match the entry before: an entry was removed, "
-                        "inserted or swapped here",
-                    )
-                    return result
-                if entry_hash(row) != row["hash"]:
-                    result.problem = ChainProblem(
-                        seq, "edited", "the entry's content does not match its hash"
-                    )
-                    return result
-                prev = row["hash"]
-                if keep is not None and seq in keep:
-                    result.hashes[seq] = prev
-                result.entries += 1
-                expected += 1
-    result.head_seq, result.head_hash = expected - 1, prev
-    return result
+            if not walker.feed(part):
+                break
+    return walker.result()
+
+
+def _sqlite_file(engine: AsyncEngine) -> str | None:
+    """The engine's SQLite database file, if it is one that another connection can open."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database if os.path.isfile(database) else None
+
+
+def _same(at: datetime) -> datetime:
+    return at
 
 
 async def log_head(engine: AsyncEngine) -> tuple[int, str]:

@@ -1,0 +1,457 @@
+"""Walking the exchange log's hash chain: the check behind ``barnplan log verify``.
+
+A node's log grows to millions of entries and an operator verifies all of them, so this is a hot
+loop. It was ~25-50 µs an entry through SQLAlchemy's async streaming, a dict per row and a new
+``json.dumps`` encoder per row. Here, on SQLite:
+
+- rows are read with the standard ``sqlite3`` driver from a read-only connection of their own,
+  in a worker thread (off the event loop, and not through the async pool);
+- each entry's canonical JSON is built with one ``%`` format over the columns in sorted-key order
+  and the ``json`` module's own string encoder, so the bytes are exactly those of ``entry_hash``
+  (the definition in SPEC.md §7.8) without building a dict or an encoder per row; any row whose
+  values are not the usual types (a hand-edited ``at``, a float in ``released`` ...) is hashed
+  by ``entry_hash`` itself, so no row is ever judged by a different definition;
+- a long chain is cut into seq ranges, one per core: this thread walks the first and a child
+  process (``child_main``) walks each other range from its own read-only connection, since
+  the walk is pure Python and one process gets one core (threads would share the GIL; hashlib
+  releases it only for inputs far longer than an entry). Each range is checked on its own
+  (links, seq continuity, hashes), then the ranges are joined in order, checking only the link
+  and seq continuity across each cut, so the result, including which entry is named first and
+  why, is exactly that of one sequential walk.
+
+This module imports nothing heavier than ``sqlite3`` so that a child process starts in
+milliseconds; the PostgreSQL path (``exchange_log.verify_chain``) feeds the same walker from
+SQLAlchemy's stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from json.encoder import encode_basestring
+from pathlib import Path
+from typing import Any
+
+GENESIS = "0" * 64
+# the order the walker unpacks; the same as ``exchange_log.COLUMNS`` (a test holds them together)
+COLUMNS = (
+    "seq",
+    "at",
+    "direction",
+    "peer",
+    "message_type",
+    "message_id",
+    "plan_id",
+    "consent_id",
+    "purpose",
+    "professional",
+    "categories",
+    "released",
+    "withheld",
+    "outcome",
+    "reason",
+    "prev_hash",
+    "hash",
+)
+# entry_hash's canonical JSON (sort_keys, no spaces, ensure_ascii=False) with the keys in sorted
+# order: at categories consent_id direction message_id message_type outcome peer plan_id
+# prev_hash professional purpose reason released seq withheld. ``at`` is always digits and
+# punctuation, so it is quoted here; every other string goes through ``encode_basestring``.
+_CANONICAL = (
+    '{"at":"%sZ","categories":%s,"consent_id":%s,"direction":%s,"message_id":%s,'
+    '"message_type":%s,"outcome":%s,"peer":%s,"plan_id":%s,"prev_hash":%s,"professional":%s,'
+    '"purpose":%s,"reason":%s,"released":%d,"seq":%d,"withheld":%s}'
+)
+_SELECT_RANGE = (
+    f"SELECT {', '.join(COLUMNS)} FROM exchange_log WHERE seq >= ? AND seq <= ? ORDER BY seq"
+)
+# below this many entries a child process costs more than it saves (it starts in ~50 ms and an
+# entry costs a few µs); tests pass ``parts`` to exercise the split on small chains
+PARALLEL_MIN_ENTRIES = 100_000
+MAX_PARTS = 4
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    seq: int
+    kind: str  # edited | missing | reordered | broken_link
+    detail: str
+
+
+@dataclass
+class ChainResult:
+    entries: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    hashes: dict[int, str] = field(default_factory=dict)
+    problem: ChainProblem | None = None
+
+
+def missing(expected: int, seq: int) -> ChainProblem:
+    kind = "missing" if seq > expected else "reordered"
+    return ChainProblem(expected, kind, f"expected entry {expected}, found {seq}")
+
+
+def broken_link(seq: int) -> ChainProblem:
+    return ChainProblem(
+        seq,
+        "broken_link",
+        "prev_hash does not match the entry before: an entry was removed, inserted or swapped here",
+    )
+
+
+def edited(seq: int) -> ChainProblem:
+    return ChainProblem(seq, "edited", "the entry's content does not match its hash")
+
+
+def sqlite_at(value: Any) -> datetime:
+    """``at`` as SQLAlchemy + ``UTCDateTime`` read it from SQLite (naive text, UTC re-attached)."""
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def sqlite_at_text(value: Any) -> str | None:
+    """``format_at`` of the stored text without its ``Z``, or None to take the reference path.
+
+    ``format_at`` is strftime ``%Y-%m-%dT%H:%M:%S.%f`` of the UTC time, which is what
+    ``isoformat`` prints for a naive time of a four-digit year, at a fraction of the cost.
+    """
+    if type(value) is not str:
+        return None
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is not None or parsed.year < 1000:
+        return None
+    return parsed.isoformat("T", "microseconds")
+
+
+def aware_at_text(value: Any) -> str | None:
+    """The same for an aware datetime, as PostgreSQL's driver returns ``at``."""
+    if type(value) is not datetime or value.tzinfo is None:
+        return None
+    utc = value.astimezone(UTC)
+    if utc.year < 1000:
+        return None
+    return utc.replace(tzinfo=None).isoformat("T", "microseconds")
+
+
+def reference_hash(values: Sequence[Any], at: datetime) -> str:
+    """``entry_hash`` of the row exactly as the dict-per-row verifier built it."""
+    # imported here: exchange_log pulls in SQLAlchemy, which a child process never needs
+    from .exchange_log import entry_hash
+
+    row = dict(zip(COLUMNS, values, strict=True))
+    row["at"] = at
+    return entry_hash(row)
+
+
+@dataclass
+class Segment:
+    """What walking one run of consecutive entries found.
+
+    ``first_seq``/``first_prev`` are the first entry's seq and ``prev_hash`` (a range walked
+    on its own takes them on trust; the join checks them against the range before), ``last_seq``
+    and ``last_hash`` the last entry that passed. Entries after a problem are not walked."""
+
+    first_seq: int | None = None
+    first_prev: str = ""
+    last_seq: int = 0
+    last_hash: str = GENESIS
+    entries: int = 0
+    hashes: dict[int, str] = field(default_factory=dict)
+    problem: ChainProblem | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "hashes": {str(k): v for k, v in self.hashes.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Segment:
+        problem = data.get("problem")
+        return cls(
+            first_seq=data["first_seq"],
+            first_prev=data["first_prev"],
+            last_seq=data["last_seq"],
+            last_hash=data["last_hash"],
+            entries=data["entries"],
+            hashes={int(k): v for k, v in data["hashes"].items()},
+            problem=ChainProblem(**problem) if problem else None,
+        )
+
+
+class ChainWalker:
+    """Checks entries in seq order, fed in parts; stops at the first entry that does not fit.
+
+    Per entry, in this order: its seq is the one expected (else ``missing``/``reordered``), its
+    ``prev_hash`` is the previous entry's hash (``broken_link``), its hash is that of its content
+    (``edited``). ``at_text`` turns the driver's ``at`` into ``format_at`` text (or None: that
+    row is hashed by ``reference_hash`` with ``at_value``). With ``expected=None`` the
+    first entry's own seq and ``prev_hash`` are taken (a range that the join checks later).
+    """
+
+    def __init__(
+        self,
+        keep: set[int] | None,
+        at_text: Callable[[Any], str | None],
+        at_value: Callable[[Any], datetime],
+        expected: int | None = 1,
+        prev: str = GENESIS,
+    ) -> None:
+        self.keep = keep
+        self.at_text = at_text
+        self.at_value = at_value
+        self.trust_first = expected is None
+        self.expected = 1 if expected is None else expected
+        self.prev = prev
+        self.segment = Segment()
+
+    def feed(self, rows: Iterable[Sequence[Any]]) -> bool:
+        """Walk ``rows``; False once a problem is found (then stop feeding)."""
+        segment = self.segment
+        if segment.problem is not None:
+            return False
+        keep, hashes, at_text = self.keep, segment.hashes, self.at_text
+        sha256, canonical, enc = hashlib.sha256, _CANONICAL, encode_basestring
+        expected, prev = self.expected, self.prev
+        walked = 0
+        try:
+            for values in rows:
+                (
+                    seq,
+                    at,
+                    direction,
+                    peer,
+                    message_type,
+                    message_id,
+                    plan_id,
+                    consent_id,
+                    purpose,
+                    professional,
+                    categories,
+                    released,
+                    withheld,
+                    outcome,
+                    reason,
+                    prev_hash,
+                    digest,
+                ) = values
+                if segment.first_seq is None:
+                    segment.first_seq, segment.first_prev = seq, prev_hash
+                    if self.trust_first:  # a range walked on its own: the join checks these
+                        expected, prev = seq, prev_hash
+                if seq != expected:
+                    segment.problem = missing(expected, seq)
+                    return False
+                if prev_hash != prev:
+                    segment.problem = broken_link(seq)
+                    return False
+                try:
+                    at_iso = at_text(at)
+                except ValueError:  # not a time at all: the row was written by hand
+                    segment.problem = edited(seq)
+                    return False
+                try:
+                    if at_iso is None or type(released) is not int or type(seq) is not int:
+                        raise TypeError
+                    text: str | None = canonical % (
+                        at_iso,
+                        enc(categories),
+                        "null" if consent_id is None else enc(consent_id),
+                        enc(direction),
+                        enc(message_id),
+                        enc(message_type),
+                        enc(outcome),
+                        enc(peer),
+                        "null" if plan_id is None else enc(plan_id),
+                        enc(prev_hash),
+                        "null" if professional is None else enc(professional),
+                        "null" if purpose is None else enc(purpose),
+                        "null" if reason is None else enc(reason),
+                        released,
+                        seq,
+                        enc(withheld),
+                    )
+                except TypeError:  # an unusual value: encode_basestring takes only a str
+                    text = None
+                if text is not None:
+                    computed = sha256(text.encode("utf-8")).hexdigest()
+                else:
+                    try:
+                        computed = reference_hash(values, self.at_value(at))
+                    except ValueError:
+                        segment.problem = edited(seq)
+                        return False
+                if computed != digest:
+                    segment.problem = edited(seq)
+                    return False
+                prev = digest
+                if keep is not None and seq in keep:
+                    hashes[seq] = digest
+                expected += 1
+                walked += 1
+        finally:
+            self.expected, self.prev = expected, prev
+            segment.entries += walked
+            if walked:
+                segment.last_seq, segment.last_hash = expected - 1, prev
+        return True
+
+    def result(self) -> ChainResult:
+        """This walk as the whole chain's result (a walk that started at entry 1)."""
+        return join([self.segment])
+
+
+def join(segments: Iterable[Segment]) -> ChainResult:
+    """Chain the ranges' results in seq order, checking seq and link across each cut.
+
+    A range was walked trusting its first entry's seq and ``prev_hash``; checking exactly those
+    two here, before taking the range's own findings, gives what one walk from entry 1 gives.
+    """
+    result = ChainResult()
+    expected, prev = 1, GENESIS
+    for segment in segments:
+        if segment.first_seq is None:  # an empty range
+            continue
+        if segment.first_seq != expected:
+            result.problem = missing(expected, segment.first_seq)
+            return result
+        if segment.first_prev != prev:
+            result.problem = broken_link(segment.first_seq)
+            return result
+        result.entries += segment.entries
+        result.hashes.update(segment.hashes)
+        if segment.problem is not None:
+            result.problem = segment.problem
+            return result
+        expected, prev = segment.last_seq + 1, segment.last_hash
+    result.head_seq, result.head_hash = expected - 1, prev
+    return result
+
+
+def connect_read_only(path: str) -> sqlite3.Connection:
+    """A read-only connection: the verifier can never write, and in WAL it never waits."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+
+def walk_range(path: str, lo: int, hi: int, keep: set[int] | None) -> Segment:
+    """Walk the entries with ``lo <= seq <= hi`` of the SQLite file at ``path`` on their own."""
+    walker = ChainWalker(keep, sqlite_at_text, sqlite_at, expected=None)
+    with contextlib.closing(connect_read_only(path)) as db:
+        walker.feed(db.execute(_SELECT_RANGE, (lo, hi)))
+    return walker.segment
+
+
+def cut(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` seq ranges of (nearly) equal length covering ``lo..hi``."""
+    size = hi - lo + 1
+    bounds = [lo + size * i // parts for i in range(parts)] + [hi + 1]
+    return [(bounds[i], bounds[i + 1] - 1) for i in range(parts)]
+
+
+def available_cores() -> int:
+    with contextlib.suppress(AttributeError):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def default_parts(entries: int) -> int:
+    """How many ranges ``verify_sqlite`` walks at once by default for a chain this long."""
+    return min(available_cores(), MAX_PARTS) if entries >= PARALLEL_MIN_ENTRIES else 1
+
+
+def verify_sqlite(path: str, keep: set[int] | None, parts: int | None = None) -> ChainResult:
+    """Verify the chain in the SQLite file at ``path`` (blocking: run it in a worker thread).
+
+    ``parts`` ranges are walked at once, this thread taking the first and a child process each
+    other one; by default one per core (at most ``MAX_PARTS``) when the chain is long enough. A
+    child that fails to start or dies leaves its range to this thread: the result is the same.
+    """
+    with contextlib.closing(connect_read_only(path)) as db:
+        lo, hi = db.execute("SELECT min(seq), max(seq) FROM exchange_log").fetchone()
+    if lo is None:
+        return ChainResult()
+    if parts is None:
+        parts = default_parts(hi - lo + 1)
+    ranges = cut(lo, hi, max(1, parts))
+    children = [_start_child(path, r, keep) for r in ranges[1:]]
+    try:
+        segments = [walk_range(path, *ranges[0], keep)]
+        for child, r in zip(children, ranges[1:], strict=True):
+            if segments[-1].problem is not None:
+                break  # the walk stops here; later ranges cannot change the result
+            segments.append(_finish_child(child) or walk_range(path, *r, keep))
+    finally:
+        for child in children:
+            if child is not None and child.poll() is None:
+                child.kill()
+                child.wait()
+    return join(segments)
+
+
+def _start_child(
+    path: str, span: tuple[int, int], keep: set[int] | None
+) -> subprocess.Popen[str] | None:
+    """A child process walking ``span``; None if none could be started (the caller walks it).
+
+    The child is isolated (``-I``: no PYTHON* variables, no current directory on its path) and
+    imports this very file's package tree, whatever the parent's path was.
+    """
+    if not sys.executable:
+        return None
+    package_root = str(Path(__file__).resolve().parents[2])
+    request: dict[str, Any] = {"path": path, "lo": span[0], "hi": span[1]}
+    if keep is not None:
+        request["keep"] = sorted(s for s in keep if span[0] <= s <= span[1])
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-I", "-c", _CHILD, package_root],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+    except OSError:
+        return None
+    assert child.stdin is not None
+    try:
+        child.stdin.write(json.dumps(request))
+        child.stdin.close()
+    except OSError:
+        child.kill()
+        child.wait()
+        return None
+    return child
+
+
+def _finish_child(child: subprocess.Popen[str] | None) -> Segment | None:
+    if child is None:
+        return None
+    assert child.stdout is not None
+    out = child.stdout.read()  # its stdin is already closed: communicate() would flush it
+    if child.wait() != 0:
+        return None
+    try:
+        return Segment.from_json(json.loads(out))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def child_main() -> None:
+    """A child process: read the range from stdin, walk it, print the segment as JSON."""
+    request = json.load(sys.stdin)
+    keep = set(request["keep"]) if "keep" in request else None
+    segment = walk_range(request["path"], request["lo"], request["hi"], keep)
+    json.dump(segment.to_json(), sys.stdout)
+
+
+_CHILD = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from node.store.chain_verify import child_main; child_main()"
+)
