@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Connection
 
 from protocol.clock import format_time, parse_time
 from protocol.documents import verify_fragment
@@ -18,11 +21,13 @@ from protocol.errors import ProtocolError, Reason
 from protocol.messages import FragmentsRequest, FragmentsResponse
 from protocol.models import ConsentStatement, Fragment
 
+from ..domain.records import FragmentRecord
 from ..domain.shared_plan import VerifiedFragment, merge_fragments
 from ..store import records
 from ..store import revocations as revocation_store
+from ..store.engine import read_with
 from ..store.exchange_log import LogDraft
-from ..store.tables import User
+from ..store.tables import Child, Plan, RevocationRecord, User
 from .errors import Forbidden, NotFound
 from .outbound import LogContext, PeerResult
 from .users import professional_ref
@@ -49,13 +54,40 @@ def granted_from(statement: ConsentStatement, holder: str, requester: str) -> li
     )
 
 
-async def _choose_consent(node: Node, plan_id: str, consent_id: str | None) -> dict[str, Any]:
-    statements = await records.consents_for_plan(node.engine, plan_id)
+@dataclass(frozen=True)
+class LeadFacts:
+    """What the lead reads from its own store for one assembly."""
+
+    plan: Plan
+    consent: dict[str, Any]
+    members: dict[str, str]
+    revocation: RevocationRecord | None
+    child: Child | None
+    own: dict[str, list[FragmentRecord]]
+
+
+def lead_facts(conn: Connection, plan_id: str, consent_id: str | None) -> LeadFacts:
+    """Every read of an assembly, in one read transaction (``read_with``): the plan, the consent
+    (the newest, or the one asked for), whether it is revoked, participants, child, own
+    fragments."""
+    plan = records.get_plan_sync(conn, plan_id)
+    if plan is None or plan.role != "lead":
+        raise NotFound(f"no plan {plan_id} led by this node")
+    statements = records.consents_for_plan_sync(conn, plan_id)
     if consent_id is not None:
         statements = [s for s in statements if s["consent_id"] == consent_id]
     if not statements:
         raise NotFound("no consent recorded for this plan: record the family's consent first")
-    return statements[-1]
+    consent = statements[-1]
+    revocation = revocation_store.get_revocation_sync(conn, consent["consent_id"])
+    return LeadFacts(
+        plan=plan,
+        consent=consent,
+        members=records.participants_sync(conn, plan_id),
+        revocation=revocation,
+        child=records.get_child_sync(conn, plan.child_id or ""),
+        own={} if revocation is not None else records.latest_fragments_sync(conn, plan_id),
+    )
 
 
 def _check_reply(
@@ -87,14 +119,9 @@ def _check_reply(
     return verified, withheld, None
 
 
-async def _revocation(node: Node, consent_id: str) -> Any:
-    async with node.engine.connect() as conn:
-        return await revocation_store.get_revocation(conn, consent_id)
-
-
-async def _own_fragments(node: Node, plan_id: str, consent_id: str) -> list[VerifiedFragment]:
-    async with node.engine.connect() as conn:
-        current = await records.latest_fragments(conn, plan_id)
+def _own_fragments(
+    node: Node, current: dict[str, list[FragmentRecord]], consent_id: str
+) -> list[VerifiedFragment]:
     signed_at = format_time(node.clock.now())
     own: list[VerifiedFragment] = []
     for group in current.values():
@@ -126,25 +153,9 @@ async def _assemble(
 ) -> dict[str, Any]:
     if actor.role != "lead":
         raise Forbidden("only the lead professional assembles the shared plan")
-    # independent reads at once (each is a few store round trips), in two rounds
-    plan, raw_consent, members = await asyncio.gather(
-        records.get_plan(node.engine, plan_id),
-        _choose_consent(node, plan_id, consent_id),
-        records.participants(node.engine, plan_id),
-        return_exceptions=True,
-    )
-    if isinstance(plan, BaseException):
-        raise plan
-    if plan is None or plan.role != "lead":
-        raise NotFound(f"no plan {plan_id} led by this node")
-    for failed in (raw_consent, members):
-        if isinstance(failed, BaseException):
-            raise failed
-    assert isinstance(raw_consent, dict) and isinstance(members, dict)
-    statement = node.release_cache.consent(raw_consent)
-    revocation, child = await asyncio.gather(
-        _revocation(node, statement.consent_id), records.get_child(node.engine, plan.child_id or "")
-    )
+    facts = await read_with(node.engine, node.sync_engine, lead_facts, plan_id, consent_id)
+    plan, members, revocation, child = facts.plan, facts.members, facts.revocation, facts.child
+    statement = node.release_cache.consent(facts.consent)
     ref = professional_ref(node.node_id, actor)
     deadline = deadline_s or node.config.assembly.deadline_s
     peers = sorted(n for n, s in members.items() if n != node.node_id)
@@ -174,12 +185,6 @@ async def _assemble(
         consent_id=statement.consent_id,
         purpose=statement.purpose.value,
         professional=ref,
-    )
-    # the lead's own fragments are read while the peers answer
-    own_task = (
-        asyncio.create_task(_own_fragments(node, plan_id, statement.consent_id))
-        if revocation is None
-        else None
     )
     results = await asyncio.gather(
         *(
@@ -240,7 +245,7 @@ async def _assemble(
                     withheld=withheld,
                 )
         statuses[result.peer] = entry
-    own = [] if own_task is None else await own_task
+    own = _own_fragments(node, facts.own, statement.consent_id)
     merged = merge_fragments(own + received)
     return {
         "plan_id": plan_id,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 5000  # how long a SQLite writer waits for another process's write lock
 
 
 class StoreUrlError(ValueError):
@@ -65,7 +67,7 @@ def _sqlite_events(sync_engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
@@ -161,3 +163,17 @@ async def begin_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             await stack.enter_async_context(lock)
         conn = await stack.enter_async_context(engine.execution_options(immediate=True).begin())
         yield conn
+
+
+async def read_with(
+    engine: AsyncEngine, sync: Engine | None, fn: Callable[..., T], *args: Any
+) -> T:
+    """Run ``fn(connection, *args)``, a read written for a synchronous connection, in one read
+    transaction: on SQLite directly on the synchronous twin ``sync`` (a few indexed reads cost
+    microseconds there, against a thread round trip per statement through aiosqlite; WAL readers
+    never wait), elsewhere on the async engine through ``run_sync``."""
+    if sync is not None:
+        with sync.connect() as conn:
+            return fn(conn, *args)
+    async with engine.connect() as aconn:
+        return await aconn.run_sync(fn, *args)

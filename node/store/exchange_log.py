@@ -22,11 +22,12 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .chain_verify import ChainProblem as ChainProblem  # re-exported: callers import it here
 from .chain_verify import ChainResult, ChainWalker, aware_at_text, verify_sqlite
-from .engine import begin_write, write_lock
+from .engine import BUSY_TIMEOUT_MS, begin_write, write_lock
 from .tables import ExchangeLogEntry, SeenMessage
 
 GENESIS = "0" * 64
@@ -184,9 +185,16 @@ class ExchangeLog:
         if self._sync is not None and all(
             item.change is None or isinstance(item.change, SyncChange) for item in batch
         ):
-            # no async state change to run: the whole transaction is one worker-thread call
+            # no async state change to run: the whole transaction is one synchronous call, run
+            # right here (a batch costs well under a millisecond; a worker thread's hand-offs
+            # cost more) unless another process holds SQLite's write lock: then in a thread,
+            # waiting for it there rather than in the event loop
             async with write_lock(self._engine) or contextlib.nullcontext():
-                return await asyncio.to_thread(self._write_sync, batch)
+                done = self._write_sync(batch, wait=False)
+                if done is None:
+                    done = await asyncio.to_thread(self._write_sync, batch)
+                assert done is not None
+                return done
         results: list[int | BaseException] = []
         async with begin_write(self._engine) as conn:
             if conn.dialect.name == "postgresql":
@@ -227,35 +235,61 @@ class ExchangeLog:
             await conn.execute(ExchangeLogEntry.__table__.insert(), rows)  # type: ignore[attr-defined]
         return results
 
-    def _write_sync(self, batch: list[_Pending]) -> list[int | BaseException]:
+    def _write_sync(
+        self, batch: list[_Pending], wait: bool = True
+    ) -> list[int | BaseException] | None:
+        """The batch's transaction on the synchronous twin. With ``wait=False`` the write lock
+        is tried once, without SQLite's busy wait: None (nothing done) if it is taken."""
         assert self._sync is not None
+        with self._sync.connect() as conn:
+            if not wait:
+                return self._try_write(conn, batch)
+            with conn.execution_options(immediate=True).begin():
+                return self._write_batch(conn, batch)
+
+    def _try_write(
+        self, conn: Connection, batch: list[_Pending]
+    ) -> list[int | BaseException] | None:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            transaction = conn.execution_options(immediate=True).begin()
+        except OperationalError:
+            return None  # another process is writing
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        with transaction:
+            return self._write_batch(conn, batch)
+
+    @staticmethod
+    def _write_batch(conn: Connection, batch: list[_Pending]) -> list[int | BaseException]:
         results: list[int | BaseException] = []
-        with self._sync.execution_options(immediate=True).begin() as conn:
-            head = conn.execute(
-                text("SELECT seq, hash FROM exchange_log ORDER BY seq DESC LIMIT 1")
-            ).first()
-            seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
-            replays = _record_seen_sync(conn, batch)
-            rows = []
-            for item in batch:
-                outcome: int | BaseException = seq + 1
-                if id(item) in replays:
-                    item.draft.outcome, item.draft.reason = "refused", "replayed"
-                    outcome = DuplicateMessage(item.seen.message_id if item.seen else "")
-                elif isinstance(item.change, SyncChange):
-                    try:
-                        with conn.begin_nested():
-                            item.change.apply(conn)
-                    except Exception as exc:
-                        item.draft.outcome, item.draft.reason = "failed", "internal"
-                        outcome = exc
-                seq += 1
-                assert item.draft.at is not None
-                row = draft_row(item.draft, seq, prev, item.draft.at)
-                prev = row["hash"]
-                rows.append(row)
-                results.append(outcome)
-            conn.execute(ExchangeLogEntry.__table__.insert(), rows)  # type: ignore[attr-defined]
+        head = conn.execute(
+            text("SELECT seq, hash FROM exchange_log ORDER BY seq DESC LIMIT 1")
+        ).first()
+        seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+        replays = _record_seen_sync(conn, batch)
+        rows = []
+        for item in batch:
+            outcome: int | BaseException = seq + 1
+            if id(item) in replays:
+                item.draft.outcome, item.draft.reason = "refused", "replayed"
+                outcome = DuplicateMessage(item.seen.message_id if item.seen else "")
+            elif isinstance(item.change, SyncChange):
+                try:
+                    with conn.begin_nested():
+                        item.change.apply(conn)
+                except Exception as exc:
+                    item.draft.outcome, item.draft.reason = "failed", "internal"
+                    outcome = exc
+            seq += 1
+            assert item.draft.at is not None
+            row = draft_row(item.draft, seq, prev, item.draft.at)
+            prev = row["hash"]
+            rows.append(row)
+            results.append(outcome)
+        conn.execute(ExchangeLogEntry.__table__.insert(), rows)  # type: ignore[attr-defined]
         return results
 
     @staticmethod

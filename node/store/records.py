@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..domain.records import FragmentRecord, PlanFacts
@@ -64,14 +65,14 @@ async def list_children(engine: AsyncEngine) -> list[Child]:
     return [Child.model_validate(dict(r)) for r in rows]
 
 
+def get_child_sync(conn: Connection, child_id: str) -> Child | None:
+    row = conn.execute(select(T_CHILD).where(T_CHILD.c.child_id == child_id)).mappings().first()
+    return Child.model_validate(dict(row)) if row else None
+
+
 async def get_child(engine: AsyncEngine, child_id: str) -> Child | None:
     async with engine.connect() as conn:
-        row = (
-            (await conn.execute(select(T_CHILD).where(T_CHILD.c.child_id == child_id)))
-            .mappings()
-            .first()
-        )
-    return Child.model_validate(dict(row)) if row else None
+        return await conn.run_sync(get_child_sync, child_id)
 
 
 async def children_by_personnummer(conn: AsyncConnection, personnummer: str) -> list[str]:
@@ -112,9 +113,13 @@ async def get_plan(engine: AsyncEngine, plan_id: str) -> Plan | None:
         return await get_plan_on(conn, plan_id)
 
 
-async def get_plan_on(conn: AsyncConnection, plan_id: str) -> Plan | None:
-    row = (await conn.execute(select(T_PLAN).where(T_PLAN.c.plan_id == plan_id))).mappings().first()
+def get_plan_sync(conn: Connection, plan_id: str) -> Plan | None:
+    row = conn.execute(select(T_PLAN).where(T_PLAN.c.plan_id == plan_id)).mappings().first()
     return Plan.model_validate(dict(row)) if row else None
+
+
+async def get_plan_on(conn: AsyncConnection, plan_id: str) -> Plan | None:
+    return await conn.run_sync(get_plan_sync, plan_id)
 
 
 async def list_plans(engine: AsyncEngine, status: str | None = None) -> list[Plan]:
@@ -131,11 +136,15 @@ async def participants(engine: AsyncEngine, plan_id: str) -> dict[str, str]:
         return await participants_on(conn, plan_id)
 
 
-async def participants_on(conn: AsyncConnection, plan_id: str) -> dict[str, str]:
-    rows = await conn.execute(
+def participants_sync(conn: Connection, plan_id: str) -> dict[str, str]:
+    rows = conn.execute(
         select(T_PART.c.node_id, T_PART.c.status).where(T_PART.c.plan_id == plan_id)
     )
     return {r[0]: r[1] for r in rows}
+
+
+async def participants_on(conn: AsyncConnection, plan_id: str) -> dict[str, str]:
+    return await conn.run_sync(participants_sync, plan_id)
 
 
 async def plans_with_participant(conn: AsyncConnection, node_id: str) -> list[str]:
@@ -194,6 +203,12 @@ def _record(row: Any) -> FragmentRecord:
 async def latest_fragments(
     conn: AsyncConnection, plan_id: str, categories: list[str] | None = None
 ) -> dict[str, list[FragmentRecord]]:
+    return await conn.run_sync(latest_fragments_sync, plan_id, categories)
+
+
+def latest_fragments_sync(
+    conn: Connection, plan_id: str, categories: list[str] | None = None
+) -> dict[str, list[FragmentRecord]]:
     """This node's current fragments of a plan, by category (one query)."""
     newest = (
         select(T_FRAG.c.fragment_id, func.max(T_FRAG.c.version).label("v"))
@@ -207,7 +222,7 @@ async def latest_fragments(
     )
     if categories is not None:
         query = query.where(T_FRAG.c.category.in_(categories))
-    rows = (await conn.execute(query.order_by(T_FRAG.c.authored_at))).mappings().all()
+    rows = conn.execute(query.order_by(T_FRAG.c.authored_at)).mappings().all()
     result: dict[str, list[FragmentRecord]] = defaultdict(list)
     for row in rows:
         record = _record(row)
@@ -241,14 +256,18 @@ async def insert_consent(
     )
 
 
+def consents_for_plan_sync(conn: Connection, plan_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(T_CONSENT.c.statement)
+        .where(T_CONSENT.c.plan_id == plan_id)
+        .order_by(T_CONSENT.c.received_at)
+    )
+    return [json.loads(r[0]) for r in rows]
+
+
 async def consents_for_plan(engine: AsyncEngine, plan_id: str) -> list[dict[str, Any]]:
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(T_CONSENT.c.statement)
-            .where(T_CONSENT.c.plan_id == plan_id)
-            .order_by(T_CONSENT.c.received_at)
-        )
-        return [json.loads(r[0]) for r in rows]
+        return await conn.run_sync(consents_for_plan_sync, plan_id)
 
 
 _PLAN_SQL = "SELECT lead_node, status FROM plan WHERE plan_id = ?"

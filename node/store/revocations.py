@@ -30,13 +30,17 @@ async def is_revoked(conn: AsyncConnection, consent_id: str) -> bool:
     return await conn.run_sync(is_revoked_sync, consent_id)
 
 
-async def get_revocation(conn: AsyncConnection, consent_id: str) -> RevocationRecord | None:
+def get_revocation_sync(conn: Connection, consent_id: str) -> RevocationRecord | None:
     row = (
-        (await conn.execute(select(T_REVOCATION).where(T_REVOCATION.c.consent_id == consent_id)))
+        conn.execute(select(T_REVOCATION).where(T_REVOCATION.c.consent_id == consent_id))
         .mappings()
         .first()
     )
     return RevocationRecord.model_validate(dict(row)) if row else None
+
+
+async def get_revocation(conn: AsyncConnection, consent_id: str) -> RevocationRecord | None:
+    return await conn.run_sync(get_revocation_sync, consent_id)
 
 
 def insert_revocation_sync(
@@ -125,6 +129,16 @@ async def enqueue(
             next_attempt_at=now,
         )
     )
+
+
+def has_due_sync(conn: Connection, now: datetime) -> bool:
+    """Is any undelivered item due? A read, so an idle outbox costs no write transaction."""
+    row = conn.execute(
+        select(T_OUTBOX.c.item_id)
+        .where(and_(T_OUTBOX.c.delivered_at.is_(None), T_OUTBOX.c.next_attempt_at <= now))
+        .limit(1)
+    ).first()
+    return row is not None
 
 
 async def claim_due(
