@@ -39,8 +39,9 @@ class ManualClock:
 
 def format_time(when: datetime) -> str:
     """RFC 3339 UTC with a ``Z`` and whole seconds: the only time form on the wire."""
-    when = when.astimezone(UTC)
-    return f"{when.year:04d}-{when:%m-%dT%H:%M:%S}Z"  # %Y drops leading zeros before 1000
+    w = when.astimezone(UTC)
+    # field by field rather than strftime: half the cost, and %Y would drop leading zeros
+    return f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}Z"
 
 
 def parse_time(text: str) -> datetime:

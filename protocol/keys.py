@@ -11,7 +11,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -30,13 +30,6 @@ def fingerprint(public_raw: bytes) -> str:
 
 def make_key_id(node_id: str, public_raw: bytes) -> str:
     return f"{node_id}#{fingerprint(public_raw)[:16]}"
-
-
-@lru_cache(maxsize=4096)
-def _load_public(raw: bytes) -> Ed25519PublicKey:
-    """The loaded key object for raw bytes, cached: every verify needs one, and a federation has
-    a few thousand keys at most. Invalid bytes raise ``ValueError`` each time (not cached)."""
-    return Ed25519PublicKey.from_public_bytes(raw)
 
 
 def key_owner(key_id: str) -> str:
@@ -59,9 +52,16 @@ class PublicKey:
     def valid_at(self, when: datetime) -> bool:
         return self.valid_from <= when and (self.valid_until is None or when < self.valid_until)
 
+    @cached_property
+    def _loaded(self) -> Ed25519PublicKey:
+        """The key object, loaded on the first verify and kept on this record: every verify
+        needs one, and the record lives as long as the key ring that trusts it. Invalid bytes
+        raise ``ValueError`` each time (a raising property is not cached)."""
+        return Ed25519PublicKey.from_public_bytes(bytes(self.raw))
+
     def verify(self, signature: bytes, data: bytes) -> bool:
         try:
-            _load_public(bytes(self.raw)).verify(signature, data)
+            self._loaded.verify(signature, data)
         except (InvalidSignature, ValueError):
             return False
         return True

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from protocol.envelope import Verified, parse_json_object, sign_envelope, verify_envelope
+from protocol.envelope import Verified, sign_envelope, verify_envelope
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import REPLY_TYPES, REQUEST_TYPES
 from protocol.models import NODE_ID_PATTERN, UUID_PATTERN
@@ -140,12 +140,13 @@ class Inbound:
     def _verify(self, data: bytes) -> Verified:
         node = self._node
         return verify_envelope(
-            parse_json_object(data, node.config.server.max_json_depth),
+            data,  # the received bytes: the verifier then knows what the signature covers
             keyring=node.keyring,
             audience=node.node_id,
             clock=node.clock,
             seen=node.seen,
             skew_s=node.config.protocol.clock_skew_s,
+            max_depth=node.config.server.max_json_depth,
         )
 
     async def _commit_and_reply(
