@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -307,13 +307,18 @@ def _record_seen_sync(conn: Connection, batch: list[_Pending]) -> set[int]:
     wanted = [item for item in batch if item.seen is not None]
     if not wanted:
         return set()
-    ids = sorted({item.seen.message_id for item in wanted if item.seen is not None})
-    found = conn.execute(
-        T_SEEN.select()
-        .with_only_columns(T_SEEN.c.sender, T_SEEN.c.message_id)
-        .where(T_SEEN.c.message_id.in_(ids))
-    )
-    known = {(r[0], r[1]) for r in found}
+    by_sender: dict[str, set[str]] = {}
+    for item in wanted:
+        assert item.seen is not None
+        by_sender.setdefault(item.seen.sender, set()).add(item.seen.message_id)
+    known: set[tuple[str, str]] = set()
+    for sender, ids in by_sender.items():  # (sender, message_id) is the key: use its index
+        found = conn.execute(
+            select(T_SEEN.c.message_id).where(
+                (T_SEEN.c.sender == sender) & T_SEEN.c.message_id.in_(sorted(ids))
+            )
+        )
+        known.update((sender, r[0]) for r in found)
     replays: set[int] = set()
     fresh: list[dict[str, Any]] = []
     for item in wanted:
