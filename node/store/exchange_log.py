@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,23 +82,22 @@ def entry_hash(row: dict[str, Any]) -> str:
 
 
 def draft_row(draft: LogDraft, seq: int, prev_hash: str, at: datetime) -> dict[str, Any]:
-    values = asdict(draft)
     row: dict[str, Any] = {
         "seq": seq,
         "at": at,
-        "direction": values["direction"],
-        "peer": values["peer"],
-        "message_type": values["message_type"],
-        "message_id": values["message_id"],
-        "plan_id": values["plan_id"],
-        "consent_id": values["consent_id"],
-        "purpose": values["purpose"],
-        "professional": values["professional"],
+        "direction": draft.direction,
+        "peer": draft.peer,
+        "message_type": draft.message_type,
+        "message_id": draft.message_id,
+        "plan_id": draft.plan_id,
+        "consent_id": draft.consent_id,
+        "purpose": draft.purpose,
+        "professional": draft.professional,
         "categories": ",".join(sorted(set(draft.categories))),
         "released": draft.released,
         "withheld": ",".join(f"{c}:{r}" for c, r in draft.withheld),
-        "outcome": values["outcome"],
-        "reason": values["reason"],
+        "outcome": draft.outcome,
+        "reason": draft.reason,
         "prev_hash": prev_hash,
     }
     row["hash"] = entry_hash(row)
