@@ -253,7 +253,7 @@ class ChainWalker:
                     return False
                 try:
                     at_iso = at_text(at)
-                except ValueError:  # not a time at all: the row was written by hand
+                except (ValueError, TypeError):  # not a time at all: written by hand
                     segment.problem = edited(seq)
                     return False
                 try:
@@ -284,7 +284,7 @@ class ChainWalker:
                 else:
                     try:
                         computed = reference_hash(values, self.at_value(at))
-                    except ValueError:
+                    except (ValueError, TypeError):
                         segment.problem = edited(seq)
                         return False
                 if computed != digest:

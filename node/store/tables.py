@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Text
+from sqlalchemy import Column, DateTime, Index, Text, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -204,6 +204,15 @@ class OutboxItem(SQLModel, table=True):
     """A message that must reach a peer (revocation notices): retried until acknowledged."""
 
     __tablename__ = "outbox"
+    # due items are looked up every second: index only the undelivered ones (migration 0007)
+    __table_args__ = (
+        Index(
+            "ix_outbox_undelivered_due",
+            "next_attempt_at",
+            sqlite_where=text("delivered_at IS NULL"),
+            postgresql_where=text("delivered_at IS NULL"),
+        ),
+    )
 
     item_id: str = Field(primary_key=True, max_length=36)
     peer: str = Field(max_length=253, index=True)
