@@ -6,6 +6,7 @@ in the test's event loop lets tests share an injected clock and inspect each nod
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,9 @@ async def start_node(
         _, token = await add_user(node.engine, user_id, f"Test {role}", role, clock.now())
         running.tokens[user_id] = token
     await running.start()
+    # ready as a real node is: after its start-up catch-up, which then ran with no peers yet
+    # (peers are added by connect_all), so it cannot still be running when a test begins
+    await asyncio.wait_for(node.caught_up.wait(), timeout=30)
     return running
 
 
