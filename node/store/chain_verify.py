@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 GENESIS = "0" * 64
-# the order the walker unpacks; the same as ``exchange_log.COLUMNS`` (a test holds them together)
+# the exchange_log table's columns in the order the walker unpacks them (a test holds them to the
+# table); exchange_log re-exports these two
 COLUMNS = (
     "seq",
     "at",

@@ -25,12 +25,15 @@ from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .chain_verify import ChainProblem as ChainProblem  # re-exported: callers import it here
+# the column order, the genesis hash and the chain types live with the walker, which child
+# processes import without SQLAlchemy; re-exported here for the log's other callers
+from .chain_verify import COLUMNS as COLUMNS
+from .chain_verify import GENESIS as GENESIS
+from .chain_verify import ChainProblem as ChainProblem
 from .chain_verify import ChainResult, ChainWalker, aware_at_text, verify_sqlite
 from .engine import BUSY_TIMEOUT_MS, begin_write, write_lock
 from .tables import ExchangeLogEntry, SeenMessage
 
-GENESIS = "0" * 64
 LOG_LOCK_ID = 0x62706C67  # "bplg"
 
 
@@ -331,27 +334,6 @@ def _record_seen_sync(conn: Connection, batch: list[_Pending]) -> set[int]:
     if fresh:
         conn.execute(T_SEEN.insert(), fresh)
     return replays
-
-
-COLUMNS = (
-    "seq",
-    "at",
-    "direction",
-    "peer",
-    "message_type",
-    "message_id",
-    "plan_id",
-    "consent_id",
-    "purpose",
-    "professional",
-    "categories",
-    "released",
-    "withheld",
-    "outcome",
-    "reason",
-    "prev_hash",
-    "hash",
-)
 
 
 async def verify_chain(

@@ -131,14 +131,14 @@ async def enqueue(
     )
 
 
+def _due(now: datetime) -> Any:
+    """Undelivered items whose next attempt has come (index ``ix_outbox_undelivered_due``)."""
+    return and_(T_OUTBOX.c.delivered_at.is_(None), T_OUTBOX.c.next_attempt_at <= now)
+
+
 def has_due_sync(conn: Connection, now: datetime) -> bool:
     """Is any undelivered item due? A read, so an idle outbox costs no write transaction."""
-    row = conn.execute(
-        select(T_OUTBOX.c.item_id)
-        .where(and_(T_OUTBOX.c.delivered_at.is_(None), T_OUTBOX.c.next_attempt_at <= now))
-        .limit(1)
-    ).first()
-    return row is not None
+    return conn.execute(select(T_OUTBOX.c.item_id).where(_due(now)).limit(1)).first() is not None
 
 
 async def claim_due(
@@ -149,12 +149,7 @@ async def claim_due(
     On PostgreSQL the rows are locked with ``FOR UPDATE SKIP LOCKED`` so several node processes
     never claim the same item; on SQLite the caller's ``BEGIN IMMEDIATE`` serializes claims.
     """
-    query = (
-        select(T_OUTBOX)
-        .where(and_(T_OUTBOX.c.delivered_at.is_(None), T_OUTBOX.c.next_attempt_at <= now))
-        .order_by(T_OUTBOX.c.created_at)
-        .limit(limit)
-    )
+    query = select(T_OUTBOX).where(_due(now)).order_by(T_OUTBOX.c.created_at).limit(limit)
     if peer is not None:
         query = query.where(T_OUTBOX.c.peer == peer)
     if conn.dialect.name == "postgresql":
