@@ -54,18 +54,12 @@ class Node:
         self.caught_up = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
         self._peers_loaded_at = 0.0
-        self._reader: Any = None
 
     def release_reader(self) -> Any:
-        """SQLite: one raw sqlite3 connection (of the synchronous twin's pool) held for the
-        node's life, for the release decision's few indexed reads on the event loop thread:
-        checking a connection out of a pool per request cost more than the reads. Used only
-        synchronously on the loop thread, so never by two callers at once. None on PostgreSQL."""
-        if self.sync_engine is None:
-            return None
-        if self._reader is None:
-            self._reader = self.sync_engine.raw_connection()
-        return self._reader.driver_connection
+        """SQLite: the raw sqlite3 connection the release decision's few indexed reads use on
+        the event loop thread (the exchange log's ``loop_connection``: its own commits leave
+        its page cache valid). None on PostgreSQL."""
+        return self.exchange_log.loop_connection()
 
     @property
     def node_id(self) -> str:
@@ -147,9 +141,7 @@ class Node:
             await self.http.close()
             self.http = None
         await self.engine.dispose()
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        self.exchange_log.close_connection()
         if self.sync_engine is not None:
             self.sync_engine.dispose()
 

@@ -14,6 +14,7 @@ floats refused (``tests/protocol/test_canonical_float_free.py``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -34,6 +35,62 @@ _ORJSON_FLOAT_FREE = (
 )
 # Lead bytes of 4-byte UTF-8 sequences: the characters outside the Basic Multilingual Plane.
 _NON_BMP_LEADS = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
+
+
+class Precanonical:
+    """A JSON value together with its canonical bytes, computed once.
+
+    A holder resends the same signed fragment object to every request under a consent; the
+    canonical form of a reply holding it is the reply's canonical form with these bytes spliced in
+    (RFC 8785 is compositional: an object's form is its sorted members' forms), so the fragment is
+    neither walked nor re-encoded per reply. ``canonicalize`` and the encoders that write replies
+    (``encode_json``) accept it wherever a JSON value may stand. The value must not be mutated
+    after wrapping: the bytes would no longer be its form.
+    """
+
+    __slots__ = ("_fragment", "canonical", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.canonical = canonicalize(value)
+        self._fragment = orjson.Fragment(self.canonical)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Precanonical) and other.canonical == self.canonical
+
+    def __hash__(self) -> int:
+        return hash(self.canonical)
+
+    def __repr__(self) -> str:
+        return f"Precanonical({self.value!r})"
+
+
+def _fragment_of(value: Any) -> Any:
+    """orjson's ``default`` hook: a ``Precanonical`` is written as its canonical bytes."""
+    if isinstance(value, Precanonical):
+        return value._fragment
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every ``Precanonical`` inside replaced by the value it wraps (for code
+    that needs ordinary JSON types, such as the reference encoder)."""
+    if isinstance(value, Precanonical):
+        return value.value
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON of ``value`` (not necessarily canonical), ``Precanonical`` included:
+    how replies are written to the wire."""
+    try:
+        return orjson.dumps(value, default=_fragment_of)
+    except orjson.JSONEncodeError:  # integers beyond 64 bits: the standard library writes them
+        return json.dumps(plain(value), ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _fast_path_ok(value: Any) -> bool:
@@ -67,6 +124,8 @@ def _fast_path_ok(value: Any) -> bool:
         elif isinstance(item, int):
             if abs(item) > _MAX_SAFE_INT:
                 return False
+        elif kind is Precanonical:
+            continue  # its bytes were made by ``canonicalize``
         else:
             return False
     return True
@@ -80,10 +139,10 @@ def canonicalize(value: Any) -> bytes:
     """
     if _fast_path_ok(value):
         try:
-            return orjson.dumps(value, option=_ORJSON_OPTIONS)
+            return orjson.dumps(value, option=_ORJSON_OPTIONS, default=_fragment_of)
         except (orjson.JSONEncodeError, UnicodeEncodeError, ValueError) as exc:
             raise MalformedError(f"cannot canonicalize: {exc}") from None
-    return canonicalize_reference(value)
+    return canonicalize_reference(plain(value))
 
 
 def canonicalize_float_free(value: Any) -> bytes:

@@ -132,6 +132,44 @@ def sign_envelope(
         body_json = model.model_validate(body).model_dump(
             mode="json", by_alias=True, exclude_none=True
         )
+    return _sign(type, body_json, sender, to, key, clock, ttl_s, message_id, re)
+
+
+def sign_prepared_envelope(
+    *,
+    type: str,
+    body: dict[str, Any],
+    sender: str,
+    to: str,
+    key: SigningKey,
+    clock: Clock,
+    ttl_s: int = DEFAULT_TTL_S,
+    message_id: str | None = None,
+    re: str | None = None,
+) -> dict[str, Any]:
+    """``sign_envelope`` for a body this node assembled from values it validated already, which
+    may hold ``Precanonical`` parts (signed fragments resent from the release cache).
+
+    The body is not validated again: that, and walking and re-encoding kilobytes of fragments,
+    was most of the cost of a release reply. The caller answers for the body matching its type's
+    model; ``tests/node/test_release_reply.py`` checks the holder's replies against it.
+    """
+    if type not in MESSAGE_TYPES:
+        raise ProtocolError(f"unknown message type {type!r}", Reason.UNKNOWN_TYPE)
+    return _sign(type, body, sender, to, key, clock, ttl_s, message_id, re)
+
+
+def _sign(
+    type: str,
+    body_json: dict[str, Any],
+    sender: str,
+    to: str,
+    key: SigningKey,
+    clock: Clock,
+    ttl_s: int,
+    message_id: str | None,
+    re: str | None,
+) -> dict[str, Any]:
     now = clock.now()
     envelope: dict[str, Any] = {
         "v": 1,

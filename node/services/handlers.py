@@ -181,7 +181,7 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
     decision = decide_release(request, plan, ConsentFacts(statement, revoked), fragments, now)
     signed_at = format_time(now)
     released = [
-        node.release_cache.signed(f, body.consent_id, node.identity.key, signed_at)
+        node.release_cache.signed_canonical(f, body.consent_id, node.identity.key, signed_at)
         for f in decision.released
     ]
     withheld = [(c, r.value) for c, r in decision.withheld]
@@ -205,6 +205,7 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
         categories=list(request.categories),
         released=len(released),
         withheld=withheld,
+        prepared=True,  # ids from the verified request, signed fragments, reason codes
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from protocol.envelope import Verified, sign_envelope, verify_envelope
+from protocol.envelope import Verified, sign_envelope, sign_prepared_envelope, verify_envelope
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import REPLY_TYPES, REQUEST_TYPES
 from protocol.models import NODE_ID_PATTERN, UUID_PATTERN
@@ -64,6 +64,9 @@ class Outcome:
     released: int = 0
     withheld: list[tuple[str, str]] = field(default_factory=list)
     change: StateChange | None = None
+    # the body was built from validated values and may hold Precanonical parts: signed with
+    # ``sign_prepared_envelope`` (no second validation, no re-encoding of resent fragments)
+    prepared: bool = False
 
 
 Handler = Callable[[Any, Verified], Awaitable[Outcome]]
@@ -184,7 +187,8 @@ class Inbound:
             return self._error_reply(message.sender, message.id, Reason.INTERNAL, "not stored", 500)
         await node.peer_contact(message.sender)
         node.metrics.requests.labels(message.type, outcome.outcome).inc()
-        reply = sign_envelope(
+        sign = sign_prepared_envelope if outcome.prepared else sign_envelope
+        reply = sign(
             type=REPLY_TYPES[message.type],
             body=outcome.body,
             sender=node.node_id,

@@ -143,6 +143,53 @@ def aware_at_text(value: Any) -> str | None:
     return utc.replace(tzinfo=None).isoformat("T", "microseconds")
 
 
+def entry_text(
+    at_iso: str,
+    categories: Any,
+    consent_id: Any,
+    direction: Any,
+    message_id: Any,
+    message_type: Any,
+    outcome: Any,
+    peer: Any,
+    plan_id: Any,
+    prev_hash: Any,
+    professional: Any,
+    purpose: Any,
+    reason: Any,
+    released: Any,
+    seq: Any,
+    withheld: Any,
+) -> str | None:
+    """``entry_hash``'s canonical JSON of an entry (``at_iso`` is ``format_at`` without its
+    ``Z``; the other fields in sorted-key order), or None when a value is not of the usual type
+    (then ``entry_hash`` itself must decide). Appends and the walker both hash through this."""
+    if type(released) is not int or type(seq) is not int:
+        return None
+    enc = encode_basestring
+    try:
+        return _CANONICAL % (
+            at_iso,
+            enc(categories),
+            "null" if consent_id is None else enc(consent_id),
+            enc(direction),
+            enc(message_id),
+            enc(message_type),
+            enc(outcome),
+            enc(peer),
+            "null" if plan_id is None else enc(plan_id),
+            enc(prev_hash),
+            "null" if professional is None else enc(professional),
+            "null" if purpose is None else enc(purpose),
+            "null" if reason is None else enc(reason),
+            released,
+            seq,
+            enc(withheld),
+        )
+    except TypeError:  # an unusual value: encode_basestring takes only a str
+        return None
+
+
 def reference_hash(values: Sequence[Any], at: datetime) -> str:
     """``entry_hash`` of the row exactly as the dict-per-row verifier built it."""
     # imported here: exchange_log pulls in SQLAlchemy, which a child process never needs
@@ -218,7 +265,7 @@ class ChainWalker:
         if segment.problem is not None:
             return False
         keep, hashes, at_text = self.keep, segment.hashes, self.at_text
-        sha256, canonical, enc = hashlib.sha256, _CANONICAL, encode_basestring
+        sha256 = hashlib.sha256
         expected, prev = self.expected, self.prev
         walked = 0
         try:
@@ -257,29 +304,28 @@ class ChainWalker:
                 except (ValueError, TypeError):  # not a time at all: written by hand
                     segment.problem = edited(seq)
                     return False
-                try:
-                    if at_iso is None or type(released) is not int or type(seq) is not int:
-                        raise TypeError
-                    text: str | None = canonical % (
+                text = (
+                    None
+                    if at_iso is None
+                    else entry_text(
                         at_iso,
-                        enc(categories),
-                        "null" if consent_id is None else enc(consent_id),
-                        enc(direction),
-                        enc(message_id),
-                        enc(message_type),
-                        enc(outcome),
-                        enc(peer),
-                        "null" if plan_id is None else enc(plan_id),
-                        enc(prev_hash),
-                        "null" if professional is None else enc(professional),
-                        "null" if purpose is None else enc(purpose),
-                        "null" if reason is None else enc(reason),
+                        categories,
+                        consent_id,
+                        direction,
+                        message_id,
+                        message_type,
+                        outcome,
+                        peer,
+                        plan_id,
+                        prev_hash,
+                        professional,
+                        purpose,
+                        reason,
                         released,
                         seq,
-                        enc(withheld),
+                        withheld,
                     )
-                except TypeError:  # an unusual value: encode_basestring takes only a str
-                    text = None
+                )
                 if text is not None:
                     computed = sha256(text.encode("utf-8")).hexdigest()
                 else:

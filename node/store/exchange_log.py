@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,11 +31,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from .chain_verify import COLUMNS as COLUMNS
 from .chain_verify import GENESIS as GENESIS
 from .chain_verify import ChainProblem as ChainProblem
-from .chain_verify import ChainResult, ChainWalker, aware_at_text, verify_sqlite
+from .chain_verify import ChainResult, ChainWalker, aware_at_text, entry_text, verify_sqlite
 from .engine import BUSY_TIMEOUT_MS, begin_write, write_lock
 from .tables import ExchangeLogEntry, SeenMessage
 
 LOG_LOCK_ID = 0x62706C67  # "bplg"
+_HEAD = "SELECT seq, hash FROM exchange_log ORDER BY seq DESC LIMIT 1"
+_INSERT = (
+    f"INSERT INTO exchange_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+)
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,39 @@ def draft_row(draft: LogDraft, seq: int, prev_hash: str, at: datetime) -> dict[s
         "reason": draft.reason,
         "prev_hash": prev_hash,
     }
-    row["hash"] = entry_hash(row)
+    text = entry_text(
+        format_at(at)[:-1],
+        row["categories"],
+        draft.consent_id,
+        draft.direction,
+        draft.message_id,
+        draft.message_type,
+        draft.outcome,
+        draft.peer,
+        draft.plan_id,
+        prev_hash,
+        draft.professional,
+        draft.purpose,
+        draft.reason,
+        draft.released,
+        seq,
+        row["withheld"],
+    )
+    row["hash"] = (
+        entry_hash(row) if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+    )
     return row
+
+
+def sqlite_time(when: datetime) -> str:
+    """A time as SQLAlchemy stores a ``UTCDateTime`` in SQLite (naive UTC text, microseconds),
+    for rows written with the ``sqlite3`` driver directly."""
+    utc = when.astimezone(UTC).replace(tzinfo=None)
+    return (
+        utc.isoformat(" ", "microseconds")
+        if utc.year >= 1000
+        else utc.strftime("%Y-%m-%d %H:%M:%S.%f")
+    )
 
 
 @dataclass(frozen=True)
@@ -138,6 +174,7 @@ class ExchangeLog:
         self._sync = sync
         self._now = now
         self._pending: list[_Pending] = []
+        self._loop_conn: Any = None
         self._flusher: asyncio.Task[None] | None = None
 
     async def append(
@@ -192,7 +229,11 @@ class ExchangeLog:
             # cost more) unless another process holds SQLite's write lock: then in a thread,
             # waiting for it there rather than in the event loop
             async with write_lock(self._engine) or contextlib.nullcontext():
-                done = self._write_sync(batch, wait=False)
+                done = (
+                    self._write_on_loop(batch)
+                    if all(item.change is None for item in batch)
+                    else self._write_sync(batch, wait=False)
+                )
                 if done is None:
                     done = await asyncio.to_thread(self._write_sync, batch)
                 assert done is not None
@@ -201,11 +242,7 @@ class ExchangeLog:
         async with begin_write(self._engine) as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOG_LOCK_ID})
-            head = (
-                await conn.execute(
-                    text("SELECT seq, hash FROM exchange_log ORDER BY seq DESC LIMIT 1")
-                )
-            ).first()
+            head = (await conn.execute(text(_HEAD))).first()
             seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
             replays = await self._record_seen(conn, batch)
             rows = []
@@ -237,6 +274,42 @@ class ExchangeLog:
             await conn.execute(ExchangeLogEntry.__table__.insert(), rows)  # type: ignore[attr-defined]
         return results
 
+    def loop_connection(self) -> Any:
+        """SQLite: one ``sqlite3`` connection (of the synchronous twin's pool) held for the
+        log's life and used only synchronously on the event loop thread: by the group commit of
+        batches without state changes, and by the holder's release reads (``Node.release_reader``),
+        so checking a connection out per request, and re-reading pages after each commit of
+        another connection, are both saved. None on PostgreSQL."""
+        if self._sync is None:
+            return None
+        if self._loop_conn is None:
+            self._loop_conn = self._sync.raw_connection()
+        return self._loop_conn.driver_connection
+
+    def close_connection(self) -> None:
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
+
+    def _write_on_loop(self, batch: list[_Pending]) -> list[int | BaseException] | None:
+        """A batch without state changes on ``loop_connection``, if SQLite's write lock is
+        free right now; None (nothing done) if another process holds it."""
+        raw = self.loop_connection()
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return None  # another process is writing
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        try:
+            results = _batch_rows(raw, batch, None)
+            raw.execute("COMMIT")
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        return results
+
     def _write_sync(
         self, batch: list[_Pending], wait: bool = True
     ) -> list[int | BaseException] | None:
@@ -266,33 +339,9 @@ class ExchangeLog:
 
     @staticmethod
     def _write_batch(conn: Connection, batch: list[_Pending]) -> list[int | BaseException]:
-        results: list[int | BaseException] = []
-        head = conn.execute(
-            text("SELECT seq, hash FROM exchange_log ORDER BY seq DESC LIMIT 1")
-        ).first()
-        seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
-        replays = _record_seen_sync(conn, batch)
-        rows = []
-        for item in batch:
-            outcome: int | BaseException = seq + 1
-            if id(item) in replays:
-                item.draft.outcome, item.draft.reason = "refused", "replayed"
-                outcome = DuplicateMessage(item.seen.message_id if item.seen else "")
-            elif isinstance(item.change, SyncChange):
-                try:
-                    with conn.begin_nested():
-                        item.change.apply(conn)
-                except Exception as exc:
-                    item.draft.outcome, item.draft.reason = "failed", "internal"
-                    outcome = exc
-            seq += 1
-            assert item.draft.at is not None
-            row = draft_row(item.draft, seq, prev, item.draft.at)
-            prev = row["hash"]
-            rows.append(row)
-            results.append(outcome)
-        conn.execute(ExchangeLogEntry.__table__.insert(), rows)  # type: ignore[attr-defined]
-        return results
+        """The batch on a SQLAlchemy connection to SQLite, in the transaction the caller began:
+        state changes run through SQLAlchemy, the log's own statements through the driver."""
+        return _batch_rows(conn.connection.driver_connection, batch, conn)
 
     @staticmethod
     async def _record_seen(conn: AsyncConnection, batch: list[_Pending]) -> set[int]:
@@ -300,40 +349,108 @@ class ExchangeLog:
         return await conn.run_sync(_record_seen_sync, batch)
 
 
+def _batch_rows(
+    raw: Any, batch: list[_Pending], conn: Connection | None
+) -> list[int | BaseException]:
+    """Write a batch's seen ids, state changes (on ``conn``) and chained entries in the open
+    SQLite transaction of ``raw``. The log's own statements go to the ``sqlite3`` driver
+    directly: SQLAlchemy's per-statement work cost more than the statements."""
+    results: list[int | BaseException] = []
+    head = raw.execute(_HEAD).fetchone()
+    seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+    replays = _record_seen_raw(raw, batch)
+    rows = []
+    for item in batch:
+        outcome: int | BaseException = seq + 1
+        if id(item) in replays:
+            item.draft.outcome, item.draft.reason = "refused", "replayed"
+            outcome = DuplicateMessage(item.seen.message_id if item.seen else "")
+        elif isinstance(item.change, SyncChange):
+            assert conn is not None
+            try:
+                with conn.begin_nested():
+                    item.change.apply(conn)
+            except Exception as exc:
+                item.draft.outcome, item.draft.reason = "failed", "internal"
+                outcome = exc
+        seq += 1
+        assert item.draft.at is not None
+        row = draft_row(item.draft, seq, prev, item.draft.at)
+        prev = row["hash"]
+        row["at"] = sqlite_time(row["at"])
+        rows.append(tuple(row[c] for c in COLUMNS))
+        results.append(outcome)
+    raw.executemany(_INSERT, rows)
+    return results
+
+
 def _record_seen_sync(conn: Connection, batch: list[_Pending]) -> set[int]:
     """Insert the batch's seen ids in one statement; return the items that are replays.
 
     Runs under the log's write lock (BEGIN IMMEDIATE / advisory lock), and every seen id is
-    written through here, so the SELECT cannot race with another writer's INSERT.
+    written through here or ``_record_seen_raw``, so the SELECT cannot race with another
+    writer's INSERT.
     """
-    wanted = [item for item in batch if item.seen is not None]
-    if not wanted:
-        return set()
-    by_sender: dict[str, set[str]] = {}
-    for item in wanted:
-        assert item.seen is not None
-        by_sender.setdefault(item.seen.sender, set()).add(item.seen.message_id)
     known: set[tuple[str, str]] = set()
-    for sender, ids in by_sender.items():  # (sender, message_id) is the key: use its index
+    for sender, ids in _seen_by_sender(batch).items():  # (sender, message_id) is the key
         found = conn.execute(
             select(T_SEEN.c.message_id).where(
-                (T_SEEN.c.sender == sender) & T_SEEN.c.message_id.in_(sorted(ids))
+                (T_SEEN.c.sender == sender) & T_SEEN.c.message_id.in_(ids)
             )
         )
         known.update((sender, r[0]) for r in found)
+    replays, fresh = _split_replays(batch, known)
+    if fresh:
+        conn.execute(
+            T_SEEN.insert(),
+            [{"sender": s, "message_id": m, "expires_at": e} for s, m, e in fresh],
+        )
+    return replays
+
+
+def _record_seen_raw(raw: Any, batch: list[_Pending]) -> set[int]:
+    """``_record_seen_sync`` through the ``sqlite3`` driver (the SQLite group commit)."""
+    known: set[tuple[str, str]] = set()
+    for sender, ids in _seen_by_sender(batch).items():
+        marks = ",".join("?" * len(ids))
+        found = raw.execute(
+            f"SELECT message_id FROM seen_message WHERE sender = ? AND message_id IN ({marks})",
+            (sender, *ids),
+        )
+        known.update((sender, r[0]) for r in found)
+    replays, fresh = _split_replays(batch, known)
+    if fresh:
+        raw.executemany(
+            "INSERT INTO seen_message (sender, message_id, expires_at) VALUES (?, ?, ?)",
+            [(s, m, sqlite_time(e)) for s, m, e in fresh],
+        )
+    return replays
+
+
+def _seen_by_sender(batch: list[_Pending]) -> dict[str, list[str]]:
+    by_sender: dict[str, set[str]] = {}
+    for item in batch:
+        if item.seen is not None:
+            by_sender.setdefault(item.seen.sender, set()).add(item.seen.message_id)
+    return {sender: sorted(ids) for sender, ids in by_sender.items()}
+
+
+def _split_replays(
+    batch: list[_Pending], known: set[tuple[str, str]]
+) -> tuple[set[int], list[tuple[str, str, datetime]]]:
+    """(items whose id was seen before, or earlier in this batch; the ids to insert)."""
     replays: set[int] = set()
-    fresh: list[dict[str, Any]] = []
-    for item in wanted:
-        assert item.seen is not None
+    fresh: list[tuple[str, str, datetime]] = []
+    for item in batch:
+        if item.seen is None:
+            continue
         key = (item.seen.sender, item.seen.message_id)
         if key in known:
             replays.add(id(item))
             continue
         known.add(key)
-        fresh.append({"sender": key[0], "message_id": key[1], "expires_at": item.seen.expires_at})
-    if fresh:
-        conn.execute(T_SEEN.insert(), fresh)
-    return replays
+        fresh.append((key[0], key[1], item.seen.expires_at))
+    return replays, fresh
 
 
 async def verify_chain(
@@ -377,9 +494,7 @@ def _same(at: datetime) -> datetime:
 
 async def log_head(engine: AsyncEngine) -> tuple[int, str]:
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(text("SELECT seq, hash FROM exchange_log ORDER BY seq DESC LIMIT 1"))
-        ).first()
+        row = (await conn.execute(text(_HEAD))).first()
     return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
 
