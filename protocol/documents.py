@@ -33,9 +33,15 @@ def _validate(model: type[M], obj: Mapping[str, Any], what: str) -> M:
 
 
 def check_signature(
-    obj: Mapping[str, Any], signer: str, keys: Sequence[PublicKey], at: datetime
+    obj: Mapping[str, Any],
+    signer: str,
+    keys: Sequence[PublicKey],
+    at: datetime,
+    *,
+    float_free: bool = False,
 ) -> str:
-    """Check ``obj``'s signature by one of ``signer``'s ``keys`` valid at ``at``; return key id."""
+    """Check ``obj``'s signature by one of ``signer``'s ``keys`` valid at ``at``; return key id.
+    ``float_free`` is the caller's word that ``obj`` holds no float (``signing_input``)."""
     key_id, signature = read_sig(obj)
     if key_owner(key_id) != signer:
         raise VerificationError(f"signed by {key_id!r}, not by {signer!r}", Reason.UNKNOWN_KEY)
@@ -44,7 +50,7 @@ def check_signature(
         raise VerificationError(f"key {key_id!r} is not listed for {signer!r}", Reason.UNKNOWN_KEY)
     if not key.valid_at(at):
         raise VerificationError(f"key {key_id!r} was not valid then", Reason.KEY_NOT_VALID)
-    if not key.verify(signature, signing_input(obj)):
+    if not key.verify(signature, signing_input(obj, float_free=float_free)):
         raise VerificationError("signature does not verify", Reason.BAD_SIGNATURE)
     return key_id
 
@@ -108,14 +114,18 @@ def sign_fragment(fragment: Mapping[str, Any], key: SigningKey) -> dict[str, Any
     return signed
 
 
-def verify_fragment(obj: Mapping[str, Any], keys: Sequence[PublicKey]) -> tuple[Fragment, str]:
+def verify_fragment(
+    obj: Mapping[str, Any], keys: Sequence[PublicKey], *, float_free: bool = False
+) -> tuple[Fragment, str]:
     """Verify a fragment against its origin's keys (valid at ``signed_at``); return model, key id.
 
     Fragments are signed when released (they carry the consent id they were released under), so
     the key must be valid at ``signed_at``, not when the professional wrote the content.
     """
     fragment = _validate(Fragment, obj, "fragment")
-    key_id = check_signature(obj, fragment.origin, keys, parse_time(fragment.signed_at))
+    key_id = check_signature(
+        obj, fragment.origin, keys, parse_time(fragment.signed_at), float_free=float_free
+    )
     return fragment, key_id
 
 

@@ -104,6 +104,9 @@ class Verified:
     key_id: str
     body: BaseModel
     raw: dict[str, Any]
+    # parsed from bytes holding no float: so does every object in raw and body, whose
+    # canonical form ``signing_input(..., float_free=True)`` may then find faster
+    float_free: bool = False
 
 
 def new_message_id() -> str:
@@ -437,4 +440,5 @@ def verify_envelope(
         key_id=key_id,
         body=body,
         raw=obj,
+        float_free=float_free,
     )

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel
 
+from protocol.canonical import encode_json
 from protocol.envelope import Verified, sign_envelope, verify_envelope
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import REPLY_TYPES, ErrorBody
@@ -22,6 +23,7 @@ from ..httpio import read_limited
 from ..store.exchange_log import LogDraft
 
 FEDERATION_PATH = "/federation/v1/messages"
+_JSON = {"Content-Type": "application/json"}
 MAX_REPLY_BYTES = 4 * 1024 * 1024
 
 
@@ -64,6 +66,22 @@ class PeerClient:
         context: LogContext | None = None,
         timeout: float | None = None,
     ) -> PeerResult:
+        """Send, verify the reply, and log the exchange before returning."""
+        result, draft = await self.exchange(peer, type, body, context, timeout)
+        await self._node.exchange_log.append(draft)
+        return result
+
+    async def exchange(
+        self,
+        peer: str,
+        type: str,
+        body: BaseModel | dict[str, Any],
+        context: LogContext | None = None,
+        timeout: float | None = None,
+    ) -> tuple[PeerResult, LogDraft]:
+        """``send`` without the log append: the caller appends the returned draft before it
+        acts on or reports the result (the assembly appends all its peers' entries in one
+        transaction, once every peer has answered)."""
         node = self._node
         context = context or LogContext()
         base = node.keyring.base_url(peer)
@@ -71,8 +89,7 @@ class PeerClient:
             base = node.keyring.base_url(peer)
         if base is None:
             result = PeerResult(peer, "refused", Reason.UNKNOWN_SENDER.value)
-            await self._log(peer, type, "-", result, context)
-            return result
+            return result, self._draft(peer, type, "-", result, context)
         envelope = sign_envelope(
             type=type,
             body=body,
@@ -85,9 +102,8 @@ class PeerClient:
         result = await self._post(
             peer, base + FEDERATION_PATH, envelope, REPLY_TYPES[type], timeout
         )
-        await self._log(peer, type, envelope["id"], result, context)
         node.metrics.outbound.labels(type, result.outcome).inc()
-        return result
+        return result, self._draft(peer, type, envelope["id"], result, context)
 
     async def _post(
         self, peer: str, url: str, envelope: dict[str, Any], reply_type: str, timeout: float | None
@@ -97,7 +113,7 @@ class PeerClient:
         limit = timeout or node.config.protocol.request_timeout_s
         try:
             async with asyncio.timeout(limit):
-                async with session.post(url, json=envelope) as resp:
+                async with session.post(url, data=encode_json(envelope), headers=_JSON) as resp:
                     data = await read_limited(resp.content, MAX_REPLY_BYTES)
         except TimeoutError:
             return PeerResult(peer, "timeout", "timeout")
@@ -124,28 +140,27 @@ class PeerClient:
             return PeerResult(peer, "refused", reply.body.reason.value, reply)
         return PeerResult(peer, "ok", None, reply)
 
-    async def _log(
+    def _draft(
         self, peer: str, type: str, message_id: str, result: PeerResult, context: LogContext
-    ) -> None:
+    ) -> LogDraft:
         released, withheld = 0, []
         if result.reply is not None and result.reply.type == "fragments.response":
             body: Any = result.reply.body
             released = len(body.fragments)
             withheld = [(w.category or "-", w.reason.value) for w in body.withheld]
-        await self._node.exchange_log.append(
-            LogDraft(
-                direction="out",
-                peer=peer,
-                message_type=type,
-                message_id=message_id,
-                outcome=result.outcome,
-                reason=result.reason,
-                plan_id=context.plan_id,
-                consent_id=context.consent_id,
-                purpose=context.purpose,
-                professional=context.professional,
-                categories=list(context.categories),
-                released=released,
-                withheld=withheld,
-            )
+        return LogDraft(
+            direction="out",
+            peer=peer,
+            message_type=type,
+            message_id=message_id,
+            outcome=result.outcome,
+            reason=result.reason,
+            plan_id=context.plan_id,
+            consent_id=context.consent_id,
+            purpose=context.purpose,
+            professional=context.professional,
+            categories=list(context.categories),
+            released=released,
+            withheld=withheld,
+            at=self._node.clock.now(),
         )

@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import SQLModel
 
 from ..domain.records import FragmentRecord, PlanFacts
 from .engine import begin_write
-from .tables import Child, Consent, FragmentVersion, Plan, PlanParticipant, User
+from .tables import Child, Consent, FragmentVersion, Plan, PlanParticipant, User, UTCDateTime
+
+M = TypeVar("M", bound=SQLModel)
 
 T_USER = User.__table__  # type: ignore[attr-defined]
 T_CHILD = Child.__table__  # type: ignore[attr-defined]
@@ -281,7 +284,7 @@ _FRAGMENTS_SQL = (
     "SELECT f.fragment_id, f.plan_id, f.version, f.category, f.indicators, f.content, "
     "f.authored_at FROM fragment_version f JOIN (SELECT fragment_id, MAX(version) AS v "
     "FROM fragment_version WHERE plan_id = ? GROUP BY fragment_id) n "
-    "ON f.fragment_id = n.fragment_id AND f.version = n.v WHERE f.category IN ({}) "
+    "ON f.fragment_id = n.fragment_id AND f.version = n.v{} "
     "ORDER BY f.authored_at"
 )
 
@@ -309,7 +312,6 @@ def release_facts_sqlite(
     a parse of the same text). A fragment version never changes once written, so one found in
     ``parsed`` under (fragment id, version) is reused rather than parsed again.
     Times are SQLAlchemy's SQLite storage format (always with microseconds), stored as UTC."""
-    from datetime import UTC
 
     db.execute("BEGIN")
     try:
@@ -321,25 +323,60 @@ def release_facts_sqlite(
         found = db.execute(_CONSENT_SQL, (consent_id,)).fetchone()
         raw: str | None = found[0] if found else None
         revoked = db.execute(_REVOKED_SQL, (consent_id,)).fetchone() is not None
-        result: dict[str, list[FragmentRecord]] = defaultdict(list)
+        result: dict[str, list[FragmentRecord]] = {}
         if plan is not None and raw is not None and not revoked and categories:
-            sql = _FRAGMENTS_SQL.format(", ".join("?" * len(categories)))
-            for r in db.execute(sql, (plan_id, *categories)):
-                key = (r[0], int(r[2]))
-                record: FragmentRecord | None = parsed.get(key) if parsed is not None else None
-                if record is None:
-                    record = FragmentRecord(
-                        fragment_id=r[0],
-                        plan_id=r[1],
-                        version=int(r[2]),
-                        category=r[3],
-                        indicators=tuple(i for i in r[4].split(",") if i),
-                        content=json.loads(r[5]),
-                        authored_at=datetime.fromisoformat(r[6]).replace(tzinfo=UTC),
-                    )
-                    if parsed is not None:
-                        parsed.put(key, record)
-                result[r[3]].append(record)
+            result = latest_fragments_raw(db, plan_id, categories, parsed)
     finally:
         db.execute("ROLLBACK")
-    return plan, raw, revoked, dict(result)
+    return plan, raw, revoked, result
+
+
+def latest_fragments_raw(
+    db: Any, plan_id: str, categories: list[str] | None, parsed: RecordCache | None = None
+) -> dict[str, list[FragmentRecord]]:
+    """``latest_fragments_sync`` on a raw sqlite3 connection, inside the caller's transaction;
+    a version found in ``parsed`` under (fragment id, version) is reused, not parsed again."""
+    from datetime import UTC
+
+    if categories is not None and not categories:
+        return {}
+    where = f" WHERE f.category IN ({', '.join('?' * len(categories))})" if categories else ""
+    result: dict[str, list[FragmentRecord]] = defaultdict(list)
+    for r in db.execute(_FRAGMENTS_SQL.format(where), (plan_id, *(categories or ()))):
+        key = (r[0], int(r[2]))
+        record: FragmentRecord | None = parsed.get(key) if parsed is not None else None
+        if record is None:
+            record = FragmentRecord(
+                fragment_id=r[0],
+                plan_id=r[1],
+                version=int(r[2]),
+                category=r[3],
+                indicators=tuple(i for i in r[4].split(",") if i),
+                content=json.loads(r[5]),
+                authored_at=datetime.fromisoformat(r[6]).replace(tzinfo=UTC),
+            )
+            if parsed is not None:
+                parsed.put(key, record)
+        result[r[3]].append(record)
+    return dict(result)
+
+
+def rows_as_models(db: Any, model: type[M], where: str, params: tuple[Any, ...]) -> list[M]:
+    """Rows of ``model``'s table matching ``where`` (SQL with ``?`` marks) read on a raw
+    sqlite3 connection, as models: times are SQLAlchemy's SQLite text and become aware UTC, as
+    ``UTCDateTime`` returns them. For hot reads, where SQLAlchemy's per-statement work cost
+    more than the statement."""
+    from datetime import UTC
+
+    table = model.__table__  # type: ignore[attr-defined]
+    names = [c.name for c in table.columns]
+    times = {c.name for c in table.columns if isinstance(c.type, UTCDateTime)}
+    sql = f"SELECT {', '.join(names)} FROM {table.name} WHERE {where}"
+    out: list[M] = []
+    for row in db.execute(sql, params):
+        values = dict(zip(names, row, strict=True))
+        for name in times:
+            if values[name] is not None:
+                values[name] = datetime.fromisoformat(values[name]).replace(tzinfo=UTC)
+        out.append(model.model_validate(values))
+    return out
