@@ -43,17 +43,22 @@ class Precanonical:
     A holder resends the same signed fragment object to every request under a consent; the
     canonical form of a reply holding it is the reply's canonical form with these bytes spliced in
     (RFC 8785 is compositional: an object's form is its sorted members' forms), so the fragment is
-    neither walked nor re-encoded per reply. ``canonicalize`` and the encoders that write replies
-    (``encode_json``) accept it wherever a JSON value may stand. The value must not be mutated
-    after wrapping: the bytes would no longer be its form.
+    neither walked nor re-encoded per reply. ``canonicalize`` and ``encode_json`` (how replies are
+    written to the wire) accept it wherever a JSON value may stand. On the wire the value is
+    written as its canonical bytes too, unless it holds a float: RFC 8785 writes 1e17 as integer
+    digits, which a receiver would parse as an integer, so such a value keeps ordinary JSON there.
+    The value must not be mutated after wrapping: the bytes would no longer be its form.
     """
 
-    __slots__ = ("_fragment", "canonical", "value")
+    __slots__ = ("_canonical", "_wire", "canonical", "value")
 
     def __init__(self, value: Any) -> None:
         self.value = value
         self.canonical = canonicalize(value)
-        self._fragment = orjson.Fragment(self.canonical)
+        self._canonical = orjson.Fragment(self.canonical)
+        self._wire = (
+            orjson.Fragment(encode_json(plain(value))) if _holds_float(value) else self._canonical
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Precanonical) and other.canonical == self.canonical
@@ -65,10 +70,32 @@ class Precanonical:
         return f"Precanonical({self.value!r})"
 
 
-def _fragment_of(value: Any) -> Any:
-    """orjson's ``default`` hook: a ``Precanonical`` is written as its canonical bytes."""
+def _holds_float(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            return True
+        if isinstance(item, Precanonical):
+            stack.append(item.value)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _canonical_of(value: Any) -> Any:
+    """orjson's ``default`` hook for canonical output: a ``Precanonical`` as its bytes."""
     if isinstance(value, Precanonical):
-        return value._fragment
+        return value._canonical
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _wire_of(value: Any) -> Any:
+    """orjson's ``default`` hook for the wire: a ``Precanonical`` as its wire bytes."""
+    if isinstance(value, Precanonical):
+        return value._wire
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
@@ -76,7 +103,7 @@ def plain(value: Any) -> Any:
     """``value`` with every ``Precanonical`` inside replaced by the value it wraps (for code
     that needs ordinary JSON types, such as the reference encoder)."""
     if isinstance(value, Precanonical):
-        return value.value
+        return plain(value.value)
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -88,7 +115,7 @@ def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON of ``value`` (not necessarily canonical), ``Precanonical`` included:
     how replies are written to the wire."""
     try:
-        return orjson.dumps(value, default=_fragment_of)
+        return orjson.dumps(value, default=_wire_of)
     except orjson.JSONEncodeError:  # integers beyond 64 bits: the standard library writes them
         return json.dumps(plain(value), ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -139,7 +166,7 @@ def canonicalize(value: Any) -> bytes:
     """
     if _fast_path_ok(value):
         try:
-            return orjson.dumps(value, option=_ORJSON_OPTIONS, default=_fragment_of)
+            return orjson.dumps(value, option=_ORJSON_OPTIONS, default=_canonical_of)
         except (orjson.JSONEncodeError, UnicodeEncodeError, ValueError) as exc:
             raise MalformedError(f"cannot canonicalize: {exc}") from None
     return canonicalize_reference(plain(value))

@@ -135,11 +135,10 @@ def draft_row(draft: LogDraft, seq: int, prev_hash: str, at: datetime) -> dict[s
 def sqlite_time(when: datetime) -> str:
     """A time as SQLAlchemy stores a ``UTCDateTime`` in SQLite (naive UTC text, microseconds),
     for rows written with the ``sqlite3`` driver directly."""
-    utc = when.astimezone(UTC).replace(tzinfo=None)
-    return (
-        utc.isoformat(" ", "microseconds")
-        if utc.year >= 1000
-        else utc.strftime("%Y-%m-%d %H:%M:%S.%f")
+    u = when.astimezone(UTC)
+    return (  # SQLAlchemy's SQLite DATETIME format
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d} "
+        f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}"
     )
 
 

@@ -87,10 +87,13 @@ async def test_no_names_or_identity_numbers_in_exchange_or_process_logs(
             "POST", "/children", "prof", {"name": NAMES[2], "personnummer": "20150315-2388"}
         )
     )[0] == 422
-    async with aiohttp.ClientSession() as session, session.post(
-        social.url + "/federation/v1/messages",
-        data=json.dumps({"from": school.node_id, "name": NAMES[0], "pnr": PNRS[0]}),
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            social.url + "/federation/v1/messages",
+            data=json.dumps({"from": school.node_id, "name": NAMES[0], "pnr": PNRS[0]}),
+        ) as resp,
+    ):
         assert resp.status == 400
     status, _ = await bup.api("POST", f"/consents/{consent['consent_id']}/revoke", "prof")
     assert status == 201
