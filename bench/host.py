@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -58,6 +59,7 @@ async def run_nodes(directories: list[Path], delay_s: float, log: Path) -> None:
                 if delay_s:
                     app.middlewares.insert(0, delay_middleware(delay_s))
                 apps.append((config.server.port, app))
+            gc.freeze()  # as `serve` does: the nodes' long-lived objects are never walked again
             await serve(apps)
         finally:
             for node in nodes:

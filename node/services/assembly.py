@@ -56,6 +56,9 @@ def granted_from(statement: ConsentStatement, holder: str, requester: str) -> li
     )
 
 
+Checked = list[VerifiedFragment]
+
+
 @dataclass(frozen=True)
 class LeadFacts:
     """What the lead reads from its own store for one assembly."""
@@ -246,68 +249,67 @@ async def _assemble(
         purpose=statement.purpose.value,
         professional=ref,
     )
-    exchanges = await asyncio.gather(
-        *(
-            node.peers.exchange(
-                peer,
-                "fragments.request",
-                FragmentsRequest.model_validate(
-                    {
-                        "plan_id": plan_id,
-                        "consent_id": statement.consent_id,
-                        "categories": cats,
-                        "purpose": statement.purpose.value,
-                        "professional": ref,
-                    }
-                ),
-                LogContext(**{**context.__dict__, "categories": tuple(cats)}),
-                timeout=deadline,
-            )
-            for peer, cats in asks.items()
+
+    async def ask(peer: str, cats: list[str]) -> tuple[dict[str, Any], list[LogDraft], Checked]:
+        """One peer's request, and its reply checked as soon as it arrives (so the lead
+        verifies fragments while slower peers are still answering)."""
+        result, draft = await node.peers.exchange(
+            peer,
+            "fragments.request",
+            FragmentsRequest.model_validate(
+                {
+                    "plan_id": plan_id,
+                    "consent_id": statement.consent_id,
+                    "categories": cats,
+                    "purpose": statement.purpose.value,
+                    "professional": ref,
+                }
+            ),
+            LogContext(**{**context.__dict__, "categories": tuple(cats)}),
+            timeout=deadline,
         )
-    )
-    # every peer's exchange is logged in one transaction, before the plan is returned
-    drafts = [draft for _, draft in exchanges]
-    received: list[VerifiedFragment] = []
-    for result, _ in exchanges:
-        entry: dict[str, Any] = {"node_id": result.peer, "requested": asks[result.peer]}
+        entry: dict[str, Any] = {"node_id": peer, "requested": cats}
         if not result.ok:
             entry.update(
                 status=PEER_STATUS.get(result.outcome, result.outcome), reason=result.reason
             )
-        else:
-            verified, withheld, problem = _check_reply(
-                node, result, plan_id, statement.consent_id, asks[result.peer]
+            return entry, [draft], []
+        verified, withheld, problem = _check_reply(
+            node, result, plan_id, statement.consent_id, cats
+        )
+        if problem is None:
+            entry.update(
+                status="included" if verified else "withheld",
+                fragments=len(verified),
+                categories=sorted({v.fragment.category.value for v in verified}),
+                withheld=withheld,
             )
-            if problem is not None:
-                entry.update(status="invalid", reason=problem)
-                # the request is logged "ok" (a signed reply arrived); record that its
-                # content was then rejected, so the log says what the plan shows
-                drafts.append(
-                    LogDraft(
-                        direction="in",
-                        peer=result.peer,
-                        message_type="fragments.response",
-                        message_id=result.reply.id if result.reply else "-",
-                        outcome="bad_reply",
-                        reason=problem,
-                        plan_id=plan_id,
-                        consent_id=statement.consent_id,
-                        purpose=statement.purpose.value,
-                        professional=ref,
-                        categories=asks[result.peer],
-                        at=node.clock.now(),
-                    )
-                )
-            else:
-                received.extend(verified)
-                entry.update(
-                    status="included" if verified else "withheld",
-                    fragments=len(verified),
-                    categories=sorted({v.fragment.category.value for v in verified}),
-                    withheld=withheld,
-                )
-        statuses[result.peer] = entry
+            return entry, [draft], verified
+        entry.update(status="invalid", reason=problem)
+        # the request is logged "ok" (a signed reply arrived); record that its content was
+        # then rejected, so the log says what the plan shows
+        rejected = LogDraft(
+            direction="in",
+            peer=peer,
+            message_type="fragments.response",
+            message_id=result.reply.id if result.reply else "-",
+            outcome="bad_reply",
+            reason=problem,
+            plan_id=plan_id,
+            consent_id=statement.consent_id,
+            purpose=statement.purpose.value,
+            professional=ref,
+            categories=cats,
+            at=node.clock.now(),
+        )
+        return entry, [draft, rejected], []
+
+    answers = await asyncio.gather(*(ask(peer, cats) for peer, cats in asks.items()))
+    # every peer's exchange is logged in one transaction, before the plan is returned
+    drafts = [d for _, logged, _ in answers for d in logged]
+    received = [v for _, _, verified in answers for v in verified]
+    for entry, _, _ in answers:
+        statuses[entry["node_id"]] = entry
     await asyncio.gather(*(node.exchange_log.append(draft) for draft in drafts))
     own = _own_fragments(node, facts.own, statement.consent_id)
     merged = merge_fragments(own + received)
