@@ -304,7 +304,13 @@ async def _assemble(
         )
         return entry, [draft, rejected], []
 
-    answers = await asyncio.gather(*(ask(peer, cats) for peer, cats in asks.items()))
+    tasks = []
+    for peer, cats in asks.items():
+        tasks.append(asyncio.create_task(ask(peer, cats)))
+        # let this request go out before the next is signed: the first peers start on their
+        # answers at once instead of after the lead has signed every request
+        await asyncio.sleep(0)
+    answers = await asyncio.gather(*tasks)
     # every peer's exchange is logged in one transaction, before the plan is returned
     drafts = [d for _, logged, _ in answers for d in logged]
     received = [v for _, _, verified in answers for v in verified]

@@ -273,19 +273,25 @@ async def consents_for_plan(engine: AsyncEngine, plan_id: str) -> list[dict[str,
         return await conn.run_sync(consents_for_plan_sync, plan_id)
 
 
-_PLAN_SQL = "SELECT lead_node, status FROM plan WHERE plan_id = ?"
-_MEMBERS_SQL = (
-    "SELECT node_id FROM plan_participant "
-    "WHERE plan_id = ? AND status NOT IN ('declined', 'failed')"
+# plan, participants, consent statement and revocation in one statement (node ids hold no comma)
+_RELEASE_SQL = (
+    "SELECT (SELECT lead_node FROM plan WHERE plan_id = ?1), "
+    "(SELECT status FROM plan WHERE plan_id = ?1), "
+    "(SELECT group_concat(node_id, ',') FROM plan_participant "
+    "WHERE plan_id = ?1 AND status NOT IN ('declined', 'failed')), "
+    "(SELECT statement FROM consent WHERE consent_id = ?2), "
+    "EXISTS (SELECT 1 FROM revocation WHERE consent_id = ?2)"
 )
-_CONSENT_SQL = "SELECT statement FROM consent WHERE consent_id = ?"
-_REVOKED_SQL = "SELECT 1 FROM revocation WHERE consent_id = ?"
-_FRAGMENTS_SQL = (
-    "SELECT f.fragment_id, f.plan_id, f.version, f.category, f.indicators, f.content, "
-    "f.authored_at FROM fragment_version f JOIN (SELECT fragment_id, MAX(version) AS v "
-    "FROM fragment_version WHERE plan_id = ? GROUP BY fragment_id) n "
-    "ON f.fragment_id = n.fragment_id AND f.version = n.v{} "
+# the newest version of each of a plan's fragments ({} is an optional category filter)
+_LATEST_SQL = (
+    "SELECT f.fragment_id, f.version, f.category FROM fragment_version f "
+    "JOIN (SELECT fragment_id, MAX(version) AS v FROM fragment_version WHERE plan_id = ? "
+    "GROUP BY fragment_id) n ON f.fragment_id = n.fragment_id AND f.version = n.v{} "
     "ORDER BY f.authored_at"
+)
+_VERSION_SQL = (
+    "SELECT plan_id, indicators, content, authored_at FROM fragment_version "
+    "WHERE fragment_id = ? AND version = ?"
 )
 
 
@@ -315,14 +321,13 @@ def release_facts_sqlite(
 
     db.execute("BEGIN")
     try:
+        lead, status, members, raw, revoked_flag = db.execute(
+            _RELEASE_SQL, (plan_id, consent_id)
+        ).fetchone()
         plan: PlanFacts | None = None
-        row = db.execute(_PLAN_SQL, (plan_id,)).fetchone()
-        if row is not None and row[1] != "declined":
-            members = frozenset(r[0] for r in db.execute(_MEMBERS_SQL, (plan_id,)))
-            plan = PlanFacts(plan_id, row[0], members, row[1])
-        found = db.execute(_CONSENT_SQL, (consent_id,)).fetchone()
-        raw: str | None = found[0] if found else None
-        revoked = db.execute(_REVOKED_SQL, (consent_id,)).fetchone() is not None
+        if lead is not None and status != "declined":
+            plan = PlanFacts(plan_id, lead, frozenset((members or "").split(",")) - {""}, status)
+        revoked = bool(revoked_flag)
         result: dict[str, list[FragmentRecord]] = {}
         if plan is not None and raw is not None and not revoked and categories:
             result = latest_fragments_raw(db, plan_id, categories, parsed)
@@ -342,22 +347,25 @@ def latest_fragments_raw(
         return {}
     where = f" WHERE f.category IN ({', '.join('?' * len(categories))})" if categories else ""
     result: dict[str, list[FragmentRecord]] = defaultdict(list)
-    for r in db.execute(_FRAGMENTS_SQL.format(where), (plan_id, *(categories or ()))):
-        key = (r[0], int(r[2]))
+    for fragment_id, version, category in db.execute(
+        _LATEST_SQL.format(where), (plan_id, *(categories or ()))
+    ):
+        key = (fragment_id, int(version))
         record: FragmentRecord | None = parsed.get(key) if parsed is not None else None
-        if record is None:
+        if record is None:  # a version never changes: its content is read and parsed once
+            r = db.execute(_VERSION_SQL, key).fetchone()
             record = FragmentRecord(
-                fragment_id=r[0],
-                plan_id=r[1],
-                version=int(r[2]),
-                category=r[3],
-                indicators=tuple(i for i in r[4].split(",") if i),
-                content=json.loads(r[5]),
-                authored_at=datetime.fromisoformat(r[6]).replace(tzinfo=UTC),
+                fragment_id=fragment_id,
+                plan_id=r[0],
+                version=int(version),
+                category=category,
+                indicators=tuple(i for i in r[1].split(",") if i),
+                content=json.loads(r[2]),
+                authored_at=datetime.fromisoformat(r[3]).replace(tzinfo=UTC),
             )
             if parsed is not None:
                 parsed.put(key, record)
-        result[r[3]].append(record)
+        result[category].append(record)
     return dict(result)
 
 
