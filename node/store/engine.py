@@ -57,7 +57,7 @@ def create_engine(url: str, schema_name: str = "") -> AsyncEngine:
     return engine
 
 
-def _sqlite_events(sync_engine: Engine) -> None:
+def _sqlite_events(sync_engine: Engine, *, autocheckpoint: bool = True) -> None:
     @event.listens_for(sync_engine, "connect")
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         # SQLAlchemy's documented recipe: let SQLAlchemy, not the driver, emit BEGIN, so
@@ -68,6 +68,8 @@ def _sqlite_events(sync_engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
@@ -84,6 +86,10 @@ def sqlite_sync_twin(engine: AsyncEngine) -> Engine | None:
     fragment request cost tens of them. Hot paths use this engine instead: a few indexed reads
     run directly (microseconds; WAL readers never wait for the writer) and a whole log batch
     runs as ONE call in a worker thread.
+
+    Its connections commit on the event loop thread, so SQLite's automatic WAL checkpoint (which
+    copies ~1,000 pages back and syncs the file, milliseconds) is off on them: the exchange log
+    runs checkpoints in a worker thread instead (``ExchangeLog``).
     """
     if engine.dialect.name != "sqlite":
         return None
@@ -93,7 +99,7 @@ def sqlite_sync_twin(engine: AsyncEngine) -> Engine | None:
         max_overflow=8,
         connect_args={"check_same_thread": False},
     )
-    _sqlite_events(sync)
+    _sqlite_events(sync, autocheckpoint=False)
     return sync
 
 

@@ -36,6 +36,9 @@ from .engine import BUSY_TIMEOUT_MS, begin_write, write_lock
 from .tables import ExchangeLogEntry, SeenMessage
 
 LOG_LOCK_ID = 0x62706C67  # "bplg"
+# commits on the event loop between two WAL checkpoints in a worker thread (the synchronous
+# twin's connections do not checkpoint by themselves, see ``sqlite_sync_twin``)
+CHECKPOINT_EVERY = 100
 _HEAD = "SELECT seq, hash FROM exchange_log ORDER BY seq DESC LIMIT 1"
 _INSERT = (
     f"INSERT INTO exchange_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -174,6 +177,8 @@ class ExchangeLog:
         self._now = now
         self._pending: list[_Pending] = []
         self._loop_conn: Any = None
+        self._commits = 0
+        self._checkpointer: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
 
     async def append(
@@ -199,6 +204,36 @@ class ExchangeLog:
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
+        if self._checkpointer is not None:
+            await asyncio.shield(self._checkpointer)
+
+    def _committed(self) -> None:
+        """Count a commit made on the event loop; every ``CHECKPOINT_EVERY`` of them, start a
+        WAL checkpoint in a worker thread (never two at once)."""
+        self._commits += 1
+        if self._commits < CHECKPOINT_EVERY:
+            return
+        if self._checkpointer is not None and not self._checkpointer.done():
+            return
+        self._commits = 0
+        self._checkpointer = asyncio.get_running_loop().create_task(self._run_checkpoint())
+
+    async def _run_checkpoint(self) -> None:
+        """Checkpoint while this process's writers wait their turn (``write_lock``): the event
+        loop goes on, log batches just grow meanwhile. A checkpoint that runs beside writers
+        never catches up with them, and SQLite starts the WAL over only after one that did, so
+        without the pause the WAL file would grow without end. Passive: it waits for no reader
+        and no other process."""
+        async with write_lock(self._engine) or contextlib.nullcontext():
+            await asyncio.to_thread(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        assert self._sync is not None
+        try:
+            with self._sync.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as exc:  # a later checkpoint (or another connection) catches up
+            log.warning("exchange_log.checkpoint_failed", error=exc.__class__.__name__)
 
     async def _flush_loop(self) -> None:
         while self._pending:
@@ -236,6 +271,7 @@ class ExchangeLog:
                 if done is None:
                     done = await asyncio.to_thread(self._write_sync, batch)
                 assert done is not None
+                self._committed()
                 return done
         results: list[int | BaseException] = []
         async with begin_write(self._engine) as conn:
