@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -106,7 +106,7 @@ class Verified:
     raw: dict[str, Any]
     # parsed from bytes holding no float: so does every object in raw and body, whose
     # canonical form ``signing_input(..., float_free=True)`` may then find faster
-    float_free: bool = False
+    float_free: bool = field(default=False, compare=False)  # how it came, not what it says
 
 
 def new_message_id() -> str:

@@ -107,14 +107,7 @@ def lead_facts_sqlite(
         plan = plans[0] if plans else None
         if plan is None or plan.role != "lead":
             raise NotFound(f"no plan {plan_id} led by this node")
-        texts = [
-            r[0]
-            for r in db.execute(
-                "SELECT statement FROM consent WHERE plan_id = ? ORDER BY received_at",
-                (plan_id,),
-            )
-        ]
-        statements = [json.loads(t) for t in texts]
+        statements = [json.loads(t) for t in records.consent_texts_raw(db, plan_id)]
         if consent_id is not None:
             statements = [s for s in statements if s["consent_id"] == consent_id]
         if not statements:
@@ -124,12 +117,7 @@ def lead_facts_sqlite(
             db, RevocationRecord, "consent_id = ?", (consent["consent_id"],)
         )
         revocation = revocations[0] if revocations else None
-        members = {
-            r[0]: r[1]
-            for r in db.execute(
-                "SELECT node_id, status FROM plan_participant WHERE plan_id = ?", (plan_id,)
-            )
-        }
+        members = records.participants_raw(db, plan_id)
         children = records.rows_as_models(db, Child, "child_id = ?", (plan.child_id or "",))
         own = (
             {}
@@ -250,7 +238,9 @@ async def _assemble(
         professional=ref,
     )
 
-    async def ask(peer: str, cats: list[str]) -> tuple[dict[str, Any], list[LogDraft], Checked]:
+    drafts: list[LogDraft] = []  # every finished exchange, logged however the assembly ends
+
+    async def ask(peer: str, cats: list[str]) -> tuple[dict[str, Any], Checked]:
         """One peer's request, and its reply checked as soon as it arrives (so the lead
         verifies fragments while slower peers are still answering)."""
         result, draft = await node.peers.exchange(
@@ -268,12 +258,13 @@ async def _assemble(
             LogContext(**{**context.__dict__, "categories": tuple(cats)}),
             timeout=deadline,
         )
+        drafts.append(draft)
         entry: dict[str, Any] = {"node_id": peer, "requested": cats}
         if not result.ok:
             entry.update(
                 status=PEER_STATUS.get(result.outcome, result.outcome), reason=result.reason
             )
-            return entry, [draft], []
+            return entry, []
         verified, withheld, problem = _check_reply(
             node, result, plan_id, statement.consent_id, cats
         )
@@ -284,39 +275,47 @@ async def _assemble(
                 categories=sorted({v.fragment.category.value for v in verified}),
                 withheld=withheld,
             )
-            return entry, [draft], verified
+            return entry, verified
         entry.update(status="invalid", reason=problem)
         # the request is logged "ok" (a signed reply arrived); record that its content was
         # then rejected, so the log says what the plan shows
-        rejected = LogDraft(
-            direction="in",
-            peer=peer,
-            message_type="fragments.response",
-            message_id=result.reply.id if result.reply else "-",
-            outcome="bad_reply",
-            reason=problem,
-            plan_id=plan_id,
-            consent_id=statement.consent_id,
-            purpose=statement.purpose.value,
-            professional=ref,
-            categories=cats,
-            at=node.clock.now(),
+        drafts.append(
+            LogDraft(
+                direction="in",
+                peer=peer,
+                message_type="fragments.response",
+                message_id=result.reply.id if result.reply else "-",
+                outcome="bad_reply",
+                reason=problem,
+                plan_id=plan_id,
+                consent_id=statement.consent_id,
+                purpose=statement.purpose.value,
+                professional=ref,
+                categories=cats,
+                at=node.clock.now(),
+            )
         )
-        return entry, [draft, rejected], []
+        return entry, []
 
-    tasks = []
-    for peer, cats in asks.items():
-        tasks.append(asyncio.create_task(ask(peer, cats)))
-        # let this request go out before the next is signed: the first peers start on their
-        # answers at once instead of after the lead has signed every request
-        await asyncio.sleep(0)
-    answers = await asyncio.gather(*tasks)
-    # every peer's exchange is logged in one transaction, before the plan is returned
-    drafts = [d for _, logged, _ in answers for d in logged]
-    received = [v for _, _, verified in answers for v in verified]
-    for entry, _, _ in answers:
+    tasks: list[asyncio.Task[tuple[dict[str, Any], Checked]]] = []
+    try:
+        for peer, cats in asks.items():
+            tasks.append(asyncio.create_task(ask(peer, cats)))
+            # let this request go out before the next is signed: the first peers start on
+            # their answers at once instead of after the lead has signed every request
+            await asyncio.sleep(0)
+        answers = await asyncio.gather(*tasks)
+    finally:
+        # however the assembly ends (done, a failing check, cancelled), no request is left
+        # running and every exchange that finished is logged, all in one transaction, before
+        # the plan (or the error) is returned
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.shield(node.exchange_log.append_many(drafts))
+    received = [v for _, verified in answers for v in verified]
+    for entry, _ in answers:
         statuses[entry["node_id"]] = entry
-    await asyncio.gather(*(node.exchange_log.append(draft) for draft in drafts))
     own = _own_fragments(node, facts.own, statement.consent_id)
     merged = merge_fragments(own + received)
     return {

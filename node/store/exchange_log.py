@@ -138,6 +138,8 @@ def draft_row(draft: LogDraft, seq: int, prev_hash: str, at: datetime) -> dict[s
 def sqlite_time(when: datetime) -> str:
     """A time as SQLAlchemy stores a ``UTCDateTime`` in SQLite (naive UTC text, microseconds),
     for rows written with the ``sqlite3`` driver directly."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetime given to the store")  # as UTCDateTime refuses it
     u = when.astimezone(UTC)
     return (  # SQLAlchemy's SQLite DATETIME format
         f"{u.year:04d}-{u.month:02d}-{u.day:02d} "
@@ -201,11 +203,29 @@ class ExchangeLog:
             self._flusher = asyncio.create_task(self._flush_loop())
         return await done
 
+    async def append_many(self, drafts: list[LogDraft]) -> list[int]:
+        """Append several entries in one transaction (queued in one step, so one batch);
+        return their seqs in order. For exchanges made together, such as an assembly's."""
+        loop = asyncio.get_running_loop()
+        items = []
+        for draft in drafts:
+            if draft.at is None:
+                draft.at = self._now()
+            items.append(_Pending(draft, None, loop.create_future()))
+        if not items:
+            return []
+        self._pending.extend(items)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_loop())
+        return list(await asyncio.gather(*(item.done for item in items)))
+
     async def close(self) -> None:
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
-        if self._checkpointer is not None:
-            await asyncio.shield(self._checkpointer)
+        """Flush what is queued, let a running checkpoint finish, release the connection."""
+        for task in (self._flusher, self._checkpointer):
+            if task is not None:
+                with contextlib.suppress(Exception):  # reported where it failed
+                    await asyncio.shield(task)
+        self.close_connection()
 
     def _committed(self) -> None:
         """Count a commit made on the event loop; every ``CHECKPOINT_EVERY`` of them, start a
@@ -333,7 +353,9 @@ class ExchangeLog:
         raw.execute("PRAGMA busy_timeout=0")
         try:
             raw.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
             return None  # another process is writing
         finally:
             raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -341,7 +363,8 @@ class ExchangeLog:
             results = _batch_rows(raw, batch, None)
             raw.execute("COMMIT")
         except BaseException:
-            raw.execute("ROLLBACK")
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
             raise
         return results
 

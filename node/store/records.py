@@ -369,6 +369,18 @@ def latest_fragments_raw(
     return dict(result)
 
 
+def consent_texts_raw(db: Any, plan_id: str) -> list[str]:
+    """``consents_for_plan_sync``'s statements as stored JSON text, on a raw sqlite3 connection."""
+    sql = "SELECT statement FROM consent WHERE plan_id = ? ORDER BY received_at"
+    return [r[0] for r in db.execute(sql, (plan_id,))]
+
+
+def participants_raw(db: Any, plan_id: str) -> dict[str, str]:
+    """``participants_sync`` on a raw sqlite3 connection."""
+    sql = "SELECT node_id, status FROM plan_participant WHERE plan_id = ?"
+    return {r[0]: r[1] for r in db.execute(sql, (plan_id,))}
+
+
 def rows_as_models(db: Any, model: type[M], where: str, params: tuple[Any, ...]) -> list[M]:
     """Rows of ``model``'s table matching ``where`` (SQL with ``?`` marks) read on a raw
     sqlite3 connection, as models: times are SQLAlchemy's SQLite text and become aware UTC, as
