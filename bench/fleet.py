@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -52,8 +53,28 @@ Host = asyncio.subprocess.Process
 
 
 def free_port() -> int:
-    """A loopback port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
+    """A loopback port nothing uses right now, below the kernel's ephemeral range.
+
+    A node's port is chosen when its directory is made and bound when its server starts,
+    possibly minutes and thousands of outgoing connections later (the assembly benchmark
+    restarts its host). A port from the ephemeral range (what binding port 0 returns) can be
+    taken meanwhile as the local end of one of those connections, and the server then fails to
+    start with EADDRINUSE; ports below that range are never handed out that way.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    pick = random.Random()
+    for _ in range(200):
+        port = pick.randrange(min(20000, low - 1000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # everything below the range taken: let the OS pick
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
 
