@@ -7,7 +7,6 @@ in the test's event loop lets tests share an injected clock and inspect each nod
 from __future__ import annotations
 
 import asyncio
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,17 +21,12 @@ from node.services.setup import init_node
 from node.services.users import add_user
 from node.web.app import create_app
 from protocol.clock import Clock
+from tests.support.nodes import free_port
 
 SCHOOL = ("skola.test.se", "Testskolan, elevhälsa", "school")
 SOCIAL = ("ifo.test.se", "Testkommun IFO", "social_services")
 BUP = ("bup.test.se", "Testregionen BUP", "child_psychiatry")
 POLICE = ("polis.test.se", "Testpolisen", "police")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
