@@ -140,8 +140,7 @@ class Node:
         if self.http is not None:
             await self.http.close()
             self.http = None
-        await self.engine.dispose()
-        self.exchange_log.close_connection()
+        await self.engine.dispose()  # the log's close returned its held connection
         if self.sync_engine is not None:
             self.sync_engine.dispose()
 

@@ -159,7 +159,7 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
     now = node.clock.now()
     reader = node.release_reader()
     raw: str | dict[str, Any] | None
-    if reader is not None:  # SQLite: four indexed reads, microseconds, no thread hops
+    if reader is not None:  # SQLite: one statement and the fragment ids, no thread hops
         plan, raw, revoked, fragments = records.release_facts_sqlite(
             reader,
             body.plan_id,

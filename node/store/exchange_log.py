@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -350,15 +350,13 @@ class ExchangeLog:
         """A batch without state changes on ``loop_connection``, if SQLite's write lock is
         free right now; None (nothing done) if another process holds it."""
         raw = self.loop_connection()
-        raw.execute("PRAGMA busy_timeout=0")
         try:
-            raw.execute("BEGIN IMMEDIATE")
+            with _no_busy_wait(raw):
+                raw.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            if not _is_busy(exc):
                 raise
             return None  # another process is writing
-        finally:
-            raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         try:
             results = _batch_rows(raw, batch, None)
             raw.execute("COMMIT")
@@ -383,15 +381,13 @@ class ExchangeLog:
     def _try_write(
         self, conn: Connection, batch: list[_Pending]
     ) -> list[int | BaseException] | None:
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        raw.execute("PRAGMA busy_timeout=0")
         try:
-            transaction = conn.execution_options(immediate=True).begin()
-        except OperationalError:
+            with _no_busy_wait(conn.connection.driver_connection):
+                transaction = conn.execution_options(immediate=True).begin()
+        except OperationalError as exc:
+            if not _is_busy(exc.orig):
+                raise
             return None  # another process is writing
-        finally:
-            raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         with transaction:
             return self._write_batch(conn, batch)
 
@@ -405,6 +401,22 @@ class ExchangeLog:
     async def _record_seen(conn: AsyncConnection, batch: list[_Pending]) -> set[int]:
         """``_record_seen_sync`` on the async connection."""
         return await conn.run_sync(_record_seen_sync, batch)
+
+
+@contextlib.contextmanager
+def _no_busy_wait(raw: Any) -> Iterator[None]:
+    """For one attempt to take the write lock: fail at once instead of SQLite's busy wait."""
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+def _is_busy(exc: BaseException | None) -> bool:
+    """SQLITE_BUSY (or one of its extended codes): another connection holds the write lock.
+    Any other error is a real one and must not be taken for a lock held elsewhere."""
+    return isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _batch_rows(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
 from ..domain.records import FragmentRecord, PlanFacts
+from .chain_verify import sqlite_at
 from .engine import begin_write
 from .tables import Child, Consent, FragmentVersion, Plan, PlanParticipant, User, UTCDateTime
 
@@ -341,8 +342,6 @@ def latest_fragments_raw(
 ) -> dict[str, list[FragmentRecord]]:
     """``latest_fragments_sync`` on a raw sqlite3 connection, inside the caller's transaction;
     a version found in ``parsed`` under (fragment id, version) is reused, not parsed again."""
-    from datetime import UTC
-
     if categories is not None and not categories:
         return {}
     where = f" WHERE f.category IN ({', '.join('?' * len(categories))})" if categories else ""
@@ -361,7 +360,7 @@ def latest_fragments_raw(
                 category=category,
                 indicators=tuple(i for i in r[1].split(",") if i),
                 content=json.loads(r[2]),
-                authored_at=datetime.fromisoformat(r[3]).replace(tzinfo=UTC),
+                authored_at=sqlite_at(r[3]),
             )
             if parsed is not None:
                 parsed.put(key, record)
@@ -386,8 +385,6 @@ def rows_as_models(db: Any, model: type[M], where: str, params: tuple[Any, ...])
     sqlite3 connection, as models: times are SQLAlchemy's SQLite text and become aware UTC, as
     ``UTCDateTime`` returns them. For hot reads, where SQLAlchemy's per-statement work cost
     more than the statement."""
-    from datetime import UTC
-
     table = model.__table__  # type: ignore[attr-defined]
     names = [c.name for c in table.columns]
     times = {c.name for c in table.columns if isinstance(c.type, UTCDateTime)}
@@ -397,6 +394,6 @@ def rows_as_models(db: Any, model: type[M], where: str, params: tuple[Any, ...])
         values = dict(zip(names, row, strict=True))
         for name in times:
             if values[name] is not None:
-                values[name] = datetime.fromisoformat(values[name]).replace(tzinfo=UTC)
+                values[name] = sqlite_at(values[name])
         out.append(model.model_validate(values))
     return out
