@@ -47,9 +47,9 @@ DEFAULT_JSON = REPO_ROOT / "docs" / "benchmarks.json"
 DEFAULT_MD = REPO_ROOT / "docs" / "BENCHMARKS.md"
 JSON_SCHEMA_VERSION = 1
 _FIGURE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-# Libraries whose version moves our numbers: Ed25519 lives in cryptography's OpenSSL, body
-# validation in pydantic, reference canonicalization in rfc8785.
-_LIBRARIES = ("cryptography", "pydantic", "pydantic-core", "rfc8785")
+# Libraries whose version moves our numbers: Ed25519 lives in PyNaCl's libsodium (OpenSSL's is
+# timed for comparison), body validation in pydantic, reference canonicalization in rfc8785.
+_LIBRARIES = ("pynacl", "cryptography", "pydantic", "pydantic-core", "rfc8785")
 
 
 class BenchmarkError(Exception):

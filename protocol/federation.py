@@ -43,7 +43,7 @@ from .clock import format_time
 from .codes import AgencyKind
 from .encoding import b64url_decode, b64url_encode
 from .errors import MalformedError, Reason, VerificationError
-from .keys import PublicKey, SigningKey, fingerprint, key_owner, make_key_id
+from .keys import PublicKey, SigningKey, fingerprint, key_owner, make_key_id, verify_raw
 from .models import KeyEntry, NodeDocument, NodeId, Signature, Timestamp, WireModel
 from .signing import read_sig, sign_object, signing_input
 
@@ -151,12 +151,8 @@ def verify_members(obj: Mapping[str, Any], federation_key: bytes) -> FederationM
             f"signed by {key_id!r}, not by the given federation key {expected!r}",
             Reason.UNKNOWN_KEY,
         )
-    try:
-        Ed25519PublicKey.from_public_bytes(federation_key).verify(signature, signing_input(obj))
-    except Exception as exc:  # InvalidSignature, or a malformed key
-        raise VerificationError(
-            "member list signature does not verify", Reason.BAD_SIGNATURE
-        ) from exc
+    if not verify_raw(federation_key, signature, signing_input(obj)):
+        raise VerificationError("member list signature does not verify", Reason.BAD_SIGNATURE)
     _check_members(members.members)
     return members
 

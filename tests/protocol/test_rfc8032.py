@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from protocol.keys import PublicKey, SigningKey, make_key_id
+from protocol.keys import PublicKey, SigningKey, make_key_id, verify_raw
 
 VALID_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -139,3 +142,52 @@ def test_public_key_verifies_the_signature_and_rejects_tampering(vector: Vector)
     assert not key.verify(signature, message + b"\x00")
     other = public_key(VECTORS[(VECTORS.index(vector) + 1) % len(VECTORS)])
     assert not other.verify(signature, message)
+
+
+# The node signs and verifies with libsodium (PyNaCl) and keeps its key files with
+# cryptography (OpenSSL). Both are RFC 8032 Ed25519, and a third party may use either: they must
+# agree, signature for signature, on keys made from any seed.
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.binary(min_size=32, max_size=32), message=st.binary(max_size=2048))
+def test_libsodium_and_openssl_agree_on_every_signature(seed: bytes, message: bytes) -> None:
+    ours = SigningKey.from_seed("agree.test", seed, VALID_FROM)
+    openssl = Ed25519PrivateKey.from_private_bytes(seed)
+    signature = ours.sign(message)
+    assert signature == openssl.sign(message)  # Ed25519 signing is deterministic
+    openssl.public_key().verify(signature, message)  # raises if OpenSSL disagrees
+    assert ours.public().verify(openssl.sign(message), message)
+
+
+def test_a_key_loaded_from_pem_signs_like_the_key_it_was_saved_from() -> None:
+    key = signing_key(VECTORS[1])
+    again = SigningKey.from_pem(
+        key.to_pem(b"pass phrase"), "rfc8032.test", VALID_FROM, b"pass phrase"
+    )
+    message = bytes.fromhex(VECTORS[1].message)
+    assert again.sign(message).hex() == VECTORS[1].signature
+
+
+@pytest.mark.parametrize(
+    ("public", "signature"),
+    [
+        (bytes(31), bytes(64)),  # a key of the wrong length
+        (bytes.fromhex(VECTORS[0].public), bytes(63)),  # a signature of the wrong length
+        (bytes.fromhex(VECTORS[0].public), b""),
+    ],
+    ids=["short-key", "short-signature", "empty-signature"],
+)
+def test_malformed_keys_and_signatures_are_invalid_not_errors(
+    public: bytes, signature: bytes
+) -> None:
+    key = PublicKey("rfc8032.test#0000000000000000", public, VALID_FROM)
+    assert key.verify(signature, b"message") is False
+    assert verify_raw(public, signature, b"message") is False
+
+
+def test_verify_raw_checks_a_raw_key_like_public_key_does() -> None:
+    vector = VECTORS[2]
+    message, signature = bytes.fromhex(vector.message), bytes.fromhex(vector.signature)
+    assert verify_raw(bytes.fromhex(vector.public), signature, message)
+    assert not verify_raw(bytes.fromhex(VECTORS[3].public), signature, message)
