@@ -11,6 +11,7 @@ from ..scheduler import build_scheduler
 from .api import routes as api_routes
 from .auth import bearer_auth
 from .errors import error_pages, request_context
+from .federation import federation_direct
 from .federation import routes as federation_routes
 from .keys import NODE_KEY
 from .pages import setup_pages
@@ -23,7 +24,8 @@ def create_app(node: Node) -> web.Application:
     """Build the app for ``node``; the node's HTTP client lives and dies with the app."""
     app = web.Application(
         client_max_size=node.config.server.max_body_bytes,
-        middlewares=[request_context, error_pages, bearer_auth],
+        # peers' messages first, straight to their handler (node/web/federation.py)
+        middlewares=[federation_direct, request_context, error_pages, bearer_auth],
     )
     app[NODE_KEY] = node
     app.add_routes(wellknown_routes)
