@@ -191,3 +191,26 @@ def test_verify_raw_checks_a_raw_key_like_public_key_does() -> None:
     message, signature = bytes.fromhex(vector.message), bytes.fromhex(vector.signature)
     assert verify_raw(bytes.fromhex(vector.public), signature, message)
     assert not verify_raw(bytes.fromhex(VECTORS[3].public), signature, message)
+
+
+# What libsodium refuses beyond RFC 8032's letter (SPEC §3.1). With a public key of small order
+# (here the identity point), the signature R = identity, S = 0 satisfies the plain verification
+# equation for every message; OpenSSL accepts it, libsodium does not.
+IDENTITY = bytes([1]) + bytes(31)
+ORDER = 2**252 + 27742317777372353535851937790883648493  # ℓ, the group order
+
+
+def test_a_small_order_key_verifies_nothing_not_everything() -> None:
+    everything = IDENTITY + bytes(32)
+    key = PublicKey(make_key_id("small.test", IDENTITY), IDENTITY, VALID_FROM)
+    for message in (b"", b"any message", b'{"v":1}'):
+        assert not key.verify(everything, message)
+        assert not verify_raw(IDENTITY, everything, message)
+
+
+def test_a_non_canonical_s_is_refused() -> None:
+    vector = VECTORS[1]
+    signature = bytes.fromhex(vector.signature)
+    s = int.from_bytes(signature[32:], "little") + ORDER  # the same point equation, S ≥ ℓ
+    malleated = signature[:32] + s.to_bytes(32, "little")
+    assert not public_key(vector).verify(malleated, bytes.fromhex(vector.message))
