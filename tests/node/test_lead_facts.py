@@ -10,11 +10,9 @@ raise ``NotFound``; the raw connection must be left outside any transaction eith
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from tests.support.federation import (
     stop_all,
 )
 from tests.support.plans import CHILD_NAME, add_child, consent_body, create_plan, rich_fragment
+from tests.support.same import assert_same_records, assert_same_value
 
 # --- the federation and what the lead's store holds --------------------------------------------
 
@@ -157,14 +156,6 @@ async def lead_plan(fed: Fed) -> World:
 # --- comparing, field by field --------------------------------------------------------------
 
 
-def assert_same_value(name: str, got: Any, expected: Any) -> None:
-    assert type(got) is type(expected), (name, got, expected)
-    assert got == expected, (name, got, expected)
-    if isinstance(expected, datetime):
-        # aware UTC on both sides, not only equal instants
-        assert expected.tzinfo is UTC and got.tzinfo is UTC, (name, got, expected)
-
-
 def assert_same_model(got: SQLModel | None, expected: SQLModel | None) -> None:
     assert (got is None) == (expected is None), (got, expected)
     if got is None or expected is None:
@@ -172,18 +163,6 @@ def assert_same_model(got: SQLModel | None, expected: SQLModel | None) -> None:
     assert type(got) is type(expected)
     for name in type(expected).model_fields:
         assert_same_value(name, getattr(got, name), getattr(expected, name))
-
-
-def assert_same_records(
-    got: dict[str, list[FragmentRecord]], expected: dict[str, list[FragmentRecord]]
-) -> None:
-    assert list(got) == list(expected)  # the categories, in first-authored_at order
-    for category, want in expected.items():
-        have = got[category]
-        assert len(have) == len(want), category
-        for g, w in zip(have, want, strict=True):
-            for f in dataclasses.fields(FragmentRecord):
-                assert_same_value(f.name, getattr(g, f.name), getattr(w, f.name))
 
 
 def assert_same_facts(got: LeadFacts, expected: LeadFacts) -> None:

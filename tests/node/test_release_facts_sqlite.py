@@ -23,7 +23,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from tests.support.federation import (
     stop_all,
 )
 from tests.support.plans import add_child, create_plan, record_consent, rich_fragment
+from tests.support.same import assert_same_records, assert_same_value
 
 FK = "fk.test.se"  # participant rows only the holder's store has (written through the store)
 VARD = "vard.test.se"
@@ -209,13 +209,6 @@ def raw_facts(
     return result
 
 
-def assert_same_value(name: str, got: Any, expected: Any) -> None:
-    assert type(got) is type(expected), (name, got, expected)
-    assert got == expected, (name, got, expected)
-    if isinstance(expected, datetime):
-        assert expected.tzinfo is UTC and got.tzinfo is UTC, (name, got, expected)
-
-
 def assert_same_plan(got: PlanFacts | None, expected: PlanFacts | None) -> None:
     assert (got is None) == (expected is None), (got, expected)
     if got is None or expected is None:
@@ -227,17 +220,12 @@ def assert_same_plan(got: PlanFacts | None, expected: PlanFacts | None) -> None:
     assert got == expected
 
 
-def assert_same_records(
+def assert_same_exact_records(
     got: dict[str, list[FragmentRecord]], expected: dict[str, list[FragmentRecord]]
 ) -> None:
-    assert list(got) == list(expected)  # the categories, in first-authored_at order
-    for category, want in expected.items():
-        have = got[category]
-        assert len(have) == len(want), category
-        for g, w in zip(have, want, strict=True):
-            assert type(g) is FragmentRecord
-            for f in dataclasses.fields(FragmentRecord):
-                assert_same_value(f.name, getattr(g, f.name), getattr(w, f.name))
+    """``assert_same_records``, and every record exactly a ``FragmentRecord``."""
+    assert all(type(g) is FragmentRecord for have in got.values() for g in have)
+    assert_same_records(got, expected)
     assert got == expected
 
 
@@ -256,7 +244,7 @@ async def both(
             assert isinstance(raw, str)
             assert json.loads(raw) == expected.statement
         assert_same_value("revoked", revoked, expected.revoked)
-        assert_same_records(fragments, expected.fragments)
+        assert_same_exact_records(fragments, expected.fragments)
     return first, expected
 
 
