@@ -15,7 +15,11 @@ are pessimistic for real deployments, where each participant runs on its own mac
 The baseline is the same fan-out without the protocol: as many bare aiohttp servers (also in one
 process), each returning the reply bytes its real counterpart produced; the baseline client posts
 a request of the same size to each concurrently and parses every reply as JSON. Real and bare
-assemblies alternate, one by one.
+assemblies alternate, one by one. A third contender is the same fan-out plus only the signatures an
+assembly needs (``--signatures`` servers verify one signature and sign their reply; the client
+signs each request and verifies each reply's and each fragment's signature): the ceiling that
+cryptography alone leaves (`assembly_signatures_p50_vs_bare_n*`). The three take turns going
+first.
 
 Building 33 node directories leaves the benchmark process a heap no lead would have; it is
 frozen out of the garbage collector before timing (as ``serve`` freezes its imports), and the
@@ -23,7 +27,9 @@ participants' host freezes its nodes' long-lived objects the same way after open
 
 ``assembly_p50_ms_n32_delay50``: the participants' host is restarted with an aiohttp middleware
 that holds every federation request for 50 ms before the node sees it; a concurrent fan-out should
-then take about 50 ms plus the undelayed work, not 32 × 50 ms.
+then take about 50 ms plus the undelayed work, not 32 × 50 ms. Both baselines are restarted with
+the same delay: `assembly_bare_p50_ms_n32_delay50` is its floor and
+`assembly_signatures_p50_ms_n32_delay50` its ceiling with signatures alone.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +54,7 @@ from node.services.assembly import assemble
 from protocol.envelope import sign_envelope
 from protocol.messages import FragmentsRequest
 
+from .bare_server import SignatureWork
 from .fleet import (
     CLOCK,
     FEDERATION_PATH,
@@ -123,20 +131,33 @@ async def build(base: Path) -> Federation:
 
 @dataclass
 class BareFanout:
-    """The baseline client: POST one request-sized body to each server at once, parse replies."""
+    """The baseline client: POST one request-sized body to each server at once, parse replies.
+
+    With ``signatures`` (against servers started with ``--signatures``) it also does the lead's
+    share of the cryptography and nothing more: signs each request body before sending it, and
+    verifies one signature per reply and one per fragment the reply carries."""
 
     session: aiohttp.ClientSession
     targets: list[tuple[str, bytes]]
+    signatures: SignatureWork | None = None
 
     async def run(self, n: int) -> None:
+        work = self.signatures
+
         async def one(url: str, body: bytes) -> Any:
+            if work is not None:
+                work.sign(body)
             async with self.session.post(
                 url, data=body, headers={"Content-Type": "application/json"}
             ) as resp:
                 data = await resp.read()
                 if resp.status != 200:
                     raise BenchmarkError(f"bare server {url} answered HTTP {resp.status}")
-            return json.loads(data)
+            reply = json.loads(data)
+            if work is not None:
+                for _ in range(1 + len(reply["body"]["fragments"])):
+                    work.verify_like(data)
+            return reply
 
         await asyncio.gather(*(one(url, body) for url, body in self.targets[:n]))
 
@@ -234,31 +255,33 @@ async def _measure(config: RunConfig, base: Path) -> list[Figure]:
         nodes_host = await start_host(["nodes", "--log", str(base / "nodes.log"), *dirs], host_log)
         hosts.append(nodes_host)
         reply_files, requests = await capture_replies(lead, fed, base)
-        ports = [free_port() for _ in fed.participants]
-        bare_specs = [f"{port}={path}" for port, path in zip(ports, reply_files, strict=True)]
+        bare_specs = specs(reply_files)
         hosts.append(await start_host(["bare", *bare_specs], host_log))
-        urls = [f"http://{LOOPBACK}:{port}{FEDERATION_PATH}" for port in ports]
-        real: dict[int, list[float]] = {}
-        bare: dict[int, list[float]] = {}
+        signed_specs = specs(reply_files)  # the signatures-only servers, on ports of their own
+        hosts.append(await start_host(["bare", "--signatures", *signed_specs], host_log))
+        runs: dict[str, dict[int, list[float]]] = {"real": {}, "bare": {}, "signatures": {}}
         timeout = aiohttp.ClientTimeout(total=lead.config.protocol.request_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            fanout = BareFanout(session, list(zip(urls, requests, strict=True)))
+            fanout = BareFanout(session, list(zip(urls_of(bare_specs), requests, strict=True)))
+            signed = BareFanout(
+                session, list(zip(urls_of(signed_specs), requests, strict=True)), SignatureWork()
+            )
             for n in SIZES:
-                assemble_n = checked_assembly(lead, fed.plans[n], n)
-
-                async def bare_n(n: int = n) -> None:
-                    await fanout.run(n)
-
+                contenders: dict[str, Callable[[], Awaitable[object]]] = {
+                    "real": checked_assembly(lead, fed.plans[n], n),
+                    "bare": partial(fanout.run, n),
+                    "signatures": partial(signed.run, n),
+                }
                 for _ in range(warmup):
-                    await assemble_n()
-                    await bare_n()
-                real[n], bare[n] = [], []
+                    for contender in contenders.values():
+                        await contender()
+                names = list(contenders)
+                for name in names:
+                    runs[name][n] = []
                 for i in range(iterations[n]):
-                    first, second = (assemble_n, bare_n) if i % 2 == 0 else (bare_n, assemble_n)
-                    a = await timed(first)
-                    b = await timed(second)
-                    real[n].append(a if i % 2 == 0 else b)
-                    bare[n].append(b if i % 2 == 0 else a)
+                    # each contender goes first, second and third in turn
+                    for name in names[i % 3 :] + names[: i % 3]:
+                        runs[name][n].append(await timed(contenders[name]))
 
             # every participant answers 50 ms late: restart both hosts with the delay
             for host in hosts:
@@ -270,33 +293,45 @@ async def _measure(config: RunConfig, base: Path) -> list[Figure]:
                     host_log,
                 )
             )
+            delay = ["--delay-ms", str(DELAY_MS)]
+            hosts.append(await start_host(["bare", *delay, *bare_specs], host_log))
             hosts.append(
-                await start_host(["bare", "--delay-ms", str(DELAY_MS), *bare_specs], host_log)
+                await start_host(["bare", "--signatures", *delay, *signed_specs], host_log)
             )
             n = max(SIZES)
-            assemble_n = checked_assembly(lead, fed.plans[n], n)
+            delayed_contenders: dict[str, Callable[[], Awaitable[object]]] = {
+                "real": checked_assembly(lead, fed.plans[n], n),
+                "bare": partial(fanout.run, n),
+                "signatures": partial(signed.run, n),
+            }
             for _ in range(warmup):
-                await assemble_n()
-                await fanout.run(n)
-            delayed: list[float] = []
-            delayed_bare: list[float] = []
+                for contender in delayed_contenders.values():
+                    await contender()
+            delayed: dict[str, list[float]] = {name: [] for name in delayed_contenders}
             for _ in range(delayed_iterations):
-                delayed.append(await timed(assemble_n))
-                delayed_bare.append(await timed(lambda: fanout.run(n)))
+                for name, contender in delayed_contenders.items():
+                    delayed[name].append(await timed(contender))
     finally:
         for host in hosts:
             await stop_host(host)
         await lead.close()
         host_log.close()
-    return figures(real, bare, delayed, delayed_bare)
+    return figures(runs, delayed)
+
+
+def specs(reply_files: Sequence[Path]) -> list[str]:
+    """``PORT=REPLYFILE`` for ``bench.host bare``: one fresh loopback port per reply."""
+    return [f"{free_port()}={path}" for path in reply_files]
+
+
+def urls_of(bare_specs: Sequence[str]) -> list[str]:
+    return [f"http://{LOOPBACK}:{spec.partition('=')[0]}{FEDERATION_PATH}" for spec in bare_specs]
 
 
 def figures(
-    real: dict[int, list[float]],
-    bare: dict[int, list[float]],
-    delayed: Sequence[float],
-    delayed_bare: Sequence[float],
+    runs: dict[str, dict[int, list[float]]], delayed: dict[str, list[float]]
 ) -> list[Figure]:
+    real, bare, signed = runs["real"], runs["bare"], runs["signatures"]
     out: list[Figure] = []
     setup = (
         "lead in the benchmark process, participants as real nodes sharing one event loop in a "
@@ -321,6 +356,22 @@ def figures(
             )
         )
     for n in SIZES:
+        signed_p50 = percentile(signed[n], 0.5) * 1000
+        out.append(
+            Figure(
+                name=f"assembly_signatures_p50_vs_bare_n{n}",
+                value=signed_p50 / (percentile(bare[n], 0.5) * 1000),
+                unit="ratio",
+                description=(
+                    f"the bare fan-out to {n} servers plus only the signatures an assembly "
+                    f"needs ({signed_p50:.3g} ms): the client signs each request and verifies "
+                    "each reply's and each fragment's signature, each server verifies one and "
+                    "signs its reply (``--signatures``); divided by the bare fan-out: the "
+                    f"ceiling for assembly_p50_vs_bare_n{n}, timed interleaved with it"
+                ),
+            )
+        )
+    for n in SIZES:
         for q, label in ((0.5, "p50"), (0.95, "p95")):
             out.append(
                 Figure(
@@ -334,16 +385,17 @@ def figures(
                     ),
                 )
             )
+    n = max(SIZES)
     out.append(
         Figure(
-            name=f"assembly_p50_ms_n{max(SIZES)}_delay50",
-            value=percentile(delayed, 0.5) * 1000,
+            name=f"assembly_p50_ms_n{n}_delay50",
+            value=percentile(delayed["real"], 0.5) * 1000,
             unit="ms",
             description=(
-                f"median assembly time with {max(SIZES)} participants that each hold every "
+                f"median assembly time with {n} participants that each hold every "
                 f"request {DELAY_MS:.0f} ms (aiohttp middleware) before answering "
-                f"({len(delayed)} samples); undelayed median: "
-                f"{percentile(real[max(SIZES)], 0.5) * 1000:.3g} ms"
+                f"({len(delayed['real'])} samples); undelayed median: "
+                f"{percentile(real[n], 0.5) * 1000:.3g} ms"
             ),
             goal="latency follows the slowest peer (50 ms), not the sum of the peers",
             threshold=GOAL_DELAY_MS,
@@ -352,12 +404,24 @@ def figures(
     )
     out.append(
         Figure(
-            name=f"assembly_bare_p50_ms_n{max(SIZES)}_delay50",
-            value=statistics.median(delayed_bare) * 1000,
+            name=f"assembly_bare_p50_ms_n{n}_delay50",
+            value=statistics.median(delayed["bare"]) * 1000,
             unit="ms",
             description=(
-                f"the bare fan-out to {max(SIZES)} servers that each wait {DELAY_MS:.0f} ms "
-                f"before answering ({len(delayed_bare)} samples): the floor for the figure above"
+                f"the bare fan-out to {n} servers that each wait {DELAY_MS:.0f} ms "
+                f"before answering ({len(delayed['bare'])} samples): the floor for the figure above"
+            ),
+        )
+    )
+    out.append(
+        Figure(
+            name=f"assembly_signatures_p50_ms_n{n}_delay50",
+            value=statistics.median(delayed["signatures"]) * 1000,
+            unit="ms",
+            description=(
+                f"the same delayed fan-out plus only the signatures an assembly needs "
+                f"({len(delayed['signatures'])} samples): the ceiling for "
+                f"assembly_p50_ms_n{n}_delay50"
             ),
         )
     )

@@ -304,8 +304,11 @@ def start_serve(node_dir: NodeDir, log: IO[bytes]) -> subprocess.Popen[bytes]:
     )
 
 
-def start_bare(port: int, reply_file: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
-    """``python -m bench.bare_server``: the baseline server in a process of its own."""
+def start_bare(
+    port: int, reply_file: Path, log: IO[bytes], *, signatures: bool = False
+) -> subprocess.Popen[bytes]:
+    """``python -m bench.bare_server``: the baseline server in a process of its own
+    (``signatures``: with one verify and one sign per request, see ``bench.bare_server``)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -315,6 +318,7 @@ def start_bare(port: int, reply_file: Path, log: IO[bytes]) -> subprocess.Popen[
             str(port),
             "--reply",
             str(reply_file),
+            *(["--signatures"] if signatures else []),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -7,7 +7,8 @@ each a bare server (``bench.bare_server``) returning fixed reply bytes. ``--dela
 every federation request by that much before the node (or bare handler) sees it.
 
 ``python -m bench.host nodes --log FILE [--delay-ms MS] DIR...``
-``python -m bench.host bare [--delay-ms MS] PORT=REPLYFILE...``
+``python -m bench.host bare [--delay-ms MS] [--signatures] PORT=REPLYFILE...`` (``--signatures``:
+each server also verifies one signature and signs its reply, see ``bench.bare_server``)
 
 Prints ``ready`` once every server listens; runs until SIGTERM, then closes every node.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from .bare_server import FEDERATION_PATH, bare_app, serve
+from .bare_server import FEDERATION_PATH, SignatureWork, bare_app, serve
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -75,15 +76,17 @@ def main() -> None:
     nodes.add_argument("dirs", nargs="+", type=Path)
     bare = sub.add_parser("bare")
     bare.add_argument("--delay-ms", type=float, default=0.0)
+    bare.add_argument("--signatures", action="store_true")
     bare.add_argument("servers", nargs="+", metavar="PORT=REPLYFILE")
     args = parser.parse_args()
     if args.mode == "nodes":
         asyncio.run(run_nodes(args.dirs, args.delay_ms / 1000, args.log))
         return
     apps: list[tuple[int, web.Application]] = []
+    work = SignatureWork() if args.signatures else None  # one key: the servers share a process
     for spec in args.servers:
         port, _, path = spec.partition("=")
-        apps.append((int(port), bare_app(Path(path).read_bytes(), args.delay_ms / 1000)))
+        apps.append((int(port), bare_app(Path(path).read_bytes(), args.delay_ms / 1000, work)))
     asyncio.run(serve(apps))
 
 

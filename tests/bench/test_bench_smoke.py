@@ -30,9 +30,20 @@ ENVELOPE_FIGURES = {
 
 # Figures each benchmark that drives real nodes must record (values are never judged here).
 NODE_BENCHMARK_FIGURES = {
-    "serve": {"serve_vs_bare", "serve_rps", "bare_rps", "serve_p50_ms", "bare_p50_ms"},
+    "serve": {
+        "serve_vs_bare",
+        "serve_rps",
+        "bare_rps",
+        "serve_p50_ms",
+        "bare_p50_ms",
+        "signatures_vs_bare",
+        "signatures_rps",
+        "serve_beyond_signatures_us",
+    },
     "assembly": {
         *(f"assembly_p50_vs_bare_n{n}" for n in (3, 8, 32)),
+        *(f"assembly_signatures_p50_vs_bare_n{n}" for n in (3, 8, 32)),
+        "assembly_signatures_p50_ms_n32_delay50",
         *(f"assembly_{q}_ms_n{n}" for q in ("p50", "p95") for n in (3, 8, 32)),
         "assembly_p50_ms_n32_delay50",
         "assembly_bare_p50_ms_n32_delay50",
