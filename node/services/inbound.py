@@ -138,7 +138,35 @@ class Inbound:
                 refusal.detail,
                 refusal.status,
             )
+        except Exception as exc:  # a bug or a store failure while deciding: SPEC §8 ``internal``
+            return await self._fail(message, exc)
         return await self._commit_and_reply(message, outcome)
+
+    async def _fail(self, message: Verified, exc: Exception) -> tuple[int, dict[str, Any]]:
+        """A verified message whose handler failed: logged as ``failed``/``internal`` (with its
+        id remembered, as when a state change fails at commit), one process-log line without
+        the exception's text, and a signed ``internal`` error with HTTP 500."""
+        node = self._node
+        log.error("federation.handler_failed", type=message.type, error=exc.__class__.__name__)
+        skew = timedelta(seconds=node.config.protocol.clock_skew_s)
+        draft = LogDraft(
+            direction="in",
+            peer=message.sender,
+            message_type=message.type,
+            message_id=message.id,
+            outcome="failed",
+            reason=Reason.INTERNAL.value,
+        )
+        try:
+            await node.exchange_log.append(
+                draft, seen=SeenId(message.sender, message.id, message.expires_at + skew)
+            )
+        except DuplicateMessage:
+            return self._error_reply(
+                message.sender, message.id, Reason.REPLAYED, f"message id {message.id} already seen"
+            )
+        node.metrics.requests.labels(message.type, "failed").inc()
+        return self._error_reply(message.sender, message.id, Reason.INTERNAL, "not handled", 500)
 
     def _verify(self, data: bytes) -> Verified:
         node = self._node

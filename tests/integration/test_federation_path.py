@@ -15,9 +15,12 @@ import structlog
 from sqlalchemy import select
 
 from node.logs import configure_logging
+from node.services.inbound import Outcome
 from node.store.tables import ExchangeLogEntry
 from protocol.clock import ManualClock, format_time
-from protocol.envelope import sign_envelope
+from protocol.envelope import Verified, sign_envelope, verify_envelope
+from protocol.errors import Reason
+from protocol.messages import ErrorBody
 from tests.conftest import StoreFactory
 from tests.support.federation import SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
 
@@ -116,3 +119,43 @@ async def test_an_unexpected_error_is_a_500_problem_and_one_log_line_without_a_t
     logged = [e for e in events(stream) if e["event"] == "federation.unhandled"]
     assert len(logged) == 1 and logged[0]["error"] == "RuntimeError"
     assert "Traceback" not in stream.getvalue() and "a bug" not in stream.getvalue()
+
+
+async def test_a_handler_that_fails_answers_a_signed_internal_error_and_logs_it(
+    pair: tuple[RunningNode, RunningNode, io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC §8: a responder that fails unexpectedly answers a signed ``error`` with reason
+    ``internal`` and HTTP 500, and the exchange log has the message as ``failed``."""
+    school, social, stream = pair
+
+    async def broken(node: object, message: Verified) -> Outcome:
+        raise RuntimeError("a bug with 201503152389 in it")
+
+    monkeypatch.setitem(social.node.inbound._handlers, "hello", broken)
+    body = hello(school, social)
+    sent_id = json.loads(body)["id"]
+    async with aiohttp.ClientSession() as session:
+        async with session.post(social.url + PATH, data=body) as resp:
+            assert resp.status == 500
+            data = await resp.read()
+        async with session.post(social.url + PATH, data=body) as again:
+            assert again.status == 409  # its id was remembered, as for a failed state change
+    reply = verify_envelope(
+        data,
+        keyring=school.node.keyring,
+        audience=school.node_id,
+        clock=school.node.clock,
+        seen=None,
+    )
+    assert reply.type == "error" and reply.re == sent_id
+    assert isinstance(reply.body, ErrorBody) and reply.body.reason == Reason.INTERNAL
+    table = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
+    async with social.node.engine.connect() as conn:
+        rows = (await conn.execute(select(table).where(table.c.message_id == sent_id))).all()
+    assert [(r.direction, r.peer, r.message_type, r.outcome, r.reason) for r in rows] == [
+        ("in", school.node_id, "hello", "failed", "internal"),
+        ("in", school.node_id, "hello", "refused", "replayed"),
+    ]
+    logged = [e for e in events(stream) if e["event"] == "federation.handler_failed"]
+    assert [(e["type"], e["error"]) for e in logged] == [("hello", "RuntimeError")]
+    assert "Traceback" not in stream.getvalue() and "201503152389" not in stream.getvalue()
