@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+# the wire's one time form (SPEC.md §1): whole seconds or 1–6 fraction digits, always "Z"
+TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+_WIRE_TIME = re.compile(TIME_PATTERN)
 
 
 class Clock(Protocol):
@@ -42,6 +47,17 @@ def format_time(when: datetime) -> str:
     w = when.astimezone(UTC)
     # field by field rather than strftime: half the cost, and %Y would drop leading zeros
     return f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}Z"
+
+
+def parse_wire_time(text: str) -> datetime:
+    """Parse a timestamp received on the wire, which must be in the wire's form exactly.
+
+    ``parse_time`` takes anything ``fromisoformat`` does (offsets such as ``+01:00``, a space
+    for the ``T``, basic format, week dates), which is right for what a person types but would
+    let two nodes judge the same signed message differently (SPEC.md §1, §5.3 step 8)."""
+    if not isinstance(text, str) or _WIRE_TIME.fullmatch(text) is None:
+        raise ValueError("not a wire timestamp (YYYY-MM-DDTHH:MM:SSZ, UTC)")
+    return parse_time(text)
 
 
 def parse_time(text: str) -> datetime:

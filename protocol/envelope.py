@@ -19,7 +19,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from . import SUPPORTED_VERSIONS
-from .clock import Clock, format_time, parse_time
+from .clock import Clock, format_time, parse_wire_time
 from .errors import MalformedError, ProtocolError, Reason, VerificationError
 from .keys import PublicKey, SigningKey, key_owner
 from .messages import MESSAGE_TYPES, PARSED_BODY_TYPES
@@ -346,7 +346,7 @@ def _structure(obj: Mapping[str, Any]) -> None:
 
 def _times(obj: Mapping[str, Any]) -> tuple[datetime, datetime]:
     try:
-        return parse_time(obj["issued_at"]), parse_time(obj["expires_at"])
+        return parse_wire_time(obj["issued_at"]), parse_wire_time(obj["expires_at"])
     except ValueError as exc:
         raise MalformedError(f"bad timestamp: {exc}") from exc
 

@@ -27,7 +27,7 @@ import nacl.signing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .clock import format_time, parse_time
+from .clock import format_time, parse_wire_time
 from .encoding import b64url_decode, b64url_encode
 from .errors import KeyFileError, MalformedError
 
@@ -116,8 +116,8 @@ class PublicKey:
             return cls(
                 key_id=key_id,
                 raw=raw,
-                valid_from=parse_time(doc["valid_from"]),
-                valid_until=parse_time(until) if until is not None else None,
+                valid_from=parse_wire_time(doc["valid_from"]),
+                valid_until=parse_wire_time(until) if until is not None else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedError(f"bad key entry: {exc}") from exc

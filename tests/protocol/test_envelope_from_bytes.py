@@ -140,3 +140,45 @@ def test_any_body_any_flip_same_outcome_both_ways(body: dict[str, Any], flip: in
     if not isinstance(parsed, dict) or from_bytes in (Reason.MALFORMED, Reason.TOO_DEEP):
         return  # step 1 refusals (duplicates, NaN) have no mapping to compare with
     assert outcome(parsed) == from_bytes
+
+
+@pytest.mark.parametrize(
+    "issued_at",
+    [
+        "2026-11-23T09:15:02+00:00",  # an offset other than Z
+        "2026-11-23T10:15:02+01:00",
+        "2026-11-23 09:15:02Z",  # a space for the T
+        "20261123T091502Z",  # basic format
+        "2026-W48-1T09:15:02Z",  # a week date
+        "2026-11-23T09:15Z",  # no seconds
+        "2026-11-23T09:15:02.1234567Z",  # seven fraction digits
+        "2026-11-23T09:15:02z",
+        "2026-11-23T09:15:02Z\n",
+    ],
+)
+def test_an_envelope_time_outside_the_wire_form_is_malformed(issued_at: str) -> None:
+    """SPEC.md §1: one form on the wire, so every receiver judges a message alike; a lenient
+    parser (``fromisoformat`` takes all of these but the last two) would not."""
+    env = sign_envelope(
+        type="hello",
+        body={"started_at": "2026-11-23T09:00:00Z"},
+        sender=A,
+        to=B,
+        key=KEY,
+        clock=ManualClock(T0),
+    )
+    assert same_both_ways(resign(env, issued_at=issued_at)) is Reason.MALFORMED
+
+
+@pytest.mark.parametrize("fraction", ["", ".5", ".123456"])
+def test_an_envelope_time_in_the_wire_form_verifies(fraction: str) -> None:
+    env = sign_envelope(
+        type="hello",
+        body={"started_at": "2026-11-23T09:00:00Z"},
+        sender=A,
+        to=B,
+        key=KEY,
+        clock=ManualClock(T0),
+    )
+    issued = env["issued_at"].removesuffix("Z") + fraction + "Z"
+    assert isinstance(same_both_ways(resign(env, issued_at=issued)), Verified)
