@@ -30,6 +30,7 @@ from .services.seen import PersistentSeenIds
 from .store import peers as peer_store
 from .store.engine import create_engine, migrate, sqlite_sync_twin
 from .store.exchange_log import ExchangeLog
+from .tls import client_ssl
 
 
 @dataclass
@@ -74,23 +75,8 @@ class Node:
         return self.http
 
     def client_ssl(self) -> ssl.SSLContext | bool:
-        """TLS for outgoing requests: our client certificate for the peers' mTLS proxies and
-        the configured CA bundle; default verification when nothing is configured."""
-        tls = self.config.tls
-        if not (tls.client_cert_file or tls.ca_file):
-            return True
-        directory = self.config.directory
-
-        def path(name: str) -> str:
-            return str(name if name.startswith("/") else directory / name)
-
-        context = ssl.create_default_context(cafile=path(tls.ca_file) if tls.ca_file else None)
-        if tls.client_cert_file:
-            context.load_cert_chain(
-                path(tls.client_cert_file),
-                path(tls.client_key_file) if tls.client_key_file else None,
-            )
-        return context
+        """TLS for outgoing requests (``node.tls.client_ssl``)."""
+        return client_ssl(self.config)
 
     async def peer_contact(self, node_id: str) -> None:
         """Verified traffic from a peer: note it, reset its backoff and flush its queue."""

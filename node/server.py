@@ -13,6 +13,7 @@ from .logs import configure_logging
 from .runtime import Node, open_node
 from .store.engine import create_engine
 from .store.migration_head import at_head
+from .tls import client_ssl
 from .web.app import create_app
 
 
@@ -33,6 +34,7 @@ async def open_for_serving(config: NodeConfig) -> Node:
 
 
 async def serve_forever(config: NodeConfig) -> None:
+    client_ssl(config)  # a wrong [tls] setting stops the node here, not its first request
     configure_logging()
     log = structlog.get_logger("barnplan.node")
     node = await open_for_serving(config)

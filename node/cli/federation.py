@@ -37,6 +37,7 @@ from ..services.federation import (
 )
 from ..store import peers as peer_store
 from ..store.engine import create_engine
+from ..tls import client_ssl
 from .keys import user_errors
 from .main import echo_json, fail, node_dir_option, run_async
 
@@ -198,7 +199,7 @@ async def apply(signed: Path, federation_key: str, directory: Path, yes: bool) -
         problem = own_entry_problem(members, config.node.id, own)
         if problem:
             click.echo(f"warning: {problem}", err=True)
-        checks = await check_members(members.members, config.node.id)
+        checks = await check_members(members.members, config.node.id, ssl=client_ssl(config))
         failed = [c for c in checks if not c.ok]
         matching = [c for c in checks if c.ok]
         for c in matching:

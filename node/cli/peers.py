@@ -13,6 +13,7 @@ from ..config import load_config
 from ..services.peers import PeerError, fetch_peer, trust_peer
 from ..store import peers as peer_store
 from ..store.engine import create_engine
+from ..tls import client_ssl
 from .main import echo_json, node_dir_option, run_async
 
 
@@ -29,7 +30,10 @@ def peers() -> None:
 async def add(directory: Path, url: str, yes: bool) -> None:
     """Fetch URL's node document, show its key fingerprint and trust it after confirmation."""
     config = load_config(directory)
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=10),
+        connector=aiohttp.TCPConnector(ssl=client_ssl(config)),
+    ) as session:
         fetched = await fetch_peer(session, url)
     doc = fetched.document
     if doc.id == config.node.id:

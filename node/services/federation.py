@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from ssl import SSLContext
 from typing import Any
 
 import aiohttp
@@ -66,13 +67,18 @@ async def check_member(session: aiohttp.ClientSession, member: Member) -> Member
 
 
 async def check_members(
-    members: Sequence[Member], own_id: str, timeout_s: float = 10.0
+    members: Sequence[Member],
+    own_id: str,
+    timeout_s: float = 10.0,
+    ssl: SSLContext | bool = True,
 ) -> list[MemberCheck]:
-    """Fetch and check every member except this node, a few at a time, in list order."""
+    """Fetch and check every member except this node, a few at a time, in list order, with
+    the node's client TLS (``node.tls.client_ssl``)."""
     others = [m for m in members if m.id != own_id]
     limit = asyncio.Semaphore(FETCH_CONCURRENCY)
     timeout = aiohttp.ClientTimeout(total=timeout_s)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    connector = aiohttp.TCPConnector(ssl=ssl)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
 
         async def one(member: Member) -> MemberCheck:
             async with limit:
