@@ -61,15 +61,19 @@ def test_compose_file_structure() -> None:
     assert node["depends_on"]["db"]["condition"] == "service_healthy"
     assert "serve" in node["command"] and "healthcheck" in node
     assert any(v.endswith(":/var/lib/barnplan") for v in node["volumes"])
+    # the node's client certificate for its outgoing requests, read-only; not the proxy's keys
+    assert "./node-tls:/etc/barnplan/tls:ro" in node["volumes"]
+    assert not any(v.startswith("./certs") for v in node["volumes"])
     assert proxy["depends_on"]["node"]["condition"] == "service_healthy"
     mounts = " ".join(proxy["volumes"])
     assert "./proxy/barnplan.conf:" in mounts and "./certs:/etc/nginx/certs:ro" in mounts
     assert set(data["volumes"]) == {"db-data", "node-data"}
-    # every path the file mounts or builds from exists (certs/ is the operator's, not committed)
+    # every path the file mounts or builds from exists (certs/ and node-tls/ are the
+    # operator's, not committed)
     for service in services.values():
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
-            if source.startswith("./") and source != "./certs":
+            if source.startswith("./") and source not in ("./certs", "./node-tls"):
                 assert (DEPLOY / source).exists(), source
     assert (DEPLOY / node["build"]["context"] / node["build"]["dockerfile"]).is_file()
 
