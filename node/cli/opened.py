@@ -6,12 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import select
-
 from ..config import load_config
 from ..runtime import Node, open_node
-from ..services.errors import NotFound
-from ..store.records import T_USER
+from ..services.errors import Forbidden, NotFound
+from ..store.records import user_by_id
 from ..store.tables import User
 
 
@@ -25,13 +23,14 @@ async def opened_node(directory: Path) -> AsyncIterator[Node]:
 
 
 async def acting_user(node: Node, user_id: str) -> User:
-    """The user a CLI command acts as (``--as``); the CLI runs with the node's own authority."""
-    async with node.engine.connect() as conn:
-        row = (
-            (await conn.execute(select(T_USER).where(T_USER.c.user_id == user_id)))
-            .mappings()
-            .first()
-        )
-    if row is None:
+    """The user a CLI command acts as (``--as``); the CLI runs with the node's own authority,
+    but never in the name of a disabled user, who is refused on every other way in too."""
+    user = await user_by_id(node.engine, user_id)
+    if user is None:
         raise NotFound(f"no user {user_id!r}: add one with 'barnplan users add'")
-    return User.model_validate(dict(row))
+    if user.disabled_at is not None:
+        raise Forbidden(
+            f"user {user_id!r} is disabled: act as another user, or enable them with "
+            f"'barnplan users enable {user_id}'"
+        )
+    return user

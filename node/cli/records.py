@@ -17,6 +17,7 @@ from ..services import fragments as fragment_service
 from ..services import plans as plan_service
 from ..services import users as user_service
 from ..store import records
+from ..store.tables import User
 from .main import echo_json, node_dir_option, run_async
 from .opened import acting_user, opened_node
 
@@ -50,14 +51,89 @@ async def users_add(directory: Path, user_id: str, display_name: str, role: str)
 @json_option
 @run_async
 async def users_list(directory: Path, as_json: bool) -> None:
-    """List users (never their tokens)."""
+    """List users, active or disabled (never their tokens)."""
     async with opened_node(directory) as node:
         rows = await records.list_users(node.engine)
-    data = [{"user_id": u.user_id, "display_name": u.display_name, "role": u.role} for u in rows]
+    data = [user_json(u) for u in rows]
     if as_json:
         echo_json(data)
     for u in [] if as_json else data:
-        click.echo(f"{u['user_id']:20} {u['role']:13} {u['display_name']}")
+        state = "disabled" if u["disabled"] else "active"
+        click.echo(f"{u['user_id']:20} {u['role']:13} {state:9} {u['display_name']}")
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """A user as ``users ... --json`` prints it (never the token hash or the password hash)."""
+    disabled_at = user.disabled_at.isoformat() if user.disabled_at else None
+    return {
+        "user_id": user.user_id,
+        "display_name": user.display_name,
+        "role": user.role,
+        "disabled": disabled_at is not None,
+        "disabled_at": disabled_at,
+    }
+
+
+@users.command("token")
+@node_dir_option
+@click.argument("user_id")
+@json_option
+@run_async
+async def users_token(directory: Path, user_id: str, as_json: bool) -> None:
+    """Issue a new bearer token for USER_ID; the old one stops at once.
+
+    Use it when a token may have leaked or was lost. The new token is printed once: store it
+    safely. Web passwords and sessions are not affected.
+    """
+    async with opened_node(directory) as node:
+        user, token = await user_service.replace_token(node.engine, user_id)
+    if as_json:
+        echo_json({**user_json(user), "token": token})
+        return
+    click.echo(f"new token for {user.user_id} ({user.role}); the old one no longer works")
+    click.echo(f"token: {token}")
+    if user.disabled_at is not None:
+        click.echo(f"note: {user.user_id} is disabled: the token works once enabled again")
+
+
+@users.command("disable")
+@node_dir_option
+@click.argument("user_id")
+@json_option
+@run_async
+async def users_disable(directory: Path, user_id: str, as_json: bool) -> None:
+    """Stop USER_ID from using the node (API, web login, sessions).
+
+    For someone who left the agency or whose access is in doubt. From the next request on,
+    their bearer token gets 401, their password no longer signs in and their open web
+    sessions end. The user and what they did stay on record; 'barnplan users enable' lets
+    them in again with the same token and password.
+    """
+    async with opened_node(directory) as node:
+        user = await user_service.disable_user(node.engine, user_id, node.clock.now())
+    if as_json:
+        echo_json(user_json(user))
+        return
+    click.echo(f"disabled {user.user_id} (since {user_json(user)['disabled_at']})")
+
+
+@users.command("enable")
+@node_dir_option
+@click.argument("user_id")
+@json_option
+@run_async
+async def users_enable(directory: Path, user_id: str, as_json: bool) -> None:
+    """Let a disabled USER_ID in again with the same token and password.
+
+    If the token or the password may have leaked meanwhile, replace them too
+    ('barnplan users token', 'barnplan users passwd').
+    """
+    async with opened_node(directory) as node:
+        user = await user_service.enable_user(node.engine, user_id)
+    if as_json:
+        echo_json(user_json(user))
+        return
+    click.echo(f"enabled {user.user_id} ({user.role})")
 
 
 @click.group()

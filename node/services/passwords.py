@@ -17,13 +17,14 @@ import hashlib
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..store.engine import begin_write
-from ..store.records import T_USER
+from ..store.records import T_USER, user_by_id
 from ..store.tables import User
 from .errors import InvalidInput, NotFound
+from .users import active
 
 MIN_LENGTH = 10
 MAX_LENGTH = 1024
@@ -57,16 +58,6 @@ def check_policy(password: str) -> None:
         )
 
 
-async def user_by_id(engine: AsyncEngine, user_id: str) -> User | None:
-    async with engine.connect() as conn:
-        row = (
-            (await conn.execute(select(T_USER).where(T_USER.c.user_id == user_id)))
-            .mappings()
-            .first()
-        )
-    return User.model_validate(dict(row)) if row else None
-
-
 async def set_password(engine: AsyncEngine, user_id: str, password: str) -> None:
     """Hash and store a user's password (replacing any earlier one: their sessions end)."""
     check_policy(password)
@@ -87,10 +78,13 @@ def _verify(hashed: str, password: str) -> bool:
 
 
 async def login(engine: AsyncEngine, user_id: str, password: str) -> User | None:
-    """The user if ``password`` is theirs; None otherwise (same cost whether or not they exist)."""
+    """The user if ``password`` is theirs and they are not disabled; None otherwise (same cost
+    whether or not they exist, and a disabled user's password is checked all the same, so the
+    answer's timing does not tell a disabled user from a wrong password)."""
     user = await user_by_id(engine, user_id) if len(user_id) <= 64 else None
     hashed = user.password_hash if user is not None else None
     ok = await asyncio.to_thread(_verify, hashed or _DUMMY_HASH, password[:MAX_LENGTH])
+    user = active(user)
     if user is None or hashed is None or not ok:
         return None
     if _HASHER.check_needs_rehash(hashed):

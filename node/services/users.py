@@ -1,4 +1,10 @@
-"""Users and their bearer tokens. A token is shown once; only its SHA-256 is stored."""
+"""Users and their bearer tokens. A token is shown once; only its SHA-256 is stored.
+
+An operator can replace a user's token (a leaked one stops working at once) and disable a user
+(someone who left, or whose access is in doubt): a disabled user is kept, so what they did stays
+attributed to them, but is refused everywhere until enabled again. ``active`` is the one check
+every way in (API token, page login, page session) goes through.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..store import records
 from ..store.tables import User
-from .errors import Conflict, InvalidInput
+from .errors import Conflict, InvalidInput, NotFound
 
 ROLES = ("professional", "lead", "operator")
 USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -20,6 +26,27 @@ USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh bearer token: 256 random bits, prefixed so a leaked one is recognisable."""
+    return "bp_" + secrets.token_urlsafe(32)
+
+
+def active(user: User | None) -> User | None:
+    """The user if they may use the node now; None for no user or a disabled one.
+
+    Callers answer both the same way, so nobody outside learns whether a user id exists."""
+    return user if user is not None and user.disabled_at is None else None
+
+
+async def active_user(engine: AsyncEngine, user_id: str) -> User | None:
+    """The user ``user_id`` if they exist and are not disabled (a web session's check)."""
+    return active(await records.user_by_id(engine, user_id))
+
+
+def unknown_user(user_id: str) -> NotFound:
+    return NotFound(f"no user {user_id!r} on this node: 'barnplan users list' shows its users")
 
 
 async def add_user(
@@ -34,7 +61,7 @@ async def add_user(
         )
     if not display_name.strip():
         raise InvalidInput("display name must not be empty", {"display_name": "required"})
-    token = "bp_" + secrets.token_urlsafe(32)
+    token = new_token()
     user = User(
         user_id=user_id,
         display_name=display_name.strip(),
@@ -49,8 +76,41 @@ async def add_user(
     return user, token
 
 
+async def replace_token(engine: AsyncEngine, user_id: str) -> tuple[User, str]:
+    """Issue a new bearer token for the user; the old one is refused from the next request on
+    (its hash is overwritten, and the API looks the hash up on every request)."""
+    token = new_token()
+    user = await records.update_user(engine, user_id, token_hash=hash_token(token))
+    if user is None:
+        raise unknown_user(user_id)
+    return user, token
+
+
+async def disable_user(engine: AsyncEngine, user_id: str, now: datetime) -> User:
+    """Refuse the user everywhere from their next request on. Disabling a disabled user keeps
+    the time it first happened, the one an operator needs to know."""
+    user = await records.user_by_id(engine, user_id)
+    if user is None:
+        raise unknown_user(user_id)
+    if user.disabled_at is not None:
+        return user
+    changed = await records.update_user(engine, user_id, disabled_at=now)
+    if changed is None:
+        raise unknown_user(user_id)
+    return changed
+
+
+async def enable_user(engine: AsyncEngine, user_id: str) -> User:
+    """Let a disabled user in again with their existing token and password."""
+    user = await records.update_user(engine, user_id, disabled_at=None)
+    if user is None:
+        raise unknown_user(user_id)
+    return user
+
+
 async def authenticate(engine: AsyncEngine, token: str) -> User | None:
-    return await records.user_by_token_hash(engine, hash_token(token))
+    """The active user holding ``token``; None for an unknown, replaced or disabled one."""
+    return active(await records.user_by_token_hash(engine, hash_token(token)))
 
 
 def professional_ref(node_id: str, user: User) -> str:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
@@ -47,6 +47,30 @@ async def user_by_token_hash(engine: AsyncEngine, token_hash: str) -> User | Non
             .first()
         )
     return User.model_validate(dict(row)) if row else None
+
+
+async def user_by_id(engine: AsyncEngine, user_id: str) -> User | None:
+    async with engine.connect() as conn:
+        row = (
+            (await conn.execute(select(T_USER).where(T_USER.c.user_id == user_id)))
+            .mappings()
+            .first()
+        )
+    return User.model_validate(dict(row)) if row else None
+
+
+async def update_user(engine: AsyncEngine, user_id: str, **values: Any) -> User | None:
+    """Set some of a user's columns; the user as now stored, or None if there is no such user."""
+    async with begin_write(engine) as conn:
+        changed = await conn.execute(
+            update(T_USER).where(T_USER.c.user_id == user_id).values(**values)
+        )
+        if not changed.rowcount:
+            return None
+        row = (
+            (await conn.execute(select(T_USER).where(T_USER.c.user_id == user_id))).mappings().one()
+        )
+    return User.model_validate(dict(row))
 
 
 async def list_users(engine: AsyncEngine) -> list[User]:

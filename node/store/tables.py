@@ -91,6 +91,9 @@ class User(SQLModel, table=True):
     created_at: datetime = Field(sa_column=utc_column())
     # argon2id hash for the web pages' login; None: this user has no password (API token only)
     password_hash: str | None = Field(default=None, max_length=200)
+    # set by ``barnplan users disable``: the user is refused everywhere (API, login, sessions)
+    # but kept, so what they did stays attributed; None: the user may use the node
+    disabled_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class Child(SQLModel, table=True):

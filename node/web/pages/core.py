@@ -2,10 +2,11 @@
 role checks and error pages.
 
 The session is an encrypted, authenticated cookie (``aiohttp-session``'s Fernet storage): it
-holds the user id, a stamp of the password hash (a new password ends old sessions), a
-per-session CSRF token and one-shot messages. The cookie is HttpOnly, SameSite=Lax and Secure
-when the node is served over https. ``/api``, ``/federation`` and the public endpoints never
-touch the session; bearer-token auth there is unchanged.
+holds the user id, a stamp of the password hash (a new password ends old sessions; so does
+disabling the user, checked on every request), a per-session CSRF token and one-shot messages.
+The cookie is HttpOnly, SameSite=Lax and Secure when the node is served over https. ``/api``,
+``/federation`` and the public endpoints never touch the session; bearer-token auth there is
+unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from aiohttp_session import Session, get_session, new_session
 
 from ...services import passwords
 from ...services.errors import ServiceError
+from ...services.users import active_user
 from ...store.tables import User
 from ..keys import NODE_KEY
 from .i18n import LANGS, Translator, pick_lang
@@ -180,7 +182,8 @@ async def session_user(request: web.Request, session: Session) -> User | None:
     uid = session.get("uid")
     if not isinstance(uid, str):
         return None
-    user = await passwords.user_by_id(request.app[NODE_KEY].engine, uid)
+    # a disabled user's sessions end on their next request, like those of a changed password
+    user = await active_user(request.app[NODE_KEY].engine, uid)
     if user is None or session.get("stamp") != passwords.session_stamp(user):
         session.invalidate()
         return None
