@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -92,8 +93,11 @@ class MemberListDraft(BaseModel):
 
 
 def _validate(obj: Mapping[str, Any], model: type[BaseModel], what: str) -> Any:
+    """Strict JSON-mode validation, as for every signed object (``documents._validate``)."""
     try:
-        return model.model_validate(obj)
+        return model.model_validate_json(orjson.dumps(obj), strict=True)
+    except orjson.JSONEncodeError as exc:
+        raise MalformedError(f"{what}: cannot be encoded as JSON: {exc}") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, Strict, StringConstraints
 
 from .codes import Category, Purpose
 from .errors import Reason
@@ -105,11 +105,13 @@ class ConsentRevokeAck(WireModel):
 
 
 class RevocationsSince(WireModel):
-    cursor: Annotated[int, Field(ge=0)]
+    # Strict: a model validated in Python (lax) mode must not take "5" for 5 any more than the
+    # wire's strict JSON validation and the JSON Schema do
+    cursor: Annotated[int, Strict(), Field(ge=0)]
 
 
 class Revocation(WireModel):
-    seq: Annotated[int, Field(ge=1)]
+    seq: Annotated[int, Strict(), Field(ge=1)]
     consent_id: Uuid
     plan_id: Uuid
     revoked_at: Timestamp
@@ -118,8 +120,8 @@ class Revocation(WireModel):
 
 class RevocationsList(WireModel):
     revocations: Annotated[list[Revocation], Field(max_length=1000)]
-    cursor: Annotated[int, Field(ge=0)]
-    more: bool = False
+    cursor: Annotated[int, Strict(), Field(ge=0)]
+    more: Annotated[bool, Strict()] = False
 
 
 class Hello(WireModel):

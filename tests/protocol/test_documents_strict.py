@@ -1,0 +1,91 @@
+"""Signed objects are validated as strictly as the JSON Schemas in schemas/ say, like envelope
+bodies: a verified signature over ``"version": "2"`` or a date written as ``0`` is still
+``malformed``. (Lax validation coerced these to 2 and 1970-01-01, so this implementation accepted
+objects that one checking the schemas would refuse.)"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from protocol.documents import (
+    verify_checkpoint,
+    verify_fragment,
+    verify_node_document,
+)
+from protocol.errors import MalformedError
+from protocol.federation import verify_members
+from protocol.signing import sign_object
+from tests.protocol import test_federation as federation
+from tests.schemas import test_schemas as examples
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _set(path: str, value: Any) -> Mutation:
+    def mutate(obj: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target: Any = obj
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[last] = value
+
+    return mutate
+
+
+def resigned(obj: dict[str, Any], mutate: Mutation, key: Any) -> dict[str, Any]:
+    """``obj`` changed and signed again by its own signer: only the types are wrong."""
+    changed = copy.deepcopy({k: v for k, v in obj.items() if k != "sig"})
+    mutate(changed)
+    signed = sign_object(changed, key)
+    return dict(json.loads(json.dumps(signed)))  # as received: parsed from JSON text
+
+
+FRAGMENT_CASES = {
+    "version as string": _set("version", "2"),
+    "version as float": _set("version", 2.0),
+    "date as number": _set("content.next_review", 0),
+    "action start as number": _set("content.actions.0.start", 0),
+    "indicator as number": _set("indicators", [1]),
+}
+
+
+@pytest.mark.parametrize("mutate", FRAGMENT_CASES.values(), ids=FRAGMENT_CASES.keys())
+def test_a_signed_fragment_with_a_lax_type_is_malformed(mutate: Mutation) -> None:
+    fragment = resigned(examples.fragment(), mutate, examples.KB)
+    with pytest.raises(MalformedError):
+        verify_fragment(fragment, [examples.KB.public()])
+
+
+def test_the_well_typed_fragment_verifies() -> None:
+    fragment = resigned(examples.fragment(), lambda o: None, examples.KB)
+    model, key_id = verify_fragment(fragment, [examples.KB.public()])
+    assert model.version == 2 and key_id == examples.KB.key_id
+
+
+def test_a_signed_checkpoint_with_seq_as_string_is_malformed() -> None:
+    checkpoint = resigned(examples.checkpoint(), _set("seq", "42"), examples.KA)
+    with pytest.raises(MalformedError):
+        verify_checkpoint(checkpoint, [examples.KA.public()])
+    good = resigned(examples.checkpoint(), lambda o: None, examples.KA)
+    assert verify_checkpoint(good, [examples.KA.public()]).seq == 42
+
+
+def test_a_node_document_with_protocol_versions_as_strings_is_malformed() -> None:
+    document = resigned(examples.node_document(), _set("protocol_versions", ["1"]), examples.KA)
+    with pytest.raises(MalformedError):
+        verify_node_document(document)
+    good = resigned(examples.node_document(), lambda o: None, examples.KA)
+    assert verify_node_document(good)[0].id == examples.A
+
+
+def test_a_member_list_with_version_as_string_is_malformed() -> None:
+    members = resigned(federation.signed(), _set("version", "1"), federation.FKEY)
+    with pytest.raises(MalformedError):
+        verify_members(members, federation.FKEY.public_raw)
+    good = resigned(federation.signed(), lambda o: None, federation.FKEY)
+    assert verify_members(good, federation.FKEY.public_raw).version == 1
