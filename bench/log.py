@@ -95,7 +95,7 @@ def drafts(seed: int = 0) -> Iterator[LogDraft]:
 
 
 async def fresh_engine(path: Path) -> AsyncEngine:
-    engine = create_engine(f"sqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}", create=True)
     await migrate(engine)
     return engine
 

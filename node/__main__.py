@@ -1,5 +1,5 @@
 """``python -m node`` is the same as the ``barnplan`` command."""
 
-from node.cli.main import main
+from node.cli.main import run
 
-main()
+run()

@@ -11,7 +11,12 @@ from protocol.encoding import b64url_decode
 from protocol.keys import PublicKey, SigningKey, load_private_key
 
 from .config import NodeConfig
+from .store.engine import RESTORE, store_name
 from .store.tables import OwnKey
+
+
+class IdentityError(Exception):
+    """The key file and the store do not make one node; the message says which and what to do."""
 
 
 @dataclass
@@ -45,11 +50,16 @@ def load_identity(config: NodeConfig, keys: list[OwnKey]) -> Identity:
     """Load the current private key (the row without ``valid_until``) and list retired ones."""
     current = [k for k in keys if k.valid_until is None]
     if len(current) != 1:
-        raise RuntimeError(f"expected exactly one current key in the store, found {len(current)}")
+        store = store_name(config.database_url, config.store.schema_name)
+        found = "no current key" if not current else f"{len(current)} current keys"
+        raise IdentityError(
+            f"the store {store} holds {found} of this node (a node's store holds exactly "
+            f"one): {RESTORE}"
+        )
     row = current[0]
     key = load_private_key(config.key_path, config.node.id, row.valid_from, config.key_passphrase())
     if key.key_id != row.key_id:
-        raise RuntimeError(
+        raise IdentityError(
             f"key file {config.key_path} holds {key.key_id}, but the store expects {row.key_id}"
         )
     old = [

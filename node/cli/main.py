@@ -37,9 +37,10 @@ def user_errors() -> tuple[type[Exception], ...]:
     client for every command: it is called only once an exception is on its way out.
     """
     from ..config import ConfigError
+    from ..identity import IdentityError
     from ..services.peers import PeerError
     from ..services.setup import SetupError
-    from ..store.engine import StoreUrlError
+    from ..store.engine import StoreError
 
     return (
         ServiceError,
@@ -47,7 +48,8 @@ def user_errors() -> tuple[type[Exception], ...]:
         SetupError,
         PeerError,
         ProtocolError,
-        StoreUrlError,
+        StoreError,
+        IdentityError,
         OSError,
     )
 
@@ -63,6 +65,16 @@ def describe(exc: Exception) -> str:
 def fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
+
+
+def answered(ask: Callable[[], T], instead: str) -> T:
+    """Ask a question on the terminal; with no terminal to answer (stdin closed or at its end,
+    as under cron), say what to pass instead, rather than click's bare "Aborted!"."""
+    try:
+        return ask()
+    except click.Abort:
+        fail(f"no answer on standard input: {instead}")
+        raise AssertionError("unreachable") from None
 
 
 def run_async(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
@@ -134,6 +146,21 @@ class LazyGroup(click.Group):
         # name -> "module:attribute", the module relative to this package
         self.lazy_commands = lazy_commands
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Refuse an argument that is not UTF-8 text before any command sees it: Python hands
+        undecodable bytes (a Latin-1 terminal's "ö") over as lone surrogates, which fail only
+        when written out, after a command may have created half of what it makes."""
+        for arg in args:
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                raise click.UsageError(
+                    f"{shown!r} is not UTF-8 text: set the terminal to UTF-8 "
+                    "(e.g. LANG=sv_SE.UTF-8) and type it again"
+                ) from None
+        return super().parse_args(ctx, args)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy_commands})
 
@@ -175,6 +202,29 @@ LAZY_COMMANDS = {
 @click.version_option(package_name="barnplan")
 def main() -> None:
     """barnplan: one shared child's plan, assembled from the agencies that hold the pieces."""
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written (tests swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def run() -> None:
+    """The ``barnplan`` command (and ``python -m node``): a command's own output is stdout,
+    so that ``--json`` can be piped to ``jq``; the process log of the node code it runs (an
+    outbox delivery after ``consent revoke``, say) goes to stderr, warnings and errors only.
+    ``serve`` sets up the server's JSON log on stdout itself."""
+    import logging
+
+    from ..logs import configure_logging
+
+    configure_logging(_Stderr(), level=logging.WARNING)  # type: ignore[arg-type]
+    main()
 
 
 @main.command()
@@ -226,7 +276,7 @@ async def init(
 
 @main.command()
 @node_dir_option
-@click.option("--port", type=int, default=None, help="Override server.port.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Override server.port.")
 def serve(directory: Path, port: int | None) -> None:
     """Run the node's HTTP server until interrupted."""
     with collector_paused():

@@ -22,7 +22,7 @@ from protocol.encoding import b64url_encode
 from protocol.keys import SigningKey, fingerprint, save_private_key
 
 from ..config import CONFIG_NAME, NodeConfig
-from ..identity import load_identity
+from ..identity import IdentityError, load_identity
 from ..store import peers as peer_store
 from ..store.engine import begin_write, create_engine
 from ..store.tables import OwnKey
@@ -115,7 +115,7 @@ async def rotate_key(config: NodeConfig, clock: Clock) -> Rotation:
         keys = await peer_store.own_keys(engine)
         try:
             identity = load_identity(config, keys)
-        except RuntimeError as exc:
+        except IdentityError as exc:
             raise KeyRotationError(str(exc)) from None
         if len(keys) + 1 > MAX_DOCUMENT_KEYS:
             raise KeyRotationError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .engine import begin_write
 from .tables import OwnKey, Peer
@@ -47,9 +47,9 @@ async def own_keys(engine: AsyncEngine) -> list[OwnKey]:
     return [OwnKey.model_validate(dict(r)) for r in rows]
 
 
-async def add_own_key(engine: AsyncEngine, key: OwnKey) -> None:
-    async with begin_write(engine) as conn:
-        await conn.execute(OwnKey.__table__.insert().values(**key.model_dump()))  # type: ignore[attr-defined]
+async def insert_own_key(conn: AsyncConnection, key: OwnKey) -> None:
+    """Add ``key`` in the caller's transaction (``init`` makes the store and its key in one)."""
+    await conn.execute(OwnKey.__table__.insert().values(**key.model_dump()))  # type: ignore[attr-defined]
 
 
 async def delete_peer(engine: AsyncEngine, node_id: str) -> bool:

@@ -161,7 +161,7 @@ async def test_upgrade_from_the_previous_head_keeps_every_row(
     save_private_key(key, directory / "node.key")
     peer_key = SigningKey.generate(PEER, T0 - timedelta(days=30))
 
-    engine = create_engine(url, schema)
+    engine = create_engine(url, schema, create=True)
     try:
         await migrate(engine, revision=previous)
         assert await current_revision(engine) == previous

@@ -239,7 +239,7 @@ async def test_verify_chain_on_a_sqlite_file_splits_and_matches_the_plain_walk(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "node.db"
-    engine = create_async_engine(f"sqlite:///{path}")
+    engine = create_async_engine(f"sqlite:///{path}", create=True)
     try:
         await migrate(engine)
         async with engine.begin() as conn:

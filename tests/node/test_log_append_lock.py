@@ -29,7 +29,7 @@ async def test_an_append_waits_out_another_writer_without_blocking_the_loop(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "node.db"
-    engine = create_engine(f"sqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}", create=True)
     await migrate(engine)
     sync = sqlite_sync_twin(engine)
     assert sync is not None

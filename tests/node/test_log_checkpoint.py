@@ -27,7 +27,7 @@ T = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'node.db'}")
+    engine = create_engine(f"sqlite:///{tmp_path / 'node.db'}", create=True)
     await migrate(engine)
     yield engine
     await engine.dispose()

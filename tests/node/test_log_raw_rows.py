@@ -63,7 +63,7 @@ class Store:
 @pytest.fixture
 async def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Store]:
     path = tmp_path / "node.db"
-    engine = create_engine(f"sqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}", create=True)
     await migrate(engine)
     sync = sqlite_sync_twin(engine)
     assert sync is not None

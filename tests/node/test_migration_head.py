@@ -65,7 +65,7 @@ async def test_at_head_only_when_the_store_is_stamped_with_the_head(
 ) -> None:
     url, schema = store_target
     _, previous = alembic_heads()
-    engine = create_engine(url, schema)
+    engine = create_engine(url, schema, create=True)
     try:
         assert not await at_head(engine)  # a new store: no version table
         if previous is not None:
@@ -99,7 +99,7 @@ async def test_serving_migrates_a_store_that_is_behind(
     key = SigningKey.generate("skola.test.se", T0 - timedelta(days=1))
     save_private_key(key, directory / "node.key")
     config = load_config(directory)
-    engine = create_engine(url, schema)
+    engine = create_engine(url, schema, create=True)
     try:
         await migrate(engine, revision=previous or "head")
         async with engine.begin() as conn:

@@ -26,7 +26,7 @@ async def test_a_migrated_store_has_the_models_tables_and_nothing_else(
     store_target: tuple[str, str],
 ) -> None:
     url, schema = store_target
-    engine = create_engine(url, schema)
+    engine = create_engine(url, schema, create=True)
     try:
         await migrate(engine)
         async with engine.connect() as conn:

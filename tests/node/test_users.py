@@ -22,7 +22,7 @@ PASSWORD = "ett-långt-lösenord-1"
 @pytest.fixture
 async def engine(store_target: tuple[str, str]) -> AsyncIterator[AsyncEngine]:
     url, schema = store_target
-    engine = create_engine(url, schema)
+    engine = create_engine(url, schema, create=True)
     try:
         await migrate(engine)
         yield engine
