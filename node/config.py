@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protocol.codes import AgencyKind
-from protocol.models import NODE_ID_PATTERN
+from protocol.models import BASE_URL_PATTERN, NODE_ID_PATTERN
 
 CONFIG_NAME = "barnplan.toml"
 
@@ -29,9 +29,11 @@ class Section(BaseModel):
 
 class NodeSection(Section):
     id: Annotated[str, Field(pattern=NODE_ID_PATTERN)]
-    agency_name: str
+    # the node document's own limits (protocol.models.NodeDocument): a value it refuses would
+    # make the node serve no document, so no peer could ever add it
+    agency_name: Annotated[str, Field(min_length=1, max_length=200)]
     agency_kind: AgencyKind
-    base_url: Annotated[str, Field(pattern=r"^https?://")]
+    base_url: Annotated[str, Field(pattern=BASE_URL_PATTERN)]
 
 
 class ServerSection(Section):
@@ -124,6 +126,12 @@ def load_config(directory: Path) -> NodeConfig:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}): save it as UTF-8, as TOML requires"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not the node's configuration file") from None
     try:
         return NodeConfig.model_validate({**data, "directory": directory.resolve()})
     except ValidationError as exc:

@@ -18,6 +18,7 @@ from .clock import parse_time
 from .codes import ActionStatus, AgencyKind, Category, Indicator, Purpose
 
 NODE_ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
+BASE_URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_PATTERN, max_length=253)]
@@ -61,7 +62,7 @@ class NodeDocument(WireModel):
     id: NodeId
     agency_name: ShortText
     agency_kind: AgencyKind
-    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+    base_url: Annotated[str, StringConstraints(pattern=BASE_URL_PATTERN)]
     keys: Annotated[list[KeyEntry], Field(min_length=1, max_length=16)]
     protocol_versions: Annotated[list[int], Field(min_length=1)]
     issued_at: Timestamp

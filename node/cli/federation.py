@@ -39,7 +39,7 @@ from ..store import peers as peer_store
 from ..store.engine import create_engine
 from ..tls import client_ssl
 from .keys import user_errors
-from .main import echo_json, fail, node_dir_option, run_async
+from .main import answered, echo_json, fail, node_dir_option, run_async
 
 PASSPHRASE_HELP = "Environment variable holding the federation key's passphrase."
 
@@ -107,11 +107,14 @@ def federation() -> None:
 @federation.command("create-key")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--passphrase-env", default=None, help=PASSPHRASE_HELP)
+@user_errors(OSError)  # a missing or unwritable directory: the message names the path
 def create_key(out: Path, passphrase_env: str | None) -> None:
     """Create the federation's Ed25519 key: OUT (PEM, mode 0600) and OUT.pub (public PEM).
 
     The private key stays with the participating authorities; members get the public key (the
     .pub file or the base64url line printed here) to pass as --federation-key."""
+    if not out.name:
+        fail("--out must name the key file to write, e.g. --out federation.key")
     pub = out.with_name(out.name + ".pub")
     for path in (out, pub):
         if path.exists():
@@ -130,6 +133,7 @@ def create_key(out: Path, passphrase_env: str | None) -> None:
 @click.option("--key", "key_file", required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--passphrase-env", default=None, help=PASSPHRASE_HELP)
+@user_errors(OSError)
 def sign_members_cmd(members: Path, key_file: Path, out: Path, passphrase_env: str | None) -> None:
     """Sign a member list MEMBERS.json with the federation key and write SIGNED.json.
 
@@ -209,7 +213,8 @@ async def apply(signed: Path, federation_key: str, directory: Path, yes: bool) -
         if matching and not yes:
             names = ", ".join(c.member.id for c in matching[:5])
             more = f" and {len(matching) - 5} more" if len(matching) > 5 else ""
-            if not click.confirm(f"Trust {len(matching)} members ({names}{more})?"):
+            question = f"Trust {len(matching)} members ({names}{more})?"
+            if not answered(lambda: click.confirm(question), "check the list, then use --yes"):
                 fail("nothing trusted; nothing recorded")
         trusted = await trust_matching(engine, matching, config.node.id, now)
         for node_id in trusted:

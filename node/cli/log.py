@@ -16,7 +16,7 @@ from protocol.clock import parse_time
 
 from ..services.audit import checkpoint_and_witness, verify_log
 from ..store.exchange_log import COLUMNS, LogFilter, entry_json, query_log
-from .main import echo_json, node_dir_option, run_async
+from .main import describe, echo_json, fail, node_dir_option, run_async, user_errors
 from .opened import opened_node
 
 
@@ -27,6 +27,13 @@ def _time(value: str | None) -> datetime | None:
         return parse_time(value if "T" in value else value + "T00:00:00Z")
     except ValueError:
         raise click.BadParameter(f"{value!r}: use YYYY-MM-DD or an RFC 3339 time") from None
+
+
+# the parameters of ``log`` itself that shape its listing (and mean nothing to a subcommand)
+LISTING_OPTIONS = (
+    *("since", "until", "peer", "plan_id", "message_type", "outcome", "reason"),
+    *("limit", "as_json", "as_csv", "follow"),
+)
 
 
 @click.group(invoke_without_command=True)
@@ -60,7 +67,21 @@ def log(
 ) -> None:
     """List exchange-log entries, newest first. Ids, types, outcomes and reasons only."""
     if ctx.invoked_subcommand is not None:
+        given = [
+            name
+            for name in LISTING_OPTIONS
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        ]
+        if given:
+            option = next(p for p in ctx.command.params if p.name == given[0]).opts[0]
+            raise click.UsageError(
+                f"{option} filters the listing; it does not apply to 'log {ctx.invoked_subcommand}'"
+            )
+        if ctx.get_parameter_source("directory") is not click.core.ParameterSource.DEFAULT:
+            ctx.obj = directory  # ``log --dir D verify`` means D, as ``log verify --dir D`` does
         return
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
     flt = LogFilter(
         since=_time(since),
         until=_time(until),
@@ -105,7 +126,21 @@ def log(
                 sys.stdout.flush()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+        try:
+            asyncio.run(run())
+        except user_errors() as exc:  # as run_async does for the other commands
+            fail(describe(exc))
+
+
+def _directory(directory: Path) -> Path:
+    """A subcommand's node directory: its own ``--dir`` if given, else the one given to ``log``
+    (``barnplan log --dir D verify``), else the default."""
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("directory") is click.core.ParameterSource.DEFAULT:
+        parent = ctx.parent.obj if ctx.parent is not None else None
+        if isinstance(parent, Path):
+            return parent
+    return directory
 
 
 @log.command("verify")
@@ -114,7 +149,7 @@ def log(
 @run_async
 async def verify(directory: Path, as_json: bool) -> None:
     """Check the hash chain, every checkpoint signature and every witness; exit 1 on failure."""
-    async with opened_node(directory) as node:
+    async with opened_node(_directory(directory)) as node:
         report = await verify_log(node)
     if as_json:
         echo_json(report.to_json())
@@ -135,7 +170,7 @@ async def verify(directory: Path, as_json: bool) -> None:
 @run_async
 async def checkpoint(directory: Path) -> None:
     """Sign the current log head now and ask every peer to witness it."""
-    async with opened_node(directory) as node:
+    async with opened_node(_directory(directory)) as node:
         outcomes = await checkpoint_and_witness(node)
     for peer, outcome in sorted(outcomes.items()):
         click.echo(f"{peer:32} {outcome}")

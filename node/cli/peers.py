@@ -14,7 +14,7 @@ from ..services.peers import PeerError, fetch_peer, trust_peer
 from ..store import peers as peer_store
 from ..store.engine import create_engine
 from ..tls import client_ssl
-from .main import echo_json, node_dir_option, run_async
+from .main import answered, echo_json, node_dir_option, run_async
 
 
 @click.group()
@@ -43,7 +43,8 @@ async def add(directory: Path, url: str, yes: bool) -> None:
     click.echo(f"base URL:    {doc.base_url}")
     for entry, fp in zip(doc.keys, fetched.fingerprints, strict=True):
         click.echo(f"key {entry.kid}: SHA-256 {fp}")
-    if not yes and not click.confirm("Trust this node? Compare the fingerprint out of band first"):
+    question = "Trust this node? Compare the fingerprint out of band first"
+    if not yes and not answered(lambda: click.confirm(question), "compare it, then use --yes"):
         raise PeerError("not trusted; nothing recorded")
     engine = create_engine(config.database_url, config.store.schema_name)
     try:

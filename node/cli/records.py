@@ -18,7 +18,7 @@ from ..services import plans as plan_service
 from ..services import users as user_service
 from ..store import records
 from ..store.tables import User
-from .main import echo_json, node_dir_option, run_async
+from .main import answered, echo_json, node_dir_option, run_async
 from .opened import acting_user, opened_node
 
 as_option = click.option("--as", "as_user", required=True, help="User id to act as.")
@@ -329,6 +329,8 @@ async def fragments_add(
         content = json.load(content_file)
     except ValueError as exc:
         raise click.ClickException(f"--content is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise click.ClickException("--content nests too deeply to be a fragment") from None
     if not isinstance(content, dict):
         raise click.ClickException("--content must hold a JSON object")
     async with opened_node(directory) as node:
@@ -516,10 +518,16 @@ async def users_passwd(directory: Path, user_id: str, password_stdin: bool) -> N
 
     password: str
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            password = sys.stdin.readline().rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise click.ClickException("the password on standard input is not UTF-8 text") from None
     else:
-        password = click.prompt(
-            "Password", hide_input=True, confirmation_prompt="Repeat the password"
+        password = answered(
+            lambda: str(
+                click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
+            ),
+            "give the password with --password-stdin",
         )
     async with opened_node(directory) as node:
         await password_service.set_password(node.engine, user_id, password)

@@ -71,6 +71,12 @@ class LeadFacts:
     own: dict[str, list[FragmentRecord]]
 
 
+def _no_consent(consent_id: str | None) -> str:
+    if consent_id is not None:
+        return f"no consent {consent_id} recorded for this plan"
+    return "no consent recorded for this plan: record the family's consent first"
+
+
 def lead_facts(conn: Connection, plan_id: str, consent_id: str | None) -> LeadFacts:
     """Every read of an assembly, in one read transaction (``read_with``): the plan, the consent
     (the newest, or the one asked for), whether it is revoked, participants, child, own
@@ -82,7 +88,7 @@ def lead_facts(conn: Connection, plan_id: str, consent_id: str | None) -> LeadFa
     if consent_id is not None:
         statements = [s for s in statements if s["consent_id"] == consent_id]
     if not statements:
-        raise NotFound("no consent recorded for this plan: record the family's consent first")
+        raise NotFound(_no_consent(consent_id))
     consent = statements[-1]
     revocation = revocation_store.get_revocation_sync(conn, consent["consent_id"])
     return LeadFacts(
@@ -111,7 +117,7 @@ def lead_facts_sqlite(
         if consent_id is not None:
             statements = [s for s in statements if s["consent_id"] == consent_id]
         if not statements:
-            raise NotFound("no consent recorded for this plan: record the family's consent first")
+            raise NotFound(_no_consent(consent_id))
         consent = statements[-1]
         revocations = records.rows_as_models(
             db, RevocationRecord, "consent_id = ?", (consent["consent_id"],)

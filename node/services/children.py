@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..domain.personnummer import PersonnummerError, normalize_personnummer
 from ..store import records
 from ..store.tables import Child
-from .errors import InvalidInput
+from .errors import Conflict, InvalidInput
 
 
 async def add_child(engine: AsyncEngine, name: str, personnummer: str, now: datetime) -> Child:
@@ -24,6 +24,11 @@ async def add_child(engine: AsyncEngine, name: str, personnummer: str, now: date
         pnr = ""
     if errors:
         raise InvalidInput("the child could not be saved", errors)
+    async with engine.connect() as conn:
+        existing = await records.children_by_personnummer(conn, pnr)
+    if existing:
+        # one record per child: an invitation links automatically only to a single match
+        raise Conflict(f"this personnummer is already recorded, as child {existing[0]}")
     child = Child(child_id=str(uuid.uuid4()), name=name.strip(), personnummer=pnr, created_at=now)
     await records.insert_child(engine, child)
     return child

@@ -61,6 +61,10 @@ async def add_user(
         )
     if not display_name.strip():
         raise InvalidInput("display name must not be empty", {"display_name": "required"})
+    if len(display_name.strip()) > 200:  # the column's limit, which reading a user checks
+        raise InvalidInput(
+            "display name: at most 200 characters", {"display_name": "at most 200 characters"}
+        )
     token = new_token()
     user = User(
         user_id=user_id,
