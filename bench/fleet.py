@@ -147,13 +147,13 @@ def lead_user(node_id: str = "lead") -> User:
 async def seed_plan(
     node: Node, plan_id: str, lead: str, participants: Sequence[str], reason: str = ""
 ) -> None:
-    """The plan as ``node`` holds it: its own child record, every participant linked."""
+    """The plan as ``node`` holds it: its own record of the child (one per node, shared by
+    its plans), every participant linked."""
     now = CLOCK.now()
-    child_id = str(uuid.uuid4())
-    await records.insert_child(
-        node.engine,
-        Child(child_id=child_id, name="Testa Testsson", personnummer=CHILD_PNR, created_at=now),
+    child = Child(
+        child_id=str(uuid.uuid4()), name="Testa Testsson", personnummer=CHILD_PNR, created_at=now
     )
+    child_id = await records.insert_new_child(node.engine, child) or child.child_id
     members = {p: "linked" for p in participants}
     members[lead] = "lead"
     plan = Plan(

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 # the wire's one time form (SPEC.md §1): whole seconds or 1–6 fraction digits, always "Z"
-TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+# ([0-9], not \d: both Python's and pydantic's \d match any Unicode digit)
+TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
 _WIRE_TIME = re.compile(TIME_PATTERN)
 
 

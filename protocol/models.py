@@ -11,7 +11,13 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from .clock import TIME_PATTERN as TIME_PATTERN
 from .clock import parse_time
@@ -21,8 +27,15 @@ NODE_ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,6
 BASE_URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
+
+def _check_time(value: str) -> str:
+    parse_time(value)
+    return value
+
+
 NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_PATTERN, max_length=253)]
-Timestamp = Annotated[str, StringConstraints(pattern=TIME_PATTERN)]
+# the form, and a real moment: "2026-02-30T00:00:00Z" has the form and is malformed all the same
+Timestamp = Annotated[str, StringConstraints(pattern=TIME_PATTERN), AfterValidator(_check_time)]
 Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=4000)]
@@ -33,11 +46,6 @@ ProfessionalRef = Annotated[
 
 class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _check_time(value: str) -> str:
-    parse_time(value)
-    return value
 
 
 class Signature(WireModel):
@@ -182,11 +190,6 @@ class ConsentStatement(WireModel):
     recorded_by: ProfessionalRef
     issued_at: Timestamp
     sig: Signature
-
-    @field_validator("valid_from", "valid_until", "issued_at")
-    @classmethod
-    def _times(cls, value: str) -> str:
-        return _check_time(value)
 
 
 def is_uuid(text: str) -> bool:

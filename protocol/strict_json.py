@@ -11,7 +11,10 @@ handed over as it is. The types where the two modes differ make a schema take th
 enums, dates, times, UUIDs, bytes, decimals, floats, tuples and sets (strict Python wants Python
 objects or exact types where JSON has strings, numbers or arrays), unions (they choose by mode),
 validator functions (they may look at the mode), aliases and custom model hooks (kept out to keep
-the argument short).
+the argument short). The one exception is a *no-info after*-validator named in
+``MODE_BLIND_AFTER``: it is handed the value its inner schema produced (the same in both modes,
+by the argument above) and cannot see the mode, so it decides alike in both (the timestamp's
+"is this a real moment" check).
 One difference is left, on purpose: strict Python mode takes integers beyond 64 bits, which JSON
 mode never sees because they cannot be encoded — a verifier refuses them earlier, when the
 signing input has no canonical form (step 14).
@@ -51,8 +54,12 @@ _ALLOWED: Mapping[str, frozenset[str]] = {
     "model-field": frozenset({"schema", "frozen", "serialization_exclude"}),
     "definitions": frozenset({"schema", "definitions"}),
     "definition-ref": frozenset({"schema_ref"}),
+    "function-after": frozenset({"function", "schema"}),
 }
 _MODEL_CONFIG = frozenset({"title", "extra_fields_behavior"})
+# after-validators known to look at nothing but their value (by qualified name, so that this
+# module needs no import of the models it judges)
+MODE_BLIND_AFTER = frozenset({"protocol.models._check_time"})
 _CHILDREN = ("schema", "items_schema", "keys_schema", "values_schema")
 
 
@@ -74,6 +81,14 @@ def _check(node: Any, definitions: dict[str, Any], seen: set[str]) -> bool:
         return False
     if kind == "literal" and not all(type(v) in (str, bool) for v in node["expected"]):
         return False
+    if kind == "function-after":
+        function = node["function"]
+        name = f"{function['function'].__module__}.{function['function'].__qualname__}"
+        return (
+            function.get("type") == "no-info"
+            and name in MODE_BLIND_AFTER
+            and _check(node["schema"], definitions, seen)
+        )
     if kind == "model" and (
         node.get("custom_init")
         or node.get("root_model")

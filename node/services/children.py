@@ -24,11 +24,12 @@ async def add_child(engine: AsyncEngine, name: str, personnummer: str, now: date
         pnr = ""
     if errors:
         raise InvalidInput("the child could not be saved", errors)
-    async with engine.connect() as conn:
-        existing = await records.children_by_personnummer(conn, pnr)
-    if existing:
-        # one record per child: an invitation links automatically only to a single match
-        raise Conflict(f"this personnummer is already recorded, as child {existing[0]}")
     child = Child(child_id=str(uuid.uuid4()), name=name.strip(), personnummer=pnr, created_at=now)
-    await records.insert_child(engine, child)
+    existing = await records.insert_new_child(engine, child)
+    if existing is not None:
+        # one record per child: an invitation links automatically only to a single match
+        raise Conflict(
+            f"this personnummer is already recorded, as child {existing}",
+            {"personnummer": f"already recorded, as child {existing}"},
+        )
     return child

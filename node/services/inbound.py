@@ -165,6 +165,10 @@ class Inbound:
             return self._error_reply(
                 message.sender, message.id, Reason.REPLAYED, f"message id {message.id} already seen"
             )
+        except Exception as log_exc:  # the store is down too: still the signed answer SPEC §8 says
+            log.error(
+                "federation.change_failed", type=message.type, error=log_exc.__class__.__name__
+            )
         node.metrics.requests.labels(message.type, "failed").inc()
         return self._error_reply(message.sender, message.id, Reason.INTERNAL, "not handled", 500)
 

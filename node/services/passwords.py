@@ -92,7 +92,7 @@ async def login(engine: AsyncEngine, user_id: str, password: str) -> User | None
             await set_password(engine, user.user_id, password)
         except InvalidInput:
             return user  # set before today's policy: keep the old hash
-        user = await user_by_id(engine, user.user_id)
+        user = active(await user_by_id(engine, user.user_id))  # disabled meanwhile: refused
     return user
 
 

@@ -43,8 +43,9 @@ class StoreUrlError(StoreError, ValueError):
 
 
 def _redacted(url: str) -> str:
-    """``url`` with any password between ``user:`` and ``@`` replaced, for messages."""
-    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
+    """``url`` with any password between ``user:`` and ``@`` replaced, for messages; with or
+    without a ``scheme://`` in front (a URL that failed to parse may lack one)."""
+    return re.sub(r"((?://|^)[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 def parse_url(url: str) -> URL:

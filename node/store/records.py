@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
@@ -82,9 +82,22 @@ async def list_users(engine: AsyncEngine) -> list[User]:
 # --- children -------------------------------------------------------------------------------
 
 
-async def insert_child(engine: AsyncEngine, child: Child) -> None:
+CHILD_LOCK_ID = 0x62706368  # "bpch": PostgreSQL advisory lock serializing new children
+
+
+async def insert_new_child(engine: AsyncEngine, child: Child) -> str | None:
+    """Insert ``child`` unless its personnummer is already recorded; return the child id that
+    holds it then (and insert nothing). Check and insert are one write transaction, taken in
+    turn (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), so two concurrent adds of one
+    child cannot both succeed."""
     async with begin_write(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHILD_LOCK_ID})
+        existing = await children_by_personnummer(conn, child.personnummer)
+        if existing:
+            return existing[0]
         await conn.execute(T_CHILD.insert().values(**child.model_dump()))
+    return None
 
 
 async def list_children(engine: AsyncEngine) -> list[Child]:

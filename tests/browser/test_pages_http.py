@@ -124,6 +124,22 @@ async def test_bad_input_is_shown_next_to_the_field_and_saves_nothing(
     assert await records.list_children(school.node.engine) == []
 
 
+async def test_a_child_already_recorded_is_shown_at_the_field_and_not_added_twice(
+    pair: list[RunningNode], client: PageClient
+) -> None:
+    school = pair[0]
+    await client.login("prof")
+    await client.get("/children")
+    status, _ = await client.post("/children", {"name": "Ny Person", "personnummer": CHILD_PNR})
+    assert status == 200
+    (child,) = await records.list_children(school.node.engine)
+    status, page = await client.post("/children", {"name": "Samma Barn", "personnummer": CHILD_PNR})
+    assert status == 409
+    assert 'id="personnummer-error"' in page and "Personnumret finns redan" in page
+    assert child.child_id in page and 'value="Samma Barn"' in page  # what was typed is kept
+    assert [c.child_id for c in await records.list_children(school.node.engine)] == [child.child_id]
+
+
 async def test_fragment_editor_errors_point_at_the_row_and_nothing_is_saved(
     pair: list[RunningNode], client: PageClient
 ) -> None:

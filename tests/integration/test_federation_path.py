@@ -159,3 +159,32 @@ async def test_a_handler_that_fails_answers_a_signed_internal_error_and_logs_it(
     logged = [e for e in events(stream) if e["event"] == "federation.handler_failed"]
     assert [(e["type"], e["error"]) for e in logged] == [("hello", "RuntimeError")]
     assert "Traceback" not in stream.getvalue() and "201503152389" not in stream.getvalue()
+
+
+async def test_a_handler_failure_with_the_store_down_too_is_still_a_signed_internal_error(
+    pair: tuple[RunningNode, RunningNode, io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    school, social, stream = pair
+
+    async def broken(node: object, message: Verified) -> Outcome:
+        raise RuntimeError("the store is gone")
+
+    async def no_store(*args: object, **kwargs: object) -> int:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setitem(social.node.inbound._handlers, "hello", broken)
+    monkeypatch.setattr(social.node.exchange_log, "append", no_store)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(social.url + PATH, data=hello(school, social)) as resp,
+    ):
+        assert resp.status == 500
+        data = await resp.read()
+    reply = verify_envelope(
+        data, keyring=school.node.keyring, audience=school.node_id,
+        clock=school.node.clock, seen=None,
+    )  # fmt: skip
+    assert isinstance(reply.body, ErrorBody) and reply.body.reason == Reason.INTERNAL
+    events_seen = [(e["event"], e.get("error")) for e in events(stream)]
+    assert ("federation.handler_failed", "RuntimeError") in events_seen
+    assert ("federation.change_failed", "OSError") in events_seen

@@ -51,6 +51,10 @@ FRAGMENT_CASES = {
     "date as number": _set("content.next_review", 0),
     "action start as number": _set("content.actions.0.start", 0),
     "indicator as number": _set("indicators", [1]),
+    # the timestamp form with no such moment, or with digits other than ASCII: malformed, not
+    # a ValueError that broke a whole assembly on one participant's reply
+    "impossible day": _set("signed_at", "2026-02-30T00:00:00Z"),
+    "arabic-indic digits": _set("signed_at", "\u0662\u0660\u0662\u0666-11-23T09:00:00Z"),
 }
 
 

@@ -11,11 +11,11 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
 from protocol.codes import Category
 from protocol.messages import MESSAGE_TYPES, PARSED_BODY_TYPES
-from protocol.models import WireModel
+from protocol.models import Timestamp, WireModel
 from protocol.strict_json import python_mode_is_json_mode
 from tests.schemas.test_schemas import body
 
@@ -151,6 +151,18 @@ class WithValidator(WireModel):
         return value
 
 
+def _upper(value: str) -> str:
+    return value.upper()
+
+
+class WithOtherAfterValidator(WireModel):
+    x: Annotated[str, AfterValidator(_upper)]
+
+
+class WithTimestamp(WireModel):
+    at: Timestamp
+
+
 class WithAlias(WireModel):
     from_: str = Field(alias="from")
 
@@ -163,8 +175,26 @@ def test_the_check_accepts_plain_schemas() -> None:
     assert python_mode_is_json_mode(Plain)
 
 
+def test_the_check_accepts_the_timestamps_mode_blind_after_validator_only() -> None:
+    assert python_mode_is_json_mode(WithTimestamp)
+    assert not python_mode_is_json_mode(WithOtherAfterValidator)
+    for value in ("2026-11-23T09:00:00Z", "2026-02-30T00:00:00Z", 5, None):
+        python, as_json = verdicts(WithTimestamp, {"at": value})
+        assert python == as_json, value
+
+
 @pytest.mark.parametrize(
-    "model", [WithEnum, WithFloat, WithDate, WithUnion, WithValidator, WithAlias, Nested]
+    "model",
+    [
+        WithEnum,
+        WithFloat,
+        WithDate,
+        WithUnion,
+        WithValidator,
+        WithOtherAfterValidator,
+        WithAlias,
+        Nested,
+    ],
 )
 def test_the_check_refuses_what_it_has_not_reasoned_about(model: type[BaseModel]) -> None:
     assert not python_mode_is_json_mode(model)

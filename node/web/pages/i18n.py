@@ -486,6 +486,7 @@ _ERROR_SV: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^Field required"), "Obligatoriskt."),
     (re.compile(r"^required, at most (\d+) characters"), "Obligatoriskt, högst {0} tecken."),
     (re.compile(r"^no such child"), "Välj ett barn på den här noden."),
+    (re.compile(r"^already recorded, as child (\S+)"), "Personnumret finns redan (barn {0})."),
     (
         re.compile(r"^does not match the invitation"),
         "Barnets personnummer stämmer inte med inbjudan.",

@@ -14,7 +14,7 @@ from protocol.codes import ActionStatus, Category, Indicator, Purpose
 from ...services import children as child_service
 from ...services import fragments as fragment_service
 from ...services import plans as plan_service
-from ...services.errors import InvalidInput, NotFound, ServiceError
+from ...services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from ...store import records
 from ..keys import NODE_KEY
 from .common import agency_names, child_names, consents_with_state, read_form
@@ -161,10 +161,10 @@ async def add_child(request: web.Request) -> web.StreamResponse:
         await child_service.add_child(
             node.engine, values["name"], values["personnummer"], node.clock.now()
         )
-    except InvalidInput as exc:
+    except (InvalidInput, Conflict) as exc:  # Conflict: the child is already recorded
         t = translator(request)
         errors = {k: t.error(v) for k, v in exc.errors.items()}
-        return await _children_page(request, values, errors, status=422)
+        return await _children_page(request, values, errors, status=exc.status)
     flash(await get_session(request), translator(request)("child_added"))
     return see_other("/children")
 
