@@ -97,5 +97,10 @@ async def login(engine: AsyncEngine, user_id: str, password: str) -> User | None
 
 
 def session_stamp(user: User) -> str:
-    """A short digest of the password hash kept in the session: a new password ends sessions."""
-    return hashlib.sha256((user.password_hash or "").encode("utf-8")).hexdigest()[:24]
+    """A short digest kept in the session, of the password hash and of when the user was last
+    disabled: a new password ends sessions, and so does disabling, for good (enabling the user
+    again does not bring back a session left unused meanwhile)."""
+    material = user.password_hash or ""
+    if user.sessions_since is not None:
+        material += "|" + user.sessions_since.isoformat()
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:24]

@@ -98,7 +98,7 @@ async def disable_user(engine: AsyncEngine, user_id: str, now: datetime) -> User
         raise unknown_user(user_id)
     if user.disabled_at is not None:
         return user
-    changed = await records.update_user(engine, user_id, disabled_at=now)
+    changed = await records.update_user(engine, user_id, disabled_at=now, sessions_since=now)
     if changed is None:
         raise unknown_user(user_id)
     return changed

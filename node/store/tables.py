@@ -94,6 +94,9 @@ class User(SQLModel, table=True):
     # set by ``barnplan users disable``: the user is refused everywhere (API, login, sessions)
     # but kept, so what they did stays attributed; None: the user may use the node
     disabled_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    # web sessions signed in before this are over (set when the user is disabled, and kept when
+    # they are enabled again, so a session left unused meanwhile does not come back)
+    sessions_since: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class Child(SQLModel, table=True):

@@ -139,6 +139,31 @@ async def test_a_disabled_user_is_refused_everywhere_until_enabled(school: Runni
         await page.close()
 
 
+async def test_a_session_left_unused_while_disabled_stays_over_after_enable(
+    school: RunningNode,
+) -> None:
+    """Disabling ends the user's web sessions for good: a session cookie nobody used while the
+    user was disabled (on a stolen laptop, say) does not come back when the user is enabled."""
+    idle, fresh = PageClient(school), PageClient(school)
+    try:
+        await idle.login("prof")
+        status, html = await idle.get("/plans")
+        assert status == 200 and "Mina planer" in html
+        for command in ("disable", "enable"):
+            done = await users_cli(school, command, "prof")
+            assert done.returncode == 0, done.stderr
+        status, html = await idle.get("/plans")
+        assert status == 200 and 'action="/login"' in html and "Mina planer" not in html
+        # signing in again works, and that session lasts
+        status, html = await fresh.login("prof")
+        assert status == 200 and "Mina planer" in html
+        status, html = await fresh.get("/plans")
+        assert status == 200 and "Mina planer" in html
+    finally:
+        await idle.close()
+        await fresh.close()
+
+
 async def test_disabling_twice_keeps_the_first_time_and_list_shows_it(
     school: RunningNode,
 ) -> None:

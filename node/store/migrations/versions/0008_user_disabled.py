@@ -1,4 +1,5 @@
-"""users: a nullable disabled_at on app_user, so an operator can stop a user without deleting them
+"""users: nullable disabled_at and sessions_since on app_user, so an operator can stop a user
+without deleting them, and end their web sessions for good
 
 Revision ID: 0008
 Revises: 0007
@@ -18,8 +19,10 @@ def upgrade() -> None:
     # batch mode: SQLite cannot ALTER a table in place for every change; PostgreSQL alters it
     with op.batch_alter_table("app_user") as batch:
         batch.add_column(sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("sessions_since", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("app_user") as batch:
+        batch.drop_column("sessions_since")
         batch.drop_column("disabled_at")
