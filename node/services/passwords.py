@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..store.engine import begin_write
 from ..store.records import T_USER, user_by_id
 from ..store.tables import User
-from .errors import InvalidInput, NotFound
-from .users import active
+from .errors import InvalidInput
+from .users import active, unknown_user
 
 MIN_LENGTH = 10
 MAX_LENGTH = 1024
@@ -67,7 +67,7 @@ async def set_password(engine: AsyncEngine, user_id: str, password: str) -> None
             update(T_USER).where(T_USER.c.user_id == user_id).values(password_hash=hashed)
         )
     if not result.rowcount:
-        raise NotFound(f"no user {user_id!r}: add one with 'barnplan users add'")
+        raise unknown_user(user_id)
 
 
 def _verify(hashed: str, password: str) -> bool:

@@ -10,7 +10,7 @@ from protocol.clock import Clock
 from protocol.encoding import b64url_encode
 from protocol.keys import SigningKey, save_private_key
 
-from ..config import CONFIG_NAME, NodeConfig, load_config, render_config
+from ..config import CONFIG_NAME, ConfigError, NodeConfig, load_config, render_config
 from ..store import peers as peer_store
 from ..store.engine import (
     BACKUP_GUIDE,
@@ -67,7 +67,10 @@ async def init_node(
         )
         config_path.write_text(text, encoding="utf-8")
         made.append(config_path)
-        config = load_config(directory)
+        try:
+            config = load_config(directory)
+        except ConfigError as exc:  # name the option given to init, not the file it wrote
+            raise SetupError(_as_option(str(exc))) from None
         if config.key_path.exists():
             raise SetupError(f"{config.key_path} already exists; not overwriting a key")
         engine = create_engine(config.database_url, config.store.schema_name, create=True)
@@ -107,6 +110,26 @@ async def init_node(
                 break
         raise
     return config
+
+
+# the settings init writes from its options
+_OPTIONS = {
+    "node.id": "--id",
+    "node.agency_name": "--agency-name",
+    "node.base_url": "--base-url",
+    "server.host": "--host",
+    "server.port": "--port",
+    "store.url": "--store-url",
+    "store.schema_name": "--store-schema",
+}
+
+
+def _as_option(message: str) -> str:
+    """``load_config``'s "<path>: setting node.base_url: ..." as "--base-url: ..."."""
+    _, found, rest = message.partition(": setting ")
+    setting, _, why = rest.partition(": ")
+    option = _OPTIONS.get(setting) if found else None
+    return f"{option}: {why}" if option else message
 
 
 async def require_a_new_store(engine: AsyncEngine, config: NodeConfig) -> None:
