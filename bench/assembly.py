@@ -266,7 +266,9 @@ async def _measure(config: RunConfig, base: Path) -> list[Figure]:
             signed = BareFanout(
                 session, list(zip(urls_of(signed_specs), requests, strict=True)), SignatureWork()
             )
-            for n in SIZES:
+
+            async def warmed(n: int) -> dict[str, Callable[[], Awaitable[object]]]:
+                """The three contenders for ``n`` participants, each run ``warmup`` times."""
                 contenders: dict[str, Callable[[], Awaitable[object]]] = {
                     "real": checked_assembly(lead, fed.plans[n], n),
                     "bare": partial(fanout.run, n),
@@ -275,6 +277,10 @@ async def _measure(config: RunConfig, base: Path) -> list[Figure]:
                 for _ in range(warmup):
                     for contender in contenders.values():
                         await contender()
+                return contenders
+
+            for n in SIZES:
+                contenders = await warmed(n)
                 names = list(contenders)
                 for name in names:
                     runs[name][n] = []
@@ -283,7 +289,7 @@ async def _measure(config: RunConfig, base: Path) -> list[Figure]:
                     for name in names[i % 3 :] + names[: i % 3]:
                         runs[name][n].append(await timed(contenders[name]))
 
-            # every participant answers 50 ms late: restart both hosts with the delay
+            # every participant answers 50 ms late: restart the three hosts with the delay
             for host in hosts:
                 await stop_host(host)
             hosts.clear()
@@ -298,15 +304,7 @@ async def _measure(config: RunConfig, base: Path) -> list[Figure]:
             hosts.append(
                 await start_host(["bare", "--signatures", *delay, *signed_specs], host_log)
             )
-            n = max(SIZES)
-            delayed_contenders: dict[str, Callable[[], Awaitable[object]]] = {
-                "real": checked_assembly(lead, fed.plans[n], n),
-                "bare": partial(fanout.run, n),
-                "signatures": partial(signed.run, n),
-            }
-            for _ in range(warmup):
-                for contender in delayed_contenders.values():
-                    await contender()
+            delayed_contenders = await warmed(max(SIZES))
             delayed: dict[str, list[float]] = {name: [] for name in delayed_contenders}
             for _ in range(delayed_iterations):
                 for name, contender in delayed_contenders.items():

@@ -148,7 +148,6 @@ class Inbound:
         the exception's text, and a signed ``internal`` error with HTTP 500."""
         node = self._node
         log.error("federation.handler_failed", type=message.type, error=exc.__class__.__name__)
-        skew = timedelta(seconds=node.config.protocol.clock_skew_s)
         draft = LogDraft(
             direction="in",
             peer=message.sender,
@@ -158,19 +157,25 @@ class Inbound:
             reason=Reason.INTERNAL.value,
         )
         try:
-            await node.exchange_log.append(
-                draft, seen=SeenId(message.sender, message.id, message.expires_at + skew)
-            )
+            await node.exchange_log.append(draft, seen=self._seen(message))
         except DuplicateMessage:
-            return self._error_reply(
-                message.sender, message.id, Reason.REPLAYED, f"message id {message.id} already seen"
-            )
+            return self._replayed(message)
         except Exception as log_exc:  # the store is down too: still the signed answer SPEC §8 says
             log.error(
                 "federation.change_failed", type=message.type, error=log_exc.__class__.__name__
             )
         node.metrics.requests.labels(message.type, "failed").inc()
         return self._error_reply(message.sender, message.id, Reason.INTERNAL, "not handled", 500)
+
+    def _seen(self, message: Verified) -> SeenId:
+        """The replay-memory row of a verified message, kept until it expires plus skew."""
+        skew = timedelta(seconds=self._node.config.protocol.clock_skew_s)
+        return SeenId(message.sender, message.id, message.expires_at + skew)
+
+    def _replayed(self, message: Verified) -> tuple[int, dict[str, Any]]:
+        return self._error_reply(
+            message.sender, message.id, Reason.REPLAYED, f"message id {message.id} already seen"
+        )
 
     def _verify(self, data: bytes) -> Verified:
         node = self._node
@@ -188,8 +193,6 @@ class Inbound:
         self, message: Verified, outcome: Outcome
     ) -> tuple[int, dict[str, Any]]:
         node = self._node
-        skew = timedelta(seconds=node.config.protocol.clock_skew_s)
-
         draft = LogDraft(
             direction="in",
             peer=message.sender,
@@ -205,13 +208,10 @@ class Inbound:
             released=outcome.released,
             withheld=outcome.withheld,
         )
-        seen = SeenId(message.sender, message.id, message.expires_at + skew)
         try:
-            await node.exchange_log.append(draft, outcome.change, seen)
+            await node.exchange_log.append(draft, outcome.change, self._seen(message))
         except DuplicateMessage:
-            return self._error_reply(
-                message.sender, message.id, Reason.REPLAYED, f"message id {message.id} already seen"
-            )
+            return self._replayed(message)
         except ChangeRejected as exc:
             return self._error_reply(message.sender, message.id, exc.reason, exc.detail)
         except Exception as exc:

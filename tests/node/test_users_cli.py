@@ -49,11 +49,15 @@ async def school(
 
 async def users_cli(node: RunningNode, *args: str) -> subprocess.CompletedProcess[str]:
     """``barnplan users ARGS --dir <the node's directory>`` as a separate process."""
+    return await cli(node, "users", *args)
+
+
+async def cli(node: RunningNode, *args: str) -> subprocess.CompletedProcess[str]:
+    """``barnplan ARGS --dir <the node's directory>`` as a separate process."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "node",
-        "users",
         *args,
         "--dir",
         str(node.node.config.directory),
@@ -212,26 +216,12 @@ async def test_an_unknown_user_is_named_with_what_to_do_and_no_traceback(
 
 async def test_the_cli_does_not_act_as_a_disabled_user(school: RunningNode) -> None:
     await users_cli(school, "disable", "lead")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "node",
-        "plans",
-        "create",
-        "--as",
-        "lead",
-        "--child",
-        "no-child",
-        "--participant",
-        "ifo.test.se",
-        "--dir",
-        str(school.node.config.directory),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    _, err = await process.communicate()
-    assert process.returncode == 1
-    assert err.decode() == (
+    ran = await cli(
+        school, "plans", "create", "--as", "lead", "--child", "no-child",
+        "--participant", "ifo.test.se",
+    )  # fmt: skip
+    assert ran.returncode == 1
+    assert ran.stderr == (
         "error: user 'lead' is disabled: act as another user, or enable them with "
         "'barnplan users enable lead'\n"
     )

@@ -142,6 +142,17 @@ def test_any_body_any_flip_same_outcome_both_ways(body: dict[str, Any], flip: in
     assert outcome(parsed) == from_bytes
 
 
+def hello() -> dict[str, Any]:
+    return sign_envelope(
+        type="hello",
+        body={"started_at": "2026-11-23T09:00:00Z"},
+        sender=A,
+        to=B,
+        key=KEY,
+        clock=ManualClock(T0),
+    )
+
+
 @pytest.mark.parametrize(
     "issued_at",
     [
@@ -159,26 +170,12 @@ def test_any_body_any_flip_same_outcome_both_ways(body: dict[str, Any], flip: in
 def test_an_envelope_time_outside_the_wire_form_is_malformed(issued_at: str) -> None:
     """SPEC.md §1: one form on the wire, so every receiver judges a message alike; a lenient
     parser (``fromisoformat`` takes all of these but the last two) would not."""
-    env = sign_envelope(
-        type="hello",
-        body={"started_at": "2026-11-23T09:00:00Z"},
-        sender=A,
-        to=B,
-        key=KEY,
-        clock=ManualClock(T0),
-    )
+    env = hello()
     assert same_both_ways(resign(env, issued_at=issued_at)) is Reason.MALFORMED
 
 
 @pytest.mark.parametrize("fraction", ["", ".5", ".123456"])
 def test_an_envelope_time_in_the_wire_form_verifies(fraction: str) -> None:
-    env = sign_envelope(
-        type="hello",
-        body={"started_at": "2026-11-23T09:00:00Z"},
-        sender=A,
-        to=B,
-        key=KEY,
-        clock=ManualClock(T0),
-    )
+    env = hello()
     issued = env["issued_at"].removesuffix("Z") + fraction + "Z"
     assert isinstance(same_both_ways(resign(env, issued_at=issued)), Verified)
