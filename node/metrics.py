@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .version import Build
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -13,8 +22,13 @@ class Metrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, build: Build) -> None:
         self.registry = CollectorRegistry()
+        Info(
+            "barnplan_build",
+            "The release this node runs and its store schema revision",
+            registry=self.registry,
+        ).info({"version": build.version, "schema": build.schema})
         self.requests = Counter(
             "barnplan_federation_requests_total",
             "Inbound federation messages",

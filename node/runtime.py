@@ -30,7 +30,9 @@ from .services.seen import PersistentSeenIds
 from .store import peers as peer_store
 from .store.engine import create_engine, migrate, sqlite_sync_twin
 from .store.exchange_log import ExchangeLog
+from .store.schema_check import require_expected_schema
 from .tls import client_ssl
+from .version import current_build
 
 
 @dataclass
@@ -50,7 +52,8 @@ class Node:
         self.peers = PeerClient(self)
         self.inbound = Inbound(self, HANDLERS)
         self.outbox = Outbox(self)
-        self.metrics = Metrics()
+        self.build = current_build()
+        self.metrics = Metrics(self.build)
         self.release_cache = ReleaseCache()
         self.caught_up = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
@@ -134,11 +137,13 @@ class Node:
 async def open_node(
     config: NodeConfig, clock: Clock | None = None, *, run_migrations: bool = True
 ) -> Node:
-    """Open the store (migrating it to head), load keys, peers and replay memory."""
+    """Open the store (migrating it to head), check it has the tables and columns this code
+    uses (``StoreError`` naming what it lacks), load keys, peers and replay memory."""
     engine = create_engine(config.database_url, config.store.schema_name)
     try:
         if run_migrations:
             await migrate(engine)
+        await require_expected_schema(engine)
         identity = load_identity(config, await peer_store.own_keys(engine))
         node = Node(config=config, clock=clock or SystemClock(), engine=engine, identity=identity)
         await node.reload_peers()

@@ -199,9 +199,25 @@ LAZY_COMMANDS = {
     lazy_commands=LAZY_COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@click.version_option(package_name="barnplan")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, value: show_version(ctx) if value else None,
+    help="Show the release and the store schema revision it expects, and exit.",
+)
 def main() -> None:
     """barnplan: one shared child's plan, assembled from the agencies that hold the pieces."""
+
+
+def show_version(ctx: click.Context) -> None:
+    """``barnplan --version``: the release and the store schema revision, so an operator can
+    tell what runs before and after an upgrade (the same as /healthz and /metrics show)."""
+    from ..version import current_build
+
+    click.echo(str(current_build()))
+    ctx.exit()
 
 
 class _Stderr:

@@ -81,7 +81,7 @@ def store_name(url: str, schema_name: str = "") -> str:
     return f"{shown} (schema {schema_name})" if schema_name else shown
 
 
-def _engine_store_name(engine: AsyncEngine) -> str:
+def engine_store_name(engine: AsyncEngine) -> str:
     return store_name(engine.url.render_as_string(hide_password=True))
 
 
@@ -244,7 +244,7 @@ def sqlite_sync_twin(engine: AsyncEngine) -> Engine | None:
         connect_args={"check_same_thread": False},
     )
     _sqlite_events(sync, autocheckpoint=False)
-    _connect_errors(sync, _engine_store_name(engine))
+    _connect_errors(sync, engine_store_name(engine))
     return sync
 
 

@@ -65,6 +65,13 @@ def script_heads(versions: Path = VERSIONS) -> frozenset[str]:
     return frozenset(revisions - parents)
 
 
+def expected_revision(versions: Path = VERSIONS) -> str:
+    """The migration head this code expects its store at, as ``barnplan --version``,
+    ``/healthz`` and ``/metrics`` show it (``?`` if the scripts cannot be read)."""
+    heads = script_heads(versions)
+    return ", ".join(sorted(heads)) if heads else "?"
+
+
 async def at_head(engine: AsyncEngine, versions: Path = VERSIONS) -> bool:
     """True if the store's version table names exactly the one head of the scripts, so
     ``migrate`` to head would change nothing; False when in any doubt."""

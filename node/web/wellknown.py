@@ -19,7 +19,13 @@ async def node_document(request: web.Request) -> web.Response:
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "node": request.app[NODE_KEY].node_id})
+    """Up, and what runs: the release and the store schema revision. A node whose store lacks
+    that schema never gets this far: it refuses to start (``node.store.schema_check``)."""
+    node = request.app[NODE_KEY]
+    build = node.build
+    return web.json_response(
+        {"status": "ok", "node": node.node_id, "version": build.version, "schema": build.schema}
+    )
 
 
 @routes.get("/metrics")

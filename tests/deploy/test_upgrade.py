@@ -1,10 +1,12 @@
-"""Upgrading a node: a store at the previous migration head, full of data, migrated to head.
+"""Upgrading a node: a store at each earlier migration head, full of data, migrated to head.
 
-The previous head is computed from alembic's script directory, so this test follows the
-migrations as they are added. Every table that exists at that revision gets a row (inserted with
-plain SQL over the reflected tables, so it does not depend on today's models); after
-``migrate`` every row is still there with the same values, and the node opens and serves its
-signed document. Runs on SQLite and on PostgreSQL (a fresh schema).
+The earlier heads are computed from alembic's script directory, so this test follows the
+migrations as they are added; one more start is the 0008 that first landed (594a892, without
+``app_user.sessions_since``), which the edited 0008 left behind. Every table that exists at that
+revision gets a row (inserted with plain SQL over the reflected tables, so it does not depend on
+today's models); after the upgrade every row is still there with the same values, and the node
+opens, serves its signed document, lists and adds users, answers the API and serves its pages —
+not just "migrate printed success". Runs on SQLite and on PostgreSQL (a fresh schema).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 from alembic.script import ScriptDirectory
@@ -22,7 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from node.config import CONFIG_NAME, load_config, render_config
 from node.runtime import open_node
+from node.services.users import add_user
 from node.store.engine import alembic_config, create_engine, current_revision, migrate
+from node.store.records import list_users
 from node.web.app import create_app
 from protocol.clock import ManualClock
 from protocol.documents import build_node_document, verify_node_document
@@ -35,13 +40,27 @@ PEER = "ifo.test.se"
 T_DATA = datetime(2026, 11, 20, 8, 30, 15, tzinfo=UTC)
 
 
-def heads() -> tuple[str, str]:
-    """(current head, the revision before it)."""
+def revisions() -> tuple[str, list[str]]:
+    """(current head, every earlier revision, oldest first)."""
     script = ScriptDirectory.from_config(alembic_config())
     [head_id] = script.get_heads()
-    head = script.get_revision(head_id)
-    assert head is not None and isinstance(head.down_revision, str), "expects a linear history"
-    return head_id, head.down_revision
+    earlier = []
+    for rev in script.walk_revisions():  # newest first
+        assert not isinstance(rev.down_revision, tuple), "expects a linear history"
+        if rev.revision != head_id:
+            earlier.append(rev.revision)
+    return head_id, earlier[::-1]
+
+
+HEAD, EARLIER = revisions()
+# the 0008 that first landed (594a892): disabled_at only; the edited script added sessions_since
+FIRST_0008 = "0008-as-first-landed"
+
+
+def first_landed_0008(conn: Connection) -> None:
+    kind = sa.DateTime(timezone=True).compile(dialect=conn.dialect)
+    conn.execute(sa.text(f"ALTER TABLE app_user ADD COLUMN disabled_at {kind}"))
+    conn.execute(sa.text("UPDATE alembic_version SET version_num = '0008'"))
 
 
 def reflect(conn: Connection) -> sa.MetaData:
@@ -138,10 +157,11 @@ async def run(engine: AsyncEngine, func: Any, *args: Any) -> Any:
         return await conn.run_sync(func, *args)
 
 
-async def test_upgrade_from_the_previous_head_keeps_every_row(
-    tmp_path: Path, store_target: tuple[str, str]
+@pytest.mark.parametrize("start", [*EARLIER, FIRST_0008])
+async def test_upgrade_from_an_earlier_head_keeps_every_row_and_the_node_works(
+    tmp_path: Path, store_target: tuple[str, str], start: str
 ) -> None:
-    head, previous = heads()
+    head = HEAD
     url, schema = store_target
     directory = tmp_path / "node"
     directory.mkdir()
@@ -163,24 +183,28 @@ async def test_upgrade_from_the_previous_head_keeps_every_row(
 
     engine = create_engine(url, schema, create=True)
     try:
-        await migrate(engine, revision=previous)
-        assert await current_revision(engine) == previous
+        if start == FIRST_0008:
+            await migrate(engine, revision="0007")
+            await run(engine, first_landed_0008)
+        else:
+            await migrate(engine, revision=start)
         tables = await run(engine, fill, special_rows(key, peer_key))
         assert {"own_key", "peer"} <= set(tables)
         before = await run(engine, snapshot)
         assert set(before) == set(tables) and all(len(rows) == 1 for rows in before.values())
 
-        await migrate(engine)
-        assert await current_revision(engine) == head
-        columns = {name: list(rows[0]) for name, rows in before.items()}
-        after = await run(engine, snapshot, columns)
-        assert after == before
     finally:
         await engine.dispose()
 
     clock = ManualClock(T0)
-    node = await open_node(load_config(directory), clock)
+    node = await open_node(load_config(directory), clock)  # migrates, as serve and the CLI do
     try:
+        assert await current_revision(node.engine) == head
+        columns = {name: list(rows[0]) for name, rows in before.items()}
+        assert await run(node.engine, snapshot, columns) == before
+        users = ["app_user.user_id-ä"] if "app_user" in tables else []
+        assert [u.user_id for u in await list_users(node.engine)] == users
+        _, token = await add_user(node.engine, "lead", "Lea Lind", "lead", clock.now())
         assert node.identity.key.key_id == key.key_id
         assert node.keyring.node_ids() == [PEER]
         async with TestClient(TestServer(create_app(node))) as client:
@@ -190,5 +214,10 @@ async def test_upgrade_from_the_previous_head_keeps_every_row(
             assert [k.key_id for k in keys] == [key.key_id]
             health = await client.get("/healthz")
             assert health.status == 200
+            assert (await health.json())["schema"] == head
+            plans = await client.get("/api/v1/plans", headers={"Authorization": f"Bearer {token}"})
+            assert plans.status == 200, await plans.text()
+            login = await client.get("/login")
+            assert login.status == 200
     finally:
         await node.close()

@@ -29,6 +29,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from node.version import current_build
 from protocol.clock import ManualClock
 from tests.support.federation import (
     SCHOOL,
@@ -350,7 +351,13 @@ async def test_every_operation_answers_as_documented(
 
     # public endpoints, no token
     health = await call(school, "GET", "/healthz", 200, user=None)
-    assert health == {"status": "ok", "node": school.node_id}
+    build = current_build()
+    assert health == {
+        "status": "ok",
+        "node": school.node_id,
+        "version": build.version,
+        "schema": build.schema,
+    }
     document = await call(school, "GET", "/.well-known/barnplan/node", 200, user=None)
     assert document["id"] == school.node_id
     metrics = await call(school, "GET", "/metrics", 200, user=None)
