@@ -9,6 +9,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -143,14 +144,30 @@ def _directory(directory: Path) -> Path:
     return directory
 
 
+# ``log verify`` exit codes: cron and alerting tell a tampered log from a store they cannot read
+VERIFY_FAILED = 1
+VERIFY_COULD_NOT_RUN = 2
+
+
 @log.command("verify")
 @node_dir_option
 @click.option("--json", "as_json", is_flag=True)
-@run_async
-async def verify(directory: Path, as_json: bool) -> None:
-    """Check the hash chain, every checkpoint signature and every witness; exit 1 on failure."""
-    async with opened_node(_directory(directory)) as node:
-        report = await verify_log(node)
+def verify(directory: Path, as_json: bool) -> None:
+    """Check the hash chain, every checkpoint signature and every witness.
+
+    Exit 0 when intact, 1 when verification FAILED (the log was changed), 2 when it could not
+    run at all (store unreachable, config or key unreadable): an outage is not tampering.
+    """
+
+    async def run() -> Any:
+        async with opened_node(_directory(directory)) as node:
+            return await verify_log(node)
+
+    try:
+        report = asyncio.run(run())
+    except user_errors() as exc:
+        click.echo(f"error: could not verify the exchange log: {describe(exc)}", err=True)
+        sys.exit(VERIFY_COULD_NOT_RUN)
     if as_json:
         echo_json(report.to_json())
     else:
@@ -162,7 +179,7 @@ async def verify(directory: Path, as_json: bool) -> None:
             click.echo(f"FAIL at entry {p['seq']}: {p['kind']}: {p['detail']}")
         click.echo("log verified: OK" if report.ok else "log verification FAILED")
     if not report.ok:
-        sys.exit(1)
+        sys.exit(VERIFY_FAILED)
 
 
 @log.command("checkpoint")

@@ -182,6 +182,19 @@ def _connect_errors(sync_engine: Engine, name: str) -> None:
     """Failing to open or reach the store at all raises ``StoreError`` naming it. Errors of
     statements on an open connection (constraints, busy, ...) stay the caller's to handle."""
 
+    @event.listens_for(sync_engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        """asyncpg's refused or timed-out connect is an ``OSError`` that never reaches
+        ``handle_error``: it surfaced as a bare "[Errno 111] Connect call failed"."""
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise StoreError(
+                f"cannot connect to the store {name}: {reason}: check store.url in "
+                "barnplan.toml and that the database server is running"
+            ) from exc
+
     @event.listens_for(sync_engine, "handle_error")
     def _cannot_connect(context: ExceptionContext) -> None:
         if context.connection is not None:

@@ -130,3 +130,27 @@ async def test_log_verify_exit_code_says_pass_or_fail(
         db.execute("update exchange_log set outcome='released' where seq=2")
     bad = await cli("log", "verify", "--dir", directory)
     assert bad.returncode == 1 and "FAIL at entry 2: edited" in bad.stdout
+
+
+async def test_log_verify_cannot_reach_the_store_is_exit_2_not_a_failed_verification(
+    tmp_path: Path,
+) -> None:
+    """A database outage must not raise "exchange log verification FAILED": exit 2, and the
+    error line names the setting to fix."""
+    unreachable = "postgresql://barnplan@127.0.0.1:9/none"
+    directory = tmp_path / "node"
+    init = await cli(
+        "init",
+        str(directory),
+        *("--id", "skola.test.se", "--agency-name", "Testskolan", "--kind", "school"),
+    )
+    assert init.returncode == 0, init.stderr
+    config = directory / "barnplan.toml"
+    config.write_text(
+        config.read_text().replace('url = ""', f'url = "{unreachable}"', 1), encoding="utf-8"
+    )
+    result = await cli("log", "verify", "--dir", str(directory))
+    assert result.returncode == 2, result
+    assert "could not verify the exchange log" in result.stderr
+    assert "store.url" in result.stderr
+    assert "FAILED" not in result.stdout + result.stderr
