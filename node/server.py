@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 
 import structlog
 from aiohttp import web
 
+from protocol.clock import SystemClock
+
 from .config import NodeConfig
+from .instance_lock import serving_lock
 from .logs import configure_logging
 from .runtime import Node, open_node
-from .store.engine import create_engine
+from .store.engine import create_engine, sqlite_file
 from .store.migration_head import at_head
 from .tls import client_ssl
 from .web.app import create_app
@@ -35,8 +39,24 @@ async def open_for_serving(config: NodeConfig) -> Node:
 
 async def serve_forever(config: NodeConfig) -> None:
     client_ssl(config)  # a wrong [tls] setting stops the node here, not its first request
+    store_file = sqlite_file(config.database_url)
+    with serving_lock(config.directory, store_file, SystemClock().now()):
+        await _serve(config)
+
+
+async def _serve(config: NodeConfig) -> None:
     configure_logging()
     log = structlog.get_logger("barnplan.node")
+    stop = asyncio.Event()
+    stopped_by: list[str] = []
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+
+        def on_signal(sig: signal.Signals = sig) -> None:
+            stopped_by.append(sig.name)
+            stop.set()
+
+        loop.add_signal_handler(sig, on_signal)
     node = await open_for_serving(config)
     app = create_app(node)
     runner = web.AppRunner(app, access_log=None)
@@ -54,9 +74,9 @@ async def serve_forever(config: NodeConfig) -> None:
             checkpoint_interval_s=config.log.checkpoint_interval_s,
             assembly_deadline_s=config.assembly.deadline_s,
         )
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
-        log.info("node.stopping", node=config.node.id)
+        log.info("node.stopping", node=config.node.id, signal=",".join(stopped_by) or None)
         await runner.cleanup()
         await node.close()
 

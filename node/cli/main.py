@@ -38,6 +38,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     """
     from ..config import ConfigError
     from ..identity import IdentityError
+    from ..instance_lock import AlreadyServing
     from ..services.peers import PeerError
     from ..services.setup import SetupError
     from ..store.engine import StoreError
@@ -50,6 +51,7 @@ def user_errors() -> tuple[type[Exception], ...]:
         ProtocolError,
         StoreError,
         IdentityError,
+        AlreadyServing,
         OSError,
     )
 
