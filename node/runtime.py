@@ -9,7 +9,7 @@ import asyncio
 import ssl
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -33,6 +33,8 @@ from .store.exchange_log import ExchangeLog
 from .store.schema_check import require_expected_schema
 from .tls import client_ssl
 from .version import current_build
+
+CONTACT_WRITE_INTERVAL = timedelta(minutes=1)  # how stale a peer's stored last contact may be
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Node:
         self.caught_up = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
         self._peers_loaded_at = 0.0
+        self._contact_written: dict[str, datetime] = {}
 
     def release_reader(self) -> Any:
         """SQLite: the raw sqlite3 connection the release decision's few indexed reads use on
@@ -82,8 +85,17 @@ class Node:
         return client_ssl(self.config)
 
     async def peer_contact(self, node_id: str) -> None:
-        """Verified traffic from a peer: note it, reset its backoff and flush its queue."""
-        self.last_contact[node_id] = self.clock.now()
+        """Verified traffic from a peer: note it, reset its backoff and flush its queue.
+
+        The time is kept in memory for every message and written to the peer's row at most
+        once a minute (``CONTACT_WRITE_INTERVAL``), so ``peers list``, ``status`` and other
+        processes see it without a write per message on the hot path."""
+        now = self.clock.now()
+        self.last_contact[node_id] = now
+        written = self._contact_written.get(node_id)
+        if written is None or now - written >= CONTACT_WRITE_INTERVAL:
+            self._contact_written[node_id] = now
+            await peer_store.touch_peer(self.engine, node_id, now)
         await self.outbox.on_contact(node_id)
 
     def start_background(self) -> None:
