@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -62,6 +64,22 @@ class Metrics:
             ["type", "outcome"],
             registry=self.registry,
         )
+
+        self.log_verified_ok = Gauge(
+            "barnplan_log_verification_ok",
+            "1 if the last 'barnplan log verify' found the exchange log intact, 0 if it failed",
+            registry=self.registry,
+        )
+        self.log_verified_at = Gauge(
+            "barnplan_log_verification_timestamp_seconds",
+            "When the exchange log was last verified (Unix time; absent: never)",
+            registry=self.registry,
+        )
+
+    def set_last_verification(self, ok: bool, at: datetime) -> None:
+        """From the store's record of the last ``log verify`` (any process ran it)."""
+        self.log_verified_ok.set(1 if ok else 0)
+        self.log_verified_at.set(at.timestamp())
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -24,7 +24,8 @@ from protocol.messages import LogCheckpointMessage, LogWitnessMessage
 
 from ..store.engine import begin_write
 from ..store.exchange_log import ChainProblem, log_head, verify_chain
-from ..store.tables import CheckpointWitness, LogCheckpoint, WitnessedCheckpoint
+from ..store.tables import CheckpointWitness, LogCheckpoint, LogVerification, WitnessedCheckpoint
+from ..store.verifications import record_verification
 from .inbound import Outcome, Refusal
 
 if TYPE_CHECKING:
@@ -226,7 +227,7 @@ async def verify_log(node: Node) -> VerifyReport:
                 )
             )
     problems.sort(key=lambda p: p.seq)
-    return VerifyReport(
+    report = VerifyReport(
         ok=not problems,
         entries=chain.entries,
         head_seq=chain.head_seq,
@@ -234,3 +235,15 @@ async def verify_log(node: Node) -> VerifyReport:
         witnesses=len(witnesses),
         problems=[asdict(p) for p in problems],
     )
+    await record_verification(
+        node.engine,
+        LogVerification(
+            at=node.clock.now(),
+            ok=report.ok,
+            entries=report.entries,
+            checkpoints=report.checkpoints,
+            witnesses=report.witnesses,
+            problems=len(report.problems),
+        ),
+    )
+    return report

@@ -273,3 +273,19 @@ class WitnessedCheckpoint(SQLModel, table=True):
     head_hash: str = Field(max_length=64)
     signed: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime = Field(sa_column=utc_column())
+
+
+class LogVerification(SQLModel, table=True):
+    """The outcome of one ``barnplan log verify`` run (whichever process ran it), so the
+    running node's ``/metrics`` and ``barnplan status`` can say when the log was last verified
+    and whether it held."""
+
+    __tablename__ = "log_verification"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=utc_column(index=True))
+    ok: bool
+    entries: int
+    checkpoints: int
+    witnesses: int
+    problems: int

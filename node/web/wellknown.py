@@ -6,6 +6,7 @@ from importlib import resources
 
 from aiohttp import web
 
+from ..store.verifications import last_verification
 from .keys import NODE_KEY
 
 routes = web.RouteTableDef()
@@ -33,6 +34,9 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition: counts and latencies by type, outcome and reason; no personal
     data. Restrict it to the monitoring network at the proxy."""
     node = request.app[NODE_KEY]
+    verification = await last_verification(node.engine)
+    if verification is not None:
+        node.metrics.set_last_verification(verification.ok, verification.at)
     body = node.metrics.render()
     return web.Response(body=body, headers={"Content-Type": node.metrics.content_type})
 

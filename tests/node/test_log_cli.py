@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from protocol.clock import ManualClock
@@ -123,6 +124,7 @@ async def test_log_verify_exit_code_says_pass_or_fail(
     directory = str(school.node.config.directory)
     ok = await cli("log", "verify", "--dir", directory)
     assert ok.returncode == 0 and "log verified: OK" in ok.stdout
+    assert "barnplan_log_verification_ok 1.0" in await scrape(school)
     import sqlite3
 
     database = school.node.config.database_url.removeprefix("sqlite:///")
@@ -130,6 +132,16 @@ async def test_log_verify_exit_code_says_pass_or_fail(
         db.execute("update exchange_log set outcome='released' where seq=2")
     bad = await cli("log", "verify", "--dir", directory)
     assert bad.returncode == 1 and "FAIL at entry 2: edited" in bad.stdout
+    # the running node's /metrics tells the alerting what the CLI found
+    metrics = await scrape(school)
+    assert "barnplan_log_verification_ok 0.0" in metrics
+    assert "barnplan_log_verification_timestamp_seconds " in metrics
+
+
+async def scrape(node: RunningNode) -> str:
+    async with aiohttp.ClientSession() as session, session.get(node.url + "/metrics") as resp:
+        assert resp.status == 200
+        return await resp.text()
 
 
 async def test_log_verify_cannot_reach_the_store_is_exit_2_not_a_failed_verification(
