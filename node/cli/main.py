@@ -193,6 +193,8 @@ LAZY_COMMANDS = {
     "outbox": ".records:outbox",
     "keys": ".keys:keys",
     "federation": ".federation:federation",
+    "status": ".status:status",
+    "config": ".config_check:config",
 }
 
 
