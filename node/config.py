@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from protocol.codes import AgencyKind
 from protocol.models import BASE_URL_PATTERN, NODE_ID_PATTERN
@@ -46,6 +48,7 @@ class ServerSection(Section):
 class StoreSection(Section):
     url: str = ""
     schema_name: str = ""
+    password_file: str = ""
 
 
 class KeysSection(Section):
@@ -97,7 +100,27 @@ class NodeConfig(Section):
 
     @property
     def database_url(self) -> str:
-        return self.store.url or f"sqlite:///{(self.directory / 'node.db').resolve()}"
+        """The store URL, with the password from ``store.password_file`` when one is set.
+
+        Why a file named in this config rather than ``PGPASSWORD``: every way a command runs
+        (systemd, ``sudo -u barnplan``, cron) reads ``barnplan.toml``, but each has its own
+        environment, so a password set in one was missing in the others."""
+        if not self.store.url:
+            return f"sqlite:///{(self.directory / 'node.db').resolve()}"
+        if not self.store.password_file:
+            return self.store.url
+        path = Path(self.store.password_file)
+        path = path if path.is_absolute() else self.directory / path
+        try:
+            password = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(f"store.password_file: cannot read {path}: {why}") from None
+        try:
+            parsed = make_url(self.store.url)
+        except ArgumentError:
+            return self.store.url  # the store says it is not a URL, naming store.url
+        return parsed.set(password=password).render_as_string(hide_password=False)
 
     @property
     def key_path(self) -> Path:
@@ -167,6 +190,9 @@ max_json_depth = 32
 url = "{store_url}"
 # PostgreSQL schema to use (empty: the server's default search_path).
 schema_name = "{store_schema}"
+# File holding the PostgreSQL password (mode 0600, relative to this directory; empty: none,
+# or PGPASSWORD / ~/.pgpass). Read by every command, whoever runs it.
+password_file = ""
 
 [keys]
 # The node's Ed25519 private key (PEM, mode 0600), relative to this directory.

@@ -25,13 +25,13 @@ def problems_of(config: NodeConfig) -> list[str]:
 
     found: list[str] = []
     try:
-        parsed = parse_url(config.database_url)
+        parsed = parse_url(config.database_url)  # reads store.password_file too
         if parsed.get_backend_name() not in ("sqlite", "postgresql"):
             found.append(f"store.url: {parsed.drivername!r} is not sqlite or postgresql")
         store_file = sqlite_file(config.database_url)
         if store_file is not None and not store_file.exists():
             found.append(f"store.url: the SQLite store {store_file} does not exist")
-    except StoreError as exc:
+    except (StoreError, ConfigError) as exc:
         found.append(str(exc))
     try:
         client_ssl(config)

@@ -42,8 +42,14 @@ async def add(directory: Path, url: str, yes: bool) -> None:
     click.echo(f"agency:      {doc.agency_name} ({doc.agency_kind.value})")
     click.echo(f"base URL:    {doc.base_url}")
     for entry, fp in zip(doc.keys, fetched.fingerprints, strict=True):
-        click.echo(f"key {entry.kid}: SHA-256 {fp}")
-    question = "Trust this node? Compare the fingerprint out of band first"
+        # after a rotation the document lists the new key and the retired ones: say which is
+        # which, so the operator compares the right fingerprint
+        state = f"retired, valid until {entry.valid_until}" if entry.valid_until else "current"
+        click.echo(f"key {entry.kid} ({state}): SHA-256 {fp}")
+    question = (
+        "Trust this node? Compare the current key's fingerprint out of band first (its operator "
+        "shows it with 'barnplan keys list')"
+    )
     if not yes and not answered(lambda: click.confirm(question), "compare it, then use --yes"):
         raise PeerError("not trusted; nothing recorded")
     engine = create_engine(config.database_url, config.store.schema_name)
