@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from protocol.codes import LABELS, REASON_LABELS
@@ -582,6 +582,20 @@ class Translator:
         if moment.tzinfo is None:
             return moment.strftime("%Y-%m-%d %H:%M")
         return moment.astimezone(LOCAL_TIME).strftime("%Y-%m-%d %H:%M")
+
+    def when_utc(self, value: datetime | str | None) -> str:
+        """A time for operators, in UTC and saying so: the CLI, the exchange log and the process
+        logs all use UTC, and an operator matches a page's row against them."""
+        if value is None or value == "":
+            return ""
+        moment = (
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if isinstance(value, str)
+            else value
+        )
+        if moment.tzinfo is None:  # the store hands back aware UTC; a naive one is UTC too
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
     @staticmethod
     def pnr(value: str | None) -> str:

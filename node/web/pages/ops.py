@@ -23,7 +23,6 @@ from ...store import revocations as revocation_store
 from ...store.exchange_log import LogFilter, entry_json, log_head, query_log
 from ..keys import NODE_KEY
 from .core import PAGE_STATE, render, roles, see_other, translator
-from .i18n import LOCAL_TIME
 
 routes = web.RouteTableDef()
 PAGE_SIZE = 50
@@ -105,10 +104,8 @@ async def exchange_log(request: web.Request) -> web.StreamResponse:
     if not errors:
         # both bounds always set: query_log cannot compare a time column with None
         flt = LogFilter(
-            since=datetime.combine(since, time(), LOCAL_TIME) if since else EARLIEST,
-            until=datetime.combine(until + timedelta(days=1), time(), LOCAL_TIME)
-            if until
-            else LATEST,
+            since=datetime.combine(since, time(), UTC) if since else EARLIEST,
+            until=datetime.combine(until + timedelta(days=1), time(), UTC) if until else LATEST,
             peer=values["peer"] or None,
             plan_id=values["plan_id"] or None,
             message_type=values["type"] or None,
