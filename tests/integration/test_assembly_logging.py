@@ -133,16 +133,27 @@ async def test_an_assembly_that_fails_still_logs_what_finished(
 
 async def test_a_cancelled_assembly_still_logs_what_finished(
     world: tuple[RunningNode, RunningNode, FakePeer, FakePeer, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     school, social, slow, badfrag, plan_id = world
     school.node.config.assembly.deadline_s = 20.0
+    checked_replies: set[str] = set()
+    check = assembly._check_reply
+
+    def noting_check(node: Any, result: Any, *args: Any) -> Any:
+        outcome = check(node, result, *args)
+        checked_replies.add(result.peer)  # the caller records what follows before it awaits
+        return outcome
+
+    monkeypatch.setattr(assembly, "_check_reply", noting_check)
     before = len(await log_rows(school))
     task = asyncio.create_task(assemble(school.node, lead(school), plan_id))
-    for _ in range(200):  # until the slow peer has the request (the others answer at once)
-        if "fragments.request" in slow.received:
-            break
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.3)
+    answered = {social.node_id, badfrag.node_id}
+    deadline = asyncio.get_running_loop().time() + 10
+    # until the slow peer has the request and the two others' replies were checked
+    while not ("fragments.request" in slow.received and answered <= checked_replies):
+        assert asyncio.get_running_loop().time() < deadline, (slow.received, checked_replies)
+        await asyncio.sleep(0.01)
     assert not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -8,6 +8,7 @@ only. Skips with the reason when namespaces cannot be created (not root, no ipro
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -194,7 +195,15 @@ def test_a_host_cut_off_during_a_revocation_catches_up_when_its_link_returns(
     net.cut("c")  # BUP's host loses its network; its process keeps running
     status, _ = social.api("POST", f"/consents/{consent_id}/revoke", "prof")
     assert status == 201
-    time.sleep(3.0)  # notices to BUP fail and back off meanwhile
+
+    def attempts() -> int:
+        listed = json.loads(barnplan("outbox", "--json", "--dir", str(social.directory)).stdout)
+        return max((int(item["attempts"]) for item in listed), default=0)
+
+    deadline = time.monotonic() + 30  # until notices to BUP have failed and backed off twice
+    while attempts() < 2:
+        assert time.monotonic() < deadline, "the notice to BUP was never tried"
+        time.sleep(0.2)
     net.restore("c")
     # BUP has not heard yet: it still releases, until a retry or traffic from social arrives
     deadline = time.monotonic() + 90
