@@ -48,6 +48,12 @@ class Metrics:
             ["type", "outcome"],
             registry=self.registry,
         )
+        self.catchup_skipped = Counter(
+            "barnplan_catchup_revocations_skipped_total",
+            "Revocations a peer listed in catch-up that this node did not apply",
+            ["reason"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
