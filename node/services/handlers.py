@@ -80,6 +80,10 @@ def _reply_status(status: str) -> str:
     return {"active": "linked", "pending": "pending", "declined": "declined"}[status]
 
 
+# participant states in which the lead still waits for the invited node's answer (plan.link)
+AWAITING_ANSWER = ("invited", "pending")
+
+
 async def plan_link(node: Any, message: Verified) -> Outcome:
     """A participant confirmed or declined a pending invitation to a plan this node leads."""
     body = message.body
@@ -88,8 +92,11 @@ async def plan_link(node: Any, message: Verified) -> Outcome:
     if plan is None or plan.role != "lead":
         raise Refusal(Reason.PLAN_UNKNOWN, "no such plan led by this node")
     members = await records.participants(node.engine, body.plan_id)
-    if message.sender not in members:
-        raise Refusal(Reason.NOT_PARTICIPANT, "not invited to this plan")
+    status = members.get(message.sender)
+    # only an answer this node waits for changes the plan: a node that declined, that the
+    # invitation never reached, or that already answered otherwise cannot (re)join by saying so
+    if status not in AWAITING_ANSWER and status != body.status:
+        raise Refusal(Reason.NOT_PARTICIPANT, "no invitation to this plan awaits this answer")
 
     async def change(conn: AsyncConnection) -> None:
         await records.set_participant_status(conn, body.plan_id, message.sender, body.status)

@@ -606,6 +606,16 @@ async def assert_refused_and_logged(
     assert (row["peer"], row["outcome"], row["reason"]) == (sender, "refused", reason)
 
 
+async def test_a_node_that_declined_cannot_rejoin_the_plan_by_sending_plan_link(
+    declined: Declined,
+) -> None:
+    d = declined
+    body = {"plan_id": d.plan_id, "status": "linked", "professional": f"{POLICE[0]}/u/prof"}
+    result = await d.police.node.peers.send(d.school.node_id, "plan.link", body)
+    await assert_refused_and_logged(result, d.school, POLICE[0], "not_participant")
+    assert await participant_status(d.school, d.plan_id, POLICE[0]) == "declined"
+
+
 async def test_a_node_that_declined_cannot_revoke_the_plans_consent(declined: Declined) -> None:
     d = declined
     notice = {
