@@ -13,8 +13,10 @@ from sqlalchemy import select
 
 from node.services.outbound import PeerResult
 from node.services.revocation import catch_up
+from node.store import records
 from node.store.tables import ExchangeLogEntry, RevocationRecord
 from protocol.clock import ManualClock, format_time
+from protocol.documents import sign_consent
 from protocol.envelope import sign_envelope
 from protocol.messages import FragmentsRequest, RevocationsList
 from tests.conftest import StoreFactory
@@ -392,6 +394,40 @@ async def test_a_tombstone_binds_to_the_plan_it_names_and_never_revokes_a_consen
     assert status == 201, revoked
     await wait_until_refused(school, social, plan_id, consent_id, "social", within=2.0)
     assert (consent_id, plan_id, school.node_id) in await revocation_rows(social)
+
+
+async def test_a_consent_id_held_for_another_plan_is_refused_not_acknowledged(
+    four: list[RunningNode], clock: ManualClock
+) -> None:
+    """Police, lead of a plan social services is in, gets a statement under the id of the
+    school's consent C to social services first. The school's own statement of C is then
+    refused ``consent_other_plan`` (it was acknowledged ``already_stored``, so the school
+    believed C had arrived); the first statement stays, unchanged."""
+    school, social, bup, police = four
+    plan_id, _ = await plan_with_consent([school, social, bup])
+    own_plan = await plan_led_by(police, [social])
+    await social.stop()
+    grants = [{"from": social.node_id, "to": [school.node_id], "categories": ["social"]}]
+    status, consent = await school.api(
+        "POST", f"/plans/{plan_id}/consents", "lead", consent_body(grants)
+    )
+    assert status == 201, consent
+    await social.start()
+    consent_id = consent["consent_id"]
+    fields = {k: v for k, v in consent["statement"].items() if k not in ("v", "type", "sig")}
+    fields |= {"plan_id": own_plan, "lead": police.node_id, "recorded_by": f"{police.node_id}/u/x"}
+    grants = [{"from": social.node_id, "to": [police.node_id], "categories": ["social"]}]
+    first = sign_consent(fields | {"grants": grants}, police.node.identity.key)
+    pre = await police.node.peers.send(social.node_id, "consent.statement", {"statement": first})
+    assert pre.ok, pre
+
+    late = await school.node.peers.send(
+        social.node_id, "consent.statement", {"statement": consent["statement"]}
+    )
+    assert (late.outcome, late.reason) == ("refused", "consent_other_plan"), late
+    async with social.node.engine.connect() as conn:
+        held = await records.consent_statement(conn, consent_id)
+    assert held == first
 
 
 # --- catch-up from a member gone bad ------------------------------------------------------------
