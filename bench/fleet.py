@@ -32,6 +32,7 @@ import aiohttp
 from node.config import NodeConfig, load_config
 from node.logs import configure_logging
 from node.runtime import Node, open_node
+from node.services.fragments import AuthoredContent
 from node.services.peers import FetchedPeer, trust_peer
 from node.services.setup import init_node
 from node.store import records
@@ -40,7 +41,6 @@ from node.store.tables import Child, FragmentVersion, Plan, User
 from protocol.clock import SystemClock, format_time
 from protocol.documents import sign_consent, verify_node_document
 from protocol.keys import fingerprint
-from protocol.models import FragmentContent
 
 from .harness import REPO_ROOT, BenchmarkError
 
@@ -244,7 +244,7 @@ def fragment_content(marker: str) -> dict[str, Any]:
         "events": [{"on": "2026-10-15", "what": "Uppstartsmöte med familjen"}],
         "internal_note": "Intern anteckning som aldrig lämnar noden i klartext till fel part.",
     }
-    return FragmentContent.model_validate(content).model_dump(mode="json")
+    return AuthoredContent.model_validate(content).model_dump(mode="json")
 
 
 async def seed_fragments(node: Node, plan_id: str, category: str, count: int) -> None:

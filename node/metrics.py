@@ -64,6 +64,12 @@ class Metrics:
             ["type", "outcome"],
             registry=self.registry,
         )
+        self.catchup_skipped = Counter(
+            "barnplan_catchup_revocations_skipped_total",
+            "Revocations a peer listed in catch-up that this node did not apply",
+            ["reason"],
+            registry=self.registry,
+        )
 
         self.log_verified_ok = Gauge(
             "barnplan_log_verification_ok",

@@ -124,7 +124,10 @@ class Event(WireModel):
 
 
 class FragmentContent(WireModel):
-    """What a professional wrote; the only part of a fragment that is plan content."""
+    """What a professional wrote for the plan; the only part of a fragment that is plan content.
+
+    An agency's internal note is not a member: it never leaves the agency's own node (SPEC.md
+    §6.1), so a fragment carrying one is ``malformed`` like any other unknown member."""
 
     summary: LongText = ""
     needs: Annotated[list[Need], Field(max_length=50)] = []
@@ -134,7 +137,6 @@ class FragmentContent(WireModel):
     family_view: LongText = ""
     next_review: date | None = None
     events: Annotated[list[Event], Field(max_length=100)] = []
-    internal_note: LongText = ""
 
 
 class Fragment(WireModel):

@@ -90,7 +90,7 @@ def lead_facts(conn: Connection, plan_id: str, consent_id: str | None) -> LeadFa
     if not statements:
         raise NotFound(_no_consent(consent_id))
     consent = statements[-1]
-    revocation = revocation_store.get_revocation_sync(conn, consent["consent_id"])
+    revocation = revocation_store.get_revocation_sync(conn, consent["consent_id"], plan_id)
     return LeadFacts(
         plan=plan,
         consent=consent,
@@ -120,7 +120,7 @@ def lead_facts_sqlite(
             raise NotFound(_no_consent(consent_id))
         consent = statements[-1]
         revocations = records.rows_as_models(
-            db, RevocationRecord, "consent_id = ?", (consent["consent_id"],)
+            db, RevocationRecord, "consent_id = ? AND plan_id = ?", (consent["consent_id"], plan_id)
         )
         revocation = revocations[0] if revocations else None
         members = records.participants_raw(db, plan_id)

@@ -12,7 +12,7 @@ from protocol.clock import format_time
 from protocol.codes import Category, Indicator
 from protocol.documents import sign_fragment
 from protocol.keys import SigningKey
-from protocol.models import FragmentContent
+from protocol.models import FragmentContent, LongText
 
 from ..domain.records import FragmentRecord
 from ..store import records
@@ -24,16 +24,31 @@ if TYPE_CHECKING:
     from ..runtime import Node
 
 
-def _validate(category: str, indicators: list[str], content: dict[str, Any]) -> FragmentContent:
+class AuthoredContent(FragmentContent):
+    """What a professional writes and this node stores: the protocol's fragment content plus
+    the agency's internal note, which stays in this store (its own professionals see it when
+    they edit the fragment) and is never part of a fragment that leaves the node."""
+
+    internal_note: LongText = ""
+
+
+def wire_content(content: dict[str, Any]) -> dict[str, Any]:
+    """The part of stored content that may leave the node: the members the protocol's fragment
+    content has, and nothing else (so the internal note, and anything added to the store
+    later, stays here unless the protocol itself gains it)."""
+    return {k: v for k, v in content.items() if k in FragmentContent.model_fields}
+
+
+def _validate(category: str, indicators: list[str], content: dict[str, Any]) -> AuthoredContent:
     errors: dict[str, str] = {}
     if category not in {c.value for c in Category}:
         errors["category"] = f"one of {', '.join(c.value for c in Category)}"
     bad = [i for i in indicators if i not in {x.value for x in Indicator}]
     if bad:
         errors["indicators"] = f"unknown indicators: {', '.join(bad)}"
-    parsed: FragmentContent | None = None
+    parsed: AuthoredContent | None = None
     try:
-        parsed = FragmentContent.model_validate(content)
+        parsed = AuthoredContent.model_validate(content)
     except ValidationError as exc:
         for err in exc.errors():
             where = "content." + ".".join(str(p) for p in err["loc"])
@@ -120,7 +135,8 @@ def signed_fragment(
     record: FragmentRecord, consent_id: str, key: SigningKey, signed_at: str
 ) -> dict[str, Any]:
     """One of this node's fragments as it leaves the node: signed, naming the consent it is
-    released under. The release handler and the lead's own assembly both use this."""
+    released under, with the content the protocol defines and no internal note. The release
+    handler and the lead's own assembly both use this; nothing else signs fragments."""
     return sign_fragment(
         {
             "fragment_id": record.fragment_id,
@@ -132,7 +148,7 @@ def signed_fragment(
             "version": record.version,
             "authored_at": format_time(record.authored_at),
             "signed_at": signed_at,
-            "content": record.content,
+            "content": wire_content(record.content),
         },
         key,
     )

@@ -80,6 +80,10 @@ def _reply_status(status: str) -> str:
     return {"active": "linked", "pending": "pending", "declined": "declined"}[status]
 
 
+# participant states in which the lead still waits for the invited node's answer (plan.link)
+AWAITING_ANSWER = ("invited", "pending")
+
+
 async def plan_link(node: Any, message: Verified) -> Outcome:
     """A participant confirmed or declined a pending invitation to a plan this node leads."""
     body = message.body
@@ -88,8 +92,11 @@ async def plan_link(node: Any, message: Verified) -> Outcome:
     if plan is None or plan.role != "lead":
         raise Refusal(Reason.PLAN_UNKNOWN, "no such plan led by this node")
     members = await records.participants(node.engine, body.plan_id)
-    if message.sender not in members:
-        raise Refusal(Reason.NOT_PARTICIPANT, "not invited to this plan")
+    status = members.get(message.sender)
+    # only an answer this node waits for changes the plan: a node that declined, that the
+    # invitation never reached, or that already answered otherwise cannot (re)join by saying so
+    if status not in AWAITING_ANSWER and status != body.status:
+        raise Refusal(Reason.NOT_PARTICIPANT, "no invitation to this plan awaits this answer")
 
     async def change(conn: AsyncConnection) -> None:
         await records.set_participant_status(conn, body.plan_id, message.sender, body.status)
@@ -111,9 +118,15 @@ async def consent_statement(node: Any, message: Verified) -> Outcome:
         raise Refusal(exc.reason, f"statement: {exc.detail}") from None
     if statement.lead != message.sender:
         raise Refusal(Reason.UNKNOWN_KEY, "statement not signed by the sending lead node")
-    plan = await records.get_plan(node.engine, statement.plan_id)
+    async with node.engine.connect() as conn:
+        # a plan this node declined reads as unknown: it keeps no consent of a plan it is not in
+        plan = await records.plan_facts(conn, statement.plan_id)
+        known = await records.consent_statement(conn, statement.consent_id)
+        revoked = await revocation_store.is_revoked(conn, statement.consent_id, statement.plan_id)
     if plan is None or plan.lead_node != message.sender:
         raise Refusal(Reason.PLAN_UNKNOWN, "no such plan with this lead", 404)
+    if known is not None and known["plan_id"] != statement.plan_id:
+        raise Refusal(Reason.CONSENT_OTHER_PLAN, "this consent id is held here for another plan")
     outcome = Outcome(
         body={},
         plan_id=statement.plan_id,
@@ -121,9 +134,6 @@ async def consent_statement(node: Any, message: Verified) -> Outcome:
         purpose=statement.purpose.value,
         professional=statement.recorded_by,
     )
-    async with node.engine.connect() as conn:
-        known = await records.consent_statement(conn, statement.consent_id)
-        revoked = await revocation_store.is_revoked(conn, statement.consent_id)
     if revoked:
         outcome.body = {"consent_id": statement.consent_id, "status": "revoked"}
     if known is not None:
@@ -171,7 +181,9 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
         async with node.engine.connect() as conn:
             plan = await records.plan_facts(conn, body.plan_id)
             raw = await records.consent_statement(conn, body.consent_id)
-            revoked = await revocation_store.is_revoked(conn, body.consent_id)
+            # revoked within the consent's own plan; a tombstone within the plan asked about
+            bound = raw["plan_id"] if raw is not None else body.plan_id
+            revoked = await revocation_store.is_revoked(conn, body.consent_id, bound)
             fragments = (
                 await records.latest_fragments(conn, body.plan_id, list(request.categories))
                 if plan is not None and raw is not None and not revoked

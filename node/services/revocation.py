@@ -17,19 +17,26 @@ import random
 import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.clock import format_time, parse_time
 from protocol.envelope import Verified
 from protocol.errors import Reason
-from protocol.messages import ConsentRevoke, ConsentRevokeAck, RevocationsList, RevocationsSince
+from protocol.messages import (
+    ConsentRevoke,
+    ConsentRevokeAck,
+    Revocation,
+    RevocationsList,
+    RevocationsSince,
+)
 
+from ..domain.revocation import RevocationClaim, revocation_problem
 from ..store import records
 from ..store import revocations as store
 from ..store.engine import begin_write, read_with
@@ -64,9 +71,9 @@ async def record_revocation(node: Node, actor: User, consent_id: str) -> dict[st
         statement = await records.consent_statement(conn, consent_id)
         if statement is None:
             raise NotFound(f"no consent {consent_id} on this node")
-        if await store.is_revoked(conn, consent_id):
-            raise Conflict("this consent is already revoked")
         plan_id = statement["plan_id"]
+        if await store.is_revoked(conn, consent_id, plan_id):
+            raise Conflict("this consent is already revoked")
         members = await records.participants_on(conn, plan_id)
         notice = ConsentRevoke.model_validate(
             {
@@ -88,7 +95,7 @@ async def record_revocation(node: Node, actor: User, consent_id: str) -> dict[st
             now=now,
         )
         peers = sorted(
-            n for n, s in members.items() if n != node.node_id and s not in ("declined", "failed")
+            n for n, s in members.items() if n != node.node_id and s not in records.NOT_TAKING_PART
         )
         body = notice.model_dump(mode="json")
         for peer in peers:
@@ -106,9 +113,18 @@ async def record_revocation(node: Node, actor: User, consent_id: str) -> dict[st
     }
 
 
+def judge_revocation_sync(conn: Connection, claim: RevocationClaim) -> Reason | None:
+    """Why this node must not apply ``claim`` (None: apply it), from its own records only: the
+    plan the claim names as this node knows it, and the plan of the consent's statement if
+    this node holds it (SPEC §7.5)."""
+    plan = records.plan_facts_sync(conn, claim.plan_id, declined=True)
+    return revocation_problem(claim, plan, records.consent_plan_sync(conn, claim.consent_id))
+
+
 def apply_revocation_sync(conn: Connection, notice: ConsentRevoke | Any, now: datetime) -> bool:
-    """Store a revocation learned from a peer; False when it was already known (idempotent)."""
-    if store.is_revoked_sync(conn, notice.consent_id):
+    """Store a revocation learned from a peer, bound to the plan it names (judged first with
+    ``judge_revocation_sync``); False when it was already known (idempotent)."""
+    if store.is_revoked_sync(conn, notice.consent_id, notice.plan_id):
         return False
     store.insert_revocation_sync(
         conn,
@@ -122,22 +138,37 @@ def apply_revocation_sync(conn: Connection, notice: ConsentRevoke | Any, now: da
     return True
 
 
-async def apply_revocation(
-    conn: AsyncConnection, notice: ConsentRevoke | Any, now: datetime
-) -> bool:
-    return await conn.run_sync(apply_revocation_sync, notice, now)
+def take_revocation_sync(
+    conn: Connection, entry: Revocation, via: str, now: datetime
+) -> Reason | None:
+    """Apply a revocation that peer ``via`` listed, if this node's records admit it; else
+    apply nothing and say why (catch-up uses the rule a notice is judged by)."""
+    claim = RevocationClaim(entry.consent_id, entry.plan_id, entry.revoked_by, via)
+    problem = judge_revocation_sync(conn, claim)
+    if problem is None:
+        apply_revocation_sync(conn, entry, now)
+    return problem
+
+
+REFUSED = {
+    Reason.PLAN_UNKNOWN: "this node knows no such plan",
+    Reason.NOT_PARTICIPANT: "the revoking node does not take part in this plan",
+    Reason.CONSENT_OTHER_PLAN: "the consent is not of the plan the notice names",
+}
 
 
 async def handle_revoke(node: Node, message: Verified) -> Outcome:
-    """A peer tells us a consent was revoked: store it (a tombstone if the consent is unknown)."""
+    """A peer tells us a consent was revoked: store it (a tombstone if the consent is unknown)
+    if the sender takes part in the consent's plan as this node knows it; else refuse."""
     body = message.body
     assert isinstance(body, ConsentRevoke)
     if body.revoked_by != message.sender:
         raise Refusal(Reason.MALFORMED, "a notice names its sender as the revoking node")
+    claim = RevocationClaim(body.consent_id, body.plan_id, body.revoked_by, message.sender)
     async with node.engine.connect() as conn:
-        members = await records.participants_on(conn, body.plan_id)
-    if members and message.sender not in members:
-        raise Refusal(Reason.NOT_PARTICIPANT, "sender is not a participant of this plan")
+        problem = await conn.run_sync(judge_revocation_sync, claim)
+    if problem is not None:
+        raise Refusal(problem, REFUSED[problem])
     now = node.clock.now()
 
     def change(conn: Connection) -> None:
@@ -154,13 +185,14 @@ async def handle_revoke(node: Node, message: Verified) -> Outcome:
 
 
 async def handle_since(node: Node, message: Verified) -> Outcome:
-    """Revocations after ``cursor`` for plans the requester takes part in (as we know them)."""
+    """Revocations after ``cursor`` for plans the requester takes part in (as we know them),
+    of those this node may pass on: of plans it leads, or recorded by itself (SPEC §7.6)."""
     body = message.body
     assert isinstance(body, RevocationsSince)
     async with node.engine.connect() as conn:
         top = await store.max_revocation_seq(conn)
-        plan_ids = await records.plans_with_participant(conn, message.sender)
-        found = await store.revocations_since(conn, body.cursor, plan_ids, PAGE)
+        led, joined = await records.plans_shared_with(conn, message.sender)
+        found = await store.revocations_since(conn, body.cursor, led, joined, node.node_id, PAGE)
     found = [r for r in found if r.seq <= top]
     more = len(found) == PAGE
     cursor = found[-1].seq if more else max(top, body.cursor)
@@ -293,25 +325,11 @@ async def catch_up(node: Node, timeout_s: float = 3.0) -> dict[str, str]:
         )
         if not hello.ok:
             return hello.outcome
-        async with node.engine.connect() as conn:
-            cursor = await store.get_cursor(conn, peer)
-        for _ in range(100):
-            result = await node.peers.send(
-                peer, "revocations.since", {"cursor": cursor}, timeout=timeout_s
-            )
-            if not result.ok or result.reply is None:
-                return result.outcome
-            page = result.reply.body
-            assert isinstance(page, RevocationsList)
-            now = node.clock.now()
-            async with begin_write(node.engine) as conn:
-                for revocation in page.revocations:
-                    await apply_revocation(conn, revocation, now)
-                await store.set_cursor(conn, peer, page.cursor)
-            cursor = page.cursor
-            if not page.more:
-                break
-        return "ok"
+        skipped: Counter[str] = Counter()
+        try:
+            return await _pull(node, peer, timeout_s, skipped)
+        finally:
+            _report_skipped(node, peer, skipped)
 
     peers = node.keyring.node_ids()
     started = time.monotonic()
@@ -325,6 +343,44 @@ async def catch_up(node: Node, timeout_s: float = 3.0) -> dict[str, str]:
         ms=round((time.monotonic() - started) * 1000, 1),
     )
     return outcomes
+
+
+async def _pull(node: Node, peer: str, timeout_s: float, skipped: Counter[str]) -> str:
+    """Page through ``peer``'s revocations after our cursor for it. Each entry is applied only
+    if this node's own records admit it, as a notice from that peer would be (a member that
+    lists revocations it may not pass on changes nothing here); the others are counted in
+    ``skipped`` by reason. The cursor moves on past both."""
+    async with node.engine.connect() as conn:
+        cursor = await store.get_cursor(conn, peer)
+    for _ in range(100):
+        result = await node.peers.send(
+            peer, "revocations.since", {"cursor": cursor}, timeout=timeout_s
+        )
+        if not result.ok or result.reply is None:
+            return result.outcome
+        page = result.reply.body
+        assert isinstance(page, RevocationsList)
+        now = node.clock.now()
+        async with begin_write(node.engine) as conn:
+            for revocation in page.revocations:
+                problem = await conn.run_sync(take_revocation_sync, revocation, peer, now)
+                if problem is not None:
+                    skipped[problem.value] += 1
+            await store.set_cursor(conn, peer, page.cursor)
+        cursor = page.cursor
+        if not page.more:
+            break
+    return "ok"
+
+
+def _report_skipped(node: Node, peer: str, skipped: Counter[str]) -> None:
+    """Entries of a peer's catch-up that were not applied: counted, and one process-log line
+    naming the peer (ids and reason codes only) so an operator can find a member gone bad."""
+    if not skipped:
+        return
+    for reason, count in skipped.items():
+        node.metrics.catchup_skipped.labels(reason).inc(count)
+    log.warning("catchup.skipped", peer=peer, skipped=sum(skipped.values()), reasons=dict(skipped))
 
 
 async def expire_consents(node: Node) -> list[str]:

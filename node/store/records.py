@@ -188,23 +188,53 @@ async def participants_on(conn: AsyncConnection, plan_id: str) -> dict[str, str]
     return await conn.run_sync(participants_sync, plan_id)
 
 
-async def plans_with_participant(conn: AsyncConnection, node_id: str) -> list[str]:
-    rows = await conn.execute(select(T_PART.c.plan_id).where(T_PART.c.node_id == node_id))
-    return [r[0] for r in rows]
+# a participant row in one of these states does not take part in the plan (it never got the
+# invitation, or said no): it is given nothing, told nothing and heard on nothing of the plan
+NOT_TAKING_PART = ("declined", "failed")
 
 
-async def plan_facts(conn: AsyncConnection, plan_id: str) -> PlanFacts | None:
-    """The plan as the release decision needs it (declined participants are not in it)."""
-    row = (
-        await conn.execute(
-            select(T_PLAN.c.lead_node, T_PLAN.c.status).where(T_PLAN.c.plan_id == plan_id)
+async def plans_shared_with(conn: AsyncConnection, node_id: str) -> tuple[list[str], list[str]]:
+    """(plans this node leads, plans it joined) that ``node_id`` takes part in too, as this node
+    knows them: not where ``node_id`` declined or was never reached, nor plans this node
+    declined."""
+    rows = await conn.execute(
+        select(T_PART.c.plan_id, T_PLAN.c.role)
+        .join(T_PLAN, T_PLAN.c.plan_id == T_PART.c.plan_id)
+        .where(
+            and_(
+                T_PART.c.node_id == node_id,
+                T_PART.c.status.not_in(NOT_TAKING_PART),
+                T_PLAN.c.status != "declined",
+            )
         )
+    )
+    led: list[str] = []
+    joined: list[str] = []
+    for plan_id, role in rows:
+        (led if role == "lead" else joined).append(plan_id)
+    return led, joined
+
+
+async def plan_facts(
+    conn: AsyncConnection, plan_id: str, *, declined: bool = False
+) -> PlanFacts | None:
+    """The plan as the release decision needs it (declined participants are not in it).
+
+    A plan this node itself declined reads as unknown (None), as the release rule wants, unless
+    ``declined``: a revocation for it is still judged by who takes part (SPEC §7.5)."""
+    return await conn.run_sync(plan_facts_sync, plan_id, declined)
+
+
+def plan_facts_sync(conn: Connection, plan_id: str, declined: bool = False) -> PlanFacts | None:
+    """``plan_facts`` on a synchronous connection (in a write transaction's worker thread)."""
+    row = conn.execute(
+        select(T_PLAN.c.lead_node, T_PLAN.c.status).where(T_PLAN.c.plan_id == plan_id)
     ).first()
-    if row is None or row[1] == "declined":
+    if row is None or (row[1] == "declined" and not declined):
         return None
-    members = await conn.execute(
+    members = conn.execute(
         select(T_PART.c.node_id).where(
-            and_(T_PART.c.plan_id == plan_id, T_PART.c.status.not_in(["declined", "failed"]))
+            and_(T_PART.c.plan_id == plan_id, T_PART.c.status.not_in(NOT_TAKING_PART))
         )
     )
     return PlanFacts(plan_id, row[0], frozenset(r[0] for r in members), row[1])
@@ -283,6 +313,14 @@ async def consent_statement(conn: AsyncConnection, consent_id: str) -> dict[str,
     return json.loads(row[0]) if row else None
 
 
+def consent_plan_sync(conn: Connection, consent_id: str) -> str | None:
+    """The plan the held statement of ``consent_id`` is for (None: no statement held here)."""
+    row = conn.execute(
+        select(T_CONSENT.c.plan_id).where(T_CONSENT.c.consent_id == consent_id)
+    ).first()
+    return str(row[0]) if row else None
+
+
 async def insert_consent(
     conn: AsyncConnection, statement: dict[str, Any], valid_until: datetime, now: datetime
 ) -> None:
@@ -318,7 +356,9 @@ _RELEASE_SQL = (
     "(SELECT group_concat(node_id, ',') FROM plan_participant "
     "WHERE plan_id = ?1 AND status NOT IN ('declined', 'failed')), "
     "(SELECT statement FROM consent WHERE consent_id = ?2), "
-    "EXISTS (SELECT 1 FROM revocation WHERE consent_id = ?2)"
+    # revoked within the consent's own plan (a tombstone: within the plan asked about)
+    "EXISTS (SELECT 1 FROM revocation WHERE consent_id = ?2 AND plan_id = "
+    "COALESCE((SELECT plan_id FROM consent WHERE consent_id = ?2), ?1))"
 )
 # the newest version of each of a plan's fragments ({} is an optional category filter)
 _LATEST_SQL = (

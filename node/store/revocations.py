@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,28 +19,31 @@ T_PEER_STATE = PeerState.__table__  # type: ignore[attr-defined]
 T_CONSENT = Consent.__table__  # type: ignore[attr-defined]
 
 
-def is_revoked_sync(conn: Connection, consent_id: str) -> bool:
-    row = conn.execute(
-        select(T_REVOCATION.c.seq).where(T_REVOCATION.c.consent_id == consent_id)
-    ).first()
+def _of(consent_id: str, plan_id: str) -> Any:
+    """A revocation is of a consent *in a plan*: the plan of the consent's statement, or for a
+    tombstone the plan its notice named. One bound to another plan revokes nothing here."""
+    return and_(T_REVOCATION.c.consent_id == consent_id, T_REVOCATION.c.plan_id == plan_id)
+
+
+def is_revoked_sync(conn: Connection, consent_id: str, plan_id: str) -> bool:
+    """Is ``consent_id`` revoked within ``plan_id`` (pass the plan of its statement when held)?"""
+    row = conn.execute(select(T_REVOCATION.c.seq).where(_of(consent_id, plan_id))).first()
     return row is not None
 
 
-async def is_revoked(conn: AsyncConnection, consent_id: str) -> bool:
-    return await conn.run_sync(is_revoked_sync, consent_id)
+async def is_revoked(conn: AsyncConnection, consent_id: str, plan_id: str) -> bool:
+    return await conn.run_sync(is_revoked_sync, consent_id, plan_id)
 
 
-def get_revocation_sync(conn: Connection, consent_id: str) -> RevocationRecord | None:
-    row = (
-        conn.execute(select(T_REVOCATION).where(T_REVOCATION.c.consent_id == consent_id))
-        .mappings()
-        .first()
-    )
+def get_revocation_sync(conn: Connection, consent_id: str, plan_id: str) -> RevocationRecord | None:
+    row = conn.execute(select(T_REVOCATION).where(_of(consent_id, plan_id))).mappings().first()
     return RevocationRecord.model_validate(dict(row)) if row else None
 
 
-async def get_revocation(conn: AsyncConnection, consent_id: str) -> RevocationRecord | None:
-    return await conn.run_sync(get_revocation_sync, consent_id)
+async def get_revocation(
+    conn: AsyncConnection, consent_id: str, plan_id: str
+) -> RevocationRecord | None:
+    return await conn.run_sync(get_revocation_sync, consent_id, plan_id)
 
 
 def insert_revocation_sync(
@@ -82,15 +85,22 @@ async def insert_revocation(conn: AsyncConnection, **values: Any) -> int:
 
 
 async def revocations_since(
-    conn: AsyncConnection, cursor: int, plan_ids: list[str], limit: int
+    conn: AsyncConnection, cursor: int, led: list[str], joined: list[str], own: str, limit: int
 ) -> list[RevocationRecord]:
-    if not plan_ids:
+    """Revocations after ``cursor`` that this node vouches for: every one of the plans in
+    ``led`` (it leads them) and, of the plans in ``joined``, those it recorded itself (``own``
+    is its node id). A participant passes on nothing it did not record (SPEC §7.6)."""
+    if not led and not joined:
         return []
+    which = or_(
+        T_REVOCATION.c.plan_id.in_(led),
+        and_(T_REVOCATION.c.plan_id.in_(joined), T_REVOCATION.c.revoked_by == own),
+    )
     rows = (
         (
             await conn.execute(
                 select(T_REVOCATION)
-                .where(and_(T_REVOCATION.c.seq > cursor, T_REVOCATION.c.plan_id.in_(plan_ids)))
+                .where(and_(T_REVOCATION.c.seq > cursor, which))
                 .order_by(T_REVOCATION.c.seq)
                 .limit(limit)
             )

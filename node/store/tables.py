@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, Text, text
+from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -193,12 +193,18 @@ class ExchangeLogEntry(SQLModel, table=True):
 
 class RevocationRecord(SQLModel, table=True):
     """A consent revocation this node knows of. Final: it is never deleted. Without a matching
-    consent row it is a tombstone, so a late statement can never re-enable release."""
+    consent row it is a tombstone, so a late statement can never re-enable release.
+
+    It revokes the consent within ``plan_id`` only: the plan of the consent's statement, or for
+    a tombstone the plan its notice named. A tombstone that names another plan than the
+    statement that arrives later revokes nothing, and the consent's own revocation is still
+    recorded beside it (unique per consent *and* plan, migration 0012)."""
 
     __tablename__ = "revocation"
+    __table_args__ = (UniqueConstraint("consent_id", "plan_id", name="uq_revocation_consent_plan"),)
 
     seq: int = Field(primary_key=True)
-    consent_id: str = Field(max_length=36, unique=True)
+    consent_id: str = Field(max_length=36)
     plan_id: str = Field(max_length=36, index=True)
     revoked_at: datetime = Field(sa_column=utc_column())
     revoked_by: str = Field(max_length=253)

@@ -10,6 +10,7 @@ whose withheld list says why), that nothing was released, and the holder's excha
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,14 +22,23 @@ import pytest
 from sqlalchemy import select
 
 from node.services.outbound import FEDERATION_PATH, PeerResult
+from node.store import records
 from node.store.tables import ExchangeLogEntry
-from protocol.clock import ManualClock
+from protocol.clock import ManualClock, format_time
 from protocol.envelope import StaticKeyRing, Verified, sign_envelope, verify_envelope
 from protocol.keys import SigningKey
-from protocol.messages import ErrorBody, FragmentsResponse
+from protocol.messages import ErrorBody, FragmentsResponse, RevocationsList
 from tests.conftest import StoreFactory
-from tests.integration.test_release_flow import consent_body, fragment, setup_plan
-from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.integration.test_release_flow import add_child, consent_body, fragment, setup_plan
+from tests.support.federation import (
+    BUP,
+    POLICE,
+    SCHOOL,
+    SOCIAL,
+    RunningNode,
+    start_federation,
+    stop_all,
+)
 
 T_LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
 STRANGER = "okand.example.se"
@@ -529,3 +539,120 @@ async def test_a_requester_the_holder_no_longer_trusts_learns_the_signed_reason_
     body = request_body(world, school.node_id, ["social"])
     result = await school.node.peers.send(social.node_id, "fragments.request", body)
     assert (result.outcome, result.reason) == ("refused", "unknown_sender")
+
+
+# --- a member gone bad: a node that declined the plan is not a participant ---------------------
+
+
+@dataclass
+class Declined:
+    """School leads plan A with social services and BUP (linked) and police, which has no
+    record of the child and declined; the consent (recorded after that) grants social ->
+    school ``social``. Police stays a trusted member of the federation."""
+
+    school: RunningNode
+    social: RunningNode
+    police: RunningNode
+    plan_id: str
+    consent_id: str
+    statement: dict[str, Any]
+
+
+@pytest.fixture
+async def declined(
+    tmp_path: Path, store_factory: StoreFactory, clock: ManualClock
+) -> AsyncIterator[Declined]:
+    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP, POLICE], store_factory, clock)
+    try:
+        school, social, bup, police = nodes
+        for node in (school, social, bup):
+            await add_child(node)
+        child_id = (await school.api("GET", "/children", "prof"))[1][0]["child_id"]
+        status, plan = await school.api(
+            "POST",
+            "/plans",
+            "lead",
+            {"child_id": child_id, "participants": [social.node_id, bup.node_id, POLICE[0]]},
+        )
+        assert status == 201, plan
+        plan_id = plan["plan_id"]
+        status, answer = await police.api("POST", f"/invitations/{plan_id}/decline", "prof")
+        assert status < 300 and answer["lead_notified"] == "ok", answer
+        assert await participant_status(school, plan_id, police.node_id) == "declined"
+        await author(social, plan_id, "social", "SOC-D")
+        grants = [{"from": social.node_id, "to": [school.node_id], "categories": ["social"]}]
+        status, consent = await school.api(
+            "POST", f"/plans/{plan_id}/consents", "lead", consent_body(grants)
+        )
+        assert status == 201, consent
+        assert [d["node_id"] for d in consent["distribution"]] == [bup.node_id, social.node_id]
+        yield Declined(school, social, police, plan_id, consent["consent_id"], consent["statement"])
+    finally:
+        await stop_all(nodes)
+
+
+async def participant_status(lead: RunningNode, plan_id: str, node_id: str) -> str:
+    status, view = await lead.api("GET", f"/plans/{plan_id}", "lead")
+    assert status == 200, view
+    return str({p["node_id"]: p["status"] for p in view["participants"]}[node_id])
+
+
+async def assert_refused_and_logged(
+    result: PeerResult, holder: RunningNode, sender: str, reason: str
+) -> None:
+    """A signed refusal (``peers.send`` verified it) with ``reason``, in the holder's log."""
+    assert (result.outcome, result.reason) == ("refused", reason), result
+    row = [r for r in await log_rows(holder) if r["direction"] == "in"][-1]
+    assert (row["peer"], row["outcome"], row["reason"]) == (sender, "refused", reason)
+
+
+async def test_a_node_that_declined_cannot_rejoin_the_plan_by_sending_plan_link(
+    declined: Declined,
+) -> None:
+    d = declined
+    body = {"plan_id": d.plan_id, "status": "linked", "professional": f"{POLICE[0]}/u/prof"}
+    result = await d.police.node.peers.send(d.school.node_id, "plan.link", body)
+    await assert_refused_and_logged(result, d.school, POLICE[0], "not_participant")
+    assert await participant_status(d.school, d.plan_id, POLICE[0]) == "declined"
+
+
+async def test_a_node_that_declined_cannot_revoke_the_plans_consent(declined: Declined) -> None:
+    d = declined
+    notice = {
+        "notice_id": str(uuid.uuid4()),
+        "consent_id": d.consent_id,
+        "plan_id": d.plan_id,
+        "revoked_at": format_time(d.school.node.clock.now()),
+        "revoked_by": POLICE[0],
+        "professional": f"{POLICE[0]}/u/prof",
+    }
+    result = await d.police.node.peers.send(d.school.node_id, "consent.revoke", notice)
+    await assert_refused_and_logged(result, d.school, POLICE[0], "not_participant")
+    status, shared = await d.school.api("GET", f"/plans/{d.plan_id}/shared", "lead")
+    assert status == 200 and shared["status"] == "active", shared
+    assert [f["origin"] for f in shared["fragments"]] == [SOCIAL[0]]
+
+
+async def test_a_node_that_declined_hears_of_no_revocation_of_the_plan(declined: Declined) -> None:
+    d = declined
+    status, revoked = await d.school.api("POST", f"/consents/{d.consent_id}/revoke", "lead")
+    assert status == 201 and POLICE[0] not in revoked["notified"], revoked
+    for asker in (d.police, d.social):  # the control: social services takes part, and hears
+        result = await asker.node.peers.send(d.school.node_id, "revocations.since", {"cursor": 0})
+        assert result.ok and isinstance(result.reply and result.reply.body, RevocationsList)
+        assert result.reply is not None
+        listed = [r.consent_id for r in result.reply.body.revocations]  # type: ignore[attr-defined]
+        assert listed == ([] if asker is d.police else [d.consent_id])
+
+
+async def test_a_node_that_declined_keeps_no_consent_of_the_plan(declined: Declined) -> None:
+    """The lead's statement, sent to the node that declined (as a lead that missed the decline
+    would), is refused ``plan_unknown`` and not stored: it keeps only consents of plans it is
+    in."""
+    d = declined
+    result = await d.school.node.peers.send(
+        POLICE[0], "consent.statement", {"statement": d.statement}
+    )
+    await assert_refused_and_logged(result, d.police, SCHOOL[0], "plan_unknown")
+    async with d.police.node.engine.connect() as conn:
+        assert await records.consent_statement(conn, d.consent_id) is None

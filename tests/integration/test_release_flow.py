@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from node.services.outbound import FEDERATION_PATH
 from protocol.clock import ManualClock
+from protocol.envelope import sign_envelope
 from tests.conftest import StoreFactory
 from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
 
@@ -180,3 +185,52 @@ async def test_one_guardian_of_two_releases_nothing(trio: list[RunningNode]) -> 
     assert entry["status"] == "withheld"
     assert entry["withheld"] == [{"category": "social", "reason": "consenter_missing"}]
     assert [f for f in shared["fragments"] if f["origin"] == social.node_id] == []
+
+
+async def test_a_release_on_the_wire_carries_no_internal_note(trio: list[RunningNode]) -> None:
+    """Social services' fragment has an internal note. The school's request, signed and POSTed
+    over loopback, gets the fragment released: its summary is in the reply's bytes, the note is
+    not (it never leaves the agency's node), while social services' own professionals still see
+    it in their store."""
+    school, social, _ = trio
+    plan_id, _ = await setup_plan(trio)
+    note, summary = f"NOTE-{uuid.uuid4().hex}", f"SUMMARY-{uuid.uuid4().hex}"
+    authored = fragment("social", "SOC-N")
+    authored["content"] |= {"summary": summary, "internal_note": note}
+    status, body = await social.api("POST", f"/plans/{plan_id}/fragments", "prof", authored)
+    assert status == 201 and body["content"]["internal_note"] == note, body
+    grants = [{"from": social.node_id, "to": [school.node_id], "categories": ["social"]}]
+    status, consent = await school.api(
+        "POST", f"/plans/{plan_id}/consents", "lead", consent_body(grants)
+    )
+    assert status == 201, consent
+
+    request = sign_envelope(
+        type="fragments.request",
+        body={
+            "plan_id": plan_id,
+            "consent_id": consent["consent_id"],
+            "categories": ["social"],
+            "purpose": "sip",
+            "professional": f"{school.node_id}/u/lead",
+        },
+        sender=school.node_id,
+        to=social.node_id,
+        key=school.node.identity.key,
+        clock=school.node.clock,
+    )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(social.url + FEDERATION_PATH, json=request) as resp,
+    ):
+        assert resp.status == 200
+        wire = await resp.read()
+    reply = json.loads(wire)
+    assert reply["type"] == "fragments.response"
+    assert [f["category"] for f in reply["body"]["fragments"]] == ["social"]
+    assert summary.encode() in wire
+    assert note.encode() not in wire
+    assert b"internal_note" not in wire
+
+    status, own = await social.api("GET", f"/plans/{plan_id}/fragments", "prof")
+    assert status == 200 and [f["content"]["internal_note"] for f in own] == [note], own

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,17 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from node.services.outbound import PeerResult
+from node.services.revocation import catch_up
+from node.store import records
 from node.store.tables import ExchangeLogEntry, RevocationRecord
 from protocol.clock import ManualClock, format_time
+from protocol.documents import sign_consent
 from protocol.envelope import sign_envelope
-from protocol.messages import FragmentsRequest
+from protocol.messages import FragmentsRequest, RevocationsList
 from tests.conftest import StoreFactory
 from tests.integration.test_release_flow import add_child, consent_body, fragment
+from tests.support.fakepeer import FakePeer
 from tests.support.federation import (
     BUP,
     POLICE,
@@ -25,6 +31,8 @@ from tests.support.federation import (
     start_federation,
     stop_all,
 )
+
+T_REVOCATION = RevocationRecord.__table__  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -258,3 +266,254 @@ async def test_revocation_before_the_statement_is_a_tombstone_a_late_statement_c
     assert late.ok and late.reply is not None
     assert late.reply.body.status == "revoked"  # type: ignore[attr-defined]
     assert await ask(school, social, plan_id, consent_id, "social") == (0, ["consent_revoked"])
+
+
+# --- a member gone bad: revocations the holder's own records do not admit ------------------------
+
+ROGUE = "rogue.test.se"
+
+
+def notice_from(sender: str, consent_id: str, plan_id: str, clock: ManualClock) -> dict[str, Any]:
+    """A ``consent.revoke`` body as ``sender`` would sign it, naming ``plan_id``."""
+    return {
+        "notice_id": str(uuid.uuid4()),
+        "consent_id": consent_id,
+        "plan_id": plan_id,
+        "revoked_at": format_time(clock.now()),
+        "revoked_by": sender,
+        "professional": f"{sender}/u/prof",
+    }
+
+
+async def revocation_rows(node: RunningNode) -> list[tuple[str, str, str]]:
+    """(consent, plan, revoked by) of every revocation and tombstone ``node`` holds."""
+    async with node.node.engine.connect() as conn:
+        rows = (await conn.execute(select(T_REVOCATION).order_by(T_REVOCATION.c.seq))).all()
+    return [(r.consent_id, r.plan_id, r.revoked_by) for r in rows]
+
+
+async def last_inbound(node: RunningNode, message_type: str) -> ExchangeLogEntry:
+    rows = [r for r in await log_rows(node) if r.direction == "in"]
+    return [r for r in rows if r.message_type == message_type][-1]
+
+
+async def plan_led_by(lead: RunningNode, participants: list[RunningNode]) -> str:
+    """A plan ``lead`` leads for the child, every participant linked (they have the child)."""
+    children = (await lead.api("GET", "/children", "prof"))[1]
+    child_id = children[0]["child_id"] if children else await add_child(lead)
+    status, plan = await lead.api(
+        "POST",
+        "/plans",
+        "lead",
+        {"child_id": child_id, "participants": [p.node_id for p in participants]},
+    )
+    assert status == 201, plan
+    assert {p["status"] for p in plan["participants"]} == {"lead", "linked"}, plan
+    return str(plan["plan_id"])
+
+
+async def assert_refused_and_nothing_revoked(
+    result: PeerResult, holder: RunningNode, reason: str, still: tuple[RunningNode, str, str, str]
+) -> None:
+    """A signed refusal with ``reason``, logged; no revocation stored; ``still`` (requester,
+    plan, consent, category) is released by the holder as before."""
+    assert (result.outcome, result.reason) == ("refused", reason), result
+    row = await last_inbound(holder, "consent.revoke")
+    assert (row.outcome, row.reason) == ("refused", reason)
+    assert await revocation_rows(holder) == []
+    requester, plan_id, consent_id, category = still
+    assert await ask(requester, holder, plan_id, consent_id, category) == (1, [])
+
+
+async def test_a_member_outside_the_plan_naming_a_plan_the_holder_does_not_know_revokes_nothing(
+    four: list[RunningNode], clock: ManualClock
+) -> None:
+    """Police takes part in no plan of social services; its notice names a made-up plan and
+    the consent of the school's plan. The holder knows no such plan: refused, nothing kept."""
+    school, social, bup, police = four
+    plan_id, consent_id = await plan_with_consent([school, social, bup])
+    bogus = notice_from(police.node_id, consent_id, str(uuid.uuid4()), clock)
+    result = await police.node.peers.send(social.node_id, "consent.revoke", bogus)
+    await assert_refused_and_nothing_revoked(
+        result, social, "plan_unknown", (school, plan_id, consent_id, "social")
+    )
+
+
+async def test_a_member_naming_its_own_plan_cannot_revoke_a_consent_of_another_plan(
+    four: list[RunningNode], clock: ManualClock
+) -> None:
+    """Police leads a plan of its own with social services in it, so it does take part in the
+    plan its notice names; the consent is of the school's plan, which police is not in."""
+    school, social, bup, police = four
+    plan_id, consent_id = await plan_with_consent([school, social, bup])
+    own_plan = await plan_led_by(police, [social])
+    bogus = notice_from(police.node_id, consent_id, own_plan, clock)
+    result = await police.node.peers.send(social.node_id, "consent.revoke", bogus)
+    await assert_refused_and_nothing_revoked(
+        result, social, "consent_other_plan", (school, plan_id, consent_id, "social")
+    )
+    # the lead is told the same by its own records: police is not in the school's plan
+    at_lead = notice_from(police.node_id, consent_id, plan_id, clock)
+    result = await police.node.peers.send(school.node_id, "consent.revoke", at_lead)
+    await assert_refused_and_nothing_revoked(
+        result, school, "not_participant", (social, plan_id, consent_id, "education")
+    )
+
+
+async def test_a_tombstone_binds_to_the_plan_it_names_and_never_revokes_a_consent_of_another(
+    four: list[RunningNode], clock: ManualClock
+) -> None:
+    """Social services misses the statement of the school's consent C. Police, lead of a plan
+    social services is also in, sends a tombstone for C naming its own plan: kept, but bound to
+    that plan. When C's statement arrives it is stored and releases; C's own revocation, by
+    the school, is still recorded and then withholds."""
+    school, social, bup, police = four
+    plan_id, _ = await plan_with_consent([school, social, bup])
+    own_plan = await plan_led_by(police, [social])
+    await social.stop()
+    grants = [{"from": social.node_id, "to": [school.node_id], "categories": ["social"]}]
+    status, consent = await school.api(
+        "POST", f"/plans/{plan_id}/consents", "lead", consent_body(grants)
+    )
+    assert status == 201, consent
+    await social.start()
+    consent_id = consent["consent_id"]
+
+    planted = notice_from(police.node_id, consent_id, own_plan, clock)
+    assert (await police.node.peers.send(social.node_id, "consent.revoke", planted)).ok
+    assert await revocation_rows(social) == [(consent_id, own_plan, police.node_id)]
+
+    late = await school.node.peers.send(
+        social.node_id, "consent.statement", {"statement": consent["statement"]}
+    )
+    assert late.ok and late.reply is not None, late
+    assert late.reply.body.status == "stored"  # type: ignore[attr-defined]
+    assert await ask(school, social, plan_id, consent_id, "social") == (1, [])
+
+    status, revoked = await school.api("POST", f"/consents/{consent_id}/revoke", "lead")
+    assert status == 201, revoked
+    await wait_until_refused(school, social, plan_id, consent_id, "social", within=2.0)
+    assert (consent_id, plan_id, school.node_id) in await revocation_rows(social)
+
+
+async def test_a_consent_id_held_for_another_plan_is_refused_not_acknowledged(
+    four: list[RunningNode], clock: ManualClock
+) -> None:
+    """Police, lead of a plan social services is in, gets a statement under the id of the
+    school's consent C to social services first. The school's own statement of C is then
+    refused ``consent_other_plan`` (it was acknowledged ``already_stored``, so the school
+    believed C had arrived); the first statement stays, unchanged."""
+    school, social, bup, police = four
+    plan_id, _ = await plan_with_consent([school, social, bup])
+    own_plan = await plan_led_by(police, [social])
+    await social.stop()
+    grants = [{"from": social.node_id, "to": [school.node_id], "categories": ["social"]}]
+    status, consent = await school.api(
+        "POST", f"/plans/{plan_id}/consents", "lead", consent_body(grants)
+    )
+    assert status == 201, consent
+    await social.start()
+    consent_id = consent["consent_id"]
+    fields = {k: v for k, v in consent["statement"].items() if k not in ("v", "type", "sig")}
+    fields |= {"plan_id": own_plan, "lead": police.node_id, "recorded_by": f"{police.node_id}/u/x"}
+    grants = [{"from": social.node_id, "to": [police.node_id], "categories": ["social"]}]
+    first = sign_consent(fields | {"grants": grants}, police.node.identity.key)
+    pre = await police.node.peers.send(social.node_id, "consent.statement", {"statement": first})
+    assert pre.ok, pre
+
+    late = await school.node.peers.send(
+        social.node_id, "consent.statement", {"statement": consent["statement"]}
+    )
+    assert (late.outcome, late.reason) == ("refused", "consent_other_plan"), late
+    async with social.node.engine.connect() as conn:
+        held = await records.consent_statement(conn, consent_id)
+    assert held == first
+
+
+# --- catch-up from a member gone bad ------------------------------------------------------------
+
+
+@pytest.fixture
+async def rogue(four: list[RunningNode], clock: ManualClock) -> AsyncIterator[FakePeer]:
+    """A trusted federation member (real key, real signed replies) that the school trusts."""
+    peer = FakePeer(ROGUE, "good", clock)
+    await peer.start()
+    await peer.trusted_by(four[0])
+    try:
+        yield peer
+    finally:
+        await peer.stop()
+
+
+def listed(seq: int, consent_id: str, plan_id: str, by: str, clock: ManualClock) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "consent_id": consent_id,
+        "plan_id": plan_id,
+        "revoked_at": format_time(clock.now()),
+        "revoked_by": by,
+    }
+
+
+def skipped(node: RunningNode, reason: str) -> float:
+    value = node.node.metrics.registry.get_sample_value(
+        "barnplan_catchup_revocations_skipped_total", {"reason": reason}
+    )
+    return value or 0.0
+
+
+async def test_catch_up_applies_only_revocations_the_listing_peer_may_pass_on(
+    four: list[RunningNode], rogue: FakePeer, clock: ManualClock
+) -> None:
+    """The rogue member lists revocations of the school's plan, which it is not in: one it
+    claims to have made itself, one it says social services made. The school's catch-up
+    applies neither (the plan stays active and releases), counts both; a revocation the rogue
+    recorded in a plan it does take part in is applied."""
+    school, social, bup, _ = four
+    plan_id, consent_id = await plan_with_consent([school, social, bup])
+    child_id = (await school.api("GET", "/children", "prof"))[1][0]["child_id"]
+    status, joined = await school.api(
+        "POST", "/plans", "lead", {"child_id": child_id, "participants": [ROGUE]}
+    )
+    assert status == 201, joined
+    grants = [{"from": ROGUE, "to": [school.node_id], "categories": ["leisure"]}]
+    status, its_consent = await school.api(
+        "POST", f"/plans/{joined['plan_id']}/consents", "lead", consent_body(grants)
+    )
+    assert status == 201, its_consent
+    rogue.revocations = [
+        listed(1, consent_id, plan_id, ROGUE, clock),
+        listed(2, consent_id, plan_id, social.node_id, clock),
+        listed(3, its_consent["consent_id"], joined["plan_id"], ROGUE, clock),
+    ]
+
+    outcomes = await catch_up(school.node)
+    assert outcomes[ROGUE] == "ok", outcomes
+
+    assert await revocation_rows(school) == [(its_consent["consent_id"], joined["plan_id"], ROGUE)]
+    assert skipped(school, "not_participant") == 2
+    status, shared = await school.api("GET", f"/plans/{plan_id}/shared", "lead")
+    assert status == 200 and shared["status"] == "active", shared
+    assert await ask(social, school, plan_id, consent_id, "education") == (1, [])
+
+
+async def test_catch_up_lists_only_what_the_listing_node_may_pass_on(
+    four: list[RunningNode],
+) -> None:
+    """The school (lead) revokes; social services has the notice. Asked by BUP, social services
+    lists nothing (it did not record the revocation and does not lead the plan, so BUP would
+    not apply it from social services); the school lists it."""
+    school, social, bup, _ = four
+    plan_id, consent_id = await plan_with_consent(four)
+    status, result = await school.api("POST", f"/consents/{consent_id}/revoke", "lead")
+    assert status == 201, result
+    await wait_until_refused(bup, social, plan_id, consent_id, "social", within=2.0)
+
+    page = await bup.node.peers.send(social.node_id, "revocations.since", {"cursor": 0})
+    assert page.ok and isinstance(page.reply and page.reply.body, RevocationsList), page
+    assert page.reply is not None and page.reply.body.revocations == []  # type: ignore[attr-defined]
+    page = await bup.node.peers.send(school.node_id, "revocations.since", {"cursor": 0})
+    assert page.ok and page.reply is not None, page
+    assert [(r.consent_id, r.plan_id, r.revoked_by) for r in page.reply.body.revocations] == [  # type: ignore[attr-defined]
+        (consent_id, plan_id, school.node_id)
+    ]

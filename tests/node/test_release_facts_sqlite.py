@@ -188,7 +188,9 @@ async def sqlalchemy_facts(
     async with node.node.engine.connect() as conn:
         plan = await records.plan_facts(conn, plan_id)
         statement = await records.consent_statement(conn, consent_id)
-        revoked = await revocations.is_revoked(conn, consent_id)
+        # revoked within the consent's own plan; a tombstone within the plan asked about
+        bound = statement["plan_id"] if statement is not None else plan_id
+        revoked = await revocations.is_revoked(conn, consent_id, bound)
         current = await records.latest_fragments(conn, plan_id, list(categories))
     allowed = plan is not None and statement is not None and not revoked
     return Facts(plan, statement, revoked, current if allowed else {}, current)
@@ -380,11 +382,11 @@ async def test_an_unknown_consent_reads_as_none_with_no_fragments(fed: Fed) -> N
     assert fragments == {} and expected.current  # only the missing consent withholds them
 
 
-async def wait_revoked(node: RunningNode, consent_id: str) -> None:
+async def wait_revoked(node: RunningNode, consent_id: str, plan_id: str) -> None:
     """Until the lead's notice (delivered by its outbox) is stored at ``node``."""
     for _ in range(400):
         async with node.node.engine.connect() as conn:
-            if await revocations.is_revoked(conn, consent_id):
+            if await revocations.is_revoked(conn, consent_id, plan_id):
                 return
         await asyncio.sleep(0.025)
     raise AssertionError(f"revocation of {consent_id} never reached {node.node_id}")
@@ -399,7 +401,7 @@ async def test_a_revoked_consent_reads_revoked_with_no_fragments(fed: Fed) -> No
     fed.clock.advance(5)
     status, answer = await school.api("POST", f"/consents/{w.consent_id}/revoke", "prof")
     assert status == 201, answer
-    await wait_revoked(social, w.consent_id)
+    await wait_revoked(social, w.consent_id, w.plan_id)
 
     (plan, raw, revoked, fragments), expected = await both(social, w.plan_id, w.consent_id, ALL)
     assert plan is not None and raw is not None and revoked is True
@@ -425,6 +427,25 @@ async def test_a_revoked_consent_reads_revoked_with_no_fragments(fed: Fed) -> No
         )
     (plan, raw, revoked, fragments), _ = await both(social, w.plan_id, tombstone, ALL)
     assert plan is not None and raw is None and revoked is True and fragments == {}
+
+    # a revocation bound to another plan revokes nothing in this one, by either read: not a
+    # consent held here for this plan, nor a tombstone asked about under this plan
+    elsewhere, stray = str(uuid.uuid4()), str(uuid.uuid4())
+    async with begin_write(social.node.engine) as conn:
+        for consent_id in (later, stray):
+            await revocations.insert_revocation(
+                conn,
+                consent_id=consent_id,
+                plan_id=elsewhere,
+                revoked_at=fed.clock.now(),
+                revoked_by=school.node_id,
+                notice_id=str(uuid.uuid4()),
+                now=fed.clock.now(),
+            )
+    (_, _, revoked, fragments), _ = await both(social, w.plan_id, later, ALL)
+    assert revoked is False and list(fragments) == ["family", "social"]
+    (plan, raw, revoked, fragments), _ = await both(social, w.plan_id, stray, ALL)
+    assert plan is not None and raw is None and revoked is False and fragments == {}
 
 
 async def test_no_categories_or_none_with_fragments_read_empty(fed: Fed) -> None:

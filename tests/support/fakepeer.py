@@ -5,6 +5,10 @@ invitations and acknowledges consent statements with properly signed replies), s
 trusts and asks it; only its answer to ``fragments.request`` misbehaves, in one of the ways a
 real peer can: too slow, a corrupted envelope or fragment signature, or a body that is not JSON.
 Tests use it to check that assembly degrades to a per-participant status instead of failing.
+
+A member gone bad also answers ``revocations.since`` with whatever ``revocations`` holds (in a
+properly signed ``revocations.list``), so catch-up can be tested against a peer that lists
+revocations it has no right to pass on.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ class FakePeer:
     port: int = field(default_factory=free_port)
     key: SigningKey = field(init=False)
     received: list[str] = field(default_factory=list)
+    # what it lists to ``revocations.since`` (each {seq, consent_id, plan_id, revoked_at,
+    # revoked_by}), whatever the requester's cursor
+    revocations: list[dict[str, Any]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
     def __post_init__(self) -> None:
@@ -140,7 +147,9 @@ class FakePeer:
                 message, "consent.ack", {"consent_id": consent_id, "status": "stored"}
             )
         elif kind == "revocations.since":
-            reply = self._reply(message, "revocations.list", {"revocations": [], "cursor": 0})
+            cursor = max((r["seq"] for r in self.revocations), default=0)
+            listed = {"revocations": self.revocations, "cursor": cursor}
+            reply = self._reply(message, "revocations.list", listed)
         elif kind == "hello":
             reply = self._reply(message, "hello.ack", {"ok": True})
         elif kind == "fragments.request":

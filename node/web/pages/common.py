@@ -40,7 +40,9 @@ async def consents_with_state(node: Node, plan_id: str) -> list[dict[str, Any]]:
     result = []
     async with node.engine.connect() as conn:
         for statement in statements:
-            revocation = await revocation_store.get_revocation(conn, statement["consent_id"])
+            revocation = await revocation_store.get_revocation(
+                conn, statement["consent_id"], plan_id
+            )
             result.append(
                 {
                     "statement": statement,
