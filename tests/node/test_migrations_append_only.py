@@ -42,7 +42,10 @@ def committed_scripts() -> list[Path]:
 @pytest.mark.parametrize("script", committed_scripts() if history_available() else [], ids=str)
 def test_a_committed_migration_is_as_it_was_first_committed(script: Path) -> None:
     relative = str(script.relative_to(ROOT))
-    first = git("log", "--diff-filter=A", "--format=%H", "--", relative).split()[-1]
+    added = git("log", "--diff-filter=A", "--format=%H", "--", relative).split()
+    if not added:
+        return  # new in the working tree: its first commit will be its first form
+    first = added[-1]
     first_form = git("show", f"{first}:{relative}")
     if script.name in EDITED_BEFORE_THE_GUARD:
         assert (VERSIONS / EDITED_BEFORE_THE_GUARD[script.name]).exists()

@@ -5,16 +5,16 @@ tombstone the plan its notice named. A tombstone bound to another plan must not 
 consent's own revocation from being recorded when it comes, so the uniqueness that made
 ``consent.revoke`` idempotent moves from ``consent_id`` to (``consent_id``, ``plan_id``).
 
-Revision ID: 0012
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-27
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
