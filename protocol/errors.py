@@ -42,7 +42,8 @@ class Reason(StrEnum):
     PLAN_UNKNOWN = "plan_unknown"
     NOT_PARTICIPANT = "not_participant"
     NO_FRAGMENTS = "no_fragments"
-    # plan linking
+    # plan linking: retired (a plan.invite.reply no longer says how the invitation went, §7.1);
+    # reserved, never reused
     NO_MATCH = "no_match"
     DECLINED = "declined"
     # catch-all for a peer's unexpected failure (never used for a decision)

@@ -44,9 +44,11 @@ class PlanInvite(WireModel):
 
 
 class PlanInviteReply(WireModel):
+    """Always pending: the reply must not tell the sender whether the invited agency holds the
+    child or knows the plan (SPEC 7.1); a professional's decision comes later as plan.link."""
+
     plan_id: Uuid
-    status: Literal["linked", "pending", "declined"]
-    reason: Reason | None = None
+    status: Literal["pending"]
 
 
 class PlanLink(WireModel):

@@ -326,16 +326,25 @@ class Demo:
         plan_id = plan["plan_id"]
         for p in plan["participants"]:
             ok(f"{p['node_id']:28} {p['status']}")
-        linked = [p for p in plan["participants"] if p["status"] in ("lead", "linked")]
-        if len(linked) != len(self.nodes):
-            raise DemoError("not every agency linked the plan to its child")
 
-        step(4, "Each agency writes its own fragment of the plan")
+        step(4, "Link: a professional at each invited agency matches the child and links")
+        for node in others:
+            self.link_invitation(node, plan_id)
+        view = api(lead, "GET", f"/plans/{plan_id}", "lead")
+        statuses = {p["node_id"]: p["status"] for p in view["participants"]}
+        if sorted(statuses.values()) != ["lead", *["linked"] * len(others)]:
+            raise DemoError(f"not every agency linked the plan to its child: {statuses}")
+        ok(
+            f"the lead's plan: all {len(others)} invited agencies linked, "
+            "each by its own professional"
+        )
+
+        step(5, "Each agency writes its own fragment of the plan")
         for node in self.nodes:
             api(node, "POST", f"/plans/{plan_id}/fragments", "prof", fragment_for(node))
             ok(f"{node.node_id}: {node.category}")
 
-        step(5, "Consent: both guardians consent; police information is NOT shared")
+        step(6, "Consent: both guardians consent; police information is NOT shared")
         now = datetime.now(UTC)
         grants = [
             {"from": n.node_id, "to": [lead.node_id], "categories": [n.category]}
@@ -367,11 +376,11 @@ class Demo:
         for d in consent["distribution"]:
             ok(f"signed statement delivered to {d['node_id']}: {d.get('status', d['outcome'])}")
 
-        step(6, "Assemble: the lead asks every agency at once and merges the shared plan")
+        step(7, "Assemble: the lead asks every agency at once and merges the shared plan")
         shared = api(lead, "GET", f"/plans/{plan_id}/shared", "lead")
         self.show_plan(shared)
 
-        step(7, "A peer goes down: BUP stops; the plan still assembles")
+        step(8, "A peer goes down: BUP stops; the plan still assembles")
         bup = self.by_id[BUP]
         stop(bup)
         shared = api(lead, "GET", f"/plans/{plan_id}/shared", "lead")
@@ -380,12 +389,12 @@ class Demo:
         if status != "unreachable":
             raise DemoError(f"expected BUP unreachable, got {status}")
 
-        step(8, "Revoke at the school: a guardian withdraws consent at elevhälsan")
+        step(9, "Revoke at the school: a guardian withdraws consent at elevhälsan")
         school = self.by_id[SCHOOL]
         result = api(school, "POST", f"/consents/{consent_id}/revoke", "prof")
         ok(f"revocation recorded at {SCHOOL} and queued for {', '.join(result['notified'])}")
 
-        step(9, "Every running node now refuses to release under the consent")
+        step(10, "Every running node now refuses to release under the consent")
         time.sleep(1.0)
         for node in (n for n in self.nodes if n is not lead and n.node_id != BUP):
             released, reasons = probe(lead, node, plan_id, consent_id)
@@ -395,7 +404,7 @@ class Demo:
         shared = api(lead, "GET", f"/plans/{plan_id}/shared", "lead")
         ok(f"the lead's plan view: status {shared['status']} since {shared['revoked_at']}")
 
-        step(10, "BUP comes back and catches up before it answers anyone")
+        step(11, "BUP comes back and catches up before it answers anyone")
         start(bup)
         wait_healthy(bup)
         released, reasons = probe(lead, bup, plan_id, consent_id)
@@ -403,7 +412,7 @@ class Demo:
         if released or "consent_revoked" not in reasons:
             raise DemoError("BUP did not catch up")
 
-        step(11, "Every operator verifies its exchange log")
+        step(12, "Every operator verifies its exchange log")
         for node in self.nodes:
             _cli("log", "checkpoint", "--dir", str(node.directory))
             report = json.loads(_cli("log", "verify", "--json", "--dir", str(node.directory)))
@@ -414,6 +423,17 @@ class Demo:
             )
             if not report["ok"]:
                 raise DemoError(f"log verification failed at {node.node_id}")
+
+    def link_invitation(self, node: DemoNode, plan_id: str) -> None:
+        """What the professional at ``node`` does on the invitations page: look at the waiting
+        invitation, see which of the agency's own children match it, and link it to that one
+        (the invited node never tells the lead whether the child is on record, SPEC §7.1)."""
+        waiting = api(node, "GET", "/invitations", "prof")
+        matches = next((i["matches"] for i in waiting if i["plan_id"] == plan_id), None)
+        if matches is None or len(matches) != 1:
+            raise DemoError(f"{node.node_id}: no single matching child for the invitation")
+        linked = api(node, "POST", f"/invitations/{plan_id}/link", "prof", {"child_id": matches[0]})
+        ok(f"{node.node_id:28} linked to its own record; lead told: {linked['lead_notified']}")
 
     def show_plan(self, shared: dict[str, Any]) -> None:
         for p in shared["participants"]:

@@ -252,14 +252,18 @@ def invitations() -> None:
 @json_option
 @run_async
 async def invitations_list(directory: Path, as_json: bool) -> None:
-    """List pending invitations."""
+    """List pending invitations, each with the children here that match it."""
     async with opened_node(directory) as node:
-        pending = await records.list_plans(node.engine, "pending")
-    data = [{"plan_id": p.plan_id, "lead_node": p.lead_node} for p in pending]
+        pending = await plan_service.list_invitations(node)
+    data = [
+        {"plan_id": p["plan_id"], "lead_node": p["lead_node"], "matches": p["matches"]}
+        for p in pending
+    ]
     if as_json:
         echo_json(data)
     for d in [] if as_json else data:
-        click.echo(f"{d['plan_id']}  from {d['lead_node']}")
+        matches = ", ".join(d["matches"]) or "none (add the child, or decline)"
+        click.echo(f"{d['plan_id']}  from {d['lead_node']}  matching children: {matches}")
 
 
 @invitations.command("link")

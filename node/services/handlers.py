@@ -28,7 +28,13 @@ from .inbound import Handler, Outcome, Refusal
 
 
 async def plan_invite(node: Any, message: Verified) -> Outcome:
-    """Link an invited plan to this agency's own child record, or hold it for a professional."""
+    """Hold an invitation for a professional here to decide; answer ``pending``, always.
+
+    The reply is the same whether or not this agency holds the child or already knows the plan
+    (SPEC §7.1): an answer that said so would let any member learn who is on record here (e.g.
+    a BUP patient). The children are therefore not even looked up here; a professional sees the
+    matches when deciding (``plans.list_invitations``). A known plan id is never overwritten: the
+    lead re-sending it changes nothing, and another sender's copy is only logged, as refused."""
     body = message.body
     assert isinstance(body, PlanInvite)
     if body.lead_node != message.sender:
@@ -39,45 +45,40 @@ async def plan_invite(node: Any, message: Verified) -> Outcome:
         pnr = normalize_personnummer(body.child.personnummer, node.clock.now().date())
     except PersonnummerError as exc:
         raise Refusal(Reason.MALFORMED, f"child.personnummer: {exc}") from None
-    async with node.engine.connect() as conn:
-        existing = await records.get_plan_on(conn, body.plan_id)
-        matches = await records.children_by_personnummer(conn, pnr)
-    base = Outcome(
-        body={},
+    outcome = Outcome(
+        body={"plan_id": body.plan_id, "status": "pending"},
         plan_id=body.plan_id,
         purpose=body.purpose.value,
         professional=body.lead_professional,
     )
+    async with node.engine.connect() as conn:
+        existing = await records.get_plan_on(conn, body.plan_id)
     if existing is not None:
-        base.body = {"plan_id": body.plan_id, "status": _reply_status(existing.status)}
-        return base
-    linked = len(matches) == 1
+        if existing.lead_node != message.sender:  # logged here; the sender learns nothing
+            outcome.outcome, outcome.reason = "refused", Reason.PLAN_UNKNOWN.value
+        return outcome
     plan = Plan(
         plan_id=body.plan_id,
-        child_id=matches[0] if linked else None,
+        child_id=None,
         role="participant",
-        status="active" if linked else "pending",
+        status="pending",
         lead_node=body.lead_node,
         lead_professional=body.lead_professional,
         responsible_node=body.responsible_node,
         purpose=body.purpose.value,
-        link_personnummer=None if linked else pnr,
+        link_personnummer=pnr,
         created_at=node.clock.now(),
     )
     members = {n: "invited" for n in body.participants}
     members[body.lead_node] = "lead"
-    members[node.node_id] = "linked" if linked else "pending"
+    members[node.node_id] = "pending"
 
     async def change(conn: AsyncConnection) -> None:
-        await records.insert_plan(conn, plan, members)
+        # a concurrent invitation for the same id may have been stored since: keep that one
+        await records.insert_plan_if_absent(conn, plan, members)
 
-    base.body = {"plan_id": body.plan_id, "status": "linked" if linked else "pending"}
-    base.change = change
-    return base
-
-
-def _reply_status(status: str) -> str:
-    return {"active": "linked", "pending": "pending", "declined": "declined"}[status]
+    outcome.change = change
+    return outcome
 
 
 # participant states in which the lead still waits for the invited node's answer (plan.link)

@@ -89,8 +89,11 @@ async def create_plan(
             status = "failed"
             if result.ok and result.reply is not None:
                 assert isinstance(result.reply.body, PlanInviteReply)
-                status = result.reply.body.status
-            await records.set_participant_status(conn, plan.plan_id, result.peer, status)
+                status = result.reply.body.status  # always pending: a professional decides
+            # a fast participant's plan.link may already have been recorded: keep it
+            await records.set_participant_status(
+                conn, plan.plan_id, result.peer, status, was="invited"
+            )
     return await plan_view(node, plan.plan_id)
 
 
@@ -117,6 +120,29 @@ async def plan_view(node: Node, plan_id: str) -> dict[str, Any]:
 
 async def list_plan_views(node: Node, status: str | None = None) -> list[dict[str, Any]]:
     return [await plan_view(node, p.plan_id) for p in await records.list_plans(node.engine, status)]
+
+
+async def list_invitations(node: Node) -> list[dict[str, Any]]:
+    """Invitations waiting for a professional here, each with the children on record *here*
+    whose personnummer is the invitation's (``matches``): the invited node never tells the
+    lead whether it holds the child, so this is the only place where the match is seen."""
+    pending = await records.list_plans(node.engine, "pending")
+    async with node.engine.connect() as conn:
+        matches = {
+            p.plan_id: await records.children_by_personnummer(conn, p.link_personnummer or "")
+            for p in pending
+        }
+    return [
+        {
+            "plan_id": p.plan_id,
+            "lead_node": p.lead_node,
+            "purpose": p.purpose,
+            "personnummer": p.link_personnummer,
+            "received_at": p.created_at,
+            "matches": matches[p.plan_id],
+        }
+        for p in pending
+    ]
 
 
 async def resolve_invitation(

@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
@@ -135,14 +136,28 @@ async def insert_plan(conn: AsyncConnection, plan: Plan, participants: dict[str,
         )
 
 
+async def insert_plan_if_absent(
+    conn: AsyncConnection, plan: Plan, participants: dict[str, str]
+) -> bool:
+    """Insert ``plan`` unless its id is taken (by the primary key, in a savepoint, so a
+    concurrent insert of the same id loses cleanly instead of failing the transaction)."""
+    try:
+        async with conn.begin_nested():
+            await insert_plan(conn, plan, participants)
+    except IntegrityError:
+        return False
+    return True
+
+
 async def set_participant_status(
-    conn: AsyncConnection, plan_id: str, node_id: str, status: str
+    conn: AsyncConnection, plan_id: str, node_id: str, status: str, *, was: str | None = None
 ) -> None:
-    await conn.execute(
-        T_PART.update()
-        .where(and_(T_PART.c.plan_id == plan_id, T_PART.c.node_id == node_id))
-        .values(status=status)
-    )
+    """Set a participant's status; with ``was``, only if it still is that (never overwrites a
+    newer answer, e.g. a ``plan.link`` that arrived before the invitation's reply was recorded)."""
+    where = and_(T_PART.c.plan_id == plan_id, T_PART.c.node_id == node_id)
+    if was is not None:
+        where = and_(where, T_PART.c.status == was)
+    await conn.execute(T_PART.update().where(where).values(status=status))
 
 
 async def update_plan(conn: AsyncConnection, plan_id: str, **values: Any) -> None:

@@ -209,18 +209,8 @@ async def get_plan(request: web.Request) -> dict[str, Any]:
 @require(*PROFESSIONALS)
 @json_api
 async def list_invitations(request: web.Request) -> list[dict[str, Any]]:
-    node = request.app[NODE_KEY]
-    pending = await records.list_plans(node.engine, "pending")
-    return [
-        {
-            "plan_id": p.plan_id,
-            "lead_node": p.lead_node,
-            "purpose": p.purpose,
-            "personnummer": p.link_personnummer,
-            "received_at": p.created_at.isoformat(),
-        }
-        for p in pending
-    ]
+    invitations = await plans.list_invitations(request.app[NODE_KEY])
+    return [{**i, "received_at": i["received_at"].isoformat()} for i in invitations]
 
 
 @routes.post("/api/v1/invitations/{plan_id}/link")

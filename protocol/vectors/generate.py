@@ -480,6 +480,21 @@ def build() -> dict[str, Any]:
         envelope_check(),
         wire(envelope("consent.statement", {"statement": consent}, "consent.statement")),
     )
+    invite_reply = envelope(
+        "plan.invite.reply",
+        {"plan_id": PLAN_ID, "status": "pending"},
+        "plan.invite.reply",
+        re=fixed_uuid("peer plan.invite"),
+    )
+    out.add(
+        "envelopes/valid-plan-invite-reply",
+        "envelope",
+        VALID,
+        "The one reply an invited node gives to a plan.invite (SPEC §7.1): status 'pending', "
+        "whether or not it holds the child or knows the plan.",
+        envelope_check(),
+        wire(invite_reply),
+    )
     error_body = {
         "reason": "replayed",
         "detail": f"message id {fixed_uuid('peer replayed')} already seen",
@@ -605,6 +620,13 @@ def build() -> dict[str, Any]:
         "A signed, timely fragments.request whose body lacks 'purpose': the body is checked "
         "after the signature and the times.",
         wire(resign(request, current, body=bad_body)),
+    )
+    bad(
+        "malformed-plan-invite-reply-linked",
+        "malformed",
+        "envelopes/valid-plan-invite-reply re-signed with status 'linked': a plan.invite.reply "
+        "never says how the invitation went (SPEC §7.1), so the body fails validation.",
+        wire(resign(invite_reply, current, body={"plan_id": PLAN_ID, "status": "linked"})),
     )
     deepest_ok = {"started_at": "2026-11-23T09:14:00Z", "n": nested(MAX_DEPTH - 2)}
     bad(

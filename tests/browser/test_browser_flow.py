@@ -17,6 +17,7 @@ import pytest
 
 from protocol.clock import ManualClock
 from tests.support.federation import BUP, POLICE, SCHOOL, SOCIAL, RunningNode
+from tests.support.plans import link_invitation as link_over_api
 
 from .support import CHILD_NAME, CHILD_PNR, PASSWORD, add_child, web_federation
 
@@ -84,8 +85,8 @@ async def test_plan_lifecycle_across_agencies_in_a_browser(
     browser: Any, agencies: list[RunningNode], screenshots: Path
 ) -> None:
     school, social, bup, police = agencies
-    # social services and the police know the child: their invitations link at once; BUP
-    # does not yet, so its invitation waits for a professional to link it
+    # social services and the police know the child, BUP does not yet; no invitation is
+    # linked until a professional at the invited agency decides
     for node in (social, police):
         await add_child(node)
 
@@ -115,9 +116,8 @@ async def test_plan_lifecycle_across_agencies_in_a_browser(
     # --- professionals at social services and BUP link and write, on their own nodes ----
     soc = await new_page(browser)
     await login(soc, social, "prof")
-    await soc.get_by_role("link", name=CHILD_NAME).click()
-    await soc.wait_for_url(re.compile(f"/plans/{plan_id}$"))
-    await author_fragment(soc, soc.url, "social", "IFO")
+    social_plan = await link_invitation(soc, social, plan_id)
+    await author_fragment(soc, social_plan, "social", "IFO")
     await soc.screenshot(path=str(screenshots / "03-plan-and-editor.png"), full_page=True)
 
     psy = await new_page(browser)
@@ -133,7 +133,8 @@ async def test_plan_lifecycle_across_agencies_in_a_browser(
     bup_plan = await link_invitation(psy, bup, plan_id)
     await author_fragment(psy, bup_plan, "mental_health", "BUP")
 
-    # the police write over the API (the same service as the pages)
+    # the police link and write over the API (the same services as the pages)
+    await link_over_api(police, plan_id)
     status, _ = await police.api(
         "POST",
         f"/plans/{plan_id}/fragments",

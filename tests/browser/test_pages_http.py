@@ -24,6 +24,9 @@ from tests.support.federation import SCHOOL, SOCIAL, RunningNode
 
 from .support import CHILD_PNR, PASSWORD, PageClient, add_child, web_federation
 
+OTHER_PNR = "20120704-1235"  # synthetic: another child at social services
+ABSENT_PNR = "20180101-4562"  # synthetic: a child only the school holds
+
 
 @pytest.fixture
 async def pair(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[RunningNode]]:
@@ -138,6 +141,53 @@ async def test_a_child_already_recorded_is_shown_at_the_field_and_not_added_twic
     assert 'id="personnummer-error"' in page and "Personnumret finns redan" in page
     assert child.child_id in page and 'value="Samma Barn"' in page  # what was typed is kept
     assert [c.child_id for c in await records.list_children(school.node.engine)] == [child.child_id]
+
+
+async def test_an_invitation_is_linked_by_a_professional_choosing_among_own_matching_children(
+    pair: list[RunningNode], client: PageClient
+) -> None:
+    """Social services holds the child and another one; the invitation waits on the
+    professional's page, offering only the matching child of social services' own records. A
+    second invitation, for a child social services does not hold, offers none."""
+    school, social = pair
+    await client.login("lead")
+    plan_id = await create_plan(client, school, social)
+    match = await records.get_plan(social.node.engine, plan_id)
+    assert match is not None and match.child_id is None  # nothing linked before a decision
+    other = await add_child(social, "Annan Person", OTHER_PNR)
+    absent = await add_child(school, "Okänd Här", ABSENT_PNR)
+    await client.get("/plans/new")
+    await client.post("/plans/new", {"child_id": absent, "participants": social.node_id})
+    absent_plan = re.search(r"/plans/([0-9a-f-]{36})", str(client.response.url))
+    assert absent_plan
+    prof = PageClient(social)
+    try:
+        await prof.login("prof")
+        status, page = await prof.get("/plans")
+        assert status == 200
+        cards = {
+            c.split("<code>")[1].split("</code>")[0]: c
+            for c in page.split('<li class="card invitation">')[1:]
+        }
+        assert set(cards) == {plan_id, absent_plan.group(1)}
+        card = cards[plan_id]
+        options = re.findall(r'<option value="([^"]+)"( selected)?>', card)
+        [(child_id, selected)] = options  # the matching child, and no other, already chosen
+        assert selected and child_id != other and "Annan Person" not in card
+        absent_card = cards[absent_plan.group(1)]  # nothing to link to: only decline
+        assert "/link" not in absent_card and "/decline" in absent_card
+        assert "Inget barn i era register har det här personnumret" in absent_card
+        # a child that is not the invitation's is refused at the field, nothing linked
+        status, page = await prof.post(f"/invitations/{plan_id}/link", {"child_id": other})
+        assert status == 422 and f'id="child_id-{plan_id}-error"' in page
+        held = await records.get_plan(social.node.engine, plan_id)
+        assert held is not None and (held.status, held.child_id) == ("pending", None)
+        status, page = await prof.post(f"/invitations/{plan_id}/link", {"child_id": child_id})
+        assert status == 200 and str(prof.response.url).endswith(f"/plans/{plan_id}")
+    finally:
+        await prof.close()
+    _, view = await school.api("GET", f"/plans/{plan_id}", "lead")
+    assert {p["node_id"]: p["status"] for p in view["participants"]}[social.node_id] == "linked"
 
 
 async def test_fragment_editor_errors_point_at_the_row_and_nothing_is_saved(

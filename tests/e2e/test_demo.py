@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS = [f"[{n}]" for n in range(1, 12)]
+STEPS = [f"[{n}]" for n in range(1, 13)]
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is needed to clone the repository")
@@ -32,6 +32,7 @@ def test_demo_walks_through_every_step_from_a_fresh_clone(tmp_path: Path) -> Non
     out = result.stdout
     for step in STEPS:
         assert step in out, f"step {step} missing"
+    assert out.count("linked to its own record; lead told: ok") == 3  # a professional each
     assert "bup.regionhalland.se is marked unreachable" in out
     assert out.count("withheld: consent_revoked") == 3
     assert out.count("checkpoint(s)") == 4 and "FAILED" not in out

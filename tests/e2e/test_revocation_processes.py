@@ -50,7 +50,9 @@ def plan_everyone_shares(nodes: list[ProcNode]) -> str:
         {"child_id": lead_child, "participants": [n.node_id for n in nodes[1:]]},
     )
     assert status == 201, plan
-    assert {p["status"] for p in plan["participants"]} == {"lead", "linked"}
+    assert {p["status"] for p in plan["participants"]} == {"lead", "pending"}
+    for n in nodes[1:]:
+        n.link_invitation(plan["plan_id"])
     for n in nodes:
         status, body = n.api(
             "POST",

@@ -121,7 +121,9 @@ def test_a_revocation_burst_is_delivered_exactly_once_by_two_processes(
     status, plan = first.api(
         "POST", "/plans", "lead", {"child_id": child, "participants": [p.node_id for p in peers]}
     )
-    assert status == 201 and {p["status"] for p in plan["participants"]} == {"lead", "linked"}
+    assert status == 201 and {p["status"] for p in plan["participants"]} == {"lead", "pending"}
+    for peer in peers:
+        peer.link_invitation(plan["plan_id"])
     grants = [{"from": p.node_id, "to": [first.node_id], "categories": ["social"]} for p in peers]
     consents = []
     for i in range(BURST):

@@ -24,7 +24,14 @@ from protocol.clock import ManualClock
 from tests.conftest import StoreFactory
 from tests.support.fakepeer import FakePeer
 from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
-from tests.support.plans import add_child, add_fragment, create_plan, record_consent, rich_fragment
+from tests.support.plans import (
+    add_child,
+    add_fragment,
+    create_plan,
+    link_invitation,
+    record_consent,
+    rich_fragment,
+)
 
 DEADLINE_S = 1.0
 MARGIN_S = 1.5  # a functional bound: event-loop and log-commit overhead on a busy CI machine
@@ -70,6 +77,10 @@ async def test_plan_arrives_in_time_with_every_fault_named(
     await add_child(bup)
     participants = [social.node_id, bup.node_id, *(f.node_id for f in fakes.values())]
     plan_id = await create_plan(school, child, participants)
+    for node in (social, bup):
+        await link_invitation(node, plan_id)
+    for fake in fakes.values():
+        await fake.link(school, plan_id)
     status, view = await school.api("GET", f"/plans/{plan_id}", "lead")
     assert status == 200
     assert {p["node_id"]: p["status"] for p in view["participants"]} == {

@@ -24,7 +24,14 @@ from protocol.clock import ManualClock
 from tests.conftest import StoreFactory
 from tests.support.fakepeer import FakePeer
 from tests.support.federation import SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
-from tests.support.plans import add_child, add_fragment, create_plan, record_consent, rich_fragment
+from tests.support.plans import (
+    add_child,
+    add_fragment,
+    create_plan,
+    link_invitation,
+    record_consent,
+    rich_fragment,
+)
 
 LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
 
@@ -44,6 +51,9 @@ async def world(
         child = await add_child(school)
         await add_child(social)
         plan_id = await create_plan(school, child, [social.node_id, slow.node_id, badfrag.node_id])
+        await link_invitation(social, plan_id)
+        for fake in (slow, badfrag):
+            await fake.link(school, plan_id)
         await add_fragment(social, plan_id, rich_fragment("social", "SOC-OK"))
         grants = {social.node_id: ["social"], slow.node_id: ["family"], badfrag.node_id: ["health"]}
         await record_consent(school, plan_id, grants, school.node.clock.now())

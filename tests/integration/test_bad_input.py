@@ -30,6 +30,7 @@ from protocol.signing import sign_object
 from tests.conftest import StoreFactory
 from tests.integration.test_release_flow import add_child, consent_body, fragment
 from tests.support.federation import SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.plans import link_invitation
 
 Row = dict[str, Any]
 Snapshot = dict[str, list[Row]]
@@ -57,6 +58,7 @@ async def pair(
             "POST", "/plans", "lead", {"child_id": child, "participants": [social.node_id]}
         )
         assert status == 201, plan
+        await link_invitation(social, plan["plan_id"])
         yield Pair(school, social, clock, plan["plan_id"])
     finally:
         await stop_all(nodes)

@@ -23,7 +23,13 @@ import node.store.tables  # noqa: F401 - registers every table on SQLModel.metad
 from protocol.clock import ManualClock
 from tests.conftest import StoreFactory
 from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
-from tests.support.plans import add_child, add_fragment, create_plan, record_consent, rich_fragment
+from tests.support.plans import (
+    add_child,
+    add_fragment,
+    create_linked_plan,
+    record_consent,
+    rich_fragment,
+)
 
 
 @pytest.fixture
@@ -58,7 +64,7 @@ async def test_lead_stores_nothing_it_received(trio: list[RunningNode], tmp_path
     child = await add_child(school)
     await add_child(social)
     await add_child(bup)
-    plan_id = await create_plan(school, child, [social.node_id, bup.node_id])
+    plan_id = await create_linked_plan(school, child, [social, bup])
     await add_fragment(school, plan_id, rich_fragment("education", own))
     await add_fragment(social, plan_id, rich_fragment("social", soc))
     await add_fragment(bup, plan_id, rich_fragment("mental_health", bup_marker, "healthy"))

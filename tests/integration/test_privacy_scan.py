@@ -26,6 +26,7 @@ from protocol.clock import ManualClock
 from tests.conftest import StoreFactory
 from tests.integration.test_release_flow import consent_body, fragment
 from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.plans import link_invitation
 
 NAMES = ("Saga Hemligsdotter", "Hemligsdotter", "Vilgot Anonymsson")
 PNRS = ("20150315-2389", "201503152389", "1503152389")
@@ -70,6 +71,8 @@ async def test_no_names_or_identity_numbers_in_exchange_or_process_logs(
     )
     assert status == 201, plan
     plan_id = plan["plan_id"]
+    for node in (social, bup):  # a professional at each links the invitation to its child
+        await link_invitation(node, plan_id)
     for node, category in ((social, "social"), (bup, "mental_health")):
         body = fragment(category, NAMES[1])
         body["content"]["child_view"] = f"{NAMES[0]} ({PNRS[0]}) säger att ..."

@@ -16,6 +16,7 @@ from protocol.clock import ManualClock
 from protocol.envelope import sign_envelope
 from tests.conftest import StoreFactory
 from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.plans import link_invitation
 
 CHILD_PNR = "20150315-2389"  # synthetic test identity (valid Luhn)
 CHILD_NAME = "Testa Testsson"
@@ -62,7 +63,8 @@ async def add_child(node: RunningNode, name: str = CHILD_NAME, pnr: str = CHILD_
 
 
 async def setup_plan(nodes: list[RunningNode]) -> tuple[str, dict[str, str]]:
-    """School leads; social services and BUP each have the child on record and get linked."""
+    """School leads; social services and BUP each have the child on record, and a professional
+    at each links the invitation. Returns the plan id and each participant's status at the lead."""
     school, social, bup = nodes
     child = await add_child(school)
     await add_child(social)
@@ -79,7 +81,11 @@ async def setup_plan(nodes: list[RunningNode]) -> tuple[str, dict[str, str]]:
         },
     )
     assert status == 201, plan
-    statuses = {p["node_id"]: p["status"] for p in plan["participants"]}
+    for node in (social, bup):
+        await link_invitation(node, plan["plan_id"])
+    status, view = await school.api("GET", f"/plans/{plan['plan_id']}", "lead")
+    assert status == 200, view
+    statuses = {p["node_id"]: p["status"] for p in view["participants"]}
     return plan["plan_id"], statuses
 
 
@@ -156,10 +162,12 @@ async def test_pending_invitation_is_linked_by_a_professional(trio: list[Running
     )
     assert status == 201
     statuses = {p["node_id"]: p["status"] for p in plan["participants"]}
-    assert statuses[social.node_id] == "pending" and statuses[bup.node_id] == "linked"
+    assert statuses[social.node_id] == "pending" and statuses[bup.node_id] == "pending"
     status, pending = await social.api("GET", "/invitations", "prof")
-    assert [p["plan_id"] for p in pending] == [plan["plan_id"]]
+    assert [(p["plan_id"], p["matches"]) for p in pending] == [(plan["plan_id"], [])]
     local = await add_child(social)
+    status, pending = await social.api("GET", "/invitations", "prof")
+    assert [p["matches"] for p in pending] == [[local]]  # now it matches the new record
     status, linked = await social.api(
         "POST", f"/invitations/{plan['plan_id']}/link", "prof", {"child_id": local}
     )

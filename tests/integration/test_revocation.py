@@ -31,6 +31,7 @@ from tests.support.federation import (
     start_federation,
     stop_all,
 )
+from tests.support.plans import link_invitation
 
 T_REVOCATION = RevocationRecord.__table__  # type: ignore[attr-defined]
 
@@ -64,6 +65,8 @@ async def plan_with_consent(nodes: list[RunningNode]) -> tuple[str, str]:
     )
     assert status == 201, plan
     plan_id = plan["plan_id"]
+    for other in others:
+        await link_invitation(other, plan_id)
     categories = {
         SCHOOL[0]: "education",
         SOCIAL[0]: "social",

@@ -148,6 +148,10 @@ def seed(live: Live) -> dict[str, list[Any]]:
     plan = live.api(
         school, "POST", "/plans", {"child_id": child["child_id"], "participants": [social.node_id]}
     )
+    [waiting] = live.api(social, "GET", "/invitations")  # social's professional links it
+    live.api(
+        social, "POST", f"/invitations/{plan['plan_id']}/link", {"child_id": waiting["matches"][0]}
+    )
     invited = live.api(
         social, "POST", "/plans", {"child_id": bo["child_id"], "participants": [school.node_id]}
     )

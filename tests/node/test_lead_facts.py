@@ -36,7 +36,15 @@ from tests.support.federation import (
     start_federation,
     stop_all,
 )
-from tests.support.plans import CHILD_NAME, add_child, consent_body, create_plan, rich_fragment
+from tests.support.plans import (
+    CHILD_NAME,
+    add_child,
+    consent_body,
+    create_linked_plan,
+    create_plan,
+    link_invitation,
+    rich_fragment,
+)
 from tests.support.same import assert_same_records, assert_same_value
 
 # --- the federation and what the lead's store holds --------------------------------------------
@@ -114,6 +122,7 @@ async def lead_plan(fed: Fed) -> World:
     child_id = await add_child(school)
     await add_child(social)
     plan_id = await create_plan(school, child_id, [social.node_id, bup.node_id, police.node_id])
+    await link_invitation(social, plan_id)
     status, answer = await police.api("POST", f"/invitations/{plan_id}/decline", "prof")
     assert status == 201, answer
     assert answer["lead_notified"] == "ok", answer
@@ -300,7 +309,7 @@ async def test_unknown_participant_only_and_unconsented_plans_are_not_found_by_b
     await both_not_found(fed, str(uuid.uuid4()))
 
     # social leads, the school only takes part (linked, with the consent it was sent)
-    theirs = await create_plan(social, child_at_social, [school.node_id])
+    theirs = await create_linked_plan(social, child_at_social, [school])
     fed.clock.advance(1)
     body = consent_body(
         [{"from": school.node_id, "to": [social.node_id], "categories": ["education"]}],

@@ -61,7 +61,7 @@ def personnummer(born: str, serial: str) -> str:
     return f"{born}-{serial}{(10 - total % 10) % 10}"
 
 
-PNR_A = personnummer("20150315", "238")  # on record at both agencies: linked at once
+PNR_A = personnummer("20150315", "238")  # on record at both agencies: pending, then linked
 PNR_B = personnummer("20120704", "123")  # only at the school: pending, then linked
 PNR_C = personnummer("20180101", "456")  # only at the school: pending, then declined
 
@@ -393,7 +393,7 @@ async def test_every_operation_answers_as_documented(
     listed = await call(school, "GET", "/api/v1/children", 200, user="prof")
     assert [c["name"] for c in listed] == ["Alva", "Bo", "Cilla"]
 
-    # plans: A is linked at once; B and C wait at social services
+    # plans: every invitation waits at social services for a professional's decision
     plans: dict[str, str] = {}
     for name in children:
         plan = await call(
@@ -409,21 +409,32 @@ async def test_every_operation_answers_as_documented(
             },
         )
         plans[name] = plan["plan_id"]
-        expected = "linked" if name == "Alva" else "pending"
         assert {p["node_id"]: p["status"] for p in plan["participants"]} == {
             school.node_id: "lead",
-            social.node_id: expected,
+            social.node_id: "pending",
         }
     assert len(await call(school, "GET", "/api/v1/plans", 200, user="prof")) == 3
     view = await call(school, "GET", "/api/v1/plans/{plan_id}", 200, plan_id=plans["Alva"])
     assert view["role"] == "lead" and view["child_id"] == children["Alva"]
 
-    # invitations at social services: link B, decline C
+    # invitations at social services, with the children there that match: link A and B,
+    # decline C
     pending = await call(social, "GET", "/api/v1/invitations", 200, user="prof")
-    assert {p["plan_id"]: p["personnummer"] for p in pending} == {
-        plans["Bo"]: PNR_B.replace("-", ""),
-        plans["Cilla"]: PNR_C.replace("-", ""),
+    assert {p["plan_id"]: (p["personnummer"], p["matches"]) for p in pending} == {
+        plans["Alva"]: (PNR_A.replace("-", ""), [at_social["child_id"]]),
+        plans["Bo"]: (PNR_B.replace("-", ""), []),
+        plans["Cilla"]: (PNR_C.replace("-", ""), []),
     }
+    alva = await call(
+        social,
+        "POST",
+        "/api/v1/invitations/{plan_id}/link",
+        201,
+        user="prof",
+        body={"child_id": at_social["child_id"]},
+        plan_id=plans["Alva"],
+    )
+    assert (alva["status"], alva["lead_notified"]) == ("active", "ok")
     bo = await call(
         social,
         "POST",

@@ -1,12 +1,12 @@
 """``records.release_facts_sqlite`` (a holder's release reads on the raw sqlite3 connection)
 returns what the SQLAlchemy reads of ``fragments_request`` do on PostgreSQL.
 
-Real SQLite nodes on loopback: school leads a plan with social services (linked: it has the
-child), BUP and police (no child: pending). Social services, the holder, authors fragments with
-several versions, one of which moves between categories; the consent school records reaches
-every participant. States the API cannot make (a ``failed`` or extra participant, a declined
-plan at a linked holder, plans with no member left) are written through ``node.store.records``
-inside ``begin_write``.
+Real SQLite nodes on loopback: school leads a plan with social services (linked by its
+professional: it has the child), BUP and police (no child: pending). Social services, the
+holder, authors fragments with several versions, one of which moves between categories; the
+consent school records reaches every participant. States the API cannot make (a ``failed`` or
+extra participant, a declined plan at a linked holder, plans with no member left) are written
+through ``node.store.records`` inside ``begin_write``.
 
 For every case the raw read (with the node's parsed-record cache as the handler passes it, and
 without one) must equal, field by field, ``records.plan_facts``, ``records.consent_statement``
@@ -42,7 +42,13 @@ from tests.support.federation import (
     start_federation,
     stop_all,
 )
-from tests.support.plans import add_child, create_plan, record_consent, rich_fragment
+from tests.support.plans import (
+    add_child,
+    create_plan,
+    link_invitation,
+    record_consent,
+    rich_fragment,
+)
 from tests.support.same import assert_same_records, assert_same_value
 
 FK = "fk.test.se"  # participant rows only the holder's store has (written through the store)
@@ -55,7 +61,7 @@ ALL = ["education", "health", "mental_health", "social", "family", "police", "le
 @dataclass
 class Fed:
     school: RunningNode  # leads the plans
-    social: RunningNode  # the holder whose reads are compared (linked: it has the child)
+    social: RunningNode  # the holder whose reads are compared (has the child and links it)
     bup: RunningNode  # no child: its invitation stays pending
     police: RunningNode  # no child: pending, declines in some tests
     clock: ManualClock
@@ -114,6 +120,7 @@ async def build_world(fed: Fed) -> World:
     plan_id = await create_plan(
         school, child_id, [social.node_id, fed.bup.node_id, fed.police.node_id]
     )
+    await link_invitation(social, plan_id)
     frags: dict[str, str] = {}
     versions: dict[str, int] = {}
 
@@ -316,7 +323,7 @@ async def test_pending_and_declined_plans_as_their_holders_keep_them(fed: Fed) -
     w = await build_world(fed)
     school, social, bup, police = fed.school, fed.social, fed.bup, fed.police
 
-    # BUP has no child: its plan waits for a professional (pending), the consent reached it
+    # BUP's plan waits for a professional (pending), the consent reached it
     (plan, raw, _, fragments), _ = await both(bup, w.plan_id, w.consent_id, ALL)
     assert plan is not None and plan.status == "pending"
     assert plan.participants == {school.node_id, social.node_id, bup.node_id, police.node_id}

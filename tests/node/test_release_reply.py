@@ -32,7 +32,7 @@ from protocol.envelope import MemorySeenIds, Verified, sign_envelope, verify_env
 from protocol.messages import FragmentsResponse
 from tests.conftest import StoreFactory
 from tests.support.federation import SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
-from tests.support.plans import add_child, create_plan, record_consent, rich_fragment
+from tests.support.plans import add_child, create_linked_plan, record_consent, rich_fragment
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -75,7 +75,7 @@ async def world(pair: list[RunningNode], clock: ManualClock) -> World:
     school, social = pair
     child = await add_child(school)
     await add_child(social)
-    plan_id = await create_plan(school, child, [social.node_id])
+    plan_id = await create_linked_plan(school, child, [social])
     social_fragments = {
         await author(social, plan_id, "social", "SOC-1 \U0001f600"),
         await author(social, plan_id, "social", 'SOC-2 "citat" \\ \x01'),

@@ -36,6 +36,7 @@ from tests.support.plans import (
     add_fragment,
     consent_body,
     create_plan,
+    link_invitation,
     rich_fragment,
 )
 
@@ -90,8 +91,10 @@ async def test_real_assemblies_validate(four: list[RunningNode]) -> None:
     now = school.node.clock.now()
     child = await add_child(school)
     await add_child(social)
-    await add_child(bup)  # police has no record of the child: its invitation stays pending
+    await add_child(bup)
     plan_id = await create_plan(school, child, [social.node_id, bup.node_id, police.node_id])
+    for node in (social, bup):  # police has no record of the child: its invitation waits
+        await link_invitation(node, plan_id)
     await add_fragment(school, plan_id, rich_fragment("education", "SKO"))
     await add_fragment(social, plan_id, rich_fragment("social", "SOC", "nurtured"))
     await add_fragment(bup, plan_id, rich_fragment("mental_health", "BUP", "healthy"))

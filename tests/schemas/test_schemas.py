@@ -161,7 +161,7 @@ def body(message_type: str) -> dict[str, Any]:
             "participants": [A, B],
             "purpose": "sip",
         },
-        "plan.invite.reply": {"plan_id": PLAN, "status": "pending", "reason": "no_match"},
+        "plan.invite.reply": {"plan_id": PLAN, "status": "pending"},
         "plan.link": {"plan_id": PLAN, "status": "linked", "professional": f"{B}/u/4"},
         "plan.link.ack": {"ok": True},
         "consent.statement": {"statement": consent_statement()},

@@ -1,7 +1,8 @@
 """A misbehaving peer: a plain aiohttp server with a real node document and key.
 
-It is a participant like any other (it publishes a self-signed node document, links plan
-invitations and acknowledges consent statements with properly signed replies), so the lead
+It is a participant like any other (it publishes a self-signed node document, holds plan
+invitations as pending, links them when told to (``link``, a signed ``plan.link`` as a
+professional's decision would send) and acknowledges consent statements), so the lead
 trusts and asks it; only its answer to ``fragments.request`` misbehaves, in one of the ways a
 real peer can: too slow, a corrupted envelope or fragment signature, or a body that is not JSON.
 Tests use it to check that assembly degrades to a per-participant status instead of failing.
@@ -97,6 +98,23 @@ class FakePeer:
         await trust_peer(node.node.engine, fetched, node.node_id, node.node.clock.now())
         await node.node.reload_peers()
 
+    async def link(self, lead: RunningNode, plan_id: str) -> None:
+        """Tell ``lead`` that a professional here linked its invitation (``plan.link``)."""
+        envelope = sign_envelope(
+            type="plan.link",
+            body={"plan_id": plan_id, "status": "linked", "professional": f"{self.node_id}/u/1"},
+            sender=self.node_id,
+            to=lead.node_id,
+            key=self.key,
+            clock=self.clock,
+        )
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(lead.url + "/federation/v1/messages", json=envelope) as resp,
+        ):
+            reply = await resp.json()
+        assert resp.status == 200 and reply["type"] == "plan.link.ack", reply
+
     async def _document(self, _request: web.Request) -> web.Response:
         return web.json_response(self.document())
 
@@ -139,7 +157,7 @@ class FakePeer:
         reply: dict[str, Any]
         if kind == "plan.invite":
             reply = self._reply(
-                message, "plan.invite.reply", {"plan_id": body["plan_id"], "status": "linked"}
+                message, "plan.invite.reply", {"plan_id": body["plan_id"], "status": "pending"}
             )
         elif kind == "consent.statement":
             consent_id = body["statement"]["consent_id"]

@@ -84,6 +84,32 @@ async def create_plan(lead: RunningNode, child_id: str, participants: list[str])
     return str(plan["plan_id"])
 
 
+async def link_invitation(node: RunningNode, plan_id: str, user: str = "prof") -> str:
+    """A professional at ``node`` links the plan's pending invitation to the one child on
+    record there that matches it, as every invited agency must (SPEC §7.1: nothing is linked
+    automatically); the node tells the lead (``plan.link``). Returns the local child id."""
+    status, invitations = await node.api("GET", "/invitations", user)
+    assert status == 200, invitations
+    [invitation] = [i for i in invitations if i["plan_id"] == plan_id]
+    [child_id] = invitation["matches"]
+    status, linked = await node.api(
+        "POST", f"/invitations/{plan_id}/link", user, {"child_id": child_id}
+    )
+    assert status == 201 and linked["lead_notified"] == "ok", linked
+    return str(child_id)
+
+
+async def create_linked_plan(
+    lead: RunningNode, child_id: str, participants: list[RunningNode]
+) -> str:
+    """Create a plan led by ``lead`` and have a professional at each participant (which must
+    hold the child) link its invitation; returns the plan id."""
+    plan_id = await create_plan(lead, child_id, [p.node_id for p in participants])
+    for participant in participants:
+        await link_invitation(participant, plan_id)
+    return plan_id
+
+
 async def add_fragment(node: RunningNode, plan_id: str, body: dict[str, Any]) -> None:
     status, answer = await node.api("POST", f"/plans/{plan_id}/fragments", "prof", body)
     assert status == 201, answer
@@ -119,12 +145,13 @@ async def record_consent(
 async def shared_plan_world(
     lead: RunningNode, social: RunningNode, bup: RunningNode, marker: str = "M"
 ) -> tuple[str, str]:
-    """School leads a plan with social services and BUP, all linked, all with rich fragments;
-    the consent grants social and mental_health to the lead. Returns (plan id, consent id)."""
+    """School leads a plan with social services and BUP (linked by a professional at each), all
+    with rich fragments; the consent grants social and mental_health to the lead. Returns
+    (plan id, consent id)."""
     child = await add_child(lead)
     await add_child(social)
     await add_child(bup)
-    plan_id = await create_plan(lead, child, [social.node_id, bup.node_id])
+    plan_id = await create_linked_plan(lead, child, [social, bup])
     await add_fragment(lead, plan_id, rich_fragment("education", f"SKO-{marker}", "achieving"))
     await add_fragment(social, plan_id, rich_fragment("social", f"SOC-{marker}", "nurtured"))
     await add_fragment(bup, plan_id, rich_fragment("mental_health", f"BUP-{marker}", "healthy"))

@@ -45,6 +45,17 @@ class ProcNode(NodeProcess):
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"null")
 
+    def link_invitation(self, plan_id: str) -> None:
+        """A professional here links the plan's invitation to the one matching local child (no
+        invitation is linked without that decision) and the node tells the lead."""
+        status, waiting = self.api("GET", "/invitations", "prof")
+        assert status == 200, waiting
+        [child_id] = next(i["matches"] for i in waiting if i["plan_id"] == plan_id)
+        status, linked = self.api(
+            "POST", f"/invitations/{plan_id}/link", "prof", {"child_id": child_id}
+        )
+        assert status == 201 and linked["lead_notified"] == "ok", linked
+
     def signing_key(self) -> SigningKey:
         return load_private_key(self.directory / "node.key", self.node_id, datetime.now(UTC))
 

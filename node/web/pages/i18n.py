@@ -116,6 +116,12 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Invitation linked. The lead node was told: {outcome}.",
     ),
     "invitation_declined": ("Inbjudan är avböjd.", "Invitation declined."),
+    "invitation_no_match": (
+        "Inget barn i era register har det här personnumret: lägg till barnet för att koppla "
+        "inbjudan, eller avböj den.",
+        "No child in your records has this personal identity number: add the child to link "
+        "the invitation, or decline it.",
+    ),
     # children
     "children_title": ("Barn", "Children"),
     "children_intro": (

@@ -52,26 +52,18 @@ async def _plans_page(
     node = request.app[NODE_KEY]
     plans = await plan_service.list_plan_views(node, "active")
     children = await records.list_children(node.engine)
-    pending = await records.list_plans(node.engine, "pending")
-    by_pnr = {c.personnummer: c.child_id for c in children}
-    invitations = [
-        {
-            "plan_id": p.plan_id,
-            "lead_node": p.lead_node,
-            "purpose": p.purpose,
-            "personnummer": p.link_personnummer or "",
-            "received_at": p.created_at,
-            "suggested": (chosen or {}).get(p.plan_id) or by_pnr.get(p.link_personnummer or "", ""),
-        }
-        for p in pending
-    ]
+    by_id = {c.child_id: c for c in children}
+    invitations = await plan_service.list_invitations(node)
+    for inv in invitations:  # only this node's own matching children are offered to link
+        inv["matching"] = [by_id[c] for c in inv["matches"] if c in by_id]
+        only = inv["matches"][0] if len(inv["matches"]) == 1 else ""
+        inv["suggested"] = (chosen or {}).get(inv["plan_id"]) or only
     return await render(
         request,
         "plans.html",
         {
             "plans": plans,
             "invitations": invitations,
-            "children": children,
             "child_names": {c.child_id: c.name for c in children},
             "agencies": await agency_names(node),
             "errors": errors or {},
