@@ -39,6 +39,7 @@ from tests.support.federation import (
     start_federation,
     stop_all,
 )
+from tests.support.plans import link_invitation
 
 T_LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
 STRANGER = "okand.example.se"
@@ -576,6 +577,8 @@ async def declined(
         )
         assert status == 201, plan
         plan_id = plan["plan_id"]
+        for node in (social, bup):  # a professional at each links (SPEC §7.1)
+            await link_invitation(node, plan_id)
         status, answer = await police.api("POST", f"/invitations/{plan_id}/decline", "prof")
         assert status < 300 and answer["lead_notified"] == "ok", answer
         assert await participant_status(school, plan_id, police.node_id) == "declined"

@@ -311,7 +311,10 @@ async def plan_led_by(lead: RunningNode, participants: list[RunningNode]) -> str
         {"child_id": child_id, "participants": [p.node_id for p in participants]},
     )
     assert status == 201, plan
-    assert {p["status"] for p in plan["participants"]} == {"lead", "linked"}, plan
+    for participant in participants:  # a professional at each links (SPEC §7.1)
+        await link_invitation(participant, plan["plan_id"])
+    status, view = await lead.api("GET", f"/plans/{plan['plan_id']}", "lead")
+    assert {p["status"] for p in view["participants"]} == {"lead", "linked"}, view
     return str(plan["plan_id"])
 
 
