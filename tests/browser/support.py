@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from node.services.passwords import set_password
 from protocol.clock import Clock
@@ -63,6 +64,21 @@ class PageClient:
             text = await resp.text()
         self._remember(text)
         return resp.status, text
+
+    async def get_exact(self, path: str) -> tuple[int, str]:
+        """GET ``path`` exactly as given, not re-encoded (as a crafted link arrives); no
+        redirect is followed."""
+        url = URL(self.node.url + path, encoded=True)
+        async with self.session.get(url, allow_redirects=False) as resp:
+            text = await resp.text()
+            self.response = resp
+        self._remember(text)
+        return resp.status, text
+
+    @property
+    def response_location(self) -> str:
+        """The ``Location`` of the last response (a redirect's target)."""
+        return self.response.headers["Location"]
 
     async def post(
         self, path: str, data: Any, csrf: bool | str = True, follow: bool = True

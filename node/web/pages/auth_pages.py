@@ -12,8 +12,8 @@ from .core import (
     PAGE_STATE,
     PAGE_USER,
     home_for,
+    local_path,
     render,
-    safe_next,
     see_other,
     start_session,
     translator,
@@ -39,7 +39,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         request,
         "login.html",
         {
-            "next": safe_next(request.query.get("next")) or "",
+            "next": local_path(request.query.get("next")) or "",
             "notice": notice,
             "user_id": "",
             "error": "",
@@ -51,7 +51,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 async def login(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     user_id, password = first(form, "user_id"), (form.get("password") or [""])[0]
-    target = safe_next(first(form, "next"))
+    target = local_path(first(form, "next"))
     state = request.app[PAGE_STATE]
     t = translator(request)
     error = ""

@@ -17,10 +17,12 @@ import hmac
 import os
 import secrets
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp_jinja2
 import structlog
@@ -210,7 +212,9 @@ async def render(
         "t": Translator(lang),
         "lang": lang,
         "other_lang": other,
-        "other_lang_url": f"{request.path}?lang={other}",
+        # from the parsed path, and only if it is a local one: a 404 page at "//evil.example/x"
+        # must not link there
+        "other_lang_url": f"{local_path(request.path) or '/'}?lang={other}",
         "user": request.get(PAGE_USER),
         "csrf_token": csrf_token(session),
         "messages": session.pop("flash", []),
@@ -315,13 +319,47 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 def _quote(path: str) -> str:
-    from urllib.parse import quote
-
     return quote(path, safe="")
 
 
-def safe_next(value: str | None) -> str | None:
-    """Only a local path may be a post-login destination (no open redirects)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+MAX_DECODINGS = 4  # layers of percent-encoding undone before a value is given up on
+
+
+def local_path(value: str | None) -> str | None:
+    r"""``value`` as a path on this site, or None: only such a path may be a post-login
+    destination (no open redirects) or a link built from a request's path.
+
+    Parsed, not pattern-matched: no scheme, no host, a path that begins with exactly one "/".
+    Browsers read a Location leniently (they drop the tab of "/\t/evil.example" and take
+    "/\evil.example" as "//evil.example"), so a backslash, whitespace or any control or
+    format character is refused wherever it is, and so is a host, also once the value is
+    percent-decoded, however often. The path is returned re-assembled from its parts and
+    percent-encoded, so it is always a valid header value."""
+    if not value:
         return None
-    return value
+    layers = [value]
+    while "%" in layers[-1]:
+        decoded = unquote(layers[-1])
+        if decoded == layers[-1]:
+            break
+        if len(layers) > MAX_DECODINGS:
+            return None  # still encoded after that many layers: nobody means that
+        layers.append(decoded)
+    for layer in layers:
+        parts = urlsplit(layer)
+        if (
+            any(_unsafe(char) for char in layer)
+            or parts.scheme
+            or parts.netloc
+            or not layer.startswith("/")
+            or layer.startswith("//")  # also "///x", which urlsplit reads as an empty host
+        ):
+            return None
+    parts = urlsplit(value)
+    local = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+    return quote(local, safe="/?#&=%:@!$'()*+,;~-._")
+
+
+def _unsafe(char: str) -> bool:
+    """Whitespace, a backslash, or a control, format, separator or unassigned character."""
+    return char.isspace() or char == "\\" or unicodedata.category(char)[0] in "CZ"
