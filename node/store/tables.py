@@ -99,6 +99,20 @@ class User(SQLModel, table=True):
     sessions_since: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
+class WebSession(SQLModel, table=True):
+    """A signed-in web session. The session cookie carries a random id; only its SHA-256 is
+    kept here. Signing out deletes the row, so a copy of the cookie taken before is refused on
+    its next request by every process serving the store, while the user's other sessions go
+    on. Rows past ``expires_at`` are refused and purged."""
+
+    __tablename__ = "web_session"
+
+    session_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="app_user.user_id", max_length=64, index=True)
+    created_at: datetime = Field(sa_column=utc_column())
+    expires_at: datetime = Field(sa_column=utc_column(index=True))
+
+
 class Child(SQLModel, table=True):
     """A child as this agency knows it. Name and personnummer never leave this node's store,
     except the personnummer inside a plan invitation to link the same child at a peer."""

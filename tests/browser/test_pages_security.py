@@ -1,5 +1,5 @@
-"""The pages against an attacker, over real HTTP: where a login may send the browser, and links
-built from a hostile path."""
+"""The pages against an attacker, over real HTTP: where a login may send the browser, what a
+session cookie copied before signing out is worth, and links built from a hostile path."""
 
 from __future__ import annotations
 
@@ -9,15 +9,42 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
+from yarl import URL
 
 from protocol.clock import ManualClock
+from tests.conftest import StoreFactory
 from tests.support.federation import SCHOOL, RunningNode
 
-from .support import PASSWORD, PageClient, web_federation
+from .support import (
+    PASSWORD,
+    PageClient,
+    restart,
+    second_instance,
+    web_federation,
+    web_federation_on,
+)
 
 NEXT_FIELD = re.compile(r'name="next" value="([^"]*)"')
 LANG_LINK = re.compile(r'class="lang-switch" href="([^"]*)"')
+
+
+@pytest.fixture
+async def school(
+    tmp_path: Path, store_factory: StoreFactory, clock: ManualClock
+) -> AsyncIterator[RunningNode]:
+    async with web_federation_on(tmp_path, [SCHOOL], store_factory, clock) as (node,):
+        yield node
+
+
+@pytest.fixture
+async def browser(school: RunningNode) -> AsyncIterator[PageClient]:
+    client = PageClient(school)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 def is_local(location: str) -> bool:
@@ -103,3 +130,61 @@ async def test_the_language_link_of_a_page_at_a_hostile_path_stays_on_the_site(
     assert status == 404 and link is not None
     href = html.unescape(link.group(1))
     assert is_local(href) and "evil.example" not in href, href
+
+
+# --- signing out ends the session on the server ----------------------------------------------
+
+
+def session_cookie(client: PageClient, school: RunningNode) -> str:
+    """The session cookie as the browser holds it: what an attacker would copy."""
+    morsel = client.session.cookie_jar.filter_cookies(URL(school.url))["barnplan_session"]
+    return f"barnplan_session={morsel.coded_value}"
+
+
+async def get_with_cookie(url: str, cookie: str) -> tuple[int, str]:
+    """GET ``url`` from another machine holding only the copied cookie."""
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as other,
+        other.get(url, headers={"Cookie": cookie}, allow_redirects=False) as resp,
+    ):
+        return resp.status, await resp.text()
+
+
+async def test_a_session_cookie_copied_before_logout_is_refused_after_it(
+    browser: PageClient, school: RunningNode
+) -> None:
+    await browser.login("lead")
+    status, page = await browser.get("/plans")
+    assert status == 200 and "Mina planer" in page
+    copied = session_cookie(browser, school)
+    assert (await get_with_cookie(school.url + "/plans", copied))[0] == 200  # the copy works
+    elsewhere = PageClient(school)  # the same user in another browser
+    try:
+        await elsewhere.login("lead")
+        status, page = await browser.post("/logout", {})
+        assert status == 200 and "Du är utloggad." in page
+        status, _ = await get_with_cookie(school.url + "/plans", copied)
+        assert status == 303  # sent to sign in: the copy is worth nothing now
+        async with second_instance(school) as twin:  # nor at another process on the store
+            assert (await get_with_cookie(twin.url + "/plans", copied))[0] == 303
+        await restart(school)  # nor after a restart
+        assert (await get_with_cookie(school.url + "/plans", copied))[0] == 303
+        # only that session ended: the user's other browser is still signed in
+        status, page = await elsewhere.get("/plans")
+        assert status == 200 and "Mina planer" in page
+    finally:
+        await elsewhere.close()
+
+
+async def test_a_session_signed_in_at_one_instance_works_at_another_on_the_same_store(
+    browser: PageClient, school: RunningNode
+) -> None:
+    """Sessions in the store still work across processes (the node behind a proxy that spreads
+    requests), and signing out at one instance ends the session at the other."""
+    await browser.login("prof")
+    copied = session_cookie(browser, school)
+    async with second_instance(school) as twin:
+        status, page = await get_with_cookie(twin.url + "/plans", copied)
+        assert status == 200 and "Mina planer" in page
+        await browser.post("/logout", {})
+        assert (await get_with_cookie(twin.url + "/plans", copied))[0] == 303

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp_session import get_session
 
 from ...services import passwords
 from ..keys import NODE_KEY
@@ -11,6 +10,7 @@ from .common import read_form
 from .core import (
     PAGE_STATE,
     PAGE_USER,
+    end_session,
     home_for,
     local_path,
     render,
@@ -75,6 +75,5 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.StreamResponse:
-    session = await get_session(request)
-    session.invalidate()
+    await end_session(request)
     return see_other("/login?out=1")

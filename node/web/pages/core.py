@@ -2,11 +2,12 @@
 role checks and error pages.
 
 The session is an encrypted, authenticated cookie (``aiohttp-session``'s Fernet storage): it
-holds the user id, a stamp of the password hash (a new password ends old sessions; so does
-disabling the user, checked on every request), a per-session CSRF token and one-shot messages.
-The cookie is HttpOnly, SameSite=Lax and Secure when the node is served over https. ``/api``,
-``/federation`` and the public endpoints never touch the session; bearer-token auth there is
-unchanged.
+holds the user id, the session's id (its row in the store: signing out deletes it, so a copy of
+the cookie is refused too; ``services.sessions``), a stamp of the password hash (a new password
+ends old sessions; so does disabling the user, checked on every request), a per-session CSRF
+token and one-shot messages. The cookie is HttpOnly, SameSite=Lax and Secure when the node is
+served over https. ``/api``, ``/federation`` and the public endpoints never touch the session;
+bearer-token auth there is unchanged.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import structlog
 from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
 
-from ...services import passwords
+from ...services import passwords, sessions
 from ...services.errors import ServiceError
 from ...services.users import active_user
 from ...store.tables import User
@@ -173,23 +174,46 @@ def flash(session: Session, text: str, kind: str = "info") -> None:
 
 
 async def start_session(request: web.Request, user: User) -> None:
-    """A fresh session for a signed-in user (a new cookie and a new CSRF token)."""
+    """A fresh session for a signed-in user (a new cookie, a new session row, a new CSRF
+    token)."""
+    node = request.app[NODE_KEY]
+    max_age = request.app[PAGE_STATE].settings.session_max_age_s
     session = await new_session(request)
     session["uid"] = user.user_id
+    session["sid"] = await sessions.open_session(
+        node.engine, user.user_id, node.clock.now(), max_age
+    )
     session["stamp"] = passwords.session_stamp(user)
     csrf_token(session)
 
 
 async def session_user(request: web.Request, session: Session) -> User | None:
-    uid = session.get("uid")
+    uid, sid = session.get("uid"), session.get("sid")
     if not isinstance(uid, str):
         return None
-    # a disabled user's sessions end on their next request, like those of a changed password
-    user = await active_user(request.app[NODE_KEY].engine, uid)
-    if user is None or session.get("stamp") != passwords.session_stamp(user):
+    node = request.app[NODE_KEY]
+    # a disabled user's sessions end on their next request, like those of a changed password;
+    # a signed-out session (its row deleted) ends in every browser that holds a copy of it
+    user = await active_user(node.engine, uid)
+    if (
+        user is None
+        or session.get("stamp") != passwords.session_stamp(user)
+        or not isinstance(sid, str)
+        or not await sessions.is_open(node.engine, sid, uid, node.clock.now())
+    ):
         session.invalidate()
         return None
     return user
+
+
+async def end_session(request: web.Request) -> None:
+    """Sign the request's session out: its row goes (every copy of the cookie is refused from
+    now on) and the browser is told to drop the cookie."""
+    session = await get_session(request)
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        await sessions.end_session(request.app[NODE_KEY].engine, sid)
+    session.invalidate()
 
 
 def home_for(user: User) -> str:

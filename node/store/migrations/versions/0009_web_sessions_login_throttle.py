@@ -1,0 +1,38 @@
+"""web sessions kept in the store, so signing out ends one session everywhere
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-27
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def ts(name: str, index: bool = False) -> sa.Column:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=False, index=index)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "web_session",
+        sa.Column("session_hash", sa.String(64), primary_key=True),
+        sa.Column(
+            "user_id",
+            sa.String(64),
+            sa.ForeignKey("app_user.user_id"),
+            nullable=False,
+            index=True,
+        ),
+        ts("created_at"),
+        ts("expires_at", index=True),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("web_session")
