@@ -113,6 +113,19 @@ class WebSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=utc_column(index=True))
 
 
+class LoginThrottle(SQLModel, table=True):
+    """Failed web logins of one subject (a user id, or a client address) in the window that
+    began at ``window_start``. ``subject`` is a SHA-256 of the kind and the value, so neither
+    what an attacker typed nor a client's address is kept as such. A row goes only when its
+    window is over (by time, never to make room), so flooding cannot lift a lock."""
+
+    __tablename__ = "login_throttle"
+
+    subject: str = Field(primary_key=True, max_length=64)
+    window_start: datetime = Field(sa_column=utc_column(index=True))
+    failures: int = Field(default=0)
+
+
 class Child(SQLModel, table=True):
     """A child as this agency knows it. Name and personnummer never leave this node's store,
     except the personnummer inside a plan invitation to link the same child at a peer."""

@@ -86,11 +86,11 @@ async def restart(running: RunningNode) -> None:
 class PageClient:
     """A browser-like client: keeps cookies, reads the CSRF token from the last page."""
 
-    def __init__(self, node: RunningNode) -> None:
+    def __init__(self, node: RunningNode, headers: dict[str, str] | None = None) -> None:
         self.node = node
         self.session = aiohttp.ClientSession(
             cookie_jar=aiohttp.CookieJar(unsafe=True),
-            headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+            headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", **(headers or {})},
         )
         self.csrf = ""
         self.last = ""

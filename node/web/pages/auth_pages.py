@@ -10,6 +10,7 @@ from .common import read_form
 from .core import (
     PAGE_STATE,
     PAGE_USER,
+    client_address,
     end_session,
     home_for,
     local_path,
@@ -49,21 +50,24 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
+    """Sign in, unless the user id or the client's address has failed too often lately (then
+    the password is not even checked, so guessing on gets no answer)."""
     form = await read_form(request)
     user_id, password = first(form, "user_id"), (form.get("password") or [""])[0]
     target = local_path(first(form, "next"))
     state = request.app[PAGE_STATE]
+    node = request.app[NODE_KEY]
+    source = client_address(request, state.settings.trusted_proxies)
     t = translator(request)
-    error = ""
-    if state.throttled(user_id):
+    now = node.clock.now()
+    if not await state.throttle.attempt(node.engine, node.sync_engine, user_id, source, now):
         error = t("login_throttled")
     else:
-        user = await passwords.login(request.app[NODE_KEY].engine, user_id, password)
+        user = await passwords.login(node.engine, user_id, password)
         if user is not None:
-            state.succeeded(user_id)
+            await state.throttle.succeeded(node.engine, user_id, source)
             await start_session(request, user)
             return see_other(target or home_for(user))
-        state.failed(user_id)
         error = t("login_failed")
     return await render(
         request,

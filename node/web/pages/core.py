@@ -15,9 +15,9 @@ from __future__ import annotations
 import base64
 import functools
 import hmac
+import ipaddress
 import os
 import secrets
-import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,8 +30,10 @@ import structlog
 from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
 
+from ...config import ConfigError
 from ...services import passwords, sessions
 from ...services.errors import ServiceError
+from ...services.throttle import LoginThrottle
 from ...services.users import active_user
 from ...store.tables import User
 from ..keys import NODE_KEY
@@ -47,10 +49,10 @@ PUBLIC_PATHS = frozenset({"/login"})
 # an unmatched path under these never gets an HTML page, whatever the client accepts
 MACHINE_PREFIXES = ("/api/", "/federation/", "/.well-known/", "/static/")
 PROFESSIONALS = ("professional", "lead")
-LOGIN_WINDOW_S = 15 * 60
-LOGIN_MAX_FAILURES = 10
+TRUSTED_PROXIES_ENV = "BARNPLAN_WEB_TRUSTED_PROXIES"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,14 @@ class PageSettings:
     """Settings of the pages. Defaults: Secure cookies iff ``node.base_url`` is https (override
     with ``BARNPLAN_WEB_COOKIE_SECURE=true|false``); sessions last at most 8 hours
     (``BARNPLAN_WEB_SESSION_MAX_AGE_S``); the session key is ``web-session.key`` in the node
-    directory, made on first start (shared by every process serving the same directory)."""
+    directory, made on first start (shared by every process serving the same directory); a
+    client's address is the connection's peer unless that is one of the reverse proxies named
+    in ``BARNPLAN_WEB_TRUSTED_PROXIES`` (``client_address``; none by default)."""
 
     cookie_secure: bool
     session_key: bytes
     session_max_age_s: int = 8 * 3600
+    trusted_proxies: tuple[Network, ...] = ()
 
 
 def load_or_create_session_key(directory: Path) -> bytes:
@@ -90,31 +95,73 @@ def settings_for(base_url: str, directory: Path, env: dict[str, str] | None = No
         cookie_secure=secure,
         session_key=load_or_create_session_key(directory),
         session_max_age_s=max_age,
+        trusted_proxies=parse_networks(env.get(TRUSTED_PROXIES_ENV, "")),
     )
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """Addresses or networks separated by commas or spaces (``127.0.0.1, 10.0.0.0/8``); a
+    ``ConfigError`` naming the variable otherwise, so ``serve`` stops with one line."""
+    networks = []
+    for item in text.replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{TRUSTED_PROXIES_ENV}: {item!r} is not an IP address or network "
+                "(deploy/CONFIG.md, 'Web sign-in')"
+            ) from None
+    return tuple(networks)
+
+
+def client_address(request: web.Request, trusted: tuple[Network, ...]) -> str:
+    """The address a request came from, as far as this node can know it.
+
+    The connection's peer address, unless that peer is a trusted reverse proxy: then the
+    nearest address in ``X-Forwarded-For`` (read from the right, where each proxy appends the
+    address it was connected from) that is not itself a trusted proxy. Entries further left
+    were written by the client and are never believed. Without trusted proxies the header is
+    ignored, as a client can write anything into it."""
+    peer = request.remote or ""
+    if not _trusted(peer, trusted):
+        return peer
+    hops = [
+        hop.strip()
+        for line in request.headers.getall("X-Forwarded-For", [])
+        for hop in line.split(",")
+    ]
+    for hop in reversed(hops):
+        if not _is_address(hop):
+            return peer  # a trusted proxy would not write this: do not guess
+        if not _trusted(hop, trusted):
+            return hop
+    return peer
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+    if not trusted or not _is_address(address):
+        return False
+    ip = ipaddress.ip_address(address)
+    return any(ip in network for network in trusted)
 
 
 @dataclass
 class PageState:
-    """Per-app memory of the pages: login failures (throttling) and the last log check."""
+    """Per-app settings and memory of the pages: the login limits (their counts are in the
+    store, shared by every process) and the last log check."""
 
     settings: PageSettings
     resources: set[web.AbstractResource] = field(default_factory=set)
-    failures: dict[str, list[float]] = field(default_factory=dict)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     last_verify: dict[str, Any] | None = None
-
-    def throttled(self, user_id: str) -> bool:
-        now = time.monotonic()
-        recent = [t for t in self.failures.get(user_id, []) if now - t < LOGIN_WINDOW_S]
-        self.failures[user_id] = recent
-        return len(recent) >= LOGIN_MAX_FAILURES
-
-    def failed(self, user_id: str) -> None:
-        self.failures.setdefault(user_id, []).append(time.monotonic())
-        if len(self.failures) > 10_000:  # bounded memory against user-id spraying
-            self.failures.clear()
-
-    def succeeded(self, user_id: str) -> None:
-        self.failures.pop(user_id, None)
 
 
 PAGE_STATE = web.AppKey("page_state", PageState)

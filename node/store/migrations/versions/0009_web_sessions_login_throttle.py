@@ -1,4 +1,5 @@
-"""web sessions kept in the store, so signing out ends one session everywhere
+"""web sessions kept in the store (so signing out ends one session everywhere) and login
+throttling by user id and by client address, shared by every process and kept over restarts
 
 Revision ID: 0009
 Revises: 0008
@@ -32,7 +33,14 @@ def upgrade() -> None:
         ts("created_at"),
         ts("expires_at", index=True),
     )
+    op.create_table(
+        "login_throttle",
+        sa.Column("subject", sa.String(64), primary_key=True),
+        ts("window_start", index=True),
+        sa.Column("failures", sa.Integer(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("login_throttle")
     op.drop_table("web_session")
