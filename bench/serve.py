@@ -191,7 +191,9 @@ async def measure(config: RunConfig, base: Path) -> list[Figure]:
         await wait_healthy(setup.holder.url, node_proc)
         urls = {"node": setup.holder.url + FEDERATION_PATH}
         async with aiohttp.ClientSession(connector=connector) as session:
-            async with session.post(urls["node"], data=requests[0]) as resp:
+            async with session.post(
+                urls["node"], data=requests[0], headers={"Content-Type": "application/json"}
+            ) as resp:
                 reply = await resp.read()
                 if resp.status != 200:
                     raise BenchmarkError(f"holder answered HTTP {resp.status}: {reply[:300]!r}")

@@ -99,6 +99,33 @@ class User(SQLModel, table=True):
     sessions_since: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
+class WebSession(SQLModel, table=True):
+    """A signed-in web session. The session cookie carries a random id; only its SHA-256 is
+    kept here. Signing out deletes the row, so a copy of the cookie taken before is refused on
+    its next request by every process serving the store, while the user's other sessions go
+    on. Rows past ``expires_at`` are refused and purged."""
+
+    __tablename__ = "web_session"
+
+    session_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="app_user.user_id", max_length=64, index=True)
+    created_at: datetime = Field(sa_column=utc_column())
+    expires_at: datetime = Field(sa_column=utc_column(index=True))
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed web logins of one subject (a user id, or a client address) in the window that
+    began at ``window_start``. ``subject`` is a SHA-256 of the kind and the value, so neither
+    what an attacker typed nor a client's address is kept as such. A row goes only when its
+    window is over (by time, never to make room), so flooding cannot lift a lock."""
+
+    __tablename__ = "login_throttle"
+
+    subject: str = Field(primary_key=True, max_length=64)
+    window_start: datetime = Field(sa_column=utc_column(index=True))
+    failures: int = Field(default=0)
+
+
 class Child(SQLModel, table=True):
     """A child as this agency knows it. Name and personnummer never leave this node's store,
     except the personnummer inside a plan invitation to link the same child at a peer."""

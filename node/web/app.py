@@ -13,6 +13,7 @@ from .auth import bearer_auth
 from .errors import error_pages, request_context
 from .federation import federation_direct
 from .federation import routes as federation_routes
+from .headers import common_headers
 from .keys import NODE_KEY
 from .pages import setup_pages
 from .wellknown import routes as wellknown_routes
@@ -28,6 +29,7 @@ def create_app(node: Node) -> web.Application:
         middlewares=[federation_direct, request_context, error_pages, bearer_auth],
     )
     app[NODE_KEY] = node
+    app.on_response_prepare.append(common_headers)  # every response, errors included
     app.add_routes(wellknown_routes)
     app.add_routes(federation_routes)
     app.add_routes(api_routes)

@@ -7,18 +7,25 @@ some 5–8 % cheaper (``python -m bench serve``, interleaved runs). What a messa
 the exchange log instead, a refusal also in the process log (``federation.refused``), and the
 counts in the metrics. Wrong methods and unknown paths still take the ordinary path and its
 problem documents.
+
+A message is JSON and nothing else (SPEC.md §8): a request whose ``Content-Type`` is anything
+but ``application/json`` (with at most ``charset=utf-8``) is refused with HTTP 415 and a signed
+``error`` (``malformed``), logged like every refusal, before its body is parsed.
 """
 
 from __future__ import annotations
 
+from email.message import Message
 from typing import Any
 
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from protocol.canonical import encode_json
+from protocol.errors import Reason
 
 from ..httpio import read_limited
+from ..services import inbound
 from .auth import HandlerType
 from .keys import NODE_KEY
 from .problems import problem
@@ -34,7 +41,10 @@ async def messages(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE_KEY]
     try:
         data = await read_limited(request.content, node.config.server.max_body_bytes)
-        status, reply = await node.inbound.handle(data)
+        if is_json(request.headers.getall(hdrs.CONTENT_TYPE, [])):
+            status, reply = await node.inbound.handle(data)
+        else:
+            status, reply = await refuse_media_type(node.inbound, data)
     except Exception as exc:  # what error_pages does for the other routes: no traceback out
         log.error("federation.unhandled", error=exc.__class__.__name__)
         return problem(500, "Internal error", "the node could not complete the request")
@@ -49,6 +59,37 @@ async def federation_direct(request: web.Request, handler: HandlerType) -> web.S
     if match.http_exception is None and match.route.name == FEDERATION_ROUTE:
         return await match.handler(request)
     return await handler(request)
+
+
+def is_json(values: list[str]) -> bool:
+    """Is this the one ``Content-Type`` a message may have: ``application/json``, with no
+    parameter but ``charset=utf-8`` (any case)? Parsed, as media types are case-insensitive
+    and may carry quoted parameters; a missing or repeated header is no."""
+    if len(values) != 1:
+        return False
+    parsed = Message()
+    parsed[hdrs.CONTENT_TYPE] = values[0]
+    if parsed.get_content_type() != "application/json":
+        return False
+    params = parsed.get_params() or []
+    return all(
+        name.lower() == "charset" and isinstance(value, str) and value.lower() == "utf-8"
+        for name, value in params[1:]  # the first is the media type itself
+    )
+
+
+async def refuse_media_type(handler: inbound.Inbound, data: bytes) -> tuple[int, dict[str, Any]]:
+    """A request that is not JSON: refused before its body is parsed, addressed and logged as
+    every request refused before verification is (to the ``from`` and ``id`` it claims)."""
+    return await handler._refuse(  # the one refusal path: log entry, metric, signed error
+        inbound._claimed_sender(data),
+        None,
+        inbound._claimed_type(data),
+        Reason.MALFORMED,
+        "Content-Type must be application/json",
+        415,
+        claimed_id=inbound._claimed_id(data),
+    )
 
 
 def reply_bytes(reply: dict[str, Any]) -> bytes:

@@ -1,7 +1,9 @@
 """Real nodes with web logins, and a small cookie-keeping HTTP client for the pages.
 
 Each node of ``tests.support.federation`` gets its users (lead, prof, ops) a password here, so
-tests can sign in on every node's own pages like the people at each agency would.
+tests can sign in on every node's own pages like the people at each agency would. A node can
+also get a second instance (another app with its own store connections and port, as a second
+``barnplan serve`` process on the same store) and be restarted.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
+from node.config import load_config
+from node.runtime import open_node
 from node.services.passwords import set_password
 from protocol.clock import Clock
-from tests.support.federation import RunningNode, start_federation, stop_all
+from tests.conftest import StoreFactory
+from tests.support.federation import RunningNode, free_port, start_federation, stop_all
 
 PASSWORD = "rätt-häst-batteri-1"
 CHILD_PNR = "20150315-2389"  # synthetic test identity (valid Luhn)
@@ -33,7 +39,16 @@ async def web_federation(
     def sqlite(name: str) -> tuple[str, str]:
         return f"sqlite:///{base / (name + '.db')}", ""
 
-    nodes = await start_federation(base, specs, sqlite, clock)
+    async with web_federation_on(base, specs, sqlite, clock) as nodes:
+        yield nodes
+
+
+@asynccontextmanager
+async def web_federation_on(
+    base: Path, specs: list[tuple[str, str, str]], stores: StoreFactory, clock: Clock
+) -> AsyncIterator[list[RunningNode]]:
+    """``web_federation`` on the stores ``stores`` makes (SQLite files or PostgreSQL schemas)."""
+    nodes = await start_federation(base, specs, stores, clock)
     try:
         for running in nodes:
             for user in running.tokens:
@@ -43,14 +58,39 @@ async def web_federation(
         await stop_all(nodes)
 
 
+@asynccontextmanager
+async def second_instance(running: RunningNode) -> AsyncIterator[RunningNode]:
+    """Another instance of ``running``'s node, serving the same store on a port of its own:
+    what a second ``barnplan serve`` of the same node directory is (the same config, keys and
+    web session key; nothing shared in memory)."""
+    node = await open_node(load_config(running.node.config.directory), running.node.clock)
+    twin = RunningNode(node, None, free_port(), dict(running.tokens))
+    try:
+        await twin.start()
+        yield twin
+    finally:
+        await twin.stop()
+        await node.close()
+
+
+async def restart(running: RunningNode) -> None:
+    """Stop ``running``'s server and close its node, then open and serve it again on the same
+    port: all it kept in memory is gone."""
+    clock = running.node.clock
+    await running.stop()
+    await running.node.close()
+    running.node = await open_node(load_config(running.node.config.directory), clock)
+    await running.start()
+
+
 class PageClient:
     """A browser-like client: keeps cookies, reads the CSRF token from the last page."""
 
-    def __init__(self, node: RunningNode) -> None:
+    def __init__(self, node: RunningNode, headers: dict[str, str] | None = None) -> None:
         self.node = node
         self.session = aiohttp.ClientSession(
             cookie_jar=aiohttp.CookieJar(unsafe=True),
-            headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+            headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", **(headers or {})},
         )
         self.csrf = ""
         self.last = ""
@@ -63,6 +103,21 @@ class PageClient:
             text = await resp.text()
         self._remember(text)
         return resp.status, text
+
+    async def get_exact(self, path: str) -> tuple[int, str]:
+        """GET ``path`` exactly as given, not re-encoded (as a crafted link arrives); no
+        redirect is followed."""
+        url = URL(self.node.url + path, encoded=True)
+        async with self.session.get(url, allow_redirects=False) as resp:
+            text = await resp.text()
+            self.response = resp
+        self._remember(text)
+        return resp.status, text
+
+    @property
+    def response_location(self) -> str:
+        """The ``Location`` of the last response (a redirect's target)."""
+        return self.response.headers["Location"]
 
     async def post(
         self, path: str, data: Any, csrf: bool | str = True, follow: bool = True

@@ -25,6 +25,7 @@ from tests.conftest import StoreFactory
 from tests.support.federation import SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
 
 PATH = "/federation/v1/messages"
+JSON = {"Content-Type": "application/json"}  # what a message is sent as (SPEC §8)
 
 
 @pytest.fixture
@@ -62,7 +63,9 @@ async def test_a_message_skips_the_api_middlewares_and_an_api_request_does_not(
 ) -> None:
     school, social, stream = pair
     async with aiohttp.ClientSession() as session:
-        async with session.post(social.url + PATH, data=hello(school, social)) as resp:
+        async with session.post(
+            social.url + PATH, data=hello(school, social), headers=JSON
+        ) as resp:
             assert resp.status == 200
             assert "X-Request-Id" not in resp.headers  # request_context did not run
             reply = await resp.json()
@@ -111,7 +114,7 @@ async def test_an_unexpected_error_is_a_500_problem_and_one_log_line_without_a_t
     monkeypatch.setattr(social.node.inbound, "handle", broken)
     async with (
         aiohttp.ClientSession() as session,
-        session.post(social.url + PATH, data=hello(school, social)) as resp,
+        session.post(social.url + PATH, data=hello(school, social), headers=JSON) as resp,
     ):
         assert resp.status == 500
         assert resp.content_type == "application/problem+json"
@@ -135,10 +138,10 @@ async def test_a_handler_that_fails_answers_a_signed_internal_error_and_logs_it(
     body = hello(school, social)
     sent_id = json.loads(body)["id"]
     async with aiohttp.ClientSession() as session:
-        async with session.post(social.url + PATH, data=body) as resp:
+        async with session.post(social.url + PATH, data=body, headers=JSON) as resp:
             assert resp.status == 500
             data = await resp.read()
-        async with session.post(social.url + PATH, data=body) as again:
+        async with session.post(social.url + PATH, data=body, headers=JSON) as again:
             assert again.status == 409  # its id was remembered, as for a failed state change
     reply = verify_envelope(
         data,
@@ -176,7 +179,7 @@ async def test_a_handler_failure_with_the_store_down_too_is_still_a_signed_inter
     monkeypatch.setattr(social.node.exchange_log, "append", no_store)
     async with (
         aiohttp.ClientSession() as session,
-        session.post(social.url + PATH, data=hello(school, social)) as resp,
+        session.post(social.url + PATH, data=hello(school, social), headers=JSON) as resp,
     ):
         assert resp.status == 500
         data = await resp.read()

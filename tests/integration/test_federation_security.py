@@ -146,13 +146,18 @@ def craft(
     )
 
 
-async def post_raw(holder: RunningNode, data: bytes) -> tuple[int, dict[str, Any]]:
+async def post_raw(
+    holder: RunningNode, data: bytes, content_type: str | None = "application/json"
+) -> tuple[int, dict[str, Any]]:
+    """POST ``data`` as ``content_type`` (None: with no Content-Type header at all)."""
+    headers = {"Content-Type": content_type} if content_type is not None else {}
     async with (
         aiohttp.ClientSession() as session,
         session.post(
             holder.url + FEDERATION_PATH,
             data=data,
-            headers={"Content-Type": "application/json"},
+            headers=headers,
+            skip_auto_headers=["Content-Type"],
         ) as resp,
     ):
         assert resp.content_type == "application/json"
@@ -382,6 +387,44 @@ async def test_an_envelope_from_school_signed_with_an_unlisted_school_key_is_ref
     assert status == 401
     assert_error_reply(social, reply, school.node_id, "unknown_key")
     assert_refused_row(await new_log_row(social, before), school.node_id, "unknown_key")
+
+
+# --- HTTP-level refusals -----------------------------------------------------------------------
+
+NOT_JSON = (
+    None,  # no Content-Type at all
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "application/octet-stream",
+    "application/json; charset=iso-8859-1",
+    "application/json; profile=x",
+    "application/jsonx",
+    "text/json",
+)
+
+
+async def test_a_message_not_sent_as_json_is_refused_with_415_and_nothing_is_applied(
+    world: World,
+) -> None:
+    """SPEC §8: a message is sent as ``application/json`` (at most ``charset=utf-8``). Anything
+    else is refused, signed and logged, before the body is read as a message: the granted
+    request below releases nothing until it comes as JSON, and then it is not a replay."""
+    school, social = world.school, world.social
+    envelope = craft(world, sender=school.node_id, key=school.node.identity.key)
+    data = json.dumps(envelope).encode()
+    for content_type in NOT_JSON:
+        before = await log_rows(social)
+        status, reply = await post_raw(social, data, content_type)
+        assert status == 415, content_type
+        refusal = assert_error_reply(social, reply, school.node_id, "malformed")
+        assert refusal.re == envelope["id"]  # the requester can match it to its request
+        row = await new_log_row(social, before)
+        assert_refused_row(row, school.node_id, "malformed")
+    status, reply = await post_raw(social, data, "application/json; charset=UTF-8")
+    assert status == 200, reply
+    verified = verify_reply(social, reply, school.node_id)
+    assert isinstance(verified.body, FragmentsResponse)
+    assert [f["category"] for f in verified.body.fragments] == ["social"]
 
 
 # --- release decisions: signed fragments.response, everything withheld, logged as withheld -----

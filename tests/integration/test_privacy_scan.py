@@ -95,6 +95,7 @@ async def test_no_names_or_identity_numbers_in_exchange_or_process_logs(
         session.post(
             social.url + "/federation/v1/messages",
             data=json.dumps({"from": school.node_id, "name": NAMES[0], "pnr": PNRS[0]}),
+            headers={"Content-Type": "application/json"},
         ) as resp,
     ):
         assert resp.status == 400

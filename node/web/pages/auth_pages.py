@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp_session import get_session
 
 from ...services import passwords
 from ..keys import NODE_KEY
@@ -11,9 +10,11 @@ from .common import read_form
 from .core import (
     PAGE_STATE,
     PAGE_USER,
+    client_address,
+    end_session,
     home_for,
+    local_path,
     render,
-    safe_next,
     see_other,
     start_session,
     translator,
@@ -39,7 +40,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         request,
         "login.html",
         {
-            "next": safe_next(request.query.get("next")) or "",
+            "next": local_path(request.query.get("next")) or "",
             "notice": notice,
             "user_id": "",
             "error": "",
@@ -49,21 +50,24 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
+    """Sign in, unless the user id or the client's address has failed too often lately (then
+    the password is not even checked, so guessing on gets no answer)."""
     form = await read_form(request)
     user_id, password = first(form, "user_id"), (form.get("password") or [""])[0]
-    target = safe_next(first(form, "next"))
+    target = local_path(first(form, "next"))
     state = request.app[PAGE_STATE]
+    node = request.app[NODE_KEY]
+    source = client_address(request, state.settings.trusted_proxies)
     t = translator(request)
-    error = ""
-    if state.throttled(user_id):
+    now = node.clock.now()
+    if not await state.throttle.attempt(node.engine, node.sync_engine, user_id, source, now):
         error = t("login_throttled")
     else:
-        user = await passwords.login(request.app[NODE_KEY].engine, user_id, password)
+        user = await passwords.login(node.engine, user_id, password)
         if user is not None:
-            state.succeeded(user_id)
+            await state.throttle.succeeded(node.engine, user_id, source)
             await start_session(request, user)
             return see_other(target or home_for(user))
-        state.failed(user_id)
         error = t("login_failed")
     return await render(
         request,
@@ -75,6 +79,5 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.StreamResponse:
-    session = await get_session(request)
-    session.invalidate()
+    await end_session(request)
     return see_other("/login?out=1")

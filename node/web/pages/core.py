@@ -2,11 +2,12 @@
 role checks and error pages.
 
 The session is an encrypted, authenticated cookie (``aiohttp-session``'s Fernet storage): it
-holds the user id, a stamp of the password hash (a new password ends old sessions; so does
-disabling the user, checked on every request), a per-session CSRF token and one-shot messages.
-The cookie is HttpOnly, SameSite=Lax and Secure when the node is served over https. ``/api``,
-``/federation`` and the public endpoints never touch the session; bearer-token auth there is
-unchanged.
+holds the user id, the session's id (its row in the store: signing out deletes it, so a copy of
+the cookie is refused too; ``services.sessions``), a stamp of the password hash (a new password
+ends old sessions; so does disabling the user, checked on every request), a per-session CSRF
+token and one-shot messages. The cookie is HttpOnly, SameSite=Lax and Secure when the node is
+served over https. ``/api``, ``/federation`` and the public endpoints never touch the session;
+bearer-token auth there is unchanged.
 """
 
 from __future__ import annotations
@@ -14,21 +15,25 @@ from __future__ import annotations
 import base64
 import functools
 import hmac
+import ipaddress
 import os
 import secrets
-import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp_jinja2
 import structlog
 from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
 
-from ...services import passwords
+from ...config import ConfigError
+from ...services import passwords, sessions
 from ...services.errors import ServiceError
+from ...services.throttle import LoginThrottle
 from ...services.users import active_user
 from ...store.tables import User
 from ..keys import NODE_KEY
@@ -44,10 +49,10 @@ PUBLIC_PATHS = frozenset({"/login"})
 # an unmatched path under these never gets an HTML page, whatever the client accepts
 MACHINE_PREFIXES = ("/api/", "/federation/", "/.well-known/", "/static/")
 PROFESSIONALS = ("professional", "lead")
-LOGIN_WINDOW_S = 15 * 60
-LOGIN_MAX_FAILURES = 10
+TRUSTED_PROXIES_ENV = "BARNPLAN_WEB_TRUSTED_PROXIES"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,14 @@ class PageSettings:
     """Settings of the pages. Defaults: Secure cookies iff ``node.base_url`` is https (override
     with ``BARNPLAN_WEB_COOKIE_SECURE=true|false``); sessions last at most 8 hours
     (``BARNPLAN_WEB_SESSION_MAX_AGE_S``); the session key is ``web-session.key`` in the node
-    directory, made on first start (shared by every process serving the same directory)."""
+    directory, made on first start (shared by every process serving the same directory); a
+    client's address is the connection's peer unless that is one of the reverse proxies named
+    in ``BARNPLAN_WEB_TRUSTED_PROXIES`` (``client_address``; none by default)."""
 
     cookie_secure: bool
     session_key: bytes
     session_max_age_s: int = 8 * 3600
+    trusted_proxies: tuple[Network, ...] = ()
 
 
 def load_or_create_session_key(directory: Path) -> bytes:
@@ -87,31 +95,73 @@ def settings_for(base_url: str, directory: Path, env: dict[str, str] | None = No
         cookie_secure=secure,
         session_key=load_or_create_session_key(directory),
         session_max_age_s=max_age,
+        trusted_proxies=parse_networks(env.get(TRUSTED_PROXIES_ENV, "")),
     )
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """Addresses or networks separated by commas or spaces (``127.0.0.1, 10.0.0.0/8``); a
+    ``ConfigError`` naming the variable otherwise, so ``serve`` stops with one line."""
+    networks = []
+    for item in text.replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{TRUSTED_PROXIES_ENV}: {item!r} is not an IP address or network "
+                "(deploy/CONFIG.md, 'Web sign-in')"
+            ) from None
+    return tuple(networks)
+
+
+def client_address(request: web.Request, trusted: tuple[Network, ...]) -> str:
+    """The address a request came from, as far as this node can know it.
+
+    The connection's peer address, unless that peer is a trusted reverse proxy: then the
+    nearest address in ``X-Forwarded-For`` (read from the right, where each proxy appends the
+    address it was connected from) that is not itself a trusted proxy. Entries further left
+    were written by the client and are never believed. Without trusted proxies the header is
+    ignored, as a client can write anything into it."""
+    peer = request.remote or ""
+    if not _trusted(peer, trusted):
+        return peer
+    hops = [
+        hop.strip()
+        for line in request.headers.getall("X-Forwarded-For", [])
+        for hop in line.split(",")
+    ]
+    for hop in reversed(hops):
+        if not _is_address(hop):
+            return peer  # a trusted proxy would not write this: do not guess
+        if not _trusted(hop, trusted):
+            return hop
+    return peer
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+    if not trusted or not _is_address(address):
+        return False
+    ip = ipaddress.ip_address(address)
+    return any(ip in network for network in trusted)
 
 
 @dataclass
 class PageState:
-    """Per-app memory of the pages: login failures (throttling) and the last log check."""
+    """Per-app settings and memory of the pages: the login limits (their counts are in the
+    store, shared by every process) and the last log check."""
 
     settings: PageSettings
     resources: set[web.AbstractResource] = field(default_factory=set)
-    failures: dict[str, list[float]] = field(default_factory=dict)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     last_verify: dict[str, Any] | None = None
-
-    def throttled(self, user_id: str) -> bool:
-        now = time.monotonic()
-        recent = [t for t in self.failures.get(user_id, []) if now - t < LOGIN_WINDOW_S]
-        self.failures[user_id] = recent
-        return len(recent) >= LOGIN_MAX_FAILURES
-
-    def failed(self, user_id: str) -> None:
-        self.failures.setdefault(user_id, []).append(time.monotonic())
-        if len(self.failures) > 10_000:  # bounded memory against user-id spraying
-            self.failures.clear()
-
-    def succeeded(self, user_id: str) -> None:
-        self.failures.pop(user_id, None)
 
 
 PAGE_STATE = web.AppKey("page_state", PageState)
@@ -171,23 +221,46 @@ def flash(session: Session, text: str, kind: str = "info") -> None:
 
 
 async def start_session(request: web.Request, user: User) -> None:
-    """A fresh session for a signed-in user (a new cookie and a new CSRF token)."""
+    """A fresh session for a signed-in user (a new cookie, a new session row, a new CSRF
+    token)."""
+    node = request.app[NODE_KEY]
+    max_age = request.app[PAGE_STATE].settings.session_max_age_s
     session = await new_session(request)
     session["uid"] = user.user_id
+    session["sid"] = await sessions.open_session(
+        node.engine, user.user_id, node.clock.now(), max_age
+    )
     session["stamp"] = passwords.session_stamp(user)
     csrf_token(session)
 
 
 async def session_user(request: web.Request, session: Session) -> User | None:
-    uid = session.get("uid")
+    uid, sid = session.get("uid"), session.get("sid")
     if not isinstance(uid, str):
         return None
-    # a disabled user's sessions end on their next request, like those of a changed password
-    user = await active_user(request.app[NODE_KEY].engine, uid)
-    if user is None or session.get("stamp") != passwords.session_stamp(user):
+    node = request.app[NODE_KEY]
+    # a disabled user's sessions end on their next request, like those of a changed password;
+    # a signed-out session (its row deleted) ends in every browser that holds a copy of it
+    user = await active_user(node.engine, uid)
+    if (
+        user is None
+        or session.get("stamp") != passwords.session_stamp(user)
+        or not isinstance(sid, str)
+        or not await sessions.is_open(node.engine, sid, uid, node.clock.now())
+    ):
         session.invalidate()
         return None
     return user
+
+
+async def end_session(request: web.Request) -> None:
+    """Sign the request's session out: its row goes (every copy of the cookie is refused from
+    now on) and the browser is told to drop the cookie."""
+    session = await get_session(request)
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        await sessions.end_session(request.app[NODE_KEY].engine, sid)
+    session.invalidate()
 
 
 def home_for(user: User) -> str:
@@ -210,7 +283,9 @@ async def render(
         "t": Translator(lang),
         "lang": lang,
         "other_lang": other,
-        "other_lang_url": f"{request.path}?lang={other}",
+        # from the parsed path, and only if it is a local one: a 404 page at "//evil.example/x"
+        # must not link there
+        "other_lang_url": f"{local_path(request.path) or '/'}?lang={other}",
         "user": request.get(PAGE_USER),
         "csrf_token": csrf_token(session),
         "messages": session.pop("flash", []),
@@ -261,10 +336,8 @@ SECURITY_HEADERS = {
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
     ),
     "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
+}  # nosniff and no-store: every response's, in ``web.headers``
 
 
 @web.middleware
@@ -317,13 +390,47 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 def _quote(path: str) -> str:
-    from urllib.parse import quote
-
     return quote(path, safe="")
 
 
-def safe_next(value: str | None) -> str | None:
-    """Only a local path may be a post-login destination (no open redirects)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+MAX_DECODINGS = 4  # layers of percent-encoding undone before a value is given up on
+
+
+def local_path(value: str | None) -> str | None:
+    r"""``value`` as a path on this site, or None: only such a path may be a post-login
+    destination (no open redirects) or a link built from a request's path.
+
+    Parsed, not pattern-matched: no scheme, no host, a path that begins with exactly one "/".
+    Browsers read a Location leniently (they drop the tab of "/\t/evil.example" and take
+    "/\evil.example" as "//evil.example"), so a backslash, whitespace or any control or
+    format character is refused wherever it is, and so is a host, also once the value is
+    percent-decoded, however often. The path is returned re-assembled from its parts and
+    percent-encoded, so it is always a valid header value."""
+    if not value:
         return None
-    return value
+    layers = [value]
+    while "%" in layers[-1]:
+        decoded = unquote(layers[-1])
+        if decoded == layers[-1]:
+            break
+        if len(layers) > MAX_DECODINGS:
+            return None  # still encoded after that many layers: nobody means that
+        layers.append(decoded)
+    for layer in layers:
+        parts = urlsplit(layer)
+        if (
+            any(_unsafe(char) for char in layer)
+            or parts.scheme
+            or parts.netloc
+            or not layer.startswith("/")
+            or layer.startswith("//")  # also "///x", which urlsplit reads as an empty host
+        ):
+            return None
+    parts = urlsplit(value)
+    local = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+    return quote(local, safe="/?#&=%:@!$'()*+,;~-._")
+
+
+def _unsafe(char: str) -> bool:
+    """Whitespace, a backslash, or a control, format, separator or unassigned character."""
+    return char.isspace() or char == "\\" or unicodedata.category(char)[0] in "CZ"

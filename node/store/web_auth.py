@@ -1,0 +1,120 @@
+"""The web pages' sign-in state in the store: open sessions and login-failure counts.
+
+Both live in the store, not in a process's memory, because several node processes may serve
+one PostgreSQL store (DESIGN.md §8) and a restart must neither revive a session that was
+signed out nor lift a login lock. Both tables are bounded by time: a session row goes when it
+expires or is signed out, a throttle row when its window is over; nothing is ever evicted to
+make room, so flooding them cannot undo a sign-out or a lock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import case, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .engine import begin_write, read_with
+from .tables import LoginThrottle, WebSession
+
+T_SESSION = WebSession.__table__  # type: ignore[attr-defined]
+T_THROTTLE = LoginThrottle.__table__  # type: ignore[attr-defined]
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+async def insert_session(
+    engine: AsyncEngine, session_hash: str, user_id: str, now: datetime, expires_at: datetime
+) -> None:
+    """Record a new session; sessions already expired are purged in the same transaction."""
+    async with begin_write(engine) as conn:
+        await conn.execute(delete(T_SESSION).where(T_SESSION.c.expires_at <= now))
+        await conn.execute(
+            insert(T_SESSION).values(
+                session_hash=session_hash, user_id=user_id, created_at=now, expires_at=expires_at
+            )
+        )
+
+
+async def session_is_open(
+    engine: AsyncEngine, session_hash: str, user_id: str, now: datetime
+) -> bool:
+    """Is this session of this user recorded and not yet expired?"""
+    query = select(T_SESSION.c.session_hash).where(
+        T_SESSION.c.session_hash == session_hash,
+        T_SESSION.c.user_id == user_id,
+        T_SESSION.c.expires_at > now,
+    )
+    async with engine.connect() as conn:
+        return (await conn.execute(query)).first() is not None
+
+
+async def delete_session(engine: AsyncEngine, session_hash: str) -> None:
+    async with begin_write(engine) as conn:
+        await conn.execute(delete(T_SESSION).where(T_SESSION.c.session_hash == session_hash))
+
+
+# --- login throttling -------------------------------------------------------------------------
+
+
+async def count_attempt(
+    engine: AsyncEngine,
+    sync: Engine | None,
+    subjects: list[tuple[str, int]],
+    now: datetime,
+    window_start: datetime,
+) -> bool:
+    """Count one login attempt against each ``(subject, limit)`` in order, in one transaction;
+    False (refused) as soon as a subject is over its limit, leaving the later ones untouched.
+
+    The attempt is counted *before* the password is checked (``attempt_succeeded`` takes it
+    back), so concurrent attempts, in this process or another, cannot all pass the check
+    before any of them is counted. A window that began at ``window_start`` or earlier is over:
+    its rows are purged and a subject's count starts again at this attempt. A subject already
+    at its limit is refused by a read alone (on SQLite on the synchronous twin ``sync``: an
+    indexed read of microseconds), so a flood from a locked source costs little and never
+    queues for the store's write lock (on SQLite the one every exchange-log append needs)."""
+    if await read_with(engine, sync, _at_limit, dict(subjects), window_start):
+        return False
+    async with begin_write(engine) as conn:
+        await conn.execute(delete(T_THROTTLE).where(T_THROTTLE.c.window_start <= window_start))
+        for subject, limit in subjects:
+            if await _count(conn, subject, now) > limit:
+                return False
+    return True
+
+
+def _at_limit(conn: Connection, limits: dict[str, int], window_start: datetime) -> bool:
+    """Has any subject already used up its limit in a window that is still running?"""
+    query = select(T_THROTTLE.c.subject, T_THROTTLE.c.failures).where(
+        T_THROTTLE.c.subject.in_(list(limits)), T_THROTTLE.c.window_start > window_start
+    )
+    rows = conn.execute(query).all()
+    return any(failures >= limits[subject] for subject, failures in rows)
+
+
+async def _count(conn: AsyncConnection, subject: str, now: datetime) -> int:
+    """Add one failure to ``subject`` (a new window if it has none) and return its count."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(T_THROTTLE).values(subject=subject, window_start=now, failures=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=[T_THROTTLE.c.subject],
+        set_={"failures": T_THROTTLE.c.failures + 1},
+    ).returning(T_THROTTLE.c.failures)
+    return int((await conn.execute(statement)).scalar_one())
+
+
+async def attempt_succeeded(engine: AsyncEngine, user_subject: str, source_subject: str) -> None:
+    """A signed-in user: their failures are forgotten, and the source's count of this attempt
+    is taken back (its earlier failures stand, so signing in to one's own account between
+    guesses does not reset a source)."""
+    async with begin_write(engine) as conn:
+        await conn.execute(delete(T_THROTTLE).where(T_THROTTLE.c.subject == user_subject))
+        await conn.execute(
+            update(T_THROTTLE)
+            .where(T_THROTTLE.c.subject == source_subject)
+            .values(failures=case((T_THROTTLE.c.failures > 0, T_THROTTLE.c.failures - 1), else_=0))
+        )
