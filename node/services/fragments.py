@@ -33,7 +33,8 @@ def _validate(category: str, indicators: list[str], content: dict[str, Any]) -> 
         errors["indicators"] = f"unknown indicators: {', '.join(bad)}"
     parsed: FragmentContent | None = None
     try:
-        parsed = FragmentContent.model_validate(content)
+        # the local API takes null for "no value" (openapi.yaml); the protocol model does not
+        parsed = FragmentContent.model_validate(_without_nulls(content))
     except ValidationError as exc:
         for err in exc.errors():
             where = "content." + ".".join(str(p) for p in err["loc"])
@@ -132,7 +133,19 @@ def signed_fragment(
             "version": record.version,
             "authored_at": format_time(record.authored_at),
             "signed_at": signed_at,
-            "content": record.content,
+            "content": _without_nulls(record.content),
         },
         key,
     )
+
+
+def _without_nulls(value: Any) -> Any:
+    """Content as the wire carries it: an optional member without a value is absent, never
+    ``null`` (SPEC.md §5.2, §6.1). The local API and the store take and keep ``null`` for "no
+    value" (every member is present in stored content), so content crosses this on its way in
+    and out."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
