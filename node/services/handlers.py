@@ -104,13 +104,13 @@ async def consent_statement(node: Any, message: Verified) -> Outcome:
     body = message.body
     assert isinstance(body, ConsentStatementMessage)
     raw = body.statement
+    if raw.get("lead") != message.sender:  # only its lead distributes a statement (SPEC §7.3)
+        raise Refusal(Reason.MALFORMED, "statement's lead is not the sending node")
     lead_keys = node.keyring.keys_for(message.sender) or []
     try:
-        statement, _ = verify_consent(raw, lead_keys)
+        statement, _ = verify_consent(raw, lead_keys, float_free=message.float_free)
     except ProtocolError as exc:
         raise Refusal(exc.reason, f"statement: {exc.detail}") from None
-    if statement.lead != message.sender:
-        raise Refusal(Reason.UNKNOWN_KEY, "statement not signed by the sending lead node")
     plan = await records.get_plan(node.engine, statement.plan_id)
     if plan is None or plan.lead_node != message.sender:
         raise Refusal(Reason.PLAN_UNKNOWN, "no such plan with this lead", 404)
