@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from protocol.documents import verify_node_document
@@ -22,7 +21,7 @@ class PeerKeyRing:
         keys: dict[str, list[PublicKey]] = {}
         urls: dict[str, str] = {}
         for peer in peers:
-            _, peer_keys = verify_node_document(json.loads(peer.document), peer.node_id)
+            _, peer_keys = verify_node_document(peer.document, peer.node_id)
             keys[peer.node_id] = peer_keys
             urls[peer.node_id] = peer.base_url
         self._keys, self._urls = keys, urls

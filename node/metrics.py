@@ -1,7 +1,15 @@
-"""Prometheus metrics, one registry per node (no module-level state; tests get their own)."""
+"""Prometheus metrics, one registry per node (no module-level state; tests get their own).
+
+Every label a peer's message can influence takes its values from a closed list: message types
+from the protocol's registry, categories and reasons from its code lists; anything else counts as
+``other``. A label value is a time series kept for the life of the process, so an open label
+would let anyone who can reach the federation endpoint grow the node's memory and every scrape
+with made-up types (two series per value: ``_total`` and ``_created``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from prometheus_client import (
@@ -14,9 +22,35 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from protocol.codes import Category
+from protocol.errors import Reason
+from protocol.messages import MESSAGE_TYPES, OTHER_TYPE
+
 from .version import Build
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+OTHER = OTHER_TYPE
+TYPES = frozenset(MESSAGE_TYPES)
+CATEGORIES = frozenset(c.value for c in Category)
+# a released category is counted with the reason "" (nothing withheld it)
+REASONS = frozenset(r.value for r in Reason) | {""}
+
+
+class BoundedCounter:
+    """A labelled ``Counter`` whose label values are kept to closed lists: a value not in its
+    label's list is counted as ``other``. ``None`` for a label leaves it open (for values only
+    this node's own code chooses, such as outcomes)."""
+
+    def __init__(self, counter: Counter, *allowed: Collection[str] | None) -> None:
+        self._counter = counter
+        self._allowed = allowed
+
+    def labels(self, *values: str) -> Counter:
+        bounded = (
+            value if allowed is None or value in allowed else OTHER
+            for value, allowed in zip(values, self._allowed, strict=True)
+        )
+        return self._counter.labels(*bounded)
 
 
 class Metrics:
@@ -31,17 +65,26 @@ class Metrics:
             "The release this node runs and its store schema revision",
             registry=self.registry,
         ).info({"version": build.version, "schema": build.schema})
-        self.requests = Counter(
-            "barnplan_federation_requests_total",
-            "Inbound federation messages",
-            ["type", "outcome"],
-            registry=self.registry,
+        self.requests = BoundedCounter(
+            Counter(
+                "barnplan_federation_requests_total",
+                "Inbound federation messages",
+                ["type", "outcome"],
+                registry=self.registry,
+            ),
+            TYPES,
+            None,
         )
-        self.release_decisions = Counter(
-            "barnplan_release_decisions_total",
-            "Per-category release decisions",
-            ["category", "decision", "reason"],
-            registry=self.registry,
+        self.release_decisions = BoundedCounter(
+            Counter(
+                "barnplan_release_decisions_total",
+                "Per-category release decisions",
+                ["category", "decision", "reason"],
+                registry=self.registry,
+            ),
+            CATEGORIES,
+            None,
+            REASONS,
         )
         self.outbox_backlog = Gauge(
             "barnplan_outbox_backlog", "Undelivered outbox notices", registry=self.registry
@@ -58,11 +101,15 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.outbound = Counter(
-            "barnplan_outbound_requests_total",
-            "Requests to peers",
-            ["type", "outcome"],
-            registry=self.registry,
+        self.outbound = BoundedCounter(
+            Counter(
+                "barnplan_outbound_requests_total",
+                "Requests to peers",
+                ["type", "outcome"],
+                registry=self.registry,
+            ),
+            TYPES,
+            None,
         )
         self.catchup_skipped = Counter(
             "barnplan_catchup_revocations_skipped_total",

@@ -3,11 +3,18 @@
 Each is signed with the same rule as envelopes (``signing.sign_object``) so that it carries its own
 provenance: a fragment keeps its origin's signature through assembly and export; a consent
 statement keeps the lead node's.
+
+Each is read one way (``parse_document``): a text through the one strict parser
+(``jsontext.parse_json_object``, as envelopes are), then strict JSON-mode validation against its
+model. The ``verify_*`` functions take the received text, or an object that parser returned
+(one nested in a verified envelope); a node document fetched by ``peers add``, one read back from
+the store and a consent statement inside a ``consent.statement`` are judged alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -16,12 +23,48 @@ from pydantic import BaseModel, ValidationError
 
 from . import PROTOCOL_VERSION
 from .clock import format_time, parse_time
-from .errors import MalformedError, Reason, VerificationError
+from .errors import MalformedError, ProtocolError, Reason, VerificationError
+from .jsontext import parse_json_object, refuse_floats
 from .keys import PublicKey, SigningKey, key_owner
 from .models import Checkpoint, ConsentStatement, Fragment, NodeDocument, Witness
 from .signing import read_sig, sign_object, signing_input
 
 M = TypeVar("M", bound=BaseModel)
+# a signed object as received: its text, or the object the strict parser made of it
+Received = bytes | str | Mapping[str, Any]
+
+
+def parse_document(
+    model: type[M], data: Received, what: str | None = None, *, float_free: bool = False
+) -> M:
+    """Read a signed object (no signature check): for one this node verified when it arrived
+    and reads back from its store, or signed itself. ``float_free`` is the caller's word that a
+    mapping came from the strict parser."""
+    return read_signed(model, data, what or model.__name__, float_free)[1]
+
+
+@dataclass(frozen=True)
+class Read:
+    """A signed object as read: what its signature covers, and how it may be canonicalized."""
+
+    obj: Mapping[str, Any]  # as received (parsed), never a re-serialization
+    float_free: bool  # from the strict parser: ``signing_input`` may take its fast way
+
+
+def read_signed(model: type[M], data: Received, what: str, float_free: bool) -> tuple[Read, M]:
+    """The object (parsed strictly if it is text) and its model: the first check of every
+    signed object (§4.4 step 1, §6.3 step 1, member lists), ``malformed`` if it fails."""
+    if isinstance(data, bytes | str):
+        try:
+            obj: Mapping[str, Any] = parse_json_object(data)
+        except ProtocolError as exc:
+            raise MalformedError(f"{what}: {exc.detail}", exc.reason) from None
+        float_free = True
+    else:
+        obj = data
+        if not float_free:
+            refuse_floats(obj)
+    return Read(obj, float_free), _validate(model, obj, what)
 
 
 def _validate(model: type[M], obj: Mapping[str, Any], what: str) -> M:
@@ -88,15 +131,15 @@ def build_node_document(
         "issued_at": format_time(issued_at),
     }
     signed = sign_object(doc, key)
-    _validate(NodeDocument, signed, "node")
+    read_signed(NodeDocument, signed, "node", False)  # what every receiver will check
     return signed
 
 
 def verify_node_document(
-    obj: Mapping[str, Any], expected_id: str | None = None
+    data: Received, expected_id: str | None = None, *, float_free: bool = False
 ) -> tuple[NodeDocument, list[PublicKey]]:
-    """Check a self-signed node document; return it and its keys as ``PublicKey``s."""
-    doc = _validate(NodeDocument, obj, "node")
+    """Check a self-signed node document (§4.4); return it and its keys as ``PublicKey``s."""
+    read, doc = read_signed(NodeDocument, data, "node", float_free)
     if expected_id is not None and doc.id != expected_id:
         raise VerificationError(
             f"document is for {doc.id!r}, not {expected_id!r}", Reason.UNKNOWN_SENDER
@@ -105,7 +148,7 @@ def verify_node_document(
     for key in keys:
         if key_owner(key.key_id) != doc.id:
             raise MalformedError(f"key {key.key_id!r} does not belong to {doc.id!r}")
-    check_signature(obj, doc.id, keys, parse_time(doc.issued_at))
+    check_signature(read.obj, doc.id, keys, parse_time(doc.issued_at), float_free=read.float_free)
     return doc, keys
 
 
@@ -117,21 +160,21 @@ def sign_fragment(fragment: Mapping[str, Any], key: SigningKey) -> dict[str, Any
     if fragment.get("origin") != key.node_id:
         raise MalformedError("a node signs only fragments whose origin is itself")
     signed = sign_object({"v": PROTOCOL_VERSION, "type": "fragment", **fragment}, key)
-    _validate(Fragment, signed, "fragment")
+    read_signed(Fragment, signed, "fragment", False)  # what every receiver will check
     return signed
 
 
 def verify_fragment(
-    obj: Mapping[str, Any], keys: Sequence[PublicKey], *, float_free: bool = False
+    data: Received, keys: Sequence[PublicKey], *, float_free: bool = False
 ) -> tuple[Fragment, str]:
     """Verify a fragment against its origin's keys (valid at ``signed_at``); return model, key id.
 
     Fragments are signed when released (they carry the consent id they were released under), so
     the key must be valid at ``signed_at``, not when the professional wrote the content.
     """
-    fragment = _validate(Fragment, obj, "fragment")
+    read, fragment = read_signed(Fragment, data, "fragment", float_free)
     key_id = check_signature(
-        obj, fragment.origin, keys, parse_time(fragment.signed_at), float_free=float_free
+        read.obj, fragment.origin, keys, parse_time(fragment.signed_at), float_free=read.float_free
     )
     return fragment, key_id
 
@@ -143,15 +186,18 @@ def sign_consent(statement: Mapping[str, Any], key: SigningKey) -> dict[str, Any
     if statement.get("lead") != key.node_id:
         raise MalformedError("only the lead node signs a consent statement")
     signed = sign_object({"v": PROTOCOL_VERSION, "type": "consent", **statement}, key)
-    _validate(ConsentStatement, signed, "consent")
+    read_signed(ConsentStatement, signed, "consent", False)  # what every receiver will check
     return signed
 
 
 def verify_consent(
-    obj: Mapping[str, Any], keys: Sequence[PublicKey]
+    data: Received, keys: Sequence[PublicKey], *, float_free: bool = False
 ) -> tuple[ConsentStatement, str]:
-    statement = _validate(ConsentStatement, obj, "consent")
-    key_id = check_signature(obj, statement.lead, keys, parse_time(statement.issued_at))
+    """Verify a consent statement against its lead's keys (valid at ``issued_at``)."""
+    read, statement = read_signed(ConsentStatement, data, "consent", float_free)
+    key_id = check_signature(
+        read.obj, statement.lead, keys, parse_time(statement.issued_at), float_free=read.float_free
+    )
     return statement, key_id
 
 
@@ -170,13 +216,17 @@ def sign_checkpoint(
         "at": format_time(at),
     }
     signed = sign_object(obj, key)
-    _validate(Checkpoint, signed, "checkpoint")
+    read_signed(Checkpoint, signed, "checkpoint", False)  # what every receiver will check
     return signed
 
 
-def verify_checkpoint(obj: Mapping[str, Any], keys: Sequence[PublicKey]) -> Checkpoint:
-    checkpoint = _validate(Checkpoint, obj, "checkpoint")
-    check_signature(obj, checkpoint.node, keys, parse_time(checkpoint.at))
+def verify_checkpoint(
+    data: Received, keys: Sequence[PublicKey], *, float_free: bool = False
+) -> Checkpoint:
+    read, checkpoint = read_signed(Checkpoint, data, "checkpoint", float_free)
+    check_signature(
+        read.obj, checkpoint.node, keys, parse_time(checkpoint.at), float_free=read.float_free
+    )
     return checkpoint
 
 
@@ -191,11 +241,15 @@ def sign_witness(checkpoint: Checkpoint, key: SigningKey, at: datetime) -> dict[
         "at": format_time(at),
     }
     signed = sign_object(obj, key)
-    _validate(Witness, signed, "witness")
+    read_signed(Witness, signed, "witness", False)  # what every receiver will check
     return signed
 
 
-def verify_witness(obj: Mapping[str, Any], keys: Sequence[PublicKey]) -> Witness:
-    witness = _validate(Witness, obj, "witness")
-    check_signature(obj, witness.witness, keys, parse_time(witness.at))
+def verify_witness(
+    data: Received, keys: Sequence[PublicKey], *, float_free: bool = False
+) -> Witness:
+    read, witness = read_signed(Witness, data, "witness", float_free)
+    check_signature(
+        read.obj, witness.witness, keys, parse_time(witness.at), float_free=read.float_free
+    )
     return witness

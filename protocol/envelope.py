@@ -3,12 +3,11 @@
 ``verify_envelope`` is a pure function of (bytes or object, trusted keys, audience, clock, seen-id
 store). It either returns a ``Verified`` message with a typed body, or raises ``ProtocolError``
 whose ``reason`` is the first failed check in the fixed order of SPEC.md §5.3.
+``read_claims`` says to whom the ``error`` reply to a refused request goes (SPEC.md §8).
 """
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,22 +20,22 @@ from pydantic import BaseModel, ValidationError
 from . import SUPPORTED_VERSIONS
 from .clock import Clock, format_time, parse_wire_time
 from .errors import MalformedError, ProtocolError, Reason, VerificationError
+from .jsontext import MAX_DEPTH, parse_json_object, refuse_floats
 from .keys import PublicKey, SigningKey, key_owner
-from .messages import MESSAGE_TYPES, PARSED_BODY_TYPES
-from .models import UUID_PATTERN
+from .messages import MESSAGE_TYPES, PARSED_BODY_TYPES, REQUEST_TYPES
+from .models import is_node_id, is_uuid
 from .signing import read_sig, sign_object, signing_input
 
 DEFAULT_TTL_S = 60
 DEFAULT_SKEW_S = 30
 MAX_LIFETIME_S = 300
-MAX_DEPTH = 32
+# the addressee of an error reply to a request whose sender cannot be read (SPEC.md §8)
+ANONYMOUS = "anonymous.invalid"
 
 ENVELOPE_FIELDS = frozenset(
     {"v", "type", "id", "re", "from", "to", "issued_at", "expires_at", "body", "sig"}
 )
 REQUIRED_FIELDS = ENVELOPE_FIELDS - {"re"}
-_UUID = re.compile(UUID_PATTERN)
-_CONTAINERS = (dict, list)
 
 
 class KeyRing(Protocol):
@@ -189,140 +188,6 @@ def _sign(
     return sign_object(envelope, key)
 
 
-def json_depth(value: Any) -> int:
-    """Nesting depth of a parsed JSON value (a scalar is 0), computed without recursion.
-
-    Level by level: each pass keeps only the containers one level down, so scalars are looked at
-    once and never pushed; this runs on every received message that has more than ``MAX_DEPTH``
-    brackets, which a ~2 KB body easily has.
-    """
-    depth = 0
-    level = [value] if isinstance(value, _CONTAINERS) else []
-    while level:
-        depth += 1
-        level = [
-            sub
-            for item in level
-            for sub in (item.values() if isinstance(item, dict) else item)
-            if isinstance(sub, _CONTAINERS)
-        ]
-    return depth
-
-
-def parse_json_object(data: bytes | str, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
-    """Parse bytes into a JSON object, rejecting too-deep nesting, duplicates and non-objects.
-
-    ``_parse_reference`` defines the result. Most messages take ``_parse_fast``, which returns the
-    same object for a fraction of the cost or declines; then the reference parses, decides and
-    words any error.
-    """
-    return _parse(data, max_depth)[0]
-
-
-def _parse(data: bytes | str, max_depth: int) -> tuple[dict[str, Any], bool]:
-    """``parse_json_object``, also saying whether the object holds no float anywhere (then
-    ``canonicalize_float_free`` may compute its canonical form)."""
-    value = _parse_fast(data, max_depth)
-    if value is not None:
-        return value, True
-    return _parse_reference(data, max_depth), False
-
-
-# For duplicate and depth checks: quotes and brackets are kept (braces become brackets).
-_BRACES_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
-_NOT_BRACKETS_OR_QUOTES = bytes(b for b in range(256) if b not in b'[]{}"')
-
-
-class _NotFast(Exception):
-    """Raised inside the fast parser for what only the reference parser may decide."""
-
-
-def _refuse(text: str) -> Any:
-    raise _NotFast(text)
-
-
-def _has_escaped_quote(text: bytes) -> bool:
-    return b"\\" in text and b'\\"' in text  # the first test is a fast memchr
-
-
-# The standard library's parser refusing floats and NaN/Infinity outright, so that only the
-# reference parser ever handles them. Configuration, not state: like ``json.loads``'s own default
-# decoder it keeps nothing between calls, and building one costs a microsecond per message.
-_FLOAT_FREE_DECODER = json.JSONDecoder(parse_float=_refuse, parse_constant=_refuse)
-
-
-def _parse_fast(data: bytes | str, max_depth: int) -> dict[str, Any] | None:
-    """The parsed object, or None when the reference parser must decide.
-
-    The parser is ``_FLOAT_FREE_DECODER``: the reference's own, minus its per-object duplicate
-    hook, which alone costs more than the parse. Duplicate names are caught by counting instead:
-    when no string holds an escaped quote, every quote delimits a string, so re-encoding the
-    result gives fewer quotes exactly when a duplicate was dropped (its name was a string). Depth
-    is read off the text reduced to quotes and brackets: there every string is ``""`` unless it
-    holds a bracket (then the object is walked instead), and once they are removed each
-    ``replace`` pass removes exactly the innermost level of brackets.
-    """
-    try:
-        raw = data.encode() if isinstance(data, str) else data
-        # strict UTF-8: a byte order mark, UTF-16 or encoded surrogates go to the reference
-        value = _FLOAT_FREE_DECODER.decode(data if isinstance(data, str) else data.decode())
-        if type(value) is not dict or _has_escaped_quote(raw):
-            return None
-        reencoded = orjson.dumps(value)  # raises for integers beyond 64 bits
-    except (ValueError, RecursionError, _NotFast, orjson.JSONEncodeError):
-        return None
-    quotes_and_brackets = raw.translate(_BRACES_AS_BRACKETS, _NOT_BRACKETS_OR_QUOTES)
-    if _has_escaped_quote(reencoded) or reencoded.count(b'"') != quotes_and_brackets.count(b'"'):
-        return None
-    level = quotes_and_brackets.replace(b'""', b"")
-    if b'"' in level:  # a string holds a bracket
-        too_deep = level.count(b"[") > max_depth and json_depth(value) > max_depth
-    else:
-        for _ in range(max_depth):
-            level = level.replace(b"[]", b"")
-            if not level:
-                break
-        too_deep = bool(level)
-    if too_deep:
-        raise MalformedError(f"JSON nested deeper than {max_depth}", Reason.TOO_DEEP)
-    return value
-
-
-def _parse_reference(data: bytes | str, max_depth: int) -> dict[str, Any]:
-    """The standard library's parser with duplicate-name, constant and depth checks."""
-
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise MalformedError(f"duplicate key {key!r}")
-            result[key] = value
-        return result
-
-    def no_constants(name: str) -> Any:
-        raise MalformedError(f"{name} is not valid JSON")
-
-    too_deep = MalformedError(f"JSON nested deeper than {max_depth}", Reason.TOO_DEEP)
-    try:
-        value = json.loads(data, object_pairs_hook=no_duplicates, parse_constant=no_constants)
-    except RecursionError:
-        raise too_deep from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        if isinstance(exc, ProtocolError):
-            raise
-        raise MalformedError(f"not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise MalformedError("message must be a JSON object")
-    opening = (
-        data.count("[") + data.count("{")
-        if isinstance(data, str)
-        else data.count(b"[") + data.count(b"{")
-    )
-    if opening > max_depth and json_depth(value) > max_depth:
-        raise too_deep
-    return value
-
-
 def _structure(obj: Mapping[str, Any]) -> None:
     missing = REQUIRED_FIELDS - set(obj)
     if missing:
@@ -336,7 +201,7 @@ def _structure(obj: Mapping[str, Any]) -> None:
         if not isinstance(obj[name], str):
             raise MalformedError(f"envelope field {name!r} must be a string")
     for name in ("id", "re"):
-        if name in obj and not _UUID.match(obj[name]):
+        if name in obj and not is_uuid(obj[name]):
             raise MalformedError(f"envelope field {name!r} must be a lower-case UUID")
     if not isinstance(obj["body"], dict):
         raise MalformedError("envelope field 'body' must be an object")
@@ -351,6 +216,44 @@ def _times(obj: Mapping[str, Any]) -> tuple[datetime, datetime]:
         raise MalformedError(f"bad timestamp: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class Claims:
+    """What a request says about itself, for answering it when it is refused (SPEC.md §8).
+
+    Never trusted: read only from the request's own top-level object, and only where well-formed,
+    so that neither a member nested in the body nor a string in a text that is not a JSON object
+    decides to whom a node signs an error."""
+
+    sender: str | None = None  # ``from``, if a node id
+    id: str | None = None  # ``id``, if a lower-case UUID
+    type: str | None = None  # ``type``, if a message type of this version
+
+    @property
+    def to(self) -> str:
+        """The ``to`` of the error reply: the claimed sender, or ``anonymous.invalid``."""
+        return self.sender or ANONYMOUS
+
+
+def read_claims(
+    data: bytes | str, max_depth: int = MAX_DEPTH, max_bytes: int | None = None
+) -> Claims:
+    """The claims of a refused request's received text: nothing from a text over the size limit
+    (it is not parsed) or one that is not a JSON object the strict parser accepts."""
+    if max_bytes is not None and len(data) > max_bytes:
+        return Claims()
+    try:
+        obj = parse_json_object(data, max_depth)
+    except ProtocolError:
+        return Claims()
+    sender, message_id, message_type = obj.get("from"), obj.get("id"), obj.get("type")
+    known_type = isinstance(message_type, str) and message_type in MESSAGE_TYPES
+    return Claims(
+        sender=sender if is_node_id(sender) else None,
+        id=message_id if is_uuid(message_id) else None,
+        type=message_type if known_type else None,
+    )
+
+
 def verify_envelope(
     message: bytes | Mapping[str, Any],
     *,
@@ -361,21 +264,31 @@ def verify_envelope(
     skew_s: int = DEFAULT_SKEW_S,
     max_lifetime_s: int = MAX_LIFETIME_S,
     expect_type: str | None = None,
+    request: bool = False,
     max_depth: int = MAX_DEPTH,
+    max_bytes: int | None = None,
 ) -> Verified:
     """Verify an envelope; the checks run in the order SPEC.md §5.3 fixes.
+
+    Say what is being verified: a reply to a request whose reply type is ``expect_type``, or
+    (``request=True``) a request received at the federation endpoint; steps 5 and 6 differ.
+    A failure after the signature verified (steps 15–19) names the sender it verified as in
+    the error's ``signer``; before that, nothing the envelope says is known to be true.
 
     Pass the received bytes rather than a parsed object where you have them: the object is then
     known to hold only JSON's own types, which lets canonicalization and body validation skip
     work (``canonicalize_float_free``, ``strict_json``) — about a third of this function's own
     cost on a 2 KB message. A mapping is taken as it is and checked the general way.
-    ``max_depth`` is step 2's limit and applies to bytes.
+    ``max_bytes`` (step 0) and ``max_depth`` (step 2) apply to bytes.
     """
     if isinstance(message, bytes | str):
-        obj, float_free = _parse(message, max_depth)
-        parsed = True
+        if max_bytes is not None and len(message) > max_bytes:
+            raise MalformedError(f"body larger than {max_bytes} bytes", Reason.TOO_LARGE)
+        obj = parse_json_object(message, max_depth)
+        float_free = parsed = True
     else:
         obj, float_free, parsed = dict(message), False, False
+        refuse_floats(obj)
     _structure(obj)
     if obj["v"] not in SUPPORTED_VERSIONS:
         raise VerificationError(
@@ -384,6 +297,10 @@ def verify_envelope(
     model = MESSAGE_TYPES.get(obj["type"])
     if model is None:
         raise VerificationError(f"unknown message type {obj['type']!r}", Reason.UNKNOWN_TYPE)
+    if request and obj["type"] not in REQUEST_TYPES:
+        raise VerificationError(f"{obj['type']} is not a request", Reason.UNKNOWN_TYPE)
+    if request and "re" in obj:
+        raise MalformedError("a request carries no 're'")
     if expect_type is not None and obj["type"] not in (expect_type, "error"):
         raise MalformedError(f"expected {expect_type!r}, got {obj['type']!r}")
     key_id, signature = read_sig(obj)
@@ -405,6 +322,41 @@ def verify_envelope(
         raise VerificationError(f"key {key_id!r} was not valid at issued_at", Reason.KEY_NOT_VALID)
     if not key.verify(signature, signing_input(obj, float_free=float_free)):
         raise VerificationError("signature does not verify", Reason.BAD_SIGNATURE)
+    try:
+        body = _after_signature(
+            obj, model, parsed, issued_at, expires_at, clock, skew_s, max_lifetime_s, seen
+        )
+    except ProtocolError as exc:
+        exc.signer = sender
+        raise
+    return Verified(
+        type=obj["type"],
+        id=obj["id"],
+        re=obj.get("re"),
+        sender=sender,
+        to=obj["to"],
+        issued_at=issued_at,
+        expires_at=expires_at,
+        key_id=key_id,
+        body=body,
+        raw=obj,
+        float_free=float_free,
+    )
+
+
+def _after_signature(
+    obj: dict[str, Any],
+    model: type[BaseModel],
+    parsed: bool,
+    issued_at: datetime,
+    expires_at: datetime,
+    clock: Clock,
+    skew_s: int,
+    max_lifetime_s: int,
+    seen: SeenIds | None,
+) -> BaseModel:
+    """Steps 15–19, once the sender is known: time window, body, replay memory (last, so that
+    only an envelope that passed everything else occupies its id)."""
     now = clock.now()
     skew = timedelta(seconds=skew_s)
     if expires_at <= issued_at or expires_at - issued_at > timedelta(seconds=max_lifetime_s):
@@ -427,18 +379,6 @@ def verify_envelope(
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise MalformedError(f"body.{where}: {first.get('msg', 'invalid')}") from exc
-    if seen is not None and seen.check_and_remember(sender, obj["id"], expires_at + skew):
+    if seen is not None and seen.check_and_remember(obj["from"], obj["id"], expires_at + skew):
         raise VerificationError(f"message id {obj['id']} already seen", Reason.REPLAYED)
-    return Verified(
-        type=obj["type"],
-        id=obj["id"],
-        re=obj.get("re"),
-        sender=sender,
-        to=obj["to"],
-        issued_at=issued_at,
-        expires_at=expires_at,
-        key_id=key_id,
-        body=body,
-        raw=obj,
-        float_free=float_free,
-    )
+    return body

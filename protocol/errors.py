@@ -54,6 +54,10 @@ class ProtocolError(Exception):
     """Base of every protocol error; ``reason`` is the stable code, ``detail`` says what to fix."""
 
     reason: Reason = Reason.MALFORMED
+    # set by ``verify_envelope`` for a failure after the signature verified (SPEC.md §5.3 steps
+    # 15–19): the sender it verified as. None when the failure came earlier: then nothing the
+    # message says about itself is known to be true (it is logged as unverified).
+    signer: str | None = None
 
     def __init__(self, detail: str, reason: Reason | None = None) -> None:
         super().__init__(detail)

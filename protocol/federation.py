@@ -34,18 +34,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from . import PROTOCOL_VERSION
 from .clock import format_time
 from .codes import AgencyKind
+from .documents import Received, read_signed
 from .encoding import b64url_decode, b64url_encode
 from .errors import MalformedError, Reason, VerificationError
 from .keys import PublicKey, SigningKey, fingerprint, key_owner, make_key_id, verify_raw
-from .models import KeyEntry, NodeDocument, NodeId, Signature, Timestamp, WireModel
+from .models import KeyEntry, NodeDocument, NodeId, Omittable, Signature, Timestamp, WireModel
 from .signing import read_sig, sign_object, signing_input
 
 MEMBERS_TYPE = "federation.members"
@@ -70,8 +70,8 @@ class Member(WireModel):
 class FederationMembers(WireModel):
     """A federation's signed member list."""
 
-    v: Literal[1] = 1
-    type: Literal["federation.members"] = "federation.members"
+    v: Literal[1]
+    type: Literal["federation.members"]
     federation: NodeId
     version: Annotated[int, Field(ge=1)]
     issued_at: Timestamp
@@ -88,20 +88,8 @@ class MemberListDraft(BaseModel):
 
     federation: NodeId
     version: Annotated[int, Field(ge=1)]
-    issued_at: Timestamp | None = None
+    issued_at: Omittable[Timestamp] = None
     members: Annotated[list[Member], Field(min_length=1, max_length=MAX_MEMBERS)]
-
-
-def _validate(obj: Mapping[str, Any], model: type[BaseModel], what: str) -> Any:
-    """Strict JSON-mode validation, as for every signed object (``documents._validate``)."""
-    try:
-        return model.model_validate_json(orjson.dumps(obj), strict=True)
-    except orjson.JSONEncodeError as exc:
-        raise MalformedError(f"{what}: cannot be encoded as JSON: {exc}") from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise MalformedError(f"{what}.{where}: {first.get('msg', 'invalid')}") from exc
 
 
 def _check_members(members: Sequence[Member]) -> None:
@@ -126,7 +114,7 @@ def sign_members(draft: Mapping[str, Any], key: SigningKey, now: datetime) -> di
 
     Load the key with ``SigningKey.from_pem(pem, <federation>, now)`` so its key id names the
     federation."""
-    parsed: MemberListDraft = _validate(draft, MemberListDraft, "members")
+    parsed = read_signed(MemberListDraft, draft, "members", False)[1]
     if parsed.federation != key.node_id:
         raise MalformedError(
             f"key speaks for {key.node_id!r}, but the list is for {parsed.federation!r}"
@@ -141,21 +129,23 @@ def sign_members(draft: Mapping[str, Any], key: SigningKey, now: datetime) -> di
         "members": [m.model_dump(mode="json", exclude_none=True) for m in parsed.members],
     }
     signed = sign_object(obj, key)
-    _validate(signed, FederationMembers, "members")
+    read_signed(FederationMembers, signed, "members", False)  # what every receiver will check
     return signed
 
 
-def verify_members(obj: Mapping[str, Any], federation_key: bytes) -> FederationMembers:
-    """Verify a signed member list against the federation's raw 32-byte public key."""
-    members: FederationMembers = _validate(obj, FederationMembers, "members")
-    key_id, signature = read_sig(obj)
+def verify_members(data: Received, federation_key: bytes) -> FederationMembers:
+    """Verify a signed member list (its text, or what the strict parser made of it) against
+    the federation's raw 32-byte public key."""
+    read, members = read_signed(FederationMembers, data, "members", False)
+    key_id, signature = read_sig(read.obj)
     expected = federation_key_id(members.federation, federation_key)
     if key_id != expected:
         raise VerificationError(
             f"signed by {key_id!r}, not by the given federation key {expected!r}",
             Reason.UNKNOWN_KEY,
         )
-    if not verify_raw(federation_key, signature, signing_input(obj)):
+    data_signed = signing_input(read.obj, float_free=read.float_free)
+    if not verify_raw(federation_key, signature, data_signed):
         raise VerificationError("member list signature does not verify", Reason.BAD_SIGNATURE)
     _check_members(members.members)
     return members

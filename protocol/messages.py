@@ -16,6 +16,7 @@ from .codes import Category, Purpose
 from .errors import Reason
 from .models import (
     NodeId,
+    Omittable,
     ProfessionalRef,
     ShortText,
     Timestamp,
@@ -81,7 +82,7 @@ class FragmentsRequest(WireModel):
 
 
 class Withheld(WireModel):
-    category: Category | None = None
+    category: Omittable[Category] = None
     reason: Reason
 
 
@@ -177,6 +178,15 @@ REPLY_TYPES: dict[str, str] = {
 }
 
 REQUEST_TYPES = frozenset(REPLY_TYPES)
+OTHER_TYPE = "other"
+
+
+def type_label(claimed: object) -> str:
+    """``claimed`` if it is a message type of this version, else ``other``: what a node records
+    (metrics, the log of a refusal) for a type it has not verified, so that made-up types
+    cannot add label values or log vocabulary."""
+    return claimed if isinstance(claimed, str) and claimed in MESSAGE_TYPES else OTHER_TYPE
+
 
 # Types whose parsed bodies a verifier may validate in strict Python mode instead of re-encoding
 # them for JSON mode: the same verdict, without parsing the body twice (see strict_json.py).
@@ -184,4 +194,12 @@ PARSED_BODY_TYPES = frozenset(
     name for name, model in MESSAGE_TYPES.items() if python_mode_is_json_mode(model)
 )
 
-__all__ = ["MESSAGE_TYPES", "PARSED_BODY_TYPES", "REPLY_TYPES", "REQUEST_TYPES", "ShortText"]
+__all__ = [
+    "MESSAGE_TYPES",
+    "OTHER_TYPE",
+    "PARSED_BODY_TYPES",
+    "REPLY_TYPES",
+    "REQUEST_TYPES",
+    "ShortText",
+    "type_label",
+]

@@ -3,21 +3,32 @@
 Models validate shape; signatures are checked by ``verify`` functions over the *received* JSON
 (never a re-serialization), so a model never changes what was signed. Unknown fields are
 rejected (``extra="forbid"``): a receiver must not act on fields it does not understand.
+
+Three rules hold in every model (SPEC.md §1, §5.2):
+
+- A pattern matches the whole string. pydantic matches with Rust's ``regex``, where ``$`` is
+  the end of the text; Python code matches with ``fullmatch`` (``is_uuid``, ``is_node_id``),
+  never ``re.match``/``re.search``, whose ``$`` also matches before a final line feed, so that
+  ``"<uuid>\n"`` would pass.
+- An optional member is absent or has a value, never ``null`` (``Omittable``).
+- ``v`` and ``type`` of a signed object are required: they say what was signed.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeGuard, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     StringConstraints,
 )
+from pydantic_core import CoreSchema
 
 from .clock import TIME_PATTERN as TIME_PATTERN
 from .clock import parse_time
@@ -26,6 +37,36 @@ from .codes import ActionStatus, AgencyKind, Category, Indicator, Purpose
 NODE_ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
 BASE_URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+KEY_ID_PATTERN = r"^[a-z0-9.-]+#[0-9a-f]{16}$"
+_UUID = re.compile(UUID_PATTERN)
+_NODE_ID = re.compile(NODE_ID_PATTERN)
+
+
+def is_uuid(text: object) -> TypeGuard[str]:
+    """A lower-case UUID, the whole string (SPEC.md §1)."""
+    return isinstance(text, str) and _UUID.fullmatch(text) is not None
+
+
+def is_node_id(text: object) -> TypeGuard[str]:
+    """A node id, the whole string (SPEC.md §1)."""
+    return isinstance(text, str) and len(text) <= 253 and _NODE_ID.fullmatch(text) is not None
+
+
+class _NotNull:
+    """Drops ``None`` from what an ``Optional`` member accepts: absent means "no value" and
+    ``null`` is ``malformed`` (SPEC.md §5.2), so the JSON Schema has no ``null`` either. The
+    Python attribute is still ``None`` when the member was absent."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        schema = handler(source)
+        return schema["schema"] if schema["type"] == "nullable" else schema
+
+
+T = TypeVar("T")
+# an optional member: ``name: Omittable[X] = None`` is absent or an X, never null
+Omittable = Annotated[T | None, _NotNull()]
 
 
 def _check_time(value: str) -> str:
@@ -50,23 +91,23 @@ class WireModel(BaseModel):
 
 class Signature(WireModel):
     alg: Literal["Ed25519"]
-    key: Annotated[str, StringConstraints(pattern=r"^[a-z0-9.-]+#[0-9a-f]{16}$")]
+    key: Annotated[str, StringConstraints(pattern=KEY_ID_PATTERN)]
     value: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{86}$")]
 
 
 class KeyEntry(WireModel):
-    kid: Annotated[str, StringConstraints(pattern=r"^[a-z0-9.-]+#[0-9a-f]{16}$")]
+    kid: Annotated[str, StringConstraints(pattern=KEY_ID_PATTERN)]
     alg: Literal["Ed25519"]
     public: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
     valid_from: Timestamp
-    valid_until: Timestamp | None = None
+    valid_until: Omittable[Timestamp] = None
 
 
 class NodeDocument(WireModel):
     """A node's self-signed identity: who it is, where it listens, which keys speak for it."""
 
-    v: Literal[1] = 1
-    type: Literal["node"] = "node"
+    v: Literal[1]
+    type: Literal["node"]
     id: NodeId
     agency_name: ShortText
     agency_kind: AgencyKind
@@ -83,7 +124,7 @@ class Envelope(WireModel):
     v: int
     type: Annotated[str, StringConstraints(pattern=r"^[a-z]+(\.[a-z_]+)*$", max_length=64)]
     id: Uuid
-    re: Uuid | None = None
+    re: Omittable[Uuid] = None
     from_: NodeId = Field(alias="from")
     to: NodeId
     issued_at: Timestamp
@@ -99,21 +140,21 @@ class Action(WireModel):
 
     what: LongText
     who: ShortText
-    start: date | None = None
-    end: date | None = None
+    start: Omittable[date] = None
+    end: Omittable[date] = None
     status: ActionStatus = ActionStatus.PLANNED
-    indicator: Indicator | None = None
+    indicator: Omittable[Indicator] = None
 
 
 class Goal(WireModel):
     what: LongText
-    by: date | None = None
-    indicator: Indicator | None = None
+    by: Omittable[date] = None
+    indicator: Omittable[Indicator] = None
 
 
 class Need(WireModel):
     what: LongText
-    indicator: Indicator | None = None
+    indicator: Omittable[Indicator] = None
 
 
 class Event(WireModel):
@@ -135,15 +176,15 @@ class FragmentContent(WireModel):
     actions: Annotated[list[Action], Field(max_length=100)] = []
     child_view: LongText = ""
     family_view: LongText = ""
-    next_review: date | None = None
+    next_review: Omittable[date] = None
     events: Annotated[list[Event], Field(max_length=100)] = []
 
 
 class Fragment(WireModel):
     """One agency's signed contribution to a plan, released under one consent."""
 
-    v: Literal[1] = 1
-    type: Literal["fragment"] = "fragment"
+    v: Literal[1]
+    type: Literal["fragment"]
     fragment_id: Uuid
     plan_id: Uuid
     consent_id: Uuid
@@ -177,8 +218,8 @@ class Consenter(WireModel):
 class ConsentStatement(WireModel):
     """The family's consent as the lead node signs and distributes it."""
 
-    v: Literal[1] = 1
-    type: Literal["consent"] = "consent"
+    v: Literal[1]
+    type: Literal["consent"]
     consent_id: Uuid
     plan_id: Uuid
     lead: NodeId
@@ -194,15 +235,11 @@ class ConsentStatement(WireModel):
     sig: Signature
 
 
-def is_uuid(text: str) -> bool:
-    return bool(re.match(UUID_PATTERN, text))
-
-
 class Checkpoint(WireModel):
     """A node's signed exchange-log head: entry ``seq`` has hash ``head``."""
 
-    v: Literal[1] = 1
-    type: Literal["checkpoint"] = "checkpoint"
+    v: Literal[1]
+    type: Literal["checkpoint"]
     node: NodeId
     seq: Annotated[int, Field(ge=0)]
     head: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -213,8 +250,8 @@ class Checkpoint(WireModel):
 class Witness(WireModel):
     """A peer's countersignature over another node's checkpoint."""
 
-    v: Literal[1] = 1
-    type: Literal["witness"] = "witness"
+    v: Literal[1]
+    type: Literal["witness"]
     witness: NodeId
     origin: NodeId
     seq: Annotated[int, Field(ge=0)]

@@ -19,6 +19,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
 ROOT = Path(__file__).resolve().parents[1]
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://barnplan.se/schemas/v1/"
@@ -41,8 +44,36 @@ def load(module: str) -> ModuleType:
     return importlib.import_module(module)
 
 
+# Every pattern matches the whole string. ``$`` alone does not say so in every dialect: in
+# Python's ``re`` (what the ``jsonschema`` package uses), .NET and Java it also matches before a
+# final line feed, so "<uuid>\n" would pass. "Nothing follows" says it in all of them, and means
+# the same as ``$`` in ECMA-262, JSON Schema's own dialect (``\Z`` is not valid there).
+END_OF_TEXT = r"(?![\s\S])"
+
+
+class WireSchema(GenerateJsonSchema):
+    """pydantic's JSON Schema, with the protocol's two rules spelled out for other validators:
+    patterns anchored at the true end of the string, and no ``"default": null`` for an optional
+    member (it is absent or has a value; ``null`` is never valid, SPEC.md §5.2)."""
+
+    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
+        json_schema = super().str_schema(schema)
+        pattern = json_schema.get("pattern")
+        if isinstance(pattern, str) and pattern.endswith("$"):
+            json_schema["pattern"] = pattern + END_OF_TEXT
+        return json_schema
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        json_schema = super().default_schema(schema)
+        if schema.get("default", ...) is None:
+            json_schema.pop("default", None)
+        return json_schema
+
+
 def model_schema(model: Any, name: str, comment: str) -> dict[str, Any]:
-    schema: dict[str, Any] = model.model_json_schema(by_alias=True, mode="validation")
+    schema: dict[str, Any] = model.model_json_schema(
+        by_alias=True, mode="validation", schema_generator=WireSchema
+    )
     return {
         "$schema": DIALECT,
         "$id": f"{BASE_ID}{name}.json",

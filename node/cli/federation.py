@@ -23,6 +23,7 @@ from protocol.federation import (
     sign_members,
     verify_members,
 )
+from protocol.jsontext import parse_json_object
 from protocol.keys import SigningKey, fingerprint
 
 from ..config import load_config
@@ -45,13 +46,14 @@ PASSPHRASE_HELP = "Environment variable holding the federation key's passphrase.
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """A member list (signed, or a draft to sign) read with the protocol's one strict parser:
+    a duplicated member or ``1.0`` for an integer is refused here as on the wire."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise click.ClickException(f"{path} does not hold a JSON object")
-    return data
+        return parse_json_object(path.read_bytes())
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
+    except ProtocolError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
 
 
 def _passphrase(env: str | None) -> bytes | None:

@@ -9,7 +9,6 @@ written to the store; the exchange log records each request and its outcome.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection
 
 from protocol.clock import format_time, parse_time
-from protocol.documents import verify_fragment
+from protocol.documents import parse_document, verify_fragment
 from protocol.errors import ProtocolError, Reason
+from protocol.jsontext import parse_json_object
 from protocol.messages import FragmentsRequest, FragmentsResponse
 from protocol.models import ConsentStatement, Fragment
 
@@ -113,7 +113,7 @@ def lead_facts_sqlite(
         plan = plans[0] if plans else None
         if plan is None or plan.role != "lead":
             raise NotFound(f"no plan {plan_id} led by this node")
-        statements = [json.loads(t) for t in records.consent_texts_raw(db, plan_id)]
+        statements = [parse_json_object(t) for t in records.consent_texts_raw(db, plan_id)]
         if consent_id is not None:
             statements = [s for s in statements if s["consent_id"] == consent_id]
         if not statements:
@@ -180,7 +180,8 @@ def _own_fragments(
         for f in group:
             # signed here a moment ago: no need to spend a verify on our own signature
             raw = node.release_cache.signed(f, consent_id, node.identity.key, signed_at)
-            own.append(VerifiedFragment(Fragment.model_validate(raw), node.identity.key.key_id))
+            model = parse_document(Fragment, raw)  # strictly, as every signed object is read
+            own.append(VerifiedFragment(model, node.identity.key.key_id))
     return own
 
 

@@ -35,8 +35,8 @@ class AuthoredContent(FragmentContent):
 def wire_content(content: dict[str, Any]) -> dict[str, Any]:
     """The part of stored content that may leave the node: the members the protocol's fragment
     content has, and nothing else (so the internal note, and anything added to the store
-    later, stays here unless the protocol itself gains it)."""
-    return {k: v for k, v in content.items() if k in FragmentContent.model_fields}
+    later, stays here unless the protocol itself gains it), with no ``null`` members."""
+    return _without_nulls({k: v for k, v in content.items() if k in FragmentContent.model_fields})
 
 
 def _validate(category: str, indicators: list[str], content: dict[str, Any]) -> AuthoredContent:
@@ -48,7 +48,8 @@ def _validate(category: str, indicators: list[str], content: dict[str, Any]) -> 
         errors["indicators"] = f"unknown indicators: {', '.join(bad)}"
     parsed: AuthoredContent | None = None
     try:
-        parsed = AuthoredContent.model_validate(content)
+        # the local API takes null for "no value" (openapi.yaml); the protocol model does not
+        parsed = AuthoredContent.model_validate(_without_nulls(content))
     except ValidationError as exc:
         for err in exc.errors():
             where = "content." + ".".join(str(p) for p in err["loc"])
@@ -152,3 +153,15 @@ def signed_fragment(
         },
         key,
     )
+
+
+def _without_nulls(value: Any) -> Any:
+    """Content as the wire carries it: an optional member without a value is absent, never
+    ``null`` (SPEC.md §5.2, §6.1). The local API and the store take and keep ``null`` for "no
+    value" (every member is present in stored content), so content crosses this on its way in
+    and out."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value

@@ -112,13 +112,13 @@ async def consent_statement(node: Any, message: Verified) -> Outcome:
     body = message.body
     assert isinstance(body, ConsentStatementMessage)
     raw = body.statement
+    if raw.get("lead") != message.sender:  # only its lead distributes a statement (SPEC §7.3)
+        raise Refusal(Reason.MALFORMED, "statement's lead is not the sending node")
     lead_keys = node.keyring.keys_for(message.sender) or []
     try:
-        statement, _ = verify_consent(raw, lead_keys)
+        statement, _ = verify_consent(raw, lead_keys, float_free=message.float_free)
     except ProtocolError as exc:
         raise Refusal(exc.reason, f"statement: {exc.detail}") from None
-    if statement.lead != message.sender:
-        raise Refusal(Reason.UNKNOWN_KEY, "statement not signed by the sending lead node")
     async with node.engine.connect() as conn:
         # a plan this node declined reads as unknown: it keeps no consent of a plan it is not in
         plan = await records.plan_facts(conn, statement.plan_id)

@@ -1,14 +1,18 @@
 """The federation endpoint's logic: verify first, then decide, log, and sign the reply.
 
 Order for every inbound message (DESIGN.md invariants 2, 3, 5, 7):
-size limit → verify envelope (all reason codes, replay, skew, depth) → handler decides and
-prepares its state change → one transaction appends the log entry, records the message id as seen
-and applies the change → the signed reply leaves. A refusal is a signed ``error`` reply, logged.
+verify envelope as a request (size limit, depth, all reason codes, replay, skew) → handler
+decides and prepares its state change → one transaction appends the log entry, records the
+message id as seen and applies the change → the signed reply leaves. A refusal is a signed
+``error`` reply, logged.
+
+A message refused before its signature verified is logged under ``UNVERIFIED``, not under the
+``from`` it claims (anyone can claim any ``from``); its error reply is still addressed by that
+claim when it is well-formed (SPEC.md §8), so a real peer learns why it was refused.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -16,19 +20,27 @@ from typing import Any
 
 import structlog
 
-from protocol.envelope import Verified, sign_envelope, sign_prepared_envelope, verify_envelope
+from protocol.envelope import (
+    ANONYMOUS,
+    Claims,
+    Verified,
+    read_claims,
+    sign_envelope,
+    sign_prepared_envelope,
+    verify_envelope,
+)
 from protocol.errors import ProtocolError, Reason
-from protocol.messages import REPLY_TYPES, REQUEST_TYPES
-from protocol.models import NODE_ID_PATTERN, UUID_PATTERN
+from protocol.messages import REPLY_TYPES, type_label
 
 from ..store.exchange_log import DuplicateMessage, LogDraft, SeenId, StateChange
 from .seen import ChangeRejected
 
 log = structlog.get_logger("barnplan.federation")
 
-ANONYMOUS = "anonymous.invalid"
-_NODE_ID = re.compile(NODE_ID_PATTERN)
-_UUID = re.compile(UUID_PATTERN)
+__all__ = ["ANONYMOUS", "UNVERIFIED", "Handler", "Inbound", "Outcome", "Refusal"]
+# the exchange log's peer for a message refused before its signature verified: not a node id
+# (it has one label), so no peer's entries and these can be confused
+UNVERIFIED = "unverified"
 
 RELOADABLE = frozenset({Reason.UNKNOWN_SENDER, Reason.UNKNOWN_KEY})
 HTTP_STATUS: dict[Reason, int] = {
@@ -90,9 +102,6 @@ class Inbound:
     async def handle(self, data: bytes) -> tuple[int, dict[str, Any]]:
         """Return (HTTP status, signed reply envelope) for the raw request body ``data``."""
         node = self._node
-        claimed = _claimed_sender(data)
-        if len(data) > node.config.server.max_body_bytes:
-            return await self._refuse(claimed, None, "?", Reason.TOO_LARGE, "body too large")
         try:
             try:
                 message = self._verify(data)
@@ -102,28 +111,12 @@ class Inbound:
                     raise
                 message = self._verify(data)
         except ProtocolError as exc:
-            return await self._refuse(
-                claimed,
-                None,
-                _claimed_type(data),
-                exc.reason,
-                exc.detail,
-                claimed_id=_claimed_id(data),
-            )
-        if message.type not in REQUEST_TYPES:
-            return await self._refuse(
-                message.sender,
-                message,
-                message.type,
-                Reason.UNKNOWN_TYPE,
-                f"{message.type} is a reply, not a request",
-            )
+            return await self._refuse_envelope(data, exc)
         handler = self._handlers.get(message.type)
         if handler is None:
             return await self._refuse(
                 message.sender,
-                message,
-                message.type,
+                _claims_of(message),
                 Reason.UNKNOWN_TYPE,
                 f"this node does not handle {message.type}",
             )
@@ -132,8 +125,7 @@ class Inbound:
         except Refusal as refusal:
             return await self._refuse(
                 message.sender,
-                message,
-                message.type,
+                _claims_of(message),
                 refusal.reason,
                 refusal.detail,
                 refusal.status,
@@ -141,6 +133,28 @@ class Inbound:
         except Exception as exc:  # a bug or a store failure while deciding: SPEC §8 ``internal``
             return await self._fail(message, exc)
         return await self._commit_and_reply(message, outcome)
+
+    async def _refuse_envelope(self, data: bytes, exc: ProtocolError) -> tuple[int, dict[str, Any]]:
+        """A request that failed verification: addressed by what it claims (§8), logged under
+        the sender its signature proved (steps 15–19) or else as ``UNVERIFIED``."""
+        return await self.refuse_unverified(
+            data, exc.reason, exc.detail, signer=exc.signer or UNVERIFIED
+        )
+
+    async def refuse_unverified(
+        self,
+        data: bytes,
+        reason: Reason,
+        detail: str,
+        status: int | None = None,
+        signer: str = UNVERIFIED,
+    ) -> tuple[int, dict[str, Any]]:
+        """Refuse a request before (or without) verifying it: addressed by what it claims
+        (§8), logged under ``signer`` (``UNVERIFIED`` unless a signature proved the sender). The
+        HTTP layer uses it for a request it will not parse at all (415)."""
+        server = self._node.config.server
+        claims = read_claims(data, server.max_json_depth, server.max_body_bytes)
+        return await self._refuse(signer, claims, reason, detail, status)
 
     async def _fail(self, message: Verified, exc: Exception) -> tuple[int, dict[str, Any]]:
         """A verified message whose handler failed: logged as ``failed``/``internal`` (with its
@@ -186,7 +200,9 @@ class Inbound:
             clock=node.clock,
             seen=node.seen,
             skew_s=node.config.protocol.clock_skew_s,
+            request=True,
             max_depth=node.config.server.max_json_depth,
+            max_bytes=node.config.server.max_body_bytes,
         )
 
     async def _commit_and_reply(
@@ -234,29 +250,35 @@ class Inbound:
 
     async def _refuse(
         self,
-        claimed: str,
-        message: Verified | None,
-        message_type: str,
+        peer: str,
+        claims: Claims,
         reason: Reason,
         detail: str,
         status: int | None = None,
-        claimed_id: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
+        """Log a refusal under ``peer`` and answer it with a signed ``error`` to ``claims.to``.
+        Types are recorded only from the message types of this version (``type_label``)."""
         node = self._node
-        message_id = message.id if message else claimed_id
+        message_type = type_label(claims.type)
         await node.exchange_log.append(
             LogDraft(
                 direction="in",
-                peer=claimed,
-                message_type=message_type[:64],
-                message_id=message_id or "-",
+                peer=peer,
+                message_type=message_type,
+                message_id=claims.id or "-",
                 outcome="refused",
                 reason=reason.value,
             )
         )
-        log.info("federation.refused", peer=claimed, type=message_type[:64], reason=reason.value)
-        node.metrics.requests.labels(message_type[:64], "refused").inc()
-        return self._error_reply(claimed, message_id, reason, detail, status)
+        log.info(
+            "federation.refused",
+            peer=peer,
+            claimed_from=claims.sender,
+            type=message_type,
+            reason=reason.value,
+        )
+        node.metrics.requests.labels(message_type, "refused").inc()
+        return self._error_reply(claims.to, claims.id, reason, detail, status)
 
     def _error_reply(
         self, to: str, re_id: str | None, reason: Reason, detail: str, status: int | None = None
@@ -275,26 +297,6 @@ class Inbound:
         return status or HTTP_STATUS.get(reason, 400), reply
 
 
-def _claimed_sender(data: bytes) -> str:
-    """The ``from`` a message claims, for addressing an error reply; never trusted."""
-    match = re.search(rb'"from"\s*:\s*"([a-z0-9.-]{1,253})"', data[:4096])
-    if match:
-        candidate = match.group(1).decode()
-        if _NODE_ID.match(candidate):
-            return candidate
-    return ANONYMOUS
-
-
-def _claimed_id(data: bytes) -> str | None:
-    """The ``id`` a refused message claims, so the error reply can name it in ``re``."""
-    match = re.search(rb'"id"\s*:\s*"([0-9a-f-]{36})"', data[:4096])
-    if match:
-        candidate = match.group(1).decode()
-        if _UUID.match(candidate):
-            return candidate
-    return None
-
-
-def _claimed_type(data: bytes) -> str:
-    match = re.search(rb'"type"\s*:\s*"([a-z._]{1,64})"', data[:4096])
-    return match.group(1).decode() if match else "?"
+def _claims_of(message: Verified) -> Claims:
+    """A verified message's claims, all of them proven by its signature."""
+    return Claims(sender=message.sender, id=message.id, type=message.type)

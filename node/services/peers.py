@@ -11,6 +11,7 @@ import aiohttp
 
 from protocol.documents import verify_node_document
 from protocol.errors import ProtocolError
+from protocol.jsontext import parse_json_object
 from protocol.keys import fingerprint
 from protocol.models import NodeDocument
 
@@ -54,12 +55,10 @@ async def fetch_peer(session: aiohttp.ClientSession, url: str) -> FetchedPeer:
     if len(body) > MAX_DOCUMENT_BYTES:
         raise PeerError(f"{target} sent more than {MAX_DOCUMENT_BYTES} bytes")
     try:
-        raw = json.loads(body)
-        if not isinstance(raw, dict):
-            raise ValueError("not an object")
-        doc, keys = verify_node_document(raw)
-    except ValueError as exc:
-        raise PeerError(f"{target} did not send a JSON node document: {exc}") from None
+        # the one strict parser, as for every message (SPEC.md §4.4 step 1): a document with a
+        # duplicated member, "v": 1.0 or a byte-order mark is refused here as at the endpoint
+        raw = parse_json_object(body)
+        doc, keys = verify_node_document(raw, float_free=True)
     except ProtocolError as exc:
         raise PeerError(f"node document from {target} failed verification: {exc}") from None
     return FetchedPeer(doc, raw, [fingerprint(k.raw) for k in keys])

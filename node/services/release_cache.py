@@ -13,11 +13,11 @@ bounded (least recently used goes first) and live on the node object, one per pr
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from typing import Any
 
 from protocol.canonical import Precanonical
+from protocol.documents import parse_document
 from protocol.keys import SigningKey
 from protocol.models import ConsentStatement
 
@@ -81,17 +81,18 @@ class ReleaseCache:
         return found
 
     def consent(self, raw: dict[str, Any] | str) -> ConsentStatement:
-        """A stored statement (as JSON text, or parsed) as a model; parsed once per content."""
+        """A stored statement (as JSON text, or parsed) as a model; parsed once per content,
+        the one strict way every signed object is read (``parse_document``)."""
         if isinstance(raw, str):
             found = self._consents.get(raw)
             if found is None:
-                found = ConsentStatement.model_validate(json.loads(raw))
+                found = parse_document(ConsentStatement, raw)
                 self._consents.put(raw, found)
             return found
         consent_id = raw.get("consent_id")
         pair = self._consents.get(consent_id)
         if pair is not None and pair[0] == raw:
             return pair[1]
-        model = ConsentStatement.model_validate(raw)
+        model = parse_document(ConsentStatement, raw)
         self._consents.put(consent_id, (raw, model))
         return model

@@ -17,6 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
+from protocol.jsontext import parse_json_object
+
 from ..domain.records import FragmentRecord, PlanFacts
 from .chain_verify import sqlite_at
 from .engine import begin_write
@@ -325,7 +327,7 @@ async def consent_statement(conn: AsyncConnection, consent_id: str) -> dict[str,
             select(T_CONSENT.c.statement).where(T_CONSENT.c.consent_id == consent_id)
         )
     ).first()
-    return json.loads(row[0]) if row else None
+    return parse_json_object(row[0]) if row else None
 
 
 def consent_plan_sync(conn: Connection, consent_id: str) -> str | None:
@@ -356,7 +358,7 @@ def consents_for_plan_sync(conn: Connection, plan_id: str) -> list[dict[str, Any
         .where(T_CONSENT.c.plan_id == plan_id)
         .order_by(T_CONSENT.c.received_at)
     )
-    return [json.loads(r[0]) for r in rows]
+    return [parse_json_object(r[0]) for r in rows]
 
 
 async def consents_for_plan(engine: AsyncEngine, plan_id: str) -> list[dict[str, Any]]:

@@ -79,16 +79,10 @@ def is_json(values: list[str]) -> bool:
 
 
 async def refuse_media_type(handler: inbound.Inbound, data: bytes) -> tuple[int, dict[str, Any]]:
-    """A request that is not JSON: refused before its body is parsed, addressed and logged as
-    every request refused before verification is (to the ``from`` and ``id`` it claims)."""
-    return await handler._refuse(  # the one refusal path: log entry, metric, signed error
-        inbound._claimed_sender(data),
-        None,
-        inbound._claimed_type(data),
-        Reason.MALFORMED,
-        "Content-Type must be application/json",
-        415,
-        claimed_id=inbound._claimed_id(data),
+    """A request that is not JSON: refused before its body is parsed as an envelope, addressed
+    and logged as every request refused before verification is."""
+    return await handler.refuse_unverified(
+        data, Reason.MALFORMED, "Content-Type must be application/json", 415
     )
 
 

@@ -31,8 +31,14 @@ from protocol.canonical import canonicalize
 from protocol.clock import ManualClock, format_time
 from protocol.documents import build_node_document, sign_consent, sign_fragment
 from protocol.encoding import b64url_decode, b64url_encode
-from protocol.envelope import DEFAULT_SKEW_S, MAX_DEPTH, MAX_LIFETIME_S, sign_envelope
-from protocol.keys import SigningKey, fingerprint
+from protocol.envelope import (
+    DEFAULT_SKEW_S,
+    MAX_DEPTH,
+    MAX_LIFETIME_S,
+    read_claims,
+    sign_envelope,
+)
+from protocol.keys import SigningKey, fingerprint, make_key_id
 from protocol.signing import sign_object, signing_input
 
 HERE = Path(__file__).resolve().parent
@@ -58,6 +64,8 @@ T = datetime(2026, 11, 23, 9, 15, 2, tzinfo=UTC)  # issued_at of most envelopes
 VERIFY_AT = T + timedelta(seconds=5)  # the verifier's clock for most envelopes
 TTL_S = 60
 TRUST = "node-document/valid"
+MAX_BODY_BYTES = 262144  # the default size limit (SPEC.md §8)
+SMALL_LIMIT = 1024  # the smallest a node may configure; the size vectors use it
 
 VALID = "valid"
 
@@ -121,29 +129,82 @@ class Builder:
             parsed = json.loads(text)
         except ValueError:
             parsed = None
-        if isinstance(parsed, dict):
+        if isinstance(parsed, dict) and _renders(parsed):
             record["input"] = parsed
             if expect == VALID:
                 data = signing_input(parsed)
                 record["signing_input"] = data.decode("utf-8")
                 record["signing_input_sha256"] = hashlib.sha256(data).hexdigest()
+        if kind == "envelope" and expect != VALID and verify.get("request"):
+            record["error_reply"] = error_reply(text, verify)
         if name in self.files:
             raise ValueError(f"duplicate vector {name}")
         self.files[name] = record
         self.index.append({"name": name, "file": f"{name}.json", "kind": kind, "expect": expect})
 
 
+def _renders(value: Any) -> bool:
+    """Whether ``value`` can be written to a UTF-8 file (a lone surrogate cannot)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def envelope_check(
-    now: datetime = VERIFY_AT, audience: str = PEER, seen_first: Sequence[str] = ()
+    now: datetime = VERIFY_AT,
+    audience: str = PEER,
+    seen_first: Sequence[str] = (),
+    reply_type: str | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> dict[str, Any]:
-    return {
+    """How to verify an envelope vector: as a request received at the federation endpoint, or
+    (``reply_type``) as the reply to a request whose reply type that is (SPEC.md §5.3 steps 5
+    and 6)."""
+    check: dict[str, Any] = {
         "audience": audience,
         "now": format_time(now),
         "skew_s": DEFAULT_SKEW_S,
         "max_lifetime_s": MAX_LIFETIME_S,
+        "max_body_bytes": max_body_bytes,
+        "max_depth": MAX_DEPTH,
         "trust": TRUST,
         "seen_first": list(seen_first),
     }
+    if reply_type is None:
+        check["request"] = True
+    else:
+        check["reply_type"] = reply_type
+    return check
+
+
+def error_reply(text: str, verify: Mapping[str, Any]) -> dict[str, str]:
+    """The ``to`` and ``re`` of the signed ``error`` a node answers a refused request with
+    (SPEC.md §8), as the reference code reads them off the request."""
+    claims = read_claims(text.encode("utf-8"), verify["max_depth"], verify["max_body_bytes"])
+    reply = {"to": claims.to}
+    if claims.id is not None:
+        reply["re"] = claims.id
+    return reply
+
+
+def last_char_with_unused_bits_set(text: str) -> str:
+    """The same bytes spelled with a non-zero unused trailing bit: the last base64url digit
+    carries bits beyond the data (4 of them for 64 bytes, 2 for 32), of which the lowest is
+    flipped here. A strict decoder refuses it (SPEC.md §3.1)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    return text[:-1] + alphabet[alphabet.index(text[-1]) ^ 1]
+
+
+def without(obj: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in names}
+
+
+# the identity point of edwards25519 (y = 1): a public key of small order
+SMALL_ORDER_KEY = bytes([1]) + bytes(31)
+# R = the identity, S = 0: satisfies [S]B = R + [k]A for A of small order and every message
+SMALL_ORDER_SIGNATURE = SMALL_ORDER_KEY + bytes(32)
 
 
 def nested(depth: int) -> Any:
@@ -226,6 +287,92 @@ def build() -> dict[str, Any]:
         "Signed by the current key with an issued_at before that key's valid_from.",
         doc_check,
         wire(early),
+    )
+
+    out.add(
+        "node-document/unknown_key-signed-by-another-node",
+        "node_document",
+        "unknown_key",
+        f"The document of {NODE}, signed by a key of {OTHER} (§4.4 step 4).",
+        doc_check,
+        wire(resign(document, other)),
+    )
+    out.add(
+        "node-document/unknown_key-unlisted-key",
+        "node_document",
+        "unknown_key",
+        f"Signed by a key of {NODE} that the document does not list (§4.4 step 5).",
+        doc_check,
+        wire(resign(document, unlisted)),
+    )
+    small_kid = make_key_id(NODE, SMALL_ORDER_KEY)
+    small_order_doc = {
+        **without(document, "sig"),
+        "keys": [
+            {
+                "kid": small_kid,
+                "alg": "Ed25519",
+                "public": b64url_encode(SMALL_ORDER_KEY),
+                "valid_from": format_time(KEY_FROM),
+            }
+        ],
+        "sig": {"alg": "Ed25519", "key": small_kid, "value": b64url_encode(SMALL_ORDER_SIGNATURE)},
+    }
+    out.add(
+        "node-document/bad_signature-small-order-key",
+        "node_document",
+        "bad_signature",
+        "Lists only a key of small order (the identity point) and is 'signed' with R = identity, "
+        "S = 0, which satisfies the plain verification equation for every message (§3.1).",
+        doc_check,
+        wire(small_order_doc),
+    )
+    odd_public = dict(document["keys"][0])
+    odd_public["public"] = last_char_with_unused_bits_set(odd_public["public"])
+    out.add(
+        "node-document/malformed-public-key-unused-bits-set",
+        "node_document",
+        "malformed",
+        "The current key's public key with a non-zero unused trailing bit (the same 32 bytes "
+        "spelled another way), signed (§4.4 step 3).",
+        doc_check,
+        wire(resign(document, current, keys=[odd_public, *document["keys"][1:]])),
+    )
+    null_until = {**document["keys"][0], "valid_until": None}
+    out.add(
+        "node-document/malformed-null-member",
+        "node_document",
+        "malformed",
+        'The current key entry with "valid_until": null, signed: an absent member is '
+        "omitted, never null (§5.2).",
+        doc_check,
+        wire(resign(document, current, keys=[null_until, *document["keys"][1:]])),
+    )
+    out.add(
+        "node-document/malformed-no-v",
+        "node_document",
+        "malformed",
+        "Without the required member 'v', signed (§4.2).",
+        doc_check,
+        wire(sign_object(without(document, "v", "sig"), current)),
+    )
+    out.add(
+        "node-document/malformed-duplicate-member",
+        "node_document",
+        "malformed",
+        "'agency_name' written twice (first another name, then the signed one): a parser "
+        "keeping the last would verify it (§1).",
+        doc_check,
+        '{"agency_name": "Vektorby kommun – socialtjänst", ' + wire(document)[1:],
+    )
+    out.add(
+        "node-document/malformed-v-is-1.0",
+        "node_document",
+        "malformed",
+        "'v' written 1.0: its canonical form is 1, so the signature verifies, but every number "
+        "in the protocol is an integer (§1).",
+        doc_check,
+        wire(document).replace('"v": 1,', '"v": 1.0,', 1),
     )
 
     # --- fragments ----------------------------------------------------------------------------
@@ -341,6 +488,19 @@ def build() -> dict[str, Any]:
         wire(resign(fragment, current, category="finance")),
     )
 
+    null_end = {
+        **fragment["content"],
+        "actions": [{**fragment["content"]["actions"][0], "end": None}],
+    }
+    out.add(
+        "fragments/malformed-null-member",
+        "fragment",
+        "malformed",
+        "content.actions[0].end is null, signed: an action without an end omits it (§5.2, §6.1).",
+        {"trust": TRUST},
+        wire(resign(fragment, current, content=null_end)),
+    )
+
     # --- consent statements -------------------------------------------------------------------
     consent = sign_consent(
         {
@@ -391,6 +551,23 @@ def build() -> dict[str, Any]:
         wire(resign(consent, other)),
     )
 
+    out.add(
+        "consent/key_not_valid-retired-key",
+        "consent",
+        "key_not_valid",
+        "Signed by the lead's retired key with an issued_at after that key's valid_until.",
+        {"trust": TRUST},
+        wire(resign(consent, retired)),
+    )
+    out.add(
+        "consent/malformed-no-type",
+        "consent",
+        "malformed",
+        "Without the required member 'type', signed (§6.2).",
+        {"trust": TRUST},
+        wire(sign_object(without(consent, "type", "sig"), current)),
+    )
+
     # --- envelopes: valid ---------------------------------------------------------------------
     clock = ManualClock(T)
 
@@ -431,7 +608,7 @@ def build() -> dict[str, Any]:
         "envelope",
         VALID,
         "A reply: hello.ack carries the request's id in 're'.",
-        envelope_check(),
+        envelope_check(reply_type="hello.ack"),
         wire(envelope("hello.ack", {"ok": True}, "hello.ack", re=fixed_uuid("peer hello"))),
     )
     request_body = {
@@ -462,7 +639,7 @@ def build() -> dict[str, Any]:
         VALID,
         "A fragments.response releasing one signed fragment (see fragments/valid) and listing "
         "one withheld category with its reason.",
-        envelope_check(),
+        envelope_check(reply_type="fragments.response"),
         wire(
             envelope(
                 "fragments.response",
@@ -472,13 +649,14 @@ def build() -> dict[str, Any]:
             )
         ),
     )
+    statement_message = envelope("consent.statement", {"statement": consent}, "consent.statement")
     out.add(
         "envelopes/valid-consent-statement",
         "envelope",
         VALID,
         "A consent.statement carrying the signed statement of consent/valid.",
         envelope_check(),
-        wire(envelope("consent.statement", {"statement": consent}, "consent.statement")),
+        wire(statement_message),
     )
     invite_reply = envelope(
         "plan.invite.reply",
@@ -492,7 +670,7 @@ def build() -> dict[str, Any]:
         VALID,
         "The one reply an invited node gives to a plan.invite (SPEC §7.1): status 'pending', "
         "whether or not it holds the child or knows the plan.",
-        envelope_check(),
+        envelope_check(reply_type="plan.invite.reply"),
         wire(invite_reply),
     )
     error_body = {
@@ -504,7 +682,7 @@ def build() -> dict[str, Any]:
         "envelope",
         VALID,
         "A signed error reply (HTTP 409 for this reason) to one of the verifier's requests.",
-        envelope_check(),
+        envelope_check(reply_type="fragments.response"),
         wire(envelope("error", error_body, "error", re=fixed_uuid("peer replayed"))),
     )
     before_rotation = T.replace(month=5, day=31)
@@ -627,6 +805,7 @@ def build() -> dict[str, Any]:
         "envelopes/valid-plan-invite-reply re-signed with status 'linked': a plan.invite.reply "
         "never says how the invitation went (SPEC §7.1), so the body fails validation.",
         wire(resign(invite_reply, current, body={"plan_id": PLAN_ID, "status": "linked"})),
+        reply_type="plan.invite.reply",
     )
     deepest_ok = {"started_at": "2026-11-23T09:14:00Z", "n": nested(MAX_DEPTH - 2)}
     bad(
@@ -756,6 +935,148 @@ def build() -> dict[str, Any]:
         "same replay memory, then this one.",
         wire(hello),
         seen_first=["envelopes/valid-hello"],
+    )
+
+    # --- envelopes: size, request and reply rules ------------------------------------------------
+    def spaced(obj: Mapping[str, Any], size: int) -> str:
+        """``wire(obj)`` with spaces before its closing brace, ``size`` bytes in all."""
+        text = wire(obj)
+        return text[:-1] + " " * (size - len(text)) + "}"
+
+    out.add(
+        "envelopes/valid-at-size-limit",
+        "envelope",
+        VALID,
+        f"envelopes/valid-hello padded with spaces to exactly max_body_bytes ({SMALL_LIMIT}) "
+        "bytes: whitespace is not signed, and the limit is inclusive.",
+        envelope_check(max_body_bytes=SMALL_LIMIT),
+        spaced(hello, SMALL_LIMIT),
+    )
+    bad(
+        "too_large",
+        "too_large",
+        f"The same, one byte longer than max_body_bytes ({SMALL_LIMIT}): refused before it is "
+        "parsed (step 0), so its error reply is anonymous.",
+        spaced(hello, SMALL_LIMIT + 1),
+        max_body_bytes=SMALL_LIMIT,
+    )
+    ack = envelope("hello.ack", {"ok": True}, "hello.ack", re=fixed_uuid("peer hello"))
+    bad(
+        "malformed-reply-of-another-type",
+        "malformed",
+        "envelopes/valid-hello-ack received as the reply to a fragments.request: neither "
+        "fragments.response nor error (step 6).",
+        wire(ack),
+        reply_type="fragments.response",
+    )
+    bad(
+        "unknown_type-reply-sent-as-request",
+        "unknown_type",
+        "A hello.ack (with a corrupted signature) sent to the endpoint as a request: a reply "
+        "type is not a request, decided at step 5, before any signature work.",
+        wire(with_sig_value(ack, b64url_encode(bytes(flipped)))),
+    )
+    bad(
+        "malformed-re-on-request",
+        "malformed",
+        "A hello carrying 're', signed: a request carries none (§5.2, step 6).",
+        wire(envelope("hello", hello["body"], "hello with re", re=fixed_uuid("peer hello"))),
+    )
+    bad(
+        "malformed-re-null",
+        "malformed",
+        'envelopes/valid-hello-ack with "re": null, signed: a member without a value is '
+        "omitted, never null (step 3).",
+        wire(resign(ack, current, re=None)),
+        reply_type="hello.ack",
+    )
+
+    # --- envelopes: values with no canonical form, numbers, times, spellings ----------------------
+    odd_statement = {**consent, "evidence_ref": "Samtyckesblankett \ud800"}
+    bad(
+        "malformed-lone-surrogate",
+        "malformed",
+        "envelopes/valid-consent-statement with a lone surrogate (the escape \\ud800) in the "
+        "statement's evidence_ref: no canonical form, so step 14 fails as malformed, not as "
+        "bad_signature (§2.2).",
+        wire({**statement_message, "body": {"statement": odd_statement}}),
+    )
+    catch_up = envelope("revocations.since", {"cursor": 1}, "catch-up")
+    bad(
+        "malformed-integer-without-canonical-form",
+        "malformed",
+        "A revocations.since whose cursor is 2^53 (9007199254740992), beyond ±(2^53 − 1): no "
+        "canonical form, so step 14 fails as malformed (§2.2).",
+        wire(catch_up).replace('"cursor": 1}', f'"cursor": {2**53}}}'),
+    )
+    bad(
+        "malformed-number-with-fraction",
+        "malformed",
+        "envelopes/valid-hello with 'v' written 1.0. Its canonical form is 1, so the signature "
+        "would verify; every number in the protocol is an integer (§1, step 1).",
+        wire(hello).replace('"v": 1,', '"v": 1.0,', 1),
+    )
+    bad(
+        "malformed-number-with-exponent",
+        "malformed",
+        "envelopes/valid-hello with 'v' written 1e0 (step 1).",
+        wire(hello).replace('"v": 1,', '"v": 1e0,', 1),
+    )
+    fractional = resign(
+        hello, current, issued_at="2026-11-23T09:15:02.5Z", expires_at="2026-11-23T09:16:02.5Z"
+    )
+    out.add(
+        "envelopes/valid-fractional-seconds",
+        "envelope",
+        VALID,
+        "issued_at and expires_at with a fraction of a second, signed: receivers accept 1–6 "
+        "fraction digits (§1), though senders write whole seconds.",
+        envelope_check(),
+        wire(fractional),
+    )
+    bad(
+        "malformed-seven-fraction-digits",
+        "malformed",
+        "issued_at with 7 fraction digits, signed (step 8).",
+        wire(resign(hello, current, issued_at="2026-11-23T09:15:02.1234567Z")),
+    )
+    bad(
+        "malformed-sig-unused-bits-set",
+        "malformed",
+        "sig.value spelled with a non-zero unused trailing bit: the same 64 bytes, but not the "
+        "one canonical spelling (step 7).",
+        wire(with_sig_value(hello, last_char_with_unused_bits_set(hello["sig"]["value"]))),
+    )
+    empty_owner = {**hello, "sig": {**hello["sig"], "key": "#" + current.key_id.split("#")[1]}}
+    bad(
+        "malformed-key-owner-empty",
+        "malformed",
+        "sig.key is '#<fingerprint>': the owner before the '#' is empty (step 11).",
+        wire(empty_owner),
+    )
+
+    # --- envelopes: to whom the error goes (§8) -------------------------------------------------
+    bad(
+        "malformed-id-with-trailing-newline",
+        "malformed",
+        "'id' is the UUID followed by a line feed, signed: not a UUID (a pattern matches the "
+        "whole string), so the error reply carries no 're' (§1, step 3, §8).",
+        wire(resign(hello, current, id=hello["id"] + "\n")),
+    )
+    nested_claims = {"v": 1, "type": "hello", "body": {"from": NODE, "id": hello["id"]}}
+    bad(
+        "malformed-from-and-id-only-nested",
+        "malformed",
+        "No top-level 'from' or 'id'; both appear inside 'body'. The error reply is read off the "
+        "top-level object only: anonymous, without 're' (§8).",
+        wire(nested_claims),
+    )
+    bad(
+        "malformed-byte-order-mark",
+        "malformed",
+        "envelopes/valid-hello preceded by a UTF-8 byte-order mark (step 1); the request is "
+        "not read, so the error reply is anonymous (§8).",
+        "\ufeff" + wire(hello),
     )
 
     # --- keys, canonicalization, index ----------------------------------------------------------

@@ -293,3 +293,55 @@ def test_sign_members_reports_a_bad_draft(tmp_path: Path) -> None:
     )
     assert result.returncode == 1 and result.stderr.startswith("error: ")
     assert "malformed" in result.stderr and not (tmp_path / "s.json").exists()
+
+
+@pytest.mark.parametrize("spelling", ["duplicated member", "v is 1.0"])
+def test_verify_refuses_a_signed_list_spelled_as_no_envelope_may_be(
+    tmp_path: Path, spelling: str
+) -> None:
+    """A member list is read with the protocol's one strict parser: a lenient reader keeps the
+    last of a duplicated member (here the signed list, while a first-wins reader sees another
+    member) and reads 1.0 as 1, so the signature verified over either."""
+    barnplan("federation", "create-key", "--out", str(tmp_path / "fed.key"))
+    draft = {
+        "federation": FED,
+        "version": 1,
+        "members": [member_entry("ifo.test.se", "social_services")],
+    }
+    (tmp_path / "draft.json").write_text(json.dumps(draft))
+    signed = tmp_path / "signed.json"
+    barnplan(
+        "federation",
+        "sign-members",
+        str(tmp_path / "draft.json"),
+        "--key",
+        str(tmp_path / "fed.key"),
+        "--out",
+        str(signed),
+    )
+    text = json.dumps(json.loads(signed.read_text()))
+    if spelling == "duplicated member":
+        other = json.dumps([member_entry("evil.test.se", "police")])
+        text = '{"members": ' + other + ", " + text[1:]
+    else:
+        text = text.replace('"v": 1,', '"v": 1.0,')
+    signed.write_text(text)
+    result = barnplan(
+        "federation",
+        "verify",
+        str(signed),
+        "--federation-key",
+        str(tmp_path / "fed.key.pub"),
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout
+    assert "malformed" in result.stderr
+
+
+def member_entry(node_id: str, kind: str) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "base_url": f"https://{node_id}",
+        "agency_kind": kind,
+        "keys": ["0" * 64],
+    }

@@ -9,6 +9,8 @@ request is a 4xx problem document (RFC 9457) saying what to fix, and the store i
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,18 +22,20 @@ from sqlalchemy import func, inspect, select, table, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from node.services.inbound import ANONYMOUS
+from node.services.inbound import ANONYMOUS, UNVERIFIED
 from node.services.outbound import FEDERATION_PATH
 from node.store import tables as _tables  # noqa: F401 - puts every table on SQLModel.metadata
 from protocol.clock import ManualClock, format_time
 from protocol.envelope import StaticKeyRing, sign_envelope, verify_envelope
 from protocol.messages import ErrorBody
+from protocol.models import UUID_PATTERN
 from protocol.signing import sign_object
 from tests.conftest import StoreFactory
 from tests.integration.test_release_flow import add_child, consent_body, fragment
 from tests.support.federation import SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
 from tests.support.plans import link_invitation
 
+UUID = re.compile(UUID_PATTERN)
 Row = dict[str, Any]
 Snapshot = dict[str, list[Row]]
 
@@ -165,24 +169,79 @@ class FedCase:
     status: int
     reason: str
     anonymous: bool = False  # no readable ``from``: the reply goes to anonymous.invalid
+    verified: bool = False  # refused after the signature verified: logged under the sender
+    unread: bool = False  # not a JSON object to the strict parser: nothing of it is echoed
+
+
+def unread(make: Callable[[Pair], bytes], status: int, reason: str) -> FedCase:
+    """A request the node cannot read as a JSON object (SPEC §5.3 steps 0–2): its error is
+    anonymous and has no ``re``, whatever the text holds."""
+    return FedCase(make, status, reason, anonymous=True, unread=True)
+
+
+def with_bom(data: bytes) -> bytes:
+    return b"\xef\xbb\xbf" + data
+
+
+def as_utf16(data: bytes) -> bytes:
+    return data.decode().encode("utf-16")
+
+
+def claims_only_in_the_body(p: Pair) -> bytes:
+    """No top-level ``from`` or ``id``: a ``from`` and ``id`` appear only nested in the body."""
+    hello = signed_hello(p)
+    junk = {"v": 1, "type": "hello", "body": {"from": hello["from"], "id": hello["id"]}}
+    return json.dumps(junk).encode()
+
+
+def claims_in_text_that_is_not_json(p: Pair) -> bytes:
+    hello = signed_hello(p)
+    return f'from the log: "from": "{hello["from"]}", "id": "{hello["id"]}" and so on'.encode()
+
+
+def reply_type_with_a_bad_signature(p: Pair) -> bytes:
+    """A hello.ack sent as a request and not even signed right: refused by its type, before any
+    signature work (SPEC §5.3 step 5)."""
+    envelope = resigned(p, type="hello.ack", body={"ok": True})
+    envelope["sig"] = {**envelope["sig"], "value": "A" * 86}
+    return json.dumps(envelope).encode()
 
 
 FEDERATION_CASES: dict[str, FedCase] = {
-    "malformed_json": FedCase(lambda p: b'{"v": 1, "type": "hello",', 400, "malformed", True),
-    "not_utf8": FedCase(lambda p: b'{"v": \xff\xfe}', 400, "malformed", True),
-    "empty_body": FedCase(lambda p: b"", 400, "malformed", True),
-    "json_array": FedCase(lambda p: json.dumps([signed_hello(p)]).encode(), 400, "malformed"),
-    "json_string": FedCase(lambda p: b'"hello"', 400, "malformed", True),
+    "malformed_json": unread(lambda p: b'{"v": 1, "type": "hello",', 400, "malformed"),
+    "not_utf8": unread(lambda p: b'{"v": \xff\xfe}', 400, "malformed"),
+    "empty_body": unread(lambda p: b"", 400, "malformed"),
+    "json_array": unread(lambda p: json.dumps([signed_hello(p)]).encode(), 400, "malformed"),
+    "json_string": unread(lambda p: b'"hello"', 400, "malformed"),
     "v_is_a_string": FedCase(lambda p: mutated(p, v="1"), 400, "malformed"),
     "v_is_a_bool": FedCase(lambda p: mutated(p, v=True), 400, "malformed"),
+    "v_is_1_0": unread(
+        lambda p: json.dumps(signed_hello(p)).replace('"v": 1,', '"v": 1.0,').encode(),
+        400,
+        "malformed",
+    ),
     "id_is_a_number": FedCase(lambda p: mutated(p, id=12345), 400, "malformed"),
     "id_not_a_uuid": FedCase(lambda p: mutated(p, id="not-a-uuid"), 400, "malformed"),
+    "id_with_a_trailing_newline_signed": FedCase(
+        lambda p: json.dumps(resigned(p, id=str(uuid.uuid4()) + "\n")).encode(), 400, "malformed"
+    ),
+    "re_on_a_request_signed": FedCase(
+        lambda p: json.dumps(resigned(p, re=str(uuid.uuid4()))).encode(), 400, "malformed"
+    ),
+    "utf8_byte_order_mark": unread(
+        lambda p: with_bom(json.dumps(signed_hello(p)).encode()), 400, "malformed"
+    ),
+    "utf16": unread(lambda p: as_utf16(json.dumps(signed_hello(p)).encode()), 400, "malformed"),
     "issued_at_is_a_number": FedCase(lambda p: mutated(p, issued_at=1795424400), 400, "malformed"),
     "body_is_a_list": FedCase(lambda p: mutated(p, body=[1, 2]), 400, "malformed"),
     "sig_is_a_string": FedCase(lambda p: mutated(p, sig="c2ln"), 400, "malformed"),
     "to_is_a_list": FedCase(lambda p: mutated(p, to=["ifo.test.se"]), 400, "malformed"),
     "from_is_a_number": FedCase(lambda p: mutated(p, **{"from": 7}), 400, "malformed", True),
-    "duplicate_key": FedCase(
+    "from_and_id_only_nested_in_the_body": FedCase(claims_only_in_the_body, 400, "malformed", True),
+    "from_and_id_in_text_that_is_not_json": unread(
+        claims_in_text_that_is_not_json, 400, "malformed"
+    ),
+    "duplicate_key": unread(
         lambda p: json.dumps(signed_hello(p))[:-1].encode() + b', "v": 1}', 400, "malformed"
     ),
     "unknown_envelope_field": FedCase(lambda p: mutated(p, extra=1), 400, "malformed"),
@@ -192,12 +251,15 @@ FEDERATION_CASES: dict[str, FedCase] = {
         "malformed",
     ),
     "signed_body_of_wrong_shape": FedCase(
-        lambda p: json.dumps(resigned(p, body={"started_at": 5})).encode(), 400, "malformed"
+        lambda p: json.dumps(resigned(p, body={"started_at": 5})).encode(),
+        400,
+        "malformed",
+        verified=True,
     ),
-    "nested_1000_deep_in_an_object": FedCase(lambda p: deep_envelope(p, 1000), 400, "too_deep"),
-    "nested_40000_deep_in_an_object": FedCase(lambda p: deep_envelope(p, 40_000), 400, "too_deep"),
-    "bare_object_nested_1000_deep": FedCase(lambda p: nested(1000), 400, "too_deep", True),
-    "array_nested_1000_deep": FedCase(lambda p: nested(1000, b"[", b"]"), 400, "too_deep", True),
+    "nested_1000_deep_in_an_object": unread(lambda p: deep_envelope(p, 1000), 400, "too_deep"),
+    "nested_40000_deep_in_an_object": unread(lambda p: deep_envelope(p, 40_000), 400, "too_deep"),
+    "bare_object_nested_1000_deep": unread(lambda p: nested(1000), 400, "too_deep"),
+    "array_nested_1000_deep": unread(lambda p: nested(1000, b"[", b"]"), 400, "too_deep"),
     "unknown_type_signed": FedCase(
         lambda p: json.dumps(resigned(p, type="plan.delete")).encode(), 400, "unknown_type"
     ),
@@ -206,18 +268,30 @@ FEDERATION_CASES: dict[str, FedCase] = {
         400,
         "unknown_type",
     ),
+    "reply_type_sent_as_a_request_with_a_bad_signature": FedCase(
+        reply_type_with_a_bad_signature, 400, "unknown_type"
+    ),
 }
 
 
-async def assert_refused_with_only_a_log_row(
-    pair: Pair, data: bytes, status: int, reason: str, anonymous: bool = False
-) -> None:
-    """POST ``data`` to social services: a signed error with ``reason``, one log row, no more."""
+def claimed_id(data: bytes, unread: bool) -> str | None:
+    """The ``re`` SPEC §8 gives the error: the request's own top-level ``id`` if it is a
+    lower-case UUID, and nothing from a request the node could not read."""
+    if unread:
+        return None
+    found = json.loads(data).get("id")
+    return found if isinstance(found, str) and UUID.fullmatch(found) else None
+
+
+async def assert_refused_with_only_a_log_row(pair: Pair, data: bytes, case: FedCase) -> None:
+    """POST ``data`` to social services: a signed error with the case's reason, addressed by
+    what the request claims (SPEC §8), and one log row: under the school only if the school's
+    signature verified, else as unverified. Nothing else in the store changes."""
     social = pair.social
     before = await snapshot(social)
     got, reply = await post_federation(social, data)
-    assert (got, reply["body"].get("reason")) == (status, reason), reply
-    audience = ANONYMOUS if anonymous else pair.school.node_id
+    assert (got, reply["body"].get("reason")) == (case.status, case.reason), reply
+    audience = ANONYMOUS if case.anonymous else pair.school.node_id
     verified = verify_envelope(
         reply,
         keyring=StaticKeyRing({social.node_id: social.node.identity.public_keys()}),
@@ -227,15 +301,16 @@ async def assert_refused_with_only_a_log_row(
     )
     assert verified.type == "error"
     assert isinstance(verified.body, ErrorBody)
-    assert verified.body.reason.value == reason
+    assert verified.body.reason.value == case.reason
     assert verified.body.detail
+    assert verified.re == claimed_id(data, case.unread)
     added = added_rows(before, await snapshot(social))
     assert set(added) == {"exchange_log"}, added
     (row,) = added["exchange_log"]
     assert row["direction"] == "in"
-    assert row["peer"] == audience
+    assert row["peer"] == (pair.school.node_id if case.verified else UNVERIFIED)
     assert row["outcome"] == "refused"
-    assert row["reason"] == reason
+    assert row["reason"] == case.reason
     assert row["released"] == 0
 
 
@@ -244,9 +319,7 @@ async def test_bad_federation_input_gets_a_signed_4xx_error_and_only_a_log_row(
     pair: Pair, case_name: str
 ) -> None:
     case = FEDERATION_CASES[case_name]
-    await assert_refused_with_only_a_log_row(
-        pair, case.make(pair), case.status, case.reason, case.anonymous
-    )
+    await assert_refused_with_only_a_log_row(pair, case.make(pair), case)
 
 
 async def test_the_node_keeps_answering_properly_after_a_burst_of_bad_input(pair: Pair) -> None:
@@ -268,7 +341,10 @@ READ_BUG = (
 
 
 async def test_a_body_over_max_body_bytes_is_refused_as_too_large_with_413(pair: Pair) -> None:
-    await assert_refused_with_only_a_log_row(pair, oversize(pair), 413, "too_large")
+    """The body is not read at all, so not for a ``from`` either: the error is anonymous."""
+    await assert_refused_with_only_a_log_row(
+        pair, oversize(pair), unread(oversize, 413, "too_large")
+    )
 
 
 async def test_a_valid_envelope_just_under_max_body_bytes_is_accepted(pair: Pair) -> None:
@@ -507,3 +583,38 @@ async def test_bad_api_input_gets_a_4xx_problem_document_and_writes_nothing(
     for secret in case.must_not_echo:
         assert secret not in text
     assert added_rows(before, await snapshot(school)) == {}
+
+
+# --- made-up message types: no new metric series, no new log vocabulary ------------------------
+
+
+def request_series(node: RunningNode) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """The series (sample name, labels) of barnplan_federation_requests in the registry."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items())))
+        for metric in node.node.metrics.registry.collect()
+        if metric.name == "barnplan_federation_requests"
+        for sample in metric.samples
+    }
+
+
+async def test_made_up_message_types_add_no_metric_series_and_are_logged_as_other(
+    pair: Pair,
+) -> None:
+    """Anyone who can reach the endpoint chooses ``type``: 60 unsigned posts with 60 made-up
+    types added 120 series (``_total`` and ``_created`` each) and 60 type names to the log.
+    The type label and the logged type come from the message types of this version only."""
+    social = pair.social
+    before = request_series(social)
+    rows_before = len((await snapshot(social))["exchange_log"])
+    for n in range(60):
+        made_up = f"made.up.{chr(97 + n // 26)}{chr(97 + n % 26)}"
+        status, reply = await post_federation(social, mutated(pair, type=made_up))
+        assert (status, reply["body"]["reason"]) == (400, "unknown_type")
+    added = request_series(social) - before
+    assert {dict(labels)["type"] for _, labels in added} == {"other"}
+    assert len(added) == 2  # type=other, outcome=refused: _total and _created
+    rows = (await snapshot(social))["exchange_log"]
+    assert len(rows) == rows_before + 60
+    logged = {r["message_type"] for r in rows if r["reason"] == "unknown_type"}
+    assert logged == {"other"}

@@ -19,15 +19,19 @@ from typing import Any
 
 import aiohttp
 import pytest
+from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
+from node.services.inbound import UNVERIFIED
 from node.services.outbound import FEDERATION_PATH, PeerResult
 from node.store import records
 from node.store.tables import ExchangeLogEntry
 from protocol.clock import ManualClock, format_time
+from protocol.documents import verify_fragment
 from protocol.envelope import StaticKeyRing, Verified, sign_envelope, verify_envelope
 from protocol.keys import SigningKey
 from protocol.messages import ErrorBody, FragmentsResponse, RevocationsList
+from protocol.signing import sign_object
 from tests.conftest import StoreFactory
 from tests.integration.test_release_flow import add_child, consent_body, fragment, setup_plan
 from tests.support.federation import (
@@ -41,6 +45,7 @@ from tests.support.federation import (
 )
 from tests.support.plans import link_invitation
 
+ROOT = Path(__file__).resolve().parents[2]
 T_LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
 STRANGER = "okand.example.se"
 
@@ -226,6 +231,8 @@ async def new_log_row(node: RunningNode, before: list[dict[str, Any]]) -> dict[s
 
 
 def assert_refused_row(row: dict[str, Any], peer: str, reason: str) -> None:
+    """A refusal before the signature verified is logged under ``UNVERIFIED``: the ``from`` it
+    claims is not known to be true (the error reply is still addressed to it)."""
     assert row["direction"] == "in"
     assert row["peer"] == peer
     assert row["outcome"] == "refused"
@@ -285,7 +292,7 @@ async def test_a_body_changed_after_signing_is_refused_as_bad_signature(world: W
     status, reply = await post(social, envelope)
     assert status == 401
     assert_error_reply(social, reply, school.node_id, "bad_signature")
-    assert_refused_row(await new_log_row(social, before), school.node_id, "bad_signature")
+    assert_refused_row(await new_log_row(social, before), UNVERIFIED, "bad_signature")
 
 
 async def test_the_same_envelope_sent_twice_is_refused_the_second_time_as_replayed(
@@ -347,7 +354,7 @@ async def test_an_envelope_addressed_to_another_node_is_refused_as_wrong_audienc
     status, reply = await post(social, envelope)
     assert status == 421
     assert_error_reply(social, reply, school.node_id, "wrong_audience")
-    assert_refused_row(await new_log_row(social, before), school.node_id, "wrong_audience")
+    assert_refused_row(await new_log_row(social, before), UNVERIFIED, "wrong_audience")
 
 
 async def test_a_node_that_is_not_a_trusted_peer_is_refused_as_unknown_sender(
@@ -360,7 +367,7 @@ async def test_a_node_that_is_not_a_trusted_peer_is_refused_as_unknown_sender(
     status, reply = await post(social, envelope)
     assert status == 401
     assert_error_reply(social, reply, STRANGER, "unknown_sender")
-    assert_refused_row(await new_log_row(social, before), STRANGER, "unknown_sender")
+    assert_refused_row(await new_log_row(social, before), UNVERIFIED, "unknown_sender")
 
 
 async def test_an_envelope_from_school_signed_with_bups_key_is_refused_as_unknown_key(
@@ -372,7 +379,7 @@ async def test_an_envelope_from_school_signed_with_bups_key_is_refused_as_unknow
     status, reply = await post(social, envelope)
     assert status == 401
     assert_error_reply(social, reply, school.node_id, "unknown_key")
-    assert_refused_row(await new_log_row(social, before), school.node_id, "unknown_key")
+    assert_refused_row(await new_log_row(social, before), UNVERIFIED, "unknown_key")
 
 
 async def test_an_envelope_from_school_signed_with_an_unlisted_school_key_is_refused_as_unknown_key(
@@ -386,7 +393,7 @@ async def test_an_envelope_from_school_signed_with_an_unlisted_school_key_is_ref
     status, reply = await post(social, envelope)
     assert status == 401
     assert_error_reply(social, reply, school.node_id, "unknown_key")
-    assert_refused_row(await new_log_row(social, before), school.node_id, "unknown_key")
+    assert_refused_row(await new_log_row(social, before), UNVERIFIED, "unknown_key")
 
 
 # --- HTTP-level refusals -----------------------------------------------------------------------
@@ -702,3 +709,102 @@ async def test_a_node_that_declined_keeps_no_consent_of_the_plan(declined: Decli
     await assert_refused_and_logged(result, d.police, SCHOOL[0], "plan_unknown")
     async with d.police.node.engine.connect() as conn:
         assert await records.consent_statement(conn, d.consent_id) is None
+
+
+# --- consent statements: only the lead distributes one, and only a whole one -------------------
+
+
+async def stored_statement(lead: RunningNode, consent_id: str) -> dict[str, Any]:
+    async with lead.node.engine.connect() as conn:
+        statement = await records.consent_statement(conn, consent_id)
+    assert statement is not None
+    return statement
+
+
+async def test_a_participant_relaying_the_leads_statement_is_refused_as_malformed(
+    world: World,
+) -> None:
+    """SPEC §7.3: a statement is distributed by its lead. Social services forwards the school's
+    genuine statement to BUP: refused malformed (400), as §7.1 and §7.5 refuse a body naming
+    another node than the sender, not ``unknown_key`` (no key was unknown), and nothing stored."""
+    school, social, bup = world.school, world.social, world.bup
+    genuine = await stored_statement(school, world.consent_id)
+    relayed = {**genuine, "consent_id": str(uuid.uuid4())}  # one BUP has not seen
+    relayed = sign_object(
+        {k: v for k, v in relayed.items() if k != "sig"}, school.node.identity.key
+    )
+    envelope = sign_envelope(
+        type="consent.statement",
+        body={"statement": relayed},
+        sender=social.node_id,
+        to=bup.node_id,
+        key=social.node.identity.key,
+        clock=world.clock,
+    )
+    before = await log_rows(bup)
+    status, reply = await post(bup, envelope)
+    assert status == 400
+    assert_error_reply(bup, reply, social.node_id, "malformed")
+    assert_refused_row(await new_log_row(bup, before), social.node_id, "malformed")
+    async with bup.node.engine.connect() as conn:
+        assert await records.consent_statement(conn, relayed["consent_id"]) is None
+
+
+@pytest.mark.parametrize("member", ["v", "type"])
+async def test_a_statement_without_v_or_type_from_the_lead_is_refused_as_malformed(
+    world: World, member: str
+) -> None:
+    """SPEC §6.2: ``v`` and ``type`` are required members of the signed statement; the lead's
+    correctly signed statement without one was stored (the model defaulted it)."""
+    school, social = world.school, world.social
+    genuine = await stored_statement(school, world.consent_id)
+    cut = {k: v for k, v in genuine.items() if k not in ("sig", member)}
+    cut["consent_id"] = str(uuid.uuid4())
+    statement = sign_object(cut, school.node.identity.key)
+    envelope = sign_envelope(
+        type="consent.statement",
+        body={"statement": statement},
+        sender=school.node_id,
+        to=social.node_id,
+        key=school.node.identity.key,
+        clock=world.clock,
+    )
+    before = await log_rows(social)
+    status, reply = await post(social, envelope)
+    assert status == 400
+    assert_error_reply(social, reply, school.node_id, "malformed")
+    assert_refused_row(await new_log_row(social, before), school.node_id, "malformed")
+    async with social.node.engine.connect() as conn:
+        assert await records.consent_statement(conn, cut["consent_id"]) is None
+
+
+# --- what a holder releases: no null for an empty member -----------------------------------------
+
+
+def nulls(value: Any, path: str = "") -> list[str]:
+    if value is None:
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in nulls(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in nulls(v, f"{path}.{i}")]
+    return []
+
+
+async def test_a_released_fragment_omits_empty_members_rather_than_sending_null(
+    world: World,
+) -> None:
+    """SPEC §5.2, §6.1: social services' fragment has a need without an indicator (stored as
+    null by the local API); released, the member is absent, the fragment verifies under the
+    strict rule and matches schemas/fragment.json."""
+    school, social = world.school, world.social
+    status, reply = await post(
+        social, craft(world, sender=school.node_id, key=school.node.identity.key)
+    )
+    assert status == 200, reply
+    (released,) = reply["body"]["fragments"]
+    assert nulls(released) == []
+    assert "indicator" not in released["content"]["needs"][0]
+    verify_fragment(released, social.node.identity.public_keys())
+    schema = json.loads((ROOT / "schemas" / "fragment.json").read_text(encoding="utf-8"))
+    assert list(Draft202012Validator(schema).iter_errors(released)) == []

@@ -149,3 +149,70 @@ def test_peers_add_tampered_document_is_refused(tmp_path: Path) -> None:
     assert "bad_signature" in result.stderr and result.stderr.count("\n") == 1
     listed = json.loads(barnplan("peers", "list", "--json", "--dir", str(school.directory)).stdout)
     assert listed == []
+
+
+def _document_variants() -> dict[str, bytes]:
+    """A genuinely self-signed node document, spelled in ways the federation endpoint refuses
+    in an envelope; each still verifies for a lenient reader (``json.loads`` keeps the last of
+    a duplicated member, reads 1.0 as the integer 1 and skips a byte-order mark)."""
+    from datetime import UTC, datetime
+
+    from protocol.documents import build_node_document
+    from protocol.keys import SigningKey
+    from protocol.signing import sign_object
+
+    now = datetime.now(UTC)
+    key = SigningKey.generate("ifo.test.se", now)
+    document = build_node_document(
+        node_id="ifo.test.se",
+        agency_name="IFO",
+        agency_kind="social_services",
+        base_url="http://127.0.0.1:9",
+        key=key,
+        issued_at=now,
+    )
+    text = json.dumps(document)
+    unversioned = sign_object({k: v for k, v in document.items() if k not in ("v", "type")}, key)
+    return {
+        # a first-wins reader sees "Evil"; a last-wins reader verifies the genuine name
+        "duplicated member": ('{"agency_name": "Evil", ' + text[1:]).encode(),
+        "v is 1.0": text.replace('"v": 1,', '"v": 1.0,').encode(),
+        "no v and no type, signed": json.dumps(unversioned).encode(),
+        "byte-order mark": b"\xef\xbb\xbf" + text.encode(),
+    }
+
+
+@pytest.mark.parametrize("variant", sorted(_document_variants()))
+def test_peers_add_refuses_a_document_the_federation_endpoint_would_refuse(
+    tmp_path: Path, variant: str
+) -> None:
+    """SPEC §4.4 step 1: a node document is read with the same strict parser and schema as every
+    message, whichever path reads it; peers add trusted all of these."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    served = _document_variants()[variant]
+    school = init_node(tmp_path, "skola.test.se", "school", "Testskolan")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(served)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = barnplan("peers", "add", url, "--dir", str(school.directory), "--yes", check=False)
+    finally:
+        server.shutdown()
+    assert result.returncode == 1, result.stdout
+    assert "malformed" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    listed = json.loads(barnplan("peers", "list", "--json", "--dir", str(school.directory)).stdout)
+    assert listed == []

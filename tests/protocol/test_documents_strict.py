@@ -14,8 +14,10 @@ import pytest
 
 from protocol.documents import (
     verify_checkpoint,
+    verify_consent,
     verify_fragment,
     verify_node_document,
+    verify_witness,
 )
 from protocol.errors import MalformedError
 from protocol.federation import verify_members
@@ -93,3 +95,83 @@ def test_a_member_list_with_version_as_string_is_malformed() -> None:
         verify_members(members, federation.FKEY.public_raw)
     good = resigned(federation.signed(), lambda o: None, federation.FKEY)
     assert verify_members(good, federation.FKEY.public_raw).version == 1
+
+
+def _drop(name: str) -> Mutation:
+    return lambda obj: obj.pop(name)
+
+
+SIGNED_OBJECTS: dict[str, tuple[Callable[[], dict[str, Any]], Any, Callable[[Any], Any]]] = {
+    "node document": (examples.node_document, examples.KA, lambda o: verify_node_document(o)),
+    "fragment": (
+        examples.fragment,
+        examples.KB,
+        lambda o: verify_fragment(o, [examples.KB.public()]),
+    ),
+    "consent statement": (
+        # issued once the example key is valid (the example's own issued_at is earlier)
+        lambda: {**examples.consent_statement(), "issued_at": "2026-11-23T09:00:00Z"},
+        examples.KA,
+        lambda o: verify_consent(o, [examples.KA.public()]),
+    ),
+    "checkpoint": (
+        examples.checkpoint,
+        examples.KA,
+        lambda o: verify_checkpoint(o, [examples.KA.public()]),
+    ),
+    "witness": (examples.witness, examples.KB, lambda o: verify_witness(o, [examples.KB.public()])),
+    "member list": (
+        federation.signed,
+        federation.FKEY,
+        lambda o: verify_members(o, federation.FKEY.public_raw),
+    ),
+}
+
+
+@pytest.mark.parametrize("member", ["v", "type"])
+@pytest.mark.parametrize("kind", sorted(SIGNED_OBJECTS))
+def test_a_signed_object_without_v_or_type_is_malformed(kind: str, member: str) -> None:
+    """SPEC §4.2, §6.1, §6.2: ``v`` and ``type`` are required; a signature over an object that
+    lacks them does not say what was signed (the models defaulted them and took it)."""
+    build, key, verify = SIGNED_OBJECTS[kind]
+    verify(resigned(build(), lambda o: None, key))  # the control verifies
+    with pytest.raises(MalformedError):
+        verify(resigned(build(), _drop(member), key))
+
+
+NULL_CASES = {
+    "fragment: content.actions.0.end": (examples.fragment, "content.actions.0.end"),
+    "fragment: content.next_review": (examples.fragment, "content.next_review"),
+    "fragment: content.needs.0.indicator": (examples.fragment, "content.needs.0.indicator"),
+    "node document: keys.0.valid_until": (examples.node_document, "keys.0.valid_until"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NULL_CASES))
+def test_a_signed_null_for_an_absent_member_is_malformed(case: str) -> None:
+    """SPEC §5.2: an optional member without a value is omitted; ``null`` is malformed."""
+    build, path = NULL_CASES[case]
+    kind = "fragment" if case.startswith("fragment") else "node document"
+    _, key, verify = SIGNED_OBJECTS[kind]
+    with pytest.raises(MalformedError):
+        verify(resigned(build(), _set(path, None), key))
+
+
+DOCUMENT_TEXTS = {
+    "duplicated member": lambda text: '{"agency_name": "Evil", ' + text[1:],
+    "v is 1.0": lambda text: text.replace('"v": 1,', '"v": 1.0,'),
+    "v is 1e0": lambda text: text.replace('"v": 1,', '"v": 1e0,'),
+    "byte-order mark": lambda text: "\ufeff" + text,
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(DOCUMENT_TEXTS))
+def test_a_node_document_text_is_read_with_the_envelope_parser(spelling: str) -> None:
+    """A received text goes through the one strict parser (jsontext): a lenient parse of each of
+    these verifies (the signature covers the canonical form, in which 1.0 is 1)."""
+    text = json.dumps(examples.node_document())
+    assert verify_node_document(text)[0].id == examples.A
+    with pytest.raises(MalformedError):
+        verify_node_document(DOCUMENT_TEXTS[spelling](text))
+    with pytest.raises(MalformedError):
+        verify_node_document(DOCUMENT_TEXTS[spelling](text).encode())

@@ -128,3 +128,65 @@ def test_body_types_are_strict_as_in_the_schemas(clock: ManualClock) -> None:
             {**{k: v for k, v in env.items() if k != "sig"}, "body": {"cursor": cursor}}, ka
         )
         assert reason(tampered, ring, clock) == Reason.MALFORMED
+
+
+def resigned(env: dict[str, Any], key: SigningKey, **changes: Any) -> dict[str, Any]:
+    return sign_object({**{k: v for k, v in env.items() if k != "sig"}, **changes}, key)
+
+
+@pytest.mark.parametrize("member", ["id", "re"])
+def test_a_uuid_with_a_trailing_newline_is_malformed(clock: ManualClock, member: str) -> None:
+    """SPEC §1: a UUID is the whole string. ``re.match`` with a ``$`` pattern took
+    "<uuid>\\n" (``$`` also matches before a final line feed), so it was echoed in ``re``."""
+    ka, _, ring = keys()
+    env = hello(clock, ka)
+    bad = resigned(env, ka, **{member: env["id"] + "\n"})
+    assert reason(json.dumps(bad).encode(), ring, clock) is Reason.MALFORMED
+    assert reason(bad, ring, clock) is Reason.MALFORMED
+
+
+def test_a_request_is_refused_by_type_before_its_signature(clock: ManualClock) -> None:
+    """SPEC §5.3 step 5: at the endpoint only a request type is acceptable, decided before any
+    signature work; a reply type is unknown_type however it is signed."""
+    ka, _, ring = keys()
+    ack = sign_envelope(type="hello.ack", body={"ok": True}, sender=A, to=B, key=ka, clock=clock)
+    unsigned = {**ack, "sig": {**ack["sig"], "value": "A" * 86}}
+    assert reason(unsigned, StaticKeyRing(), clock) is Reason.UNKNOWN_SENDER  # as a reply
+    assert reason(unsigned, StaticKeyRing(), clock, request=True) is Reason.UNKNOWN_TYPE
+    assert reason(ack, ring, clock, request=True) is Reason.UNKNOWN_TYPE
+
+
+def test_a_request_carrying_re_is_malformed(clock: ManualClock) -> None:
+    """SPEC §5.2, §5.3 step 6: a request MUST NOT carry ``re``; the endpoint refuses one."""
+    ka, _, ring = keys()
+    env = hello(clock, ka, re="0b6f2c1e-8c1a-4f7e-9a3d-2f1e7c9b5a40")
+    assert reason(env, ring, clock, request=True) is Reason.MALFORMED
+    verified = verify_envelope(
+        hello(clock, ka), keyring=ring, audience=B, clock=clock, seen=None, request=True
+    )
+    assert verified.re is None
+
+
+def test_a_body_over_max_bytes_is_too_large_and_not_parsed(clock: ManualClock) -> None:
+    """SPEC §5.3 step 0, in the one verifier the endpoint calls."""
+    ka, _, ring = keys()
+    data = json.dumps(hello(clock, ka)).encode()
+    assert reason(data + b" ", ring, clock, max_bytes=len(data)) is Reason.TOO_LARGE
+    assert reason(b"[" * 5000, ring, clock, max_bytes=4000) is Reason.TOO_LARGE
+    verify_envelope(data, keyring=ring, audience=B, clock=clock, seen=None, max_bytes=len(data))
+
+
+def test_a_refusal_names_the_signer_only_once_the_signature_verified(clock: ManualClock) -> None:
+    """What a node logs a refusal under (SPEC §8): the sender its signature proved (steps
+    15–19), never the ``from`` an envelope merely claims."""
+    ka, _, ring = keys()
+    env = hello(clock, ka)
+    tampered = {**env, "body": {"started_at": "2026-11-23T08:59:01Z"}}
+    for bad in (tampered, {**env, "to": "annan.test.se"}):
+        with pytest.raises(ProtocolError) as info:
+            verify_envelope(bad, keyring=ring, audience=B, clock=clock, seen=None)
+        assert info.value.signer is None
+    clock.advance(3600)
+    with pytest.raises(ProtocolError) as info:
+        verify_envelope(env, keyring=ring, audience=B, clock=clock, seen=None)
+    assert (info.value.reason, info.value.signer) == (Reason.EXPIRED, A)

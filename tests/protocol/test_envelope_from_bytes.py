@@ -76,7 +76,6 @@ def test_enum_bodies_are_strict_from_bytes_too() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        {"n": 1.5},  # a float: parsed and canonicalized the general way
         {"n": "\U0001f600", "\U0001f600": 1},  # outside the BMP
         {"quote": 'say "hi"', "backslash": "a\\b", "bracket": "[[{"},
     ],
@@ -87,6 +86,17 @@ def test_awkward_bodies_give_the_same_outcome(body: dict[str, Any]) -> None:
         statement(body), lambda v: json.dumps(v, ensure_ascii=False, indent=1)
     )
     assert isinstance(indented, Verified)
+
+
+@pytest.mark.parametrize("number", [1.5, 1.0, 1e0, 2e3])
+def test_a_number_with_a_fraction_or_exponent_is_malformed_both_ways(number: float) -> None:
+    """SPEC.md §1: every number is an integer. 1.0 has the canonical form 1, so a signature
+    over {"n": 1} also covers {"n": 1.0}; a receiver that took it would accept a text the
+    sender never wrote, where schema validators judge 1.0 an integer and others do not."""
+    signed = json.dumps(statement({"n": 1}))
+    text = signed.replace('{"n": 1}', '{"n": ' + repr(number) + "}")
+    assert outcome(text.encode()) is Reason.MALFORMED
+    assert outcome(json.loads(text)) is Reason.MALFORMED
 
 
 def test_an_integer_without_canonical_form_is_malformed_both_ways() -> None:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.envelope import MAX_DEPTH, _parse_fast, _parse_reference, parse_json_object
 from protocol.errors import MalformedError, ProtocolError, Reason
+from protocol.jsontext import MAX_DEPTH, _parse_fast, _parse_reference, parse_json_object
 
 characters = st.characters(codec="utf-8") | st.sampled_from(
     ['"', "\\", "[", "]", "{", "}", ":", ",", ".", "e", "\x00", "\u2028", "å", "\U0001f600"]

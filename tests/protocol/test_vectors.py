@@ -1,9 +1,13 @@
 """The published test vectors (protocol/vectors, SPEC.md §12) hold against the code.
 
-Every vector is run through the same function a node uses (``verify_envelope``,
-``verify_node_document``, ``verify_fragment``, ``verify_consent``): valid ones verify, tampered
-ones fail with exactly the reason code the vector names. Regenerating the vectors must give the
-committed files byte for byte, so they cannot drift from the code.
+Every vector's ``input_text`` is run through the same function, with the same parameters, a
+node uses (``verify_envelope`` as the federation endpoint and the requester call it,
+``verify_node_document``, ``verify_fragment``, ``verify_consent`` on received text): valid ones
+verify, tampered ones fail with exactly the reason code the vector names, and a refused request
+is answered to the ``to`` and ``re`` the vector names (``read_claims``, SPEC.md §8).
+``tests/integration/test_vectors_node.py`` sends the request vectors to a running node.
+Regenerating the vectors must give the committed files byte for byte, so they cannot drift from
+the code.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from protocol.canonical import canonicalize
 from protocol.clock import ManualClock, parse_time
 from protocol.documents import verify_consent, verify_fragment, verify_node_document
 from protocol.encoding import b64url_decode, b64url_encode
-from protocol.envelope import MemorySeenIds, SeenIds, StaticKeyRing, verify_envelope
+from protocol.envelope import MemorySeenIds, SeenIds, StaticKeyRing, read_claims, verify_envelope
 from protocol.errors import ProtocolError, Reason
+from protocol.jsontext import parse_json_object
 from protocol.keys import PublicKey, SigningKey, fingerprint, make_key_id
 from protocol.signing import signing_input
 
@@ -41,35 +46,39 @@ def load(name: str) -> dict[str, Any]:
 
 def trusted_keys(name: str) -> tuple[str, list[PublicKey]]:
     """The node id and keys of a trusted node document vector (which must itself verify)."""
-    doc, keys = verify_node_document(json.loads(load(name)["input_text"]))
+    doc, keys = verify_node_document(load(name)["input_text"].encode("utf-8"))
     return doc.id, keys
 
 
 def check(vector: dict[str, Any], seen: SeenIds | None = None) -> None:
-    """Run one vector through the verifier its kind names; raise what the verifier raises."""
+    """Run one vector's exact text through the verifier its kind names; raise what it raises."""
     verify = vector["verify"]
-    text: str = vector["input_text"]
+    data = vector["input_text"].encode("utf-8")
     kind = vector["kind"]
     if kind == "node_document":
-        verify_node_document(json.loads(text), verify["expected_id"])
+        verify_node_document(data, verify["expected_id"])
         return
     node_id, keys = trusted_keys(verify["trust"])
     if kind == "fragment":
-        verify_fragment(json.loads(text), keys)
+        verify_fragment(data, keys)
     elif kind == "consent":
-        verify_consent(json.loads(text), keys)
+        verify_consent(data, keys)
     elif kind == "envelope":
         seen = seen if seen is not None else MemorySeenIds()
         for earlier in verify["seen_first"]:
             check(load(earlier), seen)
         verify_envelope(
-            text.encode("utf-8"),
+            data,
             keyring=StaticKeyRing({node_id: keys}),
             audience=verify["audience"],
             clock=ManualClock(parse_time(verify["now"])),
             seen=seen,
             skew_s=verify["skew_s"],
             max_lifetime_s=verify["max_lifetime_s"],
+            expect_type=verify.get("reply_type"),
+            request=verify.get("request", False),
+            max_depth=verify["max_depth"],
+            max_bytes=verify["max_body_bytes"],
         )
     else:
         raise AssertionError(f"unknown vector kind {kind!r}")
@@ -88,6 +97,36 @@ def test_vector_gives_its_expected_outcome(entry: dict[str, str]) -> None:
 
 
 VALID = [e for e in ENTRIES if e["expect"] == "valid"]
+REFUSED_REQUESTS = [
+    e
+    for e in ENTRIES
+    if e["kind"] == "envelope"
+    and e["expect"] != "valid"
+    and load(e["name"])["verify"].get("request")
+]
+
+
+@pytest.mark.parametrize("entry", REFUSED_REQUESTS, ids=[e["name"] for e in REFUSED_REQUESTS])
+def test_refused_request_vector_names_the_to_and_re_of_its_error_reply(
+    entry: dict[str, str],
+) -> None:
+    """SPEC §8: the error goes to the request's own top-level ``from`` if it is a node id (else
+    anonymous.invalid) and names its ``id`` in ``re`` if that is a lower-case UUID; nothing is
+    read from a request that is too large or not a JSON object."""
+    vector = load(entry["name"])
+    verify = vector["verify"]
+    claims = read_claims(
+        vector["input_text"].encode("utf-8"), verify["max_depth"], verify["max_body_bytes"]
+    )
+    expected = vector["error_reply"]
+    assert (claims.to, claims.id) == (expected["to"], expected.get("re"))
+
+
+def test_every_envelope_vector_says_whether_it_is_a_request_or_a_reply() -> None:
+    for entry in ENTRIES:
+        if entry["kind"] == "envelope":
+            verify = load(entry["name"])["verify"]
+            assert verify.get("request", False) != ("reply_type" in verify), entry["name"]
 
 
 def key_by_id() -> dict[str, SigningKey]:
@@ -104,7 +143,7 @@ def test_valid_vector_shows_its_signing_input_and_reproduces_its_signature(
     entry: dict[str, str],
 ) -> None:
     vector = load(entry["name"])
-    obj = json.loads(vector["input_text"])
+    obj = parse_json_object(vector["input_text"].encode("utf-8"))
     assert obj == vector["input"]
     expected = vector["signing_input"].encode("utf-8")
     assert signing_input(obj) == expected
@@ -168,10 +207,48 @@ REQUIRED_ENVELOPE_OUTCOMES = {
 
 def test_vectors_cover_every_envelope_check() -> None:
     outcomes = {e["expect"] for e in ENTRIES if e["kind"] == "envelope"}
-    assert outcomes >= REQUIRED_ENVELOPE_OUTCOMES
+    assert outcomes >= REQUIRED_ENVELOPE_OUTCOMES | {"too_large"}
     for kind in ("node_document", "fragment", "consent"):
         kinds = {e["expect"] for e in ENTRIES if e["kind"] == kind}
-        assert {"valid", "bad_signature"} <= kinds
+        assert {"valid", "bad_signature", "unknown_key", "key_not_valid", "malformed"} <= kinds
+
+
+# SPEC §12 names these checks; each has a vector (by name), so none can silently go missing
+NAMED_VECTORS = [
+    "envelopes/too_large",  # step 0
+    "envelopes/valid-at-size-limit",
+    "envelopes/malformed-reply-of-another-type",  # step 6
+    "envelopes/unknown_type-reply-sent-as-request",  # step 5, before the signature
+    "envelopes/malformed-re-on-request",  # step 6 for a request
+    "envelopes/malformed-key-owner-empty",  # step 11
+    "envelopes/malformed-lone-surrogate",  # §2.2
+    "envelopes/malformed-integer-without-canonical-form",  # §2.2
+    "envelopes/malformed-number-with-fraction",  # §1
+    "envelopes/malformed-number-with-exponent",
+    "envelopes/valid-fractional-seconds",  # §1
+    "envelopes/malformed-seven-fraction-digits",
+    "envelopes/malformed-sig-unused-bits-set",  # §3.1
+    "envelopes/malformed-re-null",  # §5.2
+    "envelopes/malformed-id-with-trailing-newline",  # §1, §8
+    "envelopes/malformed-from-and-id-only-nested",  # §8
+    "envelopes/malformed-byte-order-mark",  # §1, §8
+    "node-document/unknown_key-signed-by-another-node",  # §4.4 step 4
+    "node-document/unknown_key-unlisted-key",  # §4.4 step 5
+    "node-document/bad_signature-small-order-key",  # §3.1
+    "node-document/malformed-public-key-unused-bits-set",
+    "node-document/malformed-null-member",
+    "node-document/malformed-no-v",
+    "node-document/malformed-duplicate-member",
+    "node-document/malformed-v-is-1.0",
+    "fragments/malformed-null-member",
+    "consent/key_not_valid-retired-key",
+    "consent/malformed-no-type",
+]
+
+
+def test_the_named_checks_have_their_vectors() -> None:
+    names = {e["name"] for e in ENTRIES}
+    assert [n for n in NAMED_VECTORS if n not in names] == []
 
 
 def test_index_lists_every_vector_file_once() -> None:

@@ -371,6 +371,23 @@ INVALID: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
     ("messages/revocations.since", "cursor as string", _set("cursor", "5")),
     ("messages/revocations.list", "more as string", _set("more", "yes")),
     ("messages/plan.invite", "bad personnummer", _set("child.personnummer", "abc")),
+    # SPEC §5.2: absent, not null; SPEC §4.2, §6.1, §6.2: v and type are required
+    ("envelope", "re null", _set("re", None)),
+    (
+        "fragment",
+        "action end null",
+        _set("content.actions", [{"what": "x", "who": "y", "end": None}]),
+    ),
+    ("fragment", "next_review null", _set("content.next_review", None)),
+    (
+        "messages/fragments.response",
+        "withheld category null",
+        _set("withheld", [{"category": None, "reason": "no_fragments"}]),
+    ),
+    ("node_document", "no v", _drop("v")),
+    ("node_document", "no type", _drop("type")),
+    ("fragment", "no v", _drop("v")),
+    ("consent_statement", "no type", _drop("type")),
 ]
 # The models validate in pydantic's lax mode, which coerces "5" -> 5 and "yes" -> True where the
 # schemas (rightly) demand a JSON integer or boolean; integer and boolean fields are marked Strict
@@ -454,3 +471,68 @@ def test_schema_enums_agree_with_code_lists() -> None:
     assert enum_of("node_document", "AgencyKind") == set(lists["agency_kind"])
     assert enum_of("consent_statement", "Purpose") == set(lists["purpose"])
     assert enum_of("messages/error", "Reason") == set(lists["reason"])
+
+
+# --- (d) patterns match whole strings ------------------------------------------------------------
+
+TRAILING_NEWLINE = [
+    ("envelope", "id"),
+    ("envelope", "from"),
+    ("envelope", "to"),
+    ("envelope", "type"),
+    ("envelope", "issued_at"),
+    ("envelope", "sig.key"),
+    ("envelope", "sig.value"),
+    ("node_document", "id"),
+    ("node_document", "base_url"),
+    ("node_document", "keys.0.kid"),
+    ("node_document", "keys.0.public"),
+    ("fragment", "fragment_id"),
+    ("fragment", "origin"),
+    ("fragment", "signed_at"),
+    ("consent_statement", "lead"),
+    ("consent_statement", "recorded_by"),
+    ("consent_statement", "required.0.ref"),
+    ("messages/plan.invite", "child.personnummer"),
+    ("messages/fragments.request", "professional"),
+]
+
+
+def _append_newline(path: str) -> Callable[[dict[str, Any]], None]:
+    *parents, last = path.split(".")
+
+    def mutate(obj: Any) -> None:
+        for part in parents:
+            obj = obj[int(part)] if part.isdigit() else obj[part]
+        obj[last] = obj[last] + "\n"
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("name", "path"), TRAILING_NEWLINE, ids=[f"{n}: {p}" for n, p in TRAILING_NEWLINE]
+)
+def test_a_value_with_a_trailing_newline_is_rejected_by_schema(name: str, path: str) -> None:
+    """SPEC §1: a pattern matches the whole string. The ``jsonschema`` package searches with
+    Python's ``re``, where ``$`` also matches before a final line feed: a schema pattern ending
+    in a bare ``$`` let "<uuid>\\n" through, which the node refuses."""
+    instance = copy.deepcopy(example(name))
+    _append_newline(path)(instance)
+    assert schema_errors(name, instance), "jsonschema accepted a value with a trailing newline"
+
+
+def test_no_generated_schema_allows_null() -> None:
+    """SPEC §5.2: an optional member is absent or has a value; null is never valid."""
+
+    def walk(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            found = ["null"] if node.get("type") == "null" or node.get("default", 0) is None else []
+            return found + [x for v in node.values() for x in walk(v)]
+        if isinstance(node, list):
+            return [x for v in node for x in walk(v)]
+        return []
+
+    for path in sorted(SCHEMAS.rglob("*.json")):
+        if path.name in ("shared_plan.json", "codes.json"):  # local API, not the wire
+            continue
+        assert walk(json.loads(path.read_text(encoding="utf-8"))) == [], path.name
