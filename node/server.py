@@ -39,6 +39,14 @@ async def open_for_serving(config: NodeConfig) -> Node:
 
 async def serve_forever(config: NodeConfig) -> None:
     client_ssl(config)  # a wrong [tls] setting stops the node here, not its first request
+    # a missing, damaged or foreign store is refused before the lock file is made, so a node
+    # that cannot start creates nothing
+    probe = create_engine(config.database_url, config.store.schema_name)
+    try:
+        async with probe.connect():
+            pass
+    finally:
+        await probe.dispose()
     store_file = sqlite_file(config.database_url)
     with serving_lock(config.directory, store_file, SystemClock().now()):
         await _serve(config)

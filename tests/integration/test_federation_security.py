@@ -426,7 +426,7 @@ async def test_a_message_not_sent_as_json_is_refused_with_415_and_nothing_is_app
         refusal = assert_error_reply(social, reply, school.node_id, "malformed")
         assert refusal.re == envelope["id"]  # the requester can match it to its request
         row = await new_log_row(social, before)
-        assert_refused_row(row, school.node_id, "malformed")
+        assert_refused_row(row, UNVERIFIED, "malformed")  # its signature was never checked
     status, reply = await post_raw(social, data, "application/json; charset=UTF-8")
     assert status == 200, reply
     verified = verify_reply(social, reply, school.node_id)

@@ -92,7 +92,7 @@ def test_log_dir_before_the_subcommand_is_the_node_it_checks(tmp_path: Path) -> 
     ok = barnplan("log", "--dir", str(node.directory), "verify")
     assert "log verified: OK" in ok.stdout
     missing = barnplan("log", "--dir", str(tmp_path / "nowhere"), "verify", check=False)
-    assert missing.returncode == 1 and "no barnplan.toml" in missing.stderr
+    assert missing.returncode == 2 and "no barnplan.toml" in missing.stderr  # could not run
     mixed = barnplan("log", "--since", "2026-01-01", "--dir", str(node.directory), "verify",
                      check=False)  # fmt: skip
     assert mixed.returncode == 2 and "does not apply to 'log verify'" in mixed.stderr
