@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -36,6 +36,33 @@ class NodeSection(Section):
     agency_name: Annotated[str, Field(min_length=1, max_length=200)]
     agency_kind: AgencyKind
     base_url: Annotated[str, Field(pattern=BASE_URL_PATTERN)]
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn check digit Swedish organisation numbers (and personnummer) end with."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch) * (2 if i % 2 else 1)
+        total += n - 9 if n > 9 else n
+    return total % 10 == 0
+
+
+class AgencySection(Section):
+    """The agency's official identifiers, written where a receiving record system needs them
+    (the agency's Organization in the FHIR export). Optional: empty means not stated."""
+
+    org_number: Annotated[str, Field(pattern=r"^([0-9]{6}-?[0-9]{4})?$")] = ""
+    hsa_id: Annotated[str, Field(pattern=r"^(SE[0-9]{10}-[A-Za-z0-9]+)?$", max_length=31)] = ""
+
+    @field_validator("org_number")
+    @classmethod
+    def _organisationsnummer(cls, value: str) -> str:
+        """Stored as the ten digits alone (the form record systems match on). The third digit
+        is at least 2 for every legal person, which also keeps a personnummer out of here."""
+        digits = value.replace("-", "")
+        if digits and (int(digits[2]) < 2 or not luhn_ok(digits)):
+            raise ValueError("not a Swedish organisation number (check digit or group)")
+        return digits
 
 
 class ServerSection(Section):
@@ -88,6 +115,7 @@ class NodeConfig(Section):
     """The whole configuration, plus the directory it was loaded from (not in the file)."""
 
     node: NodeSection
+    agency: AgencySection = AgencySection()
     server: ServerSection = ServerSection()
     store: StoreSection = StoreSection()
     keys: KeysSection = KeysSection()
@@ -175,6 +203,12 @@ agency_name = "{agency_name}"
 agency_kind = "{agency_kind}"
 # The URL peers reach this node at (behind the TLS proxy in production).
 base_url = "{base_url}"
+
+[agency]
+# The agency's organisationsnummer (10 digits, NNNNNN-NNNN accepted; empty: not stated).
+org_number = ""
+# The agency's HSA-id, e.g. SE2321000131-E000000000001 (empty: not stated).
+hsa_id = ""
 
 [server]
 host = "{host}"

@@ -19,7 +19,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -166,14 +168,51 @@ def wait_healthy(node: DemoNode, timeout: float = 60.0) -> None:
 
 
 def stop(node: DemoNode) -> None:
-    if node.proc is not None:
+    stop_nodes([node])
+
+
+def stop_nodes(nodes: list[DemoNode]) -> None:
+    """Ask every running node to stop at once, then wait for each (killing one that hangs)."""
+    running = [n for n in nodes if n.proc is not None and n.proc.poll() is None]
+    for node in running:
+        assert node.proc is not None
         node.proc.terminate()
+    for node in running:
+        assert node.proc is not None
         try:
             node.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             node.proc.kill()
             node.proc.wait()
+    for node in nodes:
         node.proc = None
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _stop_requested(signum: int, _frame: object) -> None:
+    """Unwind from wherever the demo is, so its ``finally`` stops the nodes it started."""
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def stopping_nodes_on_signals(runner: Demo) -> Iterator[None]:
+    """The nodes are child processes nobody else knows about: a plain ``kill`` (SIGTERM), a
+    closed terminal (SIGHUP) or Ctrl-C (SIGINT) must not leave them running. Each signal
+    unwinds the demo; while the nodes are stopped, further signals are ignored so a second
+    Ctrl-C cannot cut the cleanup short."""
+    previous = {s: signal.signal(s, _stop_requested) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        try:
+            runner.stop_all()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 def fragment_for(node: DemoNode) -> dict[str, Any]:
@@ -460,8 +499,7 @@ class Demo:
                 click.echo(f"      API token {user}: {token}")
 
     def stop_all(self) -> None:
-        for node in self.nodes:
-            stop(node)
+        stop_nodes(self.nodes)
 
 
 @click.command()
@@ -480,13 +518,14 @@ def demo(base: Path | None, no_wait: bool) -> None:
         raise DemoError(f"{base} is not empty; give an empty or new directory")
     runner = Demo(workdir)
     try:
-        runner.setup()
-        runner.run()
-        runner.goodbye()
-        if not no_wait:
-            click.echo("Nodes keep running; press Ctrl-C to stop.")
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        with stopping_nodes_on_signals(runner):
+            runner.setup()
+            runner.run()
+            runner.goodbye()
+            if not no_wait:
+                click.echo("Nodes keep running; press Ctrl-C to stop.")
+                while True:
+                    signal.pause()  # until a stop signal unwinds (see stopping_nodes_on_signals)
     finally:
-        runner.stop_all()
         if base is None and no_wait:
             shutil.rmtree(workdir, ignore_errors=True)

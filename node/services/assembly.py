@@ -59,6 +59,21 @@ def granted_from(statement: ConsentStatement, holder: str, requester: str) -> li
 Checked = list[VerifiedFragment]
 
 
+def agencies_named(node: Node, node_ids: list[str]) -> dict[str, dict[str, str]]:
+    """Who runs each node the plan names: this node's agency from its config (with the
+    official identifiers only it can state), each peer's from its verified node document
+    (held in memory by the keyring). A node this one no longer trusts is left out."""
+    found: dict[str, dict[str, str]] = {}
+    for node_id in sorted(set(node_ids)):
+        if node_id == node.node_id:
+            own, ids = node.config.node, node.config.agency
+            extra = {k: v for k, v in (("org_number", ids.org_number), ("hsa_id", ids.hsa_id)) if v}
+            found[node_id] = {"name": own.agency_name, "kind": own.agency_kind.value, **extra}
+        elif (agency := node.keyring.agency(node_id)) is not None:
+            found[node_id] = {"name": agency.name, "kind": agency.kind}
+    return found
+
+
 @dataclass(frozen=True)
 class LeadFacts:
     """What the lead reads from its own store for one assembly."""
@@ -338,11 +353,18 @@ async def _assemble(
         "responsible_node": plan.responsible_node,
         "consent": {
             "consent_id": statement.consent_id,
+            "issued_at": statement.issued_at,
             "valid_from": statement.valid_from,
             "valid_until": statement.valid_until,
             "expired": node.clock.now() >= parse_time(statement.valid_until),
             "given_by": [c.model_dump() for c in statement.given_by],
+            "grants": [g.model_dump(by_alias=True, mode="json") for g in statement.grants],
         },
+        "agencies": agencies_named(
+            node,
+            [node.node_id, *members, plan.responsible_node]
+            + [n for g in statement.grants for n in (g.from_, *g.to)],
+        ),
         "participants": [
             {
                 "node_id": node.node_id,

@@ -6,7 +6,8 @@ export is a pure function of the dict ``assembly.assemble`` returns: it adds not
 plan does not hold, and it is built for one request and never stored (DESIGN.md invariant 1).
 
 Mapping (resources are ``urn:uuid`` entries of a ``collection`` Bundle; ids are UUIDv5 of the
-plan id, so a re-export names the same resources):
+plan id - and, for everything that depends on the consent, of the consent id - so a re-export
+names the same resources):
 
 * **Patient** - the child as the lead node knows it (name). Identity stays with the lead: the
   personnummer is included only because this bundle is served to the lead professional alone
@@ -14,47 +15,82 @@ plan id, so a re-export names the same resources):
   find its patient. It uses the official Swedish system ``urn:oid:1.2.752.129.2.1.3.1`` (12
   digits). Pass ``include_personnummer=False`` for anything family-facing or leaving the
   professional setting: then the Patient carries the name only.
-* **Organization** - one per participating node (node id as identifier and name).
-* **CarePlan** - status ``active``, or ``revoked`` when the consent was withdrawn; intent
-  ``plan``; activities from the plan's actions (planned->scheduled, ongoing->in-progress,
-  done->completed, cancelled->cancelled; scheduledPeriod from start/end; performer display =
-  who, plus the origin agency); goals linked via ``CarePlan.goal``; summaries, needs, the
-  child's and family's views, the chronology and the next review as notes, each naming its
-  origin node.
+* **Organization** - only the agencies the reader is entitled to know take part: the lead, the
+  responsible agency, and every agency the consent lets release to the lead (whether it
+  contributed, withheld or did not answer). A participant the consent leaves out - e.g. the
+  police when the family did not consent to police information - is not named anywhere, since
+  a receiving record would otherwise learn that agency is involved with the child. Name and kind
+  come from the agency's node document (its configuration for the lead); the lead's
+  organisationsnummer (``urn:oid:2.5.4.97``) and HSA-id (``urn:oid:1.2.752.29.4.19``) from its
+  ``[agency]`` settings.
+* **CarePlan** - one per plan *and consent*: a revoked or expired consent's CarePlan is
+  ``revoked`` on every export and a later consent gets a CarePlan of its own, so no record
+  sees a revoked plan come back to ``active``. Status ``unknown`` while an agency the consent
+  asks did not answer (timed out, unreachable, refused, invalid reply): the plan is then
+  incomplete, said in the first note and in the participants List. ``author`` is the
+  responsible agency; ``contributor`` the agencies whose content is included. Activities from
+  the plan's actions (planned->scheduled, ongoing->in-progress, done->completed,
+  cancelled->cancelled); goals via ``CarePlan.goal``; summaries, needs, views, the chronology
+  and the next review as notes authored by their origin agency.
 * **Goal** - description, ``target.dueDate``, the SHANARRI indicator as category.
-* **Consent** - ``active`` unless revoked or expired (then ``inactive``); scope
-  patient-privacy; LOINC 59284-0; provision period = valid_from..valid_until.
+* **Consent** - ``active`` unless revoked or expired (then ``inactive``, with the revocation
+  time in the ``consent-revoked`` extension); ``dateTime`` when the lead signed the statement;
+  policy OPTIN; the root provision carries the validity period, and each grant that lets an
+  agency release to the lead is a nested ``permit`` (custodian and recipient as actors, the
+  categories as codes, the purpose). Grants between other agencies are not the basis of
+  anything in the bundle and would name agencies it must not name, so they are left out.
 * **Provenance** - one per fragment: target the CarePlan (and the Goals from that fragment),
-  recorded = assembled_at, agent = the origin Organization (author) and the lead (assembler),
-  entity = the fragment id and version. FHIR ``Provenance.signature`` is deliberately not used:
-  the shared plan does not carry the Ed25519 signature bytes or their signing time, and
-  inventing either would be dishonest. What the lead did verify (algorithm, key id, verified)
-  goes into the ``fragment-signature`` extension instead.
+  recorded = assembled_at, agents = the origin agency (author) and the lead professional on
+  behalf of the lead agency (assembler), entity = the fragment id and version. FHIR
+  ``Provenance.signature`` is deliberately not used: the shared plan does not carry the Ed25519
+  signature bytes or their signing time, and inventing either would be dishonest. What the lead
+  did verify goes into the ``fragment-signature`` extension instead.
+* **List** - the participants named above with how each answered (code system
+  ``participant-status``), so a reader sees which agencies' content is missing and why.
+
+Every DomainResource has a generated XHTML narrative (all text escaped). One pruning rule runs
+over the whole bundle last: FHIR JSON has no empty arrays, objects or strings, so none leave.
+The extensions and code systems written here are published as conformance resources under
+``schemas/fhir/`` (``schemas/fhir/generate.py`` writes them from this module).
 """
 
 from __future__ import annotations
 
+import html
+import re
 import uuid
 from typing import Any
 
 from protocol.codes import LABELS
 
-PERSONNUMMER_SYSTEM = "urn:oid:1.2.752.129.2.1.3.1"
 BASE = "https://barnplan.se/fhir"
+# identifier systems of ours (NamingSystem resources in schemas/fhir/)
 NODE_SYSTEM = f"{BASE}/NamingSystem/node-id"
-PLAN_SYSTEM = f"{BASE}/NamingSystem/plan-id"
+CAREPLAN_SYSTEM = f"{BASE}/NamingSystem/plan-consent"
 CONSENT_SYSTEM = f"{BASE}/NamingSystem/consent-id"
 FRAGMENT_SYSTEM = f"{BASE}/NamingSystem/fragment-id"
 PROFESSIONAL_SYSTEM = f"{BASE}/NamingSystem/professional"
 CONSENTER_SYSTEM = f"{BASE}/NamingSystem/consenter"
+# code systems of ours (CodeSystem resources in schemas/fhir/)
 INDICATOR_SYSTEM = f"{BASE}/CodeSystem/indicator"
 PURPOSE_SYSTEM = f"{BASE}/CodeSystem/purpose"
+CATEGORY_SYSTEM = f"{BASE}/CodeSystem/category"
+AGENCY_KIND_SYSTEM = f"{BASE}/CodeSystem/agency-kind"
+PARTICIPANT_STATUS_SYSTEM = f"{BASE}/CodeSystem/participant-status"
+LIST_SYSTEM = f"{BASE}/CodeSystem/list"
+# extensions of ours (StructureDefinition resources in schemas/fhir/)
 SIGNATURE_EXTENSION = f"{BASE}/StructureDefinition/fragment-signature"
-RESPONSIBLE_EXTENSION = f"{BASE}/StructureDefinition/responsible-organization"
+REVOKED_EXTENSION = f"{BASE}/StructureDefinition/consent-revoked"
+# established systems
+PERSONNUMMER_SYSTEM = "urn:oid:1.2.752.129.2.1.3.1"
+ORG_NUMBER_SYSTEM = "urn:oid:2.5.4.97"
+HSA_SYSTEM = "urn:oid:1.2.752.29.4.19"
 PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 LOINC = "http://loinc.org"
+XHTML = "http://www.w3.org/1999/xhtml"
 
 ACTIVITY_STATUS = {
     "planned": "scheduled",
@@ -62,7 +98,25 @@ ACTIVITY_STATUS = {
     "done": "completed",
     "cancelled": "cancelled",
 }
+# how a participant answered this assembly (schemas/shared_plan.json, participants[].status)
+PARTICIPANT_STATUS: dict[str, tuple[str, str]] = {
+    "included": ("Med i planen", "Included"),
+    "withheld": ("Lämnade inte ut", "Withheld"),
+    "not_linked": ("Inte kopplad till planen", "Not linked to the plan"),
+    "not_requested": ("Inte efterfrågad", "Not requested"),
+    "timed_out": ("Svarade inte i tid", "Timed out"),
+    "unreachable": ("Nås inte", "Unreachable"),
+    "refused": ("Nekade", "Refused"),
+    "invalid": ("Ogiltigt svar", "Invalid reply"),
+}
+# the answers after which content the consent allows is missing from this assembly
+NO_ANSWER = ("timed_out", "unreachable", "refused", "invalid")
+LIST_KINDS: dict[str, tuple[str, str]] = {
+    "participants": ("Deltagare och deras svar", "Participants and their answers"),
+}
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, BASE)
+# characters XML 1.0 does not allow, even escaped: kept out of the narrative
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _id(plan_id: str, *parts: str) -> str:
@@ -71,10 +125,19 @@ def _id(plan_id: str, *parts: str) -> str:
 
 
 def _ref(resource_id: str, display: str | None = None) -> dict[str, Any]:
-    ref: dict[str, Any] = {"reference": f"urn:uuid:{resource_id}"}
-    if display:
-        ref["display"] = display
-    return ref
+    return {"reference": f"urn:uuid:{resource_id}", "display": display}
+
+
+def _label(code_list: str, code: str) -> str:
+    return LABELS[code_list].get(code, (code, code))[0]
+
+
+def _coding(system: str, code: str, display: str) -> dict[str, Any]:
+    return {"system": system, "code": code, "display": display}
+
+
+def _concept(system: str, code: str, display: str) -> dict[str, Any]:
+    return {"coding": [_coding(system, code, display)], "text": display}
 
 
 def _indicator_label(slot: str) -> str:
@@ -84,172 +147,253 @@ def _indicator_label(slot: str) -> str:
 def _indicator_concept(slot: str) -> dict[str, Any]:
     if slot not in LABELS["indicator"]:
         return {"text": _indicator_label(slot)}
-    return {
-        "coding": [{"system": INDICATOR_SYSTEM, "code": slot, "display": _indicator_label(slot)}],
-        "text": _indicator_label(slot),
-    }
+    return _concept(INDICATOR_SYSTEM, slot, _indicator_label(slot))
 
 
-def _period(start: str | None, end: str | None) -> dict[str, str] | None:
-    period = {k: v for k, v in (("start", start), ("end", end)) if v}
-    return period or None
+def _period(start: str | None, end: str | None) -> dict[str, Any]:
+    return {"start": start, "end": end}
 
 
-def _note(text: str, origin: str | None = None, time: str | None = None) -> dict[str, Any]:
-    note: dict[str, Any] = {"text": text}
-    if origin:
-        note["authorString"] = origin
-    if time:
-        note["time"] = time
-    return note
+def _narrative(*lines: str) -> dict[str, Any]:
+    """A generated XHTML narrative: one paragraph per line, every character escaped, so text
+    from a fragment can never become markup in a receiving record's display."""
+    paragraphs = "".join(
+        f"<p>{html.escape(_NOT_XML.sub('', line), quote=True)}</p>" for line in lines if line
+    )
+    return {"status": "generated", "div": f'<div xmlns="{XHTML}">{paragraphs}</div>'}
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {} or (
+        isinstance(value, str) and not value.strip()
+    )
+
+
+def prune(value: Any) -> Any:
+    """FHIR JSON has no null, no empty array, object or string (a blank string is one):
+    drop each, bottom up, so a parent left empty goes too. The builders below write every
+    optional element unconditionally and leave deciding to this one rule."""
+    if isinstance(value, dict):
+        kept = {k: prune(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if not _empty(v)}
+    if isinstance(value, list):
+        return [v for v in (prune(item) for item in value) if not _empty(v)]
+    return value
+
+
+class _Agencies:
+    """Which agencies the bundle names, with their Organization ids and display names."""
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        lead = plan["lead_node"]
+        granted = {g["from"] for g in plan["consent"]["grants"] if lead in g["to"]}
+        origins = {f["origin"] for f in plan["fragments"]}
+        self.plan_id = plan["plan_id"]
+        self.known: dict[str, dict[str, str]] = plan.get("agencies") or {}
+        self.named = list(
+            dict.fromkeys([lead, plan["responsible_node"], *sorted(granted | origins)])
+        )
+
+    def org_id(self, node_id: str) -> str:
+        return _id(self.plan_id, "organization", node_id)
+
+    def name(self, node_id: str) -> str:
+        return self.known.get(node_id, {}).get("name") or node_id
+
+    def ref(self, node_id: str) -> dict[str, Any]:
+        assert node_id in self.named, "only agencies the bundle may name are referenced"
+        return _ref(self.org_id(node_id), self.name(node_id))
+
+    def organization(self, node_id: str) -> dict[str, Any]:
+        agency = self.known.get(node_id, {})
+        kind = agency.get("kind")
+        identifiers: list[dict[str, str | None]] = [
+            {"use": "official", "system": ORG_NUMBER_SYSTEM, "value": agency.get("org_number")},
+            {"use": "official", "system": HSA_SYSTEM, "value": agency.get("hsa_id")},
+            {"use": "usual", "system": NODE_SYSTEM, "value": node_id},
+        ]
+        kind_label = _label("agency_kind", kind) if kind else ""
+        return {
+            "resourceType": "Organization",
+            "id": self.org_id(node_id),
+            "text": _narrative(self.name(node_id), kind_label, f"barnplan-nod: {node_id}"),
+            "identifier": [i for i in identifiers if i["value"]],
+            "active": True,
+            "type": [_concept(AGENCY_KIND_SYSTEM, kind, kind_label)] if kind else [],
+            "name": self.name(node_id),
+        }
+
+
+def _careplan_status(plan: dict[str, Any]) -> str:
+    """Follows the consent: revoked (or expired) is final for this consent's CarePlan; while an
+    agency did not answer, the plan's state as a whole is not known."""
+    if plan["status"] == "revoked" or plan["consent"]["expired"]:
+        return "revoked"
+    return "unknown" if _unanswered(plan) else "active"
+
+
+def _unanswered(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in plan["participants"] if p["status"] in NO_ANSWER]
 
 
 def _patient(plan: dict[str, Any], patient_id: str, include_personnummer: bool) -> dict[str, Any]:
-    patient: dict[str, Any] = {"resourceType": "Patient", "id": patient_id}
-    child = plan.get("child")
-    if child:
-        pnr = "".join(ch for ch in str(child.get("personnummer") or "") if ch.isdigit())
-        if include_personnummer and len(pnr) == 12:
-            patient["identifier"] = [
-                {"use": "official", "system": PERSONNUMMER_SYSTEM, "value": pnr}
-            ]
-        if child.get("name"):
-            patient["name"] = [{"use": "usual", "text": child["name"]}]
-    return patient
+    child = plan.get("child") or {}
+    name = str(child.get("name") or "").strip()
+    pnr = "".join(ch for ch in str(child.get("personnummer") or "") if ch.isdigit())
+    pnr = pnr if include_personnummer and len(pnr) == 12 else ""
+    return {
+        "resourceType": "Patient",
+        "id": patient_id,
+        "text": _narrative("Barnet i planen", name, pnr),
+        "identifier": (
+            [{"use": "official", "system": PERSONNUMMER_SYSTEM, "value": pnr}] if pnr else []
+        ),
+        "name": [{"use": "usual", "text": name}] if name else [],
+    }
 
 
 def _goals(
-    plan: dict[str, Any], patient_id: str
+    plan: dict[str, Any], ids: _Ids, agencies: _Agencies
 ) -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[str]]]:
     """Goals per indicator; also (fragment id, indicator) -> goal ids, to link activities."""
-    plan_id = plan["plan_id"]
     goals: list[dict[str, Any]] = []
     index: dict[tuple[str, str], list[str]] = {}
-    lifecycle = "cancelled" if plan["status"] == "revoked" else "active"
+    lifecycle = "cancelled" if _careplan_status(plan) == "revoked" else "active"
     for slot, content in plan["indicators"].items():
         for goal in content["goals"]:
             prov = goal["provenance"]
             key = (prov["fragment_id"], slot)
             n = len(index.get(key, []))  # position within its fragment: stable across exports
-            goal_id = _id(plan_id, "goal", prov["fragment_id"], slot, str(n))
-            resource: dict[str, Any] = {
-                "resourceType": "Goal",
-                "id": goal_id,
-                "lifecycleStatus": lifecycle,
-                "category": [_indicator_concept(slot)],
-                "description": {"text": goal["what"]},
-                "subject": _ref(patient_id),
-                "note": [_note(f"Källa: {prov['origin']}", prov["origin"])],
-            }
-            if goal.get("by"):
-                resource["target"] = [{"dueDate": goal["by"]}]
-            goals.append(resource)
+            goal_id = ids.of("goal", prov["fragment_id"], slot, str(n))
+            text = goal["what"].strip() or f"Mål ({_indicator_label(slot)})"
+            goals.append(
+                {
+                    "resourceType": "Goal",
+                    "id": goal_id,
+                    "text": _narrative(text, f"Senast {goal['by']}" if goal.get("by") else ""),
+                    "lifecycleStatus": lifecycle,
+                    "category": [_indicator_concept(slot)],
+                    "description": {"text": text},
+                    "subject": _ref(ids.patient),
+                    "target": [{"dueDate": goal.get("by")}],
+                    "note": [_note("Källa", agencies.name(prov["origin"]), prov, agencies)],
+                }
+            )
             index.setdefault(key, []).append(goal_id)
     return goals, index
 
 
+def _note(
+    label: str, text: str, prov: dict[str, Any], agencies: _Agencies, time: str | None = None
+) -> dict[str, Any] | None:
+    """An Annotation "label: text" by the agency the item came from; None for a blank text
+    (Annotation.text is required, so a blank item has no note rather than an empty one)."""
+    if not text.strip():
+        return None
+    return {
+        "authorReference": agencies.ref(prov["origin"]),
+        "time": time,
+        "text": f"{label}: {text}" if label else text,
+    }
+
+
 def _activities(
-    plan: dict[str, Any], orgs: dict[str, str], goal_index: dict[tuple[str, str], list[str]]
+    plan: dict[str, Any], agencies: _Agencies, goal_index: dict[tuple[str, str], list[str]]
 ) -> list[dict[str, Any]]:
     activities = []
     for action in plan["actions"]:
         prov, slot = action["provenance"], action["indicator"]
-        performers = [{"display": action["who"]}]
-        if prov["origin"] in orgs:
-            performers.append(_ref(orgs[prov["origin"]], prov["origin"]))
-        detail: dict[str, Any] = {
+        detail = {
             "status": ACTIVITY_STATUS[action["status"]],
             "description": action["what"],
-            "performer": performers,
+            "performer": [{"display": action["who"]}, agencies.ref(prov["origin"])],
             "reasonCode": [_indicator_concept(slot)],
+            "scheduledPeriod": _period(action.get("start"), action.get("end")),
+            "goal": [_ref(g) for g in goal_index.get((prov["fragment_id"], slot), [])],
         }
-        period = _period(action.get("start"), action.get("end"))
-        if period:
-            detail["scheduledPeriod"] = period
-        linked = goal_index.get((prov["fragment_id"], slot), [])
-        if linked:
-            detail["goal"] = [_ref(g) for g in linked]
         activities.append({"detail": detail})
     return activities
 
 
-def _notes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    notes = [_note(s["text"], s["provenance"]["origin"]) for s in plan["summaries"]]
+def _incomplete_note(plan: dict[str, Any], agencies: _Agencies) -> str:
+    missing = [
+        f"{agencies.name(p['node_id'])} ({PARTICIPANT_STATUS[p['status']][0].lower()})"
+        for p in _unanswered(plan)
+    ]
+    if not missing:
+        return ""
+    return (
+        "Planen är ofullständig: " + ", ".join(missing) + " svarade inte när planen "
+        "sammanställdes, så det som samtycket omfattar från dem saknas."
+    )
+
+
+def _notes(plan: dict[str, Any], agencies: _Agencies) -> list[dict[str, Any] | None]:
+    lead = {"origin": plan["lead_node"]}
+    incomplete = _incomplete_note(plan, agencies)
+    notes = [_note("", incomplete, lead, agencies, plan["assembled_at"])]
+    notes += [_note("", s["text"], s["provenance"], agencies) for s in plan["summaries"]]
     for slot, content in plan["indicators"].items():
-        for need in content["needs"]:
-            text = f"Behov ({_indicator_label(slot)}): {need['what']}"
-            notes.append(_note(text, need["provenance"]["origin"]))
+        label = f"Behov ({_indicator_label(slot)})"
+        notes += [_note(label, n["what"], n["provenance"], agencies) for n in content["needs"]]
     for key, label in (("child", "Barnets syn"), ("family", "Familjens syn")):
-        for view in plan["views"][key]:
-            notes.append(_note(f"{label}: {view['text']}", view["provenance"]["origin"]))
+        notes += [_note(label, v["text"], v["provenance"], agencies) for v in plan["views"][key]]
     for event in plan["chronology"]:
-        origin = event["provenance"]["origin"]
-        notes.append(_note(f"Händelse: {event['what']}", origin, event["on"]))
+        notes.append(_note("Händelse", event["what"], event["provenance"], agencies, event["on"]))
     review = plan.get("next_review")
     if review:
-        text = f"Nästa uppföljning: {review['date']}"
-        notes.append(_note(text, review["provenance"]["origin"]))
+        notes.append(_note("Nästa uppföljning", review["date"], review["provenance"], agencies))
     return notes
 
 
 def _careplan(
     plan: dict[str, Any],
-    careplan_id: str,
-    patient_id: str,
-    orgs: dict[str, str],
+    ids: _Ids,
+    agencies: _Agencies,
     goals: list[dict[str, Any]],
     goal_index: dict[tuple[str, str], list[str]],
 ) -> dict[str, Any]:
     purpose = plan["purpose"]
-    label = LABELS["purpose"].get(purpose, (purpose, purpose))[0]
-    careplan: dict[str, Any] = {
+    label = _label("purpose", purpose)
+    status = _careplan_status(plan)
+    included = [
+        p["node_id"]
+        for p in plan["participants"]
+        if p["status"] == "included" and p.get("fragments")
+    ]
+    state = {"active": "aktiv", "revoked": "avslutad", "unknown": "ofullständig"}[status]
+    return {
         "resourceType": "CarePlan",
-        "id": careplan_id,
-        "identifier": [{"system": PLAN_SYSTEM, "value": plan["plan_id"]}],
-        "status": "revoked" if plan["status"] == "revoked" else "active",
-        "intent": "plan",
-        "category": [{"coding": [{"system": PURPOSE_SYSTEM, "code": purpose, "display": label}]}],
-        "title": label,
-        "subject": _ref(patient_id),
-        "author": {
-            "type": "Practitioner",
-            "identifier": {"system": PROFESSIONAL_SYSTEM, "value": plan["lead_professional"]},
-            "display": plan["lead_professional"],
-        },
-        "contributor": [
-            _ref(orgs[p["node_id"]], p["node_id"])
-            for p in plan["participants"]
-            if p["status"] == "included" and p["node_id"] in orgs
-        ],
-    }
-    if plan.get("reason"):
-        careplan["description"] = plan["reason"]
-    responsible = plan.get("responsible_node")
-    if responsible in orgs:
-        careplan["extension"] = [
+        "id": ids.careplan,
+        "text": _narrative(
+            f"{label} ({state})",
+            plan.get("reason", ""),
+            f"Huvudansvar: {agencies.name(plan['responsible_node'])}",
+            _incomplete_note(plan, agencies),
+        ),
+        "identifier": [
             {
-                "url": RESPONSIBLE_EXTENSION,
-                "valueReference": _ref(orgs[responsible], responsible),
+                "system": CAREPLAN_SYSTEM,
+                "value": f"{plan['plan_id']}/{plan['consent']['consent_id']}",
             }
-        ]
-    if goals:
-        careplan["goal"] = [_ref(g["id"]) for g in goals]
-    activities = _activities(plan, orgs, goal_index)
-    if activities:
-        careplan["activity"] = activities
-    notes = _notes(plan)
-    if notes:
-        careplan["note"] = notes
-    return careplan
+        ],
+        "status": status,
+        "intent": "plan",
+        "category": [_concept(PURPOSE_SYSTEM, purpose, label)],
+        "title": label,
+        "description": plan.get("reason"),
+        "subject": _ref(ids.patient),
+        "author": agencies.ref(plan["responsible_node"]),
+        "contributor": [agencies.ref(n) for n in included],
+        "goal": [_ref(g["id"]) for g in goals],
+        "activity": _activities(plan, agencies, goal_index),
+        "note": _notes(plan, agencies),
+    }
 
 
-def _consent(plan: dict[str, Any], patient_id: str, orgs: dict[str, str]) -> dict[str, Any] | None:
-    consent = plan.get("consent")
-    if not consent:
-        return None
-    active = plan["status"] == "active" and not consent.get("expired", False)
+def _performers(consent: dict[str, Any], patient_id: str) -> list[dict[str, Any]]:
     performers = []
-    for person in consent.get("given_by", []):
+    for person in consent["given_by"]:
         if person["role"] == "guardian":
             performers.append(
                 {
@@ -260,9 +404,59 @@ def _consent(plan: dict[str, Any], patient_id: str, orgs: dict[str, str]) -> dic
             )
         else:  # the child or young person consented themself
             performers.append(_ref(patient_id, person["ref"]))
-    resource: dict[str, Any] = {
+    return performers
+
+
+def _provisions(plan: dict[str, Any], agencies: _Agencies) -> list[dict[str, Any]]:
+    """One ``permit`` per grant that lets an agency release to the lead, as it concerns the
+    lead: custodian and recipient, the categories, the purpose."""
+    lead, purpose = plan["lead_node"], plan["purpose"]
+    provisions = []
+    for grant in plan["consent"]["grants"]:
+        if lead not in grant["to"] or grant["from"] == lead:
+            continue
+        custodian = _concept(PARTICIPATION_TYPE, "CST", "custodian")
+        recipient = _concept(PARTICIPATION_TYPE, "IRCP", "information recipient")
+        provisions.append(
+            {
+                "type": "permit",
+                "actor": [
+                    {"role": custodian, "reference": agencies.ref(grant["from"])},
+                    {"role": recipient, "reference": agencies.ref(lead)},
+                ],
+                "purpose": [_coding(PURPOSE_SYSTEM, purpose, _label("purpose", purpose))],
+                "code": [
+                    _concept(CATEGORY_SYSTEM, c, _label("category", c))
+                    for c in grant["categories"]
+                ],
+            }
+        )
+    return provisions
+
+
+def _consent(plan: dict[str, Any], ids: _Ids, agencies: _Agencies) -> dict[str, Any]:
+    consent = plan["consent"]
+    active = plan["status"] == "active" and not consent["expired"]
+    revoked_at = plan.get("revoked_at")
+    provisions = _provisions(plan, agencies)
+    lines = [
+        f"Samtycke ({'gäller' if active else 'gäller inte'}), "
+        f"{consent['valid_from']} till {consent['valid_until']}",
+        f"Återkallat {revoked_at}" if revoked_at else "",
+        *(
+            f"{p['actor'][0]['reference']['display']} får lämna ut "
+            + ", ".join(c["text"] for c in p["code"])
+            + f" till {p['actor'][1]['reference']['display']}"
+            for p in provisions
+        ),
+    ]
+    return {
         "resourceType": "Consent",
-        "id": _id(plan["plan_id"], "consent", consent["consent_id"]),
+        "id": ids.consent,
+        "text": _narrative(*lines),
+        "extension": [{"url": REVOKED_EXTENSION, "valueDateTime": revoked_at}]
+        if revoked_at
+        else [],
         "identifier": [{"system": CONSENT_SYSTEM, "value": consent["consent_id"]}],
         "status": "active" if active else "inactive",
         "scope": {
@@ -270,70 +464,50 @@ def _consent(plan: dict[str, Any], patient_id: str, orgs: dict[str, str]) -> dic
             "text": "Informationsdelning (samtycke)",
         },
         "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
-        "patient": _ref(patient_id),
+        "patient": _ref(ids.patient),
+        "dateTime": consent["issued_at"],
+        "performer": _performers(consent, ids.patient),
+        "organization": [agencies.ref(plan["lead_node"])],
         "policyRule": {"coding": [{"system": ACT_CODE, "code": "OPTIN"}]},
         "provision": {
-            "type": "permit",
             "period": _period(consent["valid_from"], consent["valid_until"]),
-            "purpose": [{"system": PURPOSE_SYSTEM, "code": plan["purpose"]}],
+            "provision": provisions,
         },
     }
-    if performers:
-        resource["performer"] = performers
-    if plan["lead_node"] in orgs:
-        resource["organization"] = [_ref(orgs[plan["lead_node"]], plan["lead_node"])]
-    return resource
 
 
 def _provenances(
     plan: dict[str, Any],
-    careplan_id: str,
-    orgs: dict[str, str],
+    ids: _Ids,
+    agencies: _Agencies,
     goal_index: dict[tuple[str, str], list[str]],
 ) -> list[dict[str, Any]]:
-    plan_id, lead = plan["plan_id"], plan["lead_node"]
+    lead = plan["lead_node"]
+    professional = plan["lead_professional"]
     result = []
     for prov in plan["fragments"]:
         origin, fragment_id = prov["origin"], prov["fragment_id"]
-        targets = [_ref(careplan_id)]
-        targets += [
-            _ref(goal_id)
-            for (goal_fragment, _slot), ids in goal_index.items()
+        goal_ids = [
+            goal_id
+            for (goal_fragment, _slot), found in goal_index.items()
             if goal_fragment == fragment_id
-            for goal_id in ids
+            for goal_id in found
         ]
-        agents = [
-            {
-                "type": {"coding": [{"system": PARTICIPANT_TYPE, "code": "author"}]},
-                "who": _ref(orgs[origin], origin) if origin in orgs else {"display": origin},
-            }
-        ]
-        if lead in orgs:
-            agents.append(
-                {
-                    "type": {"coding": [{"system": PARTICIPANT_TYPE, "code": "assembler"}]},
-                    "who": _ref(orgs[lead], lead),
-                }
-            )
+        what = (
+            f"planfragment {fragment_id} v{prov['version']} ({prov['category']}) "
+            f"från {agencies.name(origin)}"
+        )
         result.append(
             {
                 "resourceType": "Provenance",
-                "id": _id(plan_id, "provenance", fragment_id, str(prov["version"])),
-                "target": targets,
-                "recorded": plan["assembled_at"],
-                "agent": agents,
-                "entity": [
-                    {
-                        "role": "source",
-                        "what": {
-                            "identifier": {"system": FRAGMENT_SYSTEM, "value": fragment_id},
-                            "display": (
-                                f"planfragment {fragment_id} v{prov['version']} "
-                                f"({prov['category']}) från {origin}"
-                            ),
-                        },
-                    }
-                ],
+                "id": ids.of("provenance", fragment_id, str(prov["version"])),
+                "text": _narrative(
+                    what,
+                    f"Signatur (Ed25519, {prov['key_id']}) verifierad av "
+                    f"{agencies.name(lead)}"
+                    if prov["signature_verified"]
+                    else "",
+                ),
                 "extension": [
                     {
                         "url": SIGNATURE_EXTENSION,
@@ -345,46 +519,111 @@ def _provenances(
                         ],
                     }
                 ],
+                "target": [_ref(ids.careplan)] + [_ref(g) for g in goal_ids],
+                "recorded": plan["assembled_at"],
+                "agent": [
+                    {
+                        "type": {"coding": [{"system": PARTICIPANT_TYPE, "code": "author"}]},
+                        "who": agencies.ref(origin),
+                    },
+                    {
+                        "type": {"coding": [{"system": PARTICIPANT_TYPE, "code": "assembler"}]},
+                        "who": {
+                            "type": "Practitioner",
+                            "identifier": {"system": PROFESSIONAL_SYSTEM, "value": professional},
+                            "display": professional,
+                        },
+                        "onBehalfOf": agencies.ref(lead),
+                    },
+                ],
+                "entity": [
+                    {
+                        "role": "source",
+                        "what": {
+                            "identifier": {"system": FRAGMENT_SYSTEM, "value": fragment_id},
+                            "display": what,
+                        },
+                    }
+                ],
             }
         )
     return result
+
+
+def _participant_entry(entry: dict[str, Any], agencies: _Agencies) -> dict[str, Any]:
+    """One agency's answer: its status as the flag, with the reasons it gave (codes only)."""
+    status = entry["status"]
+    reasons = [entry.get("reason") or ""] + [
+        f"{w['category'] or '-'}: {w['reason']}" for w in entry.get("withheld", [])
+    ]
+    label = PARTICIPANT_STATUS[status][0]
+    text = "; ".join([label, *(r for r in reasons if r)])
+    return {
+        "flag": {"coding": [_coding(PARTICIPANT_STATUS_SYSTEM, status, label)], "text": text},
+        "item": agencies.ref(entry["node_id"]),
+    }
+
+
+def _participants(plan: dict[str, Any], ids: _Ids, agencies: _Agencies) -> dict[str, Any]:
+    entries = [
+        _participant_entry(p, agencies)
+        for p in plan["participants"]
+        if p["node_id"] in agencies.named
+    ]
+    title = LIST_KINDS["participants"][0]
+    return {
+        "resourceType": "List",
+        "id": ids.of("participants"),
+        "text": _narrative(
+            title,
+            *(f"{e['item']['display']}: {e['flag']['text']}" for e in entries),
+        ),
+        "status": "current",
+        "mode": "snapshot",
+        "title": title,
+        "code": _concept(LIST_SYSTEM, "participants", title),
+        "subject": _ref(ids.patient),
+        "date": plan["assembled_at"],
+        "entry": entries,
+    }
+
+
+class _Ids:
+    """The bundle's resource ids. Everything that follows the consent's state is named per
+    consent, so one resource id never stands for two consents' states."""
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        self.plan_id = plan["plan_id"]
+        self.consent_id = plan["consent"]["consent_id"]
+        self.patient = _id(self.plan_id, "patient")
+        self.careplan = self.of("careplan")
+        self.consent = _id(self.plan_id, "consent", self.consent_id)
+
+    def of(self, *parts: str) -> str:
+        return _id(self.plan_id, "consent", self.consent_id, *parts)
 
 
 def shared_plan_to_fhir(
     plan: dict[str, Any], *, include_personnummer: bool = True
 ) -> dict[str, Any]:
     """Map an assembled shared plan to a FHIR R4 ``collection`` Bundle (JSON, as a dict)."""
-    plan_id = plan["plan_id"]
-    patient_id = _id(plan_id, "patient")
-    careplan_id = _id(plan_id, "careplan")
-    node_ids = list(
-        dict.fromkeys([plan["lead_node"], *(p["node_id"] for p in plan["participants"])])
-    )
-    orgs = {n: _id(plan_id, "organization", n) for n in node_ids}
-    organizations = [
-        {
-            "resourceType": "Organization",
-            "id": org_id,
-            "identifier": [{"system": NODE_SYSTEM, "value": node_id}],
-            "name": node_id,
-        }
-        for node_id, org_id in orgs.items()
-    ]
-    goals, goal_index = _goals(plan, patient_id)
+    ids, agencies = _Ids(plan), _Agencies(plan)
+    goals, goal_index = _goals(plan, ids, agencies)
     resources: list[dict[str, Any]] = [
-        _careplan(plan, careplan_id, patient_id, orgs, goals, goal_index),
-        _patient(plan, patient_id, include_personnummer),
-        *organizations,
+        _careplan(plan, ids, agencies, goals, goal_index),
+        _patient(plan, ids.patient, include_personnummer),
+        *(agencies.organization(n) for n in agencies.named),
         *goals,
+        _consent(plan, ids, agencies),
+        *_provenances(plan, ids, agencies, goal_index),
+        _participants(plan, ids, agencies),
     ]
-    consent = _consent(plan, patient_id, orgs)
-    if consent is not None:
-        resources.append(consent)
-    resources += _provenances(plan, careplan_id, orgs, goal_index)
-    return {
+    bundle = {
         "resourceType": "Bundle",
-        "id": _id(plan_id, "bundle", plan["assembled_at"]),
+        "id": ids.of("bundle", plan["assembled_at"]),
         "type": "collection",
         "timestamp": plan["assembled_at"],
         "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources],
     }
+    pruned: dict[str, Any] = prune(bundle)
+    return pruned

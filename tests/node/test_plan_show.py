@@ -127,6 +127,12 @@ async def test_plan_show_renders_the_shared_plan(live: list[RunningNode], tmp_pa
         "Consent",
         "Provenance",
     }
+    # BUP did not answer: the exported plan does not claim to be complete
+    (careplan,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CarePlan"
+    ]
+    assert careplan["status"] == "unknown"
+    assert careplan["note"][0]["text"].startswith("Planen är ofullständig")
 
 
 async def test_plan_show_refuses_a_professional(live: list[RunningNode], tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from protocol.clock import ManualClock
-from protocol.codes import ActionStatus, Category, Indicator, Purpose
+from protocol.codes import ActionStatus, AgencyKind, Category, Indicator, Purpose
 from protocol.errors import Reason
 from tests.support.federation import (
     BUP,
@@ -81,6 +81,7 @@ def test_code_lists_match_protocol_codes() -> None:
     assert defs["Indicator"]["enum"] == [i.value for i in Indicator]
     assert defs["Slot"]["enum"] == [i.value for i in Indicator] + ["unassigned"]
     assert defs["Category"]["enum"] == [c.value for c in Category]
+    assert defs["AgencyKind"]["enum"] == [k.value for k in AgencyKind]
     assert defs["ActionStatus"]["enum"] == [s.value for s in ActionStatus]
     assert defs["Reason"]["enum"] == [r.value for r in Reason]
     assert schema["properties"]["purpose"]["enum"] == [p.value for p in Purpose]
@@ -159,11 +160,16 @@ def test_the_schema_rejects_what_assemble_never_returns() -> None:
         "responsible_node": "skola.test.se",
         "consent": {
             "consent_id": "0b6f2c1e-8c1a-4f7e-9a3d-2f1e7c9b5a40",
+            "issued_at": "2026-11-01T00:00:00Z",
             "valid_from": "2026-11-01T00:00:00Z",
             "valid_until": "2027-11-01T00:00:00Z",
             "expired": False,
             "given_by": [],
+            "grants": [
+                {"from": "ifo.test.se", "to": ["skola.test.se"], "categories": ["social"]}
+            ],
         },
+        "agencies": {"skola.test.se": {"name": "Testskolan", "kind": "school"}},
         "participants": [
             {
                 "node_id": "skola.test.se",
@@ -186,6 +192,7 @@ def test_the_schema_rejects_what_assemble_never_returns() -> None:
     broken = [
         {**minimal, "status": "revoked"},  # revoked without revoked_at
         {**minimal, "extra": 1},
+        {**minimal, "agencies": {"skola.test.se": {"name": "Testskolan", "kind": "bank"}}},
         {**minimal, "indicators": {"happy": {"needs": [], "goals": [], "actions": []}}},
         {**minimal, "participants": [{"node_id": "ifo.test.se", "status": "invalid"}]},
         {**minimal, "participants": [{"node_id": "ifo.test.se", "status": "lost"}]},
