@@ -164,8 +164,11 @@ def _narrative(*lines: str) -> dict[str, Any]:
 
 
 def _empty(value: Any) -> bool:
-    return value is None or value == [] or value == {} or (
-        isinstance(value, str) and not value.strip()
+    return (
+        value is None
+        or value == []
+        or value == {}
+        or (isinstance(value, str) and not value.strip())
     )
 
 
@@ -426,8 +429,7 @@ def _provisions(plan: dict[str, Any], agencies: _Agencies) -> list[dict[str, Any
                 ],
                 "purpose": [_coding(PURPOSE_SYSTEM, purpose, _label("purpose", purpose))],
                 "code": [
-                    _concept(CATEGORY_SYSTEM, c, _label("category", c))
-                    for c in grant["categories"]
+                    _concept(CATEGORY_SYSTEM, c, _label("category", c)) for c in grant["categories"]
                 ],
             }
         )
@@ -503,8 +505,7 @@ def _provenances(
                 "id": ids.of("provenance", fragment_id, str(prov["version"])),
                 "text": _narrative(
                     what,
-                    f"Signatur (Ed25519, {prov['key_id']}) verifierad av "
-                    f"{agencies.name(lead)}"
+                    f"Signatur (Ed25519, {prov['key_id']}) verifierad av {agencies.name(lead)}"
                     if prov["signature_verified"]
                     else "",
                 ),

@@ -70,7 +70,7 @@ from tests.support.plans import (
     add_child,
     add_fragment,
     consent_body,
-    create_plan,
+    create_linked_plan,
     record_consent,
     rich_fragment,
     shared_plan_world,
@@ -434,7 +434,7 @@ async def test_consent_states_its_grants_date_and_revocation(trio: list[RunningN
     child = await add_child(school)
     await add_child(social)
     await add_child(bup)
-    plan_id = await create_plan(school, child, [social.node_id, bup.node_id])
+    plan_id = await create_linked_plan(school, child, [social, bup])
     await add_fragment(social, plan_id, rich_fragment("social", "SOC"))
     await add_fragment(bup, plan_id, rich_fragment("mental_health", "BUP", "healthy"))
     grants = [
@@ -582,7 +582,7 @@ async def test_an_agency_left_out_by_the_consent_is_named_nowhere(
     child = await add_child(school)
     for node in (social, bup, police):
         await add_child(node)
-    plan_id = await create_plan(school, child, [social.node_id, bup.node_id, police.node_id])
+    plan_id = await create_linked_plan(school, child, [social, bup, police])
     await add_fragment(school, plan_id, rich_fragment("education", "SKO"))
     await add_fragment(social, plan_id, rich_fragment("social", "SOC", "nurtured"))
     await add_fragment(police, plan_id, rich_fragment("police", "POLIS-MARK", "safe"))
@@ -697,7 +697,7 @@ async def test_narratives_escape_what_fragments_say(trio: list[RunningNode]) -> 
     school, social, _ = trio
     child = await add_child(school)
     await add_child(social)
-    plan_id = await create_plan(school, child, [social.node_id])
+    plan_id = await create_linked_plan(school, child, [social])
     fragment = rich_fragment("social", "SOC", "nurtured")
     markup = '<script>alert("x")</script><b onclick="y">&amp;'
     fragment["content"]["goals"] = [{"what": f"Mål {markup}", "by": "2027-06-01"}]
@@ -720,7 +720,7 @@ async def test_blank_texts_leave_no_empty_values(trio: list[RunningNode]) -> Non
     school, social, _ = trio
     child = await add_child(school)
     await add_child(social)
-    plan_id = await create_plan(school, child, [social.node_id])
+    plan_id = await create_linked_plan(school, child, [social])
     await add_fragment(
         social,
         plan_id,
