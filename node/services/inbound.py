@@ -64,6 +64,9 @@ class Outcome:
     released: int = 0
     withheld: list[tuple[str, str]] = field(default_factory=list)
     change: StateChange | None = None
+    # run once the entry and ``change`` committed, before the reply is signed (what memory
+    # must follow the store, e.g. the key ring after a peer's key change)
+    after: Callable[[], None] | None = None
     # the body was built from validated values and may hold Precanonical parts: signed with
     # ``sign_prepared_envelope`` (no second validation, no re-encoding of resent fragments)
     prepared: bool = False
@@ -94,13 +97,7 @@ class Inbound:
         if len(data) > node.config.server.max_body_bytes:
             return await self._refuse(claimed, None, "?", Reason.TOO_LARGE, "body too large")
         try:
-            try:
-                message = self._verify(data)
-            except ProtocolError as exc:
-                # a peer added or re-keyed by the CLI since start: reload once, then judge
-                if exc.reason not in RELOADABLE or not await node.reload_peers_if_stale():
-                    raise
-                message = self._verify(data)
+            message = await self._verify_learning(data, claimed)
         except ProtocolError as exc:
             return await self._refuse(
                 claimed,
@@ -177,6 +174,18 @@ class Inbound:
             message.sender, message.id, Reason.REPLAYED, f"message id {message.id} already seen"
         )
 
+    async def _verify_learning(self, data: bytes, claimed: str) -> Verified:
+        """Verify; after a failure that what this node trusts may since have changed for
+        (a peer added by the CLI, a peer's key change, SPEC.md §4.6), learn what changed and
+        judge again: at most twice (the store, then the peer's document), each rate-limited."""
+        for _ in range(2):
+            try:
+                return self._verify(data)
+            except ProtocolError as exc:
+                if not await self._node.relearn(claimed, exc.reason, data):
+                    raise
+        return self._verify(data)
+
     def _verify(self, data: bytes) -> Verified:
         node = self._node
         return verify_envelope(
@@ -217,6 +226,8 @@ class Inbound:
         except Exception as exc:
             log.error("federation.change_failed", type=message.type, error=exc.__class__.__name__)
             return self._error_reply(message.sender, message.id, Reason.INTERNAL, "not stored", 500)
+        if outcome.after is not None:
+            outcome.after()
         await node.peer_contact(message.sender)
         node.metrics.requests.labels(message.type, outcome.outcome).inc()
         sign = sign_prepared_envelope if outcome.prepared else sign_envelope

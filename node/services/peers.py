@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from protocol.documents import verify_node_document
+from protocol.envelope import parse_json_object
 from protocol.errors import ProtocolError
 from protocol.keys import fingerprint
 from protocol.models import NodeDocument
@@ -54,9 +55,9 @@ async def fetch_peer(session: aiohttp.ClientSession, url: str) -> FetchedPeer:
     if len(body) > MAX_DOCUMENT_BYTES:
         raise PeerError(f"{target} sent more than {MAX_DOCUMENT_BYTES} bytes")
     try:
-        raw = json.loads(body)
-        if not isinstance(raw, dict):
-            raise ValueError("not an object")
+        # the strict parser every signed object goes through (duplicate members, NaN, depth),
+        # as a document a peer announces in a keys.update is (SPEC.md §4.6)
+        raw = parse_json_object(body)
         doc, keys = verify_node_document(raw)
     except ValueError as exc:
         raise PeerError(f"{target} did not send a JSON node document: {exc}") from None

@@ -48,6 +48,7 @@ class FakePeer:
     port: int = field(default_factory=free_port)
     key: SigningKey = field(init=False)
     received: list[str] = field(default_factory=list)
+    document_requests: int = 0  # GETs of its node document (a peer re-fetching it)
     _runner: web.AppRunner | None = None
 
     def __post_init__(self) -> None:
@@ -91,6 +92,7 @@ class FakePeer:
         await node.node.reload_peers()
 
     async def _document(self, _request: web.Request) -> web.Response:
+        self.document_requests += 1
         return web.json_response(self.document())
 
     def _reply(self, request: dict[str, Any], type: str, body: dict[str, Any]) -> dict[str, Any]:
