@@ -1,7 +1,8 @@
 """The published test vectors (protocol/vectors, SPEC.md §12) hold against the code.
 
 Every vector is run through the same function a node uses (``verify_envelope``,
-``verify_node_document``, ``verify_fragment``, ``verify_consent``): valid ones verify, tampered
+``verify_node_document``, ``verify_fragment``, ``verify_consent``, and for a changed node document
+``check_document_update``): valid ones verify (a changed document replaces the held one), tampered
 ones fail with exactly the reason code the vector names. Regenerating the vectors must give the
 committed files byte for byte, so they cannot drift from the code.
 """
@@ -24,6 +25,7 @@ from protocol.documents import verify_consent, verify_fragment, verify_node_docu
 from protocol.encoding import b64url_decode, b64url_encode
 from protocol.envelope import MemorySeenIds, SeenIds, StaticKeyRing, verify_envelope
 from protocol.errors import ProtocolError, Reason
+from protocol.key_updates import UpdateStatus, check_document_update
 from protocol.keys import PublicKey, SigningKey, fingerprint, make_key_id
 from protocol.signing import signing_input
 
@@ -52,6 +54,17 @@ def check(vector: dict[str, Any], seen: SeenIds | None = None) -> None:
     kind = vector["kind"]
     if kind == "node_document":
         verify_node_document(json.loads(text), verify["expected_id"])
+        return
+    if kind == "key_update":
+        held, held_keys = verify_node_document(json.loads(load(verify["held"])["input_text"]))
+        update = check_document_update(
+            json.loads(text),
+            held,
+            held_keys,
+            now=parse_time(verify["now"]),
+            skew_s=verify["skew_s"],
+        )
+        assert update.status is UpdateStatus.APPLIED, update.status
         return
     node_id, keys = trusted_keys(verify["trust"])
     if kind == "fragment":
