@@ -59,11 +59,17 @@ class Identity:
         )
 
 
-def load_identity(config: NodeConfig, keys: list[OwnKey], key_path: Path | None = None) -> Identity:
+def load_identity(
+    config: NodeConfig,
+    keys: list[OwnKey],
+    key_path: Path | None = None,
+    introduction: str | None = None,
+) -> Identity:
     """Load the current private key (the row without ``valid_until``) and list retired ones.
 
     ``key_path`` overrides ``keys.file`` (a running node reloading after ``keys rotate`` reads
-    the file the store names, which the command also wrote into the config it read at start)."""
+    the file the store names, which the command also wrote into the config it read at start).
+    ``introduction`` is the key change document of the current key, to publish (SPEC.md §4.6)."""
     current = [k for k in keys if k.valid_until is None]
     if len(current) != 1:
         store = store_name(config.database_url, config.store.schema_name)
@@ -85,7 +91,7 @@ def load_identity(config: NodeConfig, keys: list[OwnKey], key_path: Path | None 
         if k.valid_until is not None
     ]
     identity = Identity(config=config, key=key, old_keys=old)
-    identity.published = _still_describes(identity, row.introduction)
+    identity.published = _still_describes(identity, introduction)
     return identity
 
 

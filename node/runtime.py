@@ -131,8 +131,9 @@ class Node:
             return False
         current = [r for r in rows if r.valid_until is None]
         path = key_file(self.config, current[0]) if len(current) == 1 else None
+        introduction = await peer_store.current_introduction(self.engine)
         try:
-            identity = await asyncio.to_thread(load_identity, self.config, rows, path)
+            identity = await asyncio.to_thread(load_identity, self.config, rows, path, introduction)
         except (IdentityError, ProtocolError) as exc:
             # keep signing with the key loaded (peers refuse it once it ended) and say why
             log.error("identity.reload_failed", error=exc.__class__.__name__)
@@ -192,7 +193,8 @@ async def open_node(
         if run_migrations:
             await migrate(engine)
         rows = await peer_store.own_keys(engine)
-        identity = load_identity(config, rows)
+        introduction = await peer_store.current_introduction(engine)
+        identity = load_identity(config, rows, None, introduction)
         node = Node(config=config, clock=clock or SystemClock(), engine=engine, identity=identity)
         node.own_keys = key_state(rows)
         await node.reload_peers()

@@ -31,7 +31,7 @@ from protocol.keys import SigningKey, fingerprint, save_private_key
 from ..config import CONFIG_NAME, NodeConfig
 from ..identity import IdentityError, load_identity
 from ..store import peers as peer_store
-from ..store.engine import begin_write, create_engine
+from ..store.engine import begin_write, create_engine, migrate
 from ..store.tables import OwnKey
 from .key_updates import enqueue_announcements
 
@@ -137,6 +137,7 @@ async def change_key(config: NodeConfig, clock: Clock, withdraw: str | None = No
     """Make a new key current and end the current one at the same second (see the module)."""
     engine = create_engine(config.database_url, config.store.schema_name)
     try:
+        await migrate(engine)  # as every command that opens the node: it keeps the document
         keys = await peer_store.own_keys(engine)
         try:
             identity = load_identity(config, keys)

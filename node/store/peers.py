@@ -76,9 +76,22 @@ async def touch_peer(engine: AsyncEngine, node_id: str, when: datetime) -> None:
 
 
 async def own_keys(engine: AsyncEngine) -> list[OwnKey]:
+    """This node's keys, oldest first, without their introductions: the columns every
+    revision of the store has, so ``keys list`` reads a store a new release has not migrated."""
+    table = OwnKey.__table__  # type: ignore[attr-defined]
+    columns = [c for c in table.c if c.name != "introduction"]
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(OwnKey).order_by(OwnKey.valid_from))).mappings().all()  # type: ignore[arg-type]
-    return [OwnKey.model_validate(dict(r)) for r in rows]
+        rows = (await conn.execute(select(*columns).order_by(table.c.valid_from))).mappings()
+        return [OwnKey.model_validate(dict(r)) for r in rows.all()]
+
+
+async def current_introduction(engine: AsyncEngine) -> str | None:
+    """The key change document that introduced the current key (migration 0011), if any."""
+    table = OwnKey.__table__  # type: ignore[attr-defined]
+    query = select(table.c.introduction).where(table.c.valid_until.is_(None))
+    async with engine.connect() as conn:
+        found = (await conn.execute(query)).first()
+    return found[0] if found else None
 
 
 async def insert_own_key(conn: AsyncConnection, key: OwnKey) -> None:
