@@ -49,5 +49,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.document_fetches = Counter(
+            "barnplan_peer_document_fetches_total",
+            "Fetches of a peer's node document after its key was unknown or ended (SPEC §4.6)",
+            ["outcome"],  # applied, unchanged, refused, unreachable
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -236,9 +236,13 @@ class KeyRefresh:
         try:
             fetched = await fetch_peer(self._node.http_session(), url)
         except PeerError:
+            self._counted("unreachable")
             log.info("keys.fetch", peer=peer, outcome="unreachable")
             return False
         return await self._consider(peer, fetched.raw, "out", "-")
+
+    def _counted(self, outcome: str) -> None:
+        self._node.metrics.document_fetches.labels(outcome).inc()
 
     async def _consider(
         self, peer: str, raw: dict[str, Any], direction: str, message_id: str
@@ -247,12 +251,17 @@ class KeyRefresh:
         Only a change is an entry of the exchange log (with the change, in one transaction); a
         fetch that changed nothing is one process-log line, as a refused document is (the
         message that carried it is logged by whoever handles the message)."""
+        fetched = direction == "out"
         try:
             update = judge(self._node, peer, raw)
         except ProtocolError as exc:
+            if fetched:
+                self._counted("refused")
             log.info("keys.document_refused", peer=peer, via=direction, reason=exc.reason.value)
             return False
         if update.status is not UpdateStatus.APPLIED:
+            if fetched:
+                self._counted("unchanged")
             log.info("keys.document_unchanged", peer=peer, via=direction, status=update.status)
             return False
         draft = LogDraft(
@@ -269,4 +278,6 @@ class KeyRefresh:
             log.warning("keys.peer_document_not_held", peer=peer, error=exc.__class__.__name__)
             return False
         holding.settle()
+        if fetched:
+            self._counted("applied")
         return True

@@ -22,6 +22,7 @@ from node.config import load_config
 from node.services.keys import KeyRotationError, rotate_key, withdraw_key
 from node.services.peers import fetch_peer, trust_peer
 from node.store import peers as peer_store
+from node.store import records
 from node.store.revocations import outbox_rows
 from node.store.tables import ExchangeLogEntry, OutboxItem
 from protocol.clock import ManualClock, format_time
@@ -30,6 +31,7 @@ from protocol.documents import (
     sign_checkpoint,
     sign_fragment,
     verify_checkpoint,
+    verify_consent,
     verify_fragment,
 )
 from protocol.envelope import sign_envelope
@@ -127,6 +129,18 @@ async def log_entries(node: RunningNode, message_type: str) -> list[Any]:
         return list(rows.mappings())
 
 
+async def document_fetches(node: RunningNode) -> dict[str, float]:
+    """``barnplan_peer_document_fetches_total`` by outcome, as Prometheus scrapes it."""
+    async with aiohttp.ClientSession() as session, session.get(node.url + "/metrics") as resp:
+        text = await resp.text()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("barnplan_peer_document_fetches_total{"):
+            labels, value = line.rsplit(" ", 1)
+            counts[labels.split('outcome="')[1].split('"')[0]] = float(value)
+    return counts
+
+
 async def announcements(node: RunningNode) -> list[OutboxItem]:
     async with node.node.engine.connect() as conn:
         return [
@@ -155,6 +169,7 @@ async def test_a_rotation_reaches_every_peer_without_a_fetch(
         assert held["sig"]["key"] == rotation.old_key_id  # the outgoing key vouched for it
         assert held["keys"][0]["kid"] == rotation.new_key_id
         # learned from the announcement alone: the peer never fetched the document
+        assert await document_fetches(peer) == {}
         assert not [e for e in await log_entries(peer, "node.document") if e["direction"] == "out"]
         result = await school.node.peers.send(
             peer.node_id, "hello", {"started_at": format_time(clock.now())}
@@ -183,6 +198,10 @@ async def test_a_peer_down_during_the_announcement_gets_it_on_retry(
     await settle(school)
     [to_bup] = [a for a in await announcements(school) if a.peer == bup.node_id]
     assert to_bup.delivered_at is not None and to_bup.attempts >= 2
+    # (delivered at least once: the clock jumped past the delivery lease meanwhile)
+    assert {(e["peer"], e["outcome"]) for e in await log_entries(bup, "keys.update")} == {
+        (school.node_id, "ok")
+    }
     assert held_key_ids(bup, school)[0] == rotation.new_key_id
     assert json.loads(await held_document(bup, school))["keys"][0]["kid"] == rotation.new_key_id
 
@@ -229,8 +248,12 @@ async def test_a_withdrawn_key_is_refused_by_every_peer_at_once_and_old_signatur
         )
         assert status == 401 and reply["body"]["reason"] == "key_not_valid", reply
         keys = list(peer.node.keyring.keys_for(school.node_id) or [])
-        # the fragment signed before the withdrawal still verifies ...
+        # the fragment and the consent statement signed before the withdrawal still verify ...
         verify_fragment(released, keys)
+        async with peer.node.engine.connect() as conn:
+            statement = await records.consent_statement(conn, consent_id)
+        assert statement is not None and statement["sig"]["key"] == leaked.key_id
+        verify_consent(statement, keys)
         # ... one signed with the withdrawn key at the withdrawal does not
         late = sign_fragment({**_unsigned(released), "signed_at": format_time(at)}, leaked)
         with pytest.raises(VerificationError) as refused:
@@ -386,6 +409,7 @@ async def test_an_unknown_key_makes_the_peer_fetch_once_and_the_message_then_ver
     assert held_key_ids(social, school)[0] == new_key_id
     fetches = [e for e in await log_entries(social, "node.document") if e["direction"] == "out"]
     assert [(e["peer"], e["outcome"]) for e in fetches] == [(school.node_id, "ok")]
+    assert await document_fetches(social) == {"applied": 1.0}
     again = await school.node.peers.send(
         social.node_id, "hello", {"started_at": format_time(clock.now())}
     )
@@ -442,6 +466,7 @@ async def test_fetches_after_unknown_keys_are_rate_limited_per_peer(
         assert first.document_requests == 3
         # nothing changed, so nothing but the refusals went into the exchange log
         assert await log_entries(social, "node.document") == []
+        assert await document_fetches(social) == {"unchanged": 3.0}
     finally:
         for peer in peers:
             await peer.stop()
