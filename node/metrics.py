@@ -52,7 +52,7 @@ class Metrics:
         self.document_fetches = Counter(
             "barnplan_peer_document_fetches_total",
             "Fetches of a peer's node document after its key was unknown or ended (SPEC §4.6)",
-            ["outcome"],  # applied, unchanged, refused, unreachable
+            ["outcome"],  # applied, unchanged, refused (§4.6), failed (unreachable, not §4.4)
             registry=self.registry,
         )
 

@@ -235,9 +235,9 @@ class KeyRefresh:
             return False
         try:
             fetched = await fetch_peer(self._node.http_session(), url)
-        except PeerError:
-            self._counted("unreachable")
-            log.info("keys.fetch", peer=peer, outcome="unreachable")
+        except PeerError:  # unreachable, or not a node document that verifies (§4.4)
+            self._counted("failed")
+            log.info("keys.fetch", peer=peer, outcome="failed")
             return False
         return await self._consider(peer, fetched.raw, "out", "-")
 
