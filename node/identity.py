@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from protocol.documents import build_node_document
@@ -26,6 +28,9 @@ class Identity:
     config: NodeConfig
     key: SigningKey
     old_keys: list[PublicKey] = field(default_factory=list)
+    # the key change document that introduced the current key (SPEC.md §4.6), while it still
+    # describes this node; None when the node signs a fresh document for every fetch
+    published: dict[str, Any] | None = None
 
     @property
     def node_id(self) -> str:
@@ -35,6 +40,14 @@ class Identity:
         return [self.key.public(), *self.old_keys]
 
     def node_document(self, issued_at: datetime) -> dict[str, Any]:
+        """The document to publish: the one that introduced the current key while it still
+        says what a fresh one would (signed by the key before, it lets a peer that missed the
+        announcement carry its trust over, §4.6), else a fresh one signed at ``issued_at``."""
+        if self.published is not None:
+            return self.published
+        return self.fresh_document(issued_at)
+
+    def fresh_document(self, issued_at: datetime) -> dict[str, Any]:
         return build_node_document(
             node_id=self.node_id,
             agency_name=self.config.node.agency_name,
@@ -46,8 +59,17 @@ class Identity:
         )
 
 
-def load_identity(config: NodeConfig, keys: list[OwnKey]) -> Identity:
-    """Load the current private key (the row without ``valid_until``) and list retired ones."""
+def load_identity(
+    config: NodeConfig,
+    keys: list[OwnKey],
+    key_path: Path | None = None,
+    introduction: str | None = None,
+) -> Identity:
+    """Load the current private key (the row without ``valid_until``) and list retired ones.
+
+    ``key_path`` overrides ``keys.file`` (a running node reloading after ``keys rotate`` reads
+    the file the store names, which the command also wrote into the config it read at start).
+    ``introduction`` is the key change document of the current key, to publish (SPEC.md §4.6)."""
     current = [k for k in keys if k.valid_until is None]
     if len(current) != 1:
         store = store_name(config.database_url, config.store.schema_name)
@@ -57,14 +79,34 @@ def load_identity(config: NodeConfig, keys: list[OwnKey]) -> Identity:
             f"one): {RESTORE}"
         )
     row = current[0]
-    key = load_private_key(config.key_path, config.node.id, row.valid_from, config.key_passphrase())
+    path = key_path or config.key_path
+    key = load_private_key(path, config.node.id, row.valid_from, config.key_passphrase())
     if key.key_id != row.key_id:
         raise IdentityError(
-            f"key file {config.key_path} holds {key.key_id}, but the store expects {row.key_id}"
+            f"key file {path} holds {key.key_id}, but the store expects {row.key_id}"
         )
     old = [
         PublicKey(k.key_id, b64url_decode(k.public), k.valid_from, k.valid_until)
         for k in keys
         if k.valid_until is not None
     ]
-    return Identity(config=config, key=key, old_keys=old)
+    identity = Identity(config=config, key=key, old_keys=old)
+    identity.published = _still_describes(identity, introduction)
+    return identity
+
+
+def key_file(config: NodeConfig, row: OwnKey) -> Path:
+    """Where the key of ``row`` is: its ``file`` as ``keys.file`` would resolve it."""
+    path = Path(row.file)
+    return path if path.is_absolute() else config.directory / path
+
+
+def _still_describes(identity: Identity, introduction: str | None) -> dict[str, Any] | None:
+    """``introduction`` if it says what a fresh document would (same keys, name, kind, URL);
+    None once the config changed since, so the node then signs fresh documents."""
+    if introduction is None:
+        return None
+    document: dict[str, Any] = json.loads(introduction)
+    fresh = identity.fresh_document(identity.key.valid_from)
+    same = ("id", "agency_name", "agency_kind", "base_url", "keys", "protocol_versions")
+    return document if all(document.get(k) == fresh[k] for k in same) else None

@@ -118,6 +118,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.document_fetches = Counter(
+            "barnplan_peer_document_fetches_total",
+            "Fetches of a peer's node document after its key was unknown or ended (SPEC §4.6)",
+            ["outcome"],  # applied, unchanged, refused (§4.6), failed (unreachable, not §4.4)
+            registry=self.registry,
+        )
+
         self.log_verified_ok = Gauge(
             "barnplan_log_verification_ok",
             "1 if the last 'barnplan log verify' found the exchange log intact, 0 if it failed",

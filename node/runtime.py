@@ -13,28 +13,39 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from protocol.clock import Clock, SystemClock
+from protocol.errors import ProtocolError, Reason
 
 from .config import NodeConfig
-from .identity import Identity, load_identity
+from .identity import Identity, IdentityError, key_file, load_identity
 from .keyring import PeerKeyRing
 from .metrics import Metrics
 from .services.handlers import HANDLERS
-from .services.inbound import Inbound
+from .services.inbound import RELOADABLE, Inbound
+from .services.key_updates import KEY_REASONS, KeyRefresh, Outbox
 from .services.outbound import PeerClient
 from .services.release_cache import ReleaseCache
-from .services.revocation import Outbox, catch_up
+from .services.revocation import catch_up
 from .services.seen import PersistentSeenIds
 from .store import peers as peer_store
 from .store.engine import create_engine, migrate, sqlite_sync_twin
 from .store.exchange_log import ExchangeLog
 from .store.schema_check import require_expected_schema
+from .store.tables import OwnKey
 from .tls import client_ssl
 from .version import current_build
 
 CONTACT_WRITE_INTERVAL = timedelta(minutes=1)  # how stale a peer's stored last contact may be
+
+log = structlog.get_logger("barnplan.node")
+
+
+def key_state(rows: list[OwnKey]) -> tuple[tuple[str, datetime | None], ...]:
+    """What of this node's own keys decides its identity: which keys, and until when."""
+    return tuple((r.key_id, r.valid_until) for r in rows)
 
 
 @dataclass
@@ -56,6 +67,8 @@ class Node:
         self.outbox = Outbox(self)
         self.build = current_build()
         self.metrics = Metrics(self.build)
+        self.key_refresh = KeyRefresh(self)
+        self.own_keys: tuple[tuple[str, datetime | None], ...] = ()
         self.release_cache = ReleaseCache()
         self.caught_up = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
@@ -111,8 +124,48 @@ class Node:
 
         self._background = asyncio.create_task(run())
 
+    async def relearn(self, peer: str, reason: Reason, data: bytes | None = None) -> bool:
+        """A message or reply claiming to come from ``peer`` failed verification with
+        ``reason``: True when what this node trusts for ``peer`` changed since, so that one
+        more verification is worth it. Re-reads the store (``barnplan peers add`` may have
+        run), then, for a key it does not hold or holds as ended, learns the peer's changed
+        document (``KeyRefresh``: the one a ``keys.update`` in ``data`` carries, or a fetch)."""
+        before = self.keyring.keys_for(peer)
+        reloaded = reason in RELOADABLE and await self.reload_peers_if_stale()
+        if reloaded and self.keyring.keys_for(peer) != before:
+            return True
+        return reason in KEY_REASONS and await self.key_refresh.learn(peer, data)
+
+    async def refresh_identity(self) -> bool:
+        """Take up a key change ``barnplan keys rotate``/``withdraw`` made while this process
+        runs: sign with the new key and publish its document from now on. True if it changed.
+        Cheap when nothing changed (one read); the scheduler and the node document call it."""
+        rows = await peer_store.own_keys(self.engine)
+        state = key_state(rows)
+        if state == self.own_keys:
+            return False
+        current = [r for r in rows if r.valid_until is None]
+        path = key_file(self.config, current[0]) if len(current) == 1 else None
+        introduction = await peer_store.current_introduction(self.engine)
+        try:
+            identity = await asyncio.to_thread(load_identity, self.config, rows, path, introduction)
+        except (IdentityError, ProtocolError) as exc:
+            # keep signing with the key loaded (peers refuse it once it ended) and say why
+            log.error("identity.reload_failed", error=exc.__class__.__name__)
+            return False
+        self.identity, self.own_keys = identity, state
+        log.info("identity.reloaded", key=identity.key.key_id)
+        return True
+
     async def reload_peers(self) -> None:
-        self.keyring.load(await peer_store.list_peers(self.engine))
+        """Hold what the store holds; read again if a key change was taken meanwhile (its
+        commit may have come after this read), so a reload never brings back an ended key."""
+        for _ in range(3):
+            generation = self.keyring.generation
+            peers = await peer_store.list_peers(self.engine)
+            if self.keyring.generation == generation:
+                break
+        self.keyring.load(peers)
         self._peers_loaded_at = time.monotonic()
 
     async def has_peer(self, node_id: str) -> bool:
@@ -156,8 +209,11 @@ async def open_node(
         if run_migrations:
             await migrate(engine)
         await require_expected_schema(engine)
-        identity = load_identity(config, await peer_store.own_keys(engine))
+        rows = await peer_store.own_keys(engine)
+        introduction = await peer_store.current_introduction(engine)
+        identity = load_identity(config, rows, None, introduction)
         node = Node(config=config, clock=clock or SystemClock(), engine=engine, identity=identity)
+        node.own_keys = key_state(rows)
         await node.reload_peers()
         await node.seen.load(engine, node.clock.now())
     except BaseException:

@@ -1,5 +1,5 @@
-"""Periodic jobs (APScheduler as a timer): outbox delivery, consent expiry, replay pruning and
-exchange-log checkpoints.
+"""Periodic jobs (APScheduler as a timer): outbox delivery, consent expiry, replay pruning,
+exchange-log checkpoints, and taking up peers and own keys changed by the CLI.
 
 Durable state (outbox rows, attempts, next attempt) lives in our own tables; the scheduler only
 decides when to look, so a restart loses nothing (DESIGN.md §9). When several node processes
@@ -28,6 +28,7 @@ OUTBOX_INTERVAL_S = 1.0
 EXPIRY_INTERVAL_S = 30.0
 PRUNE_INTERVAL_S = 300.0
 PEER_RELOAD_INTERVAL_S = 10.0
+OWN_KEYS_INTERVAL_S = 1.0
 log = structlog.get_logger("barnplan.scheduler")
 
 
@@ -88,6 +89,14 @@ def build_scheduler(node: Node) -> AsyncIOScheduler:
     async def reload_peers() -> None:
         await node.reload_peers()
 
+    async def refresh_identity() -> None:
+        try:
+            await node.refresh_identity()
+        except Exception as exc:  # the store is away for a moment: try again next second
+            log.error("job.failed", job="own_keys", error=exc.__class__.__name__)
+
+    # a key rotated or withdrawn with the CLI is used (and the old one no longer) within this
+    scheduler.add_job(refresh_identity, "interval", seconds=OWN_KEYS_INTERVAL_S, id="own_keys")
     # peers added or removed with the CLI take effect in a running node within this interval
     scheduler.add_job(reload_peers, "interval", seconds=PEER_RELOAD_INTERVAL_S, id="peers")
     # every process prunes its own in-memory replay cache; the row delete is idempotent

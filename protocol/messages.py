@@ -2,7 +2,8 @@
 
 Request/reply pairs: plan.invite → plan.invite.reply; plan.link → ack; consent.statement →
 consent.ack; fragments.request → fragments.response; consent.revoke → consent.revoke.ack;
-revocations.since → revocations.list; hello → hello.ack. Any request may instead be answered with
+revocations.since → revocations.list; hello → hello.ack; log.checkpoint → log.witness;
+keys.update → keys.update.ack. Any request may instead be answered with
 ``error``. Replies carry the request's id in the envelope's ``re``.
 """
 
@@ -141,6 +142,19 @@ class LogWitnessMessage(WireModel):
     witness: dict[str, Any]
 
 
+class KeysUpdate(WireModel):
+    """A node's changed node document (SPEC.md §4.6), sent to each peer until acknowledged."""
+
+    document: dict[str, Any]
+
+
+class KeysUpdateAck(WireModel):
+    """What the peer did with the announced document (``protocol.key_updates.UpdateStatus``)."""
+
+    issued_at: Timestamp
+    status: Literal["applied", "current", "superseded"]
+
+
 class ErrorBody(WireModel):
     reason: Reason
     detail: ShortText = ""
@@ -163,6 +177,8 @@ MESSAGE_TYPES: dict[str, type[BaseModel]] = {
     "hello.ack": Ack,
     "log.checkpoint": LogCheckpointMessage,
     "log.witness": LogWitnessMessage,
+    "keys.update": KeysUpdate,
+    "keys.update.ack": KeysUpdateAck,
     "error": ErrorBody,
 }
 
@@ -175,6 +191,7 @@ REPLY_TYPES: dict[str, str] = {
     "revocations.since": "revocations.list",
     "hello": "hello.ack",
     "log.checkpoint": "log.witness",
+    "keys.update": "keys.update.ack",
 }
 
 REQUEST_TYPES = frozenset(REPLY_TYPES)

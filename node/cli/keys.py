@@ -1,9 +1,7 @@
-"""``barnplan keys``: list and rotate this node's own signing keys."""
+"""``barnplan keys``: list, rotate and withdraw this node's own signing keys."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -16,10 +14,12 @@ from protocol.encoding import b64url_decode
 from protocol.keys import fingerprint
 
 from ..config import NodeConfig, load_config
-from ..services.keys import KeyRotationError, rotate_key
+from ..services.keys import KeyRotationError, Rotation, rotate_key, withdraw_key
 from ..store import peers as peer_store
 from ..store.engine import create_engine
+from ..store.revocations import outbox_rows
 from .main import echo_json, fail, node_dir_option, run_async
+from .opened import opened_node
 
 
 def user_errors(*errors: type[Exception]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -36,17 +36,6 @@ def user_errors(*errors: type[Exception]) -> Callable[[Callable[..., Any]], Call
         return wrapper
 
     return decorate
-
-
-def node_is_running(config: NodeConfig) -> bool:
-    """Does this node's own server answer on its configured address right now?"""
-    host = config.server.host if config.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
-    url = f"http://{host}:{config.server.port}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return bool(json.loads(resp.read()).get("node") == config.node.id)
-    except (OSError, ValueError):
-        return False
 
 
 @click.group()
@@ -93,10 +82,10 @@ async def rotate(directory: Path) -> None:
     """Make a new signing key current; the old one stays listed (valid until now).
 
     Writes node-<time>.key (mode 0600, same passphrase variable), points keys.file in
-    barnplan.toml at it and retires the old key in the store. Stop the node first, or restart it
-    right after: a running node signs with the key it loaded at start."""
+    barnplan.toml at it, retires the old key in the store and announces the new node document
+    to every peer (keys.update, retried until each acknowledges). A running node signs with
+    the new key within a second."""
     config = load_config(directory)
-    running = node_is_running(config)
     rotation = await rotate_key(config, SystemClock())
     when = rotation.at.strftime("%Y-%m-%dT%H:%M:%SZ")
     click.echo(f"rotated the signing key of {config.node.id} at {when}")
@@ -104,16 +93,50 @@ async def rotate(directory: Path) -> None:
     click.echo(f"         retired: valid until {when}, still listed so old signatures verify")
     click.echo(f"new key {rotation.new_key_id}: SHA-256 {rotation.new_fingerprint}")
     click.echo(f"         in {rotation.new_file} (keys.file = {rotation.config_value!r})")
-    if running:
-        click.echo(
-            "warning: the node is running and still signs with the old key; restart it now "
-            "(e.g. systemctl restart barnplan)"
-        )
-    else:
-        click.echo(f"next: start the node (barnplan serve --dir {directory})")
-    click.echo("peers must fetch the new node document before they accept messages signed")
-    click.echo("with the new key. On each peer, after comparing the new fingerprint out of band:")
+    await announce(directory, config, rotation)
+    click.echo("Keep the old key file offline or destroy it; it is no longer needed.")
+
+
+@keys.command("withdraw")
+@node_dir_option
+@click.argument("key_id")
+@user_errors(KeyRotationError)
+@run_async
+async def withdraw(directory: Path, key_id: str) -> None:
+    """Withdraw KEY_ID, the current key (it leaked, or may have): it is valid until now.
+
+    Everything it signed before stays verifiable; anything signed with it from now on is
+    refused by every peer that has taken the announcement. A new key becomes current at once
+    (as with rotate), and the new node document, signed by KEY_ID in its last valid second,
+    goes to every peer now and is retried until each acknowledges (barnplan outbox)."""
+    config = load_config(directory)
+    rotation = await withdraw_key(config, SystemClock(), key_id)
+    when = rotation.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    click.echo(f"withdrew {rotation.old_key_id} of {config.node.id} at {when}")
+    click.echo(f"         SHA-256 {rotation.old_fingerprint}: valid until {when}; peers refuse")
+    click.echo("         what it signs from then on, and keep verifying what it signed before")
+    click.echo(f"new key {rotation.new_key_id}: SHA-256 {rotation.new_fingerprint}")
+    click.echo(f"         in {rotation.new_file} (keys.file = {rotation.config_value!r})")
+    await announce(directory, config, rotation)
+    click.echo("Now destroy the withdrawn key's file and every copy of it. Compare the new")
+    click.echo("fingerprint with each peer's operator (their 'barnplan peers list'); a peer whose")
+    click.echo("announcement stays pending or refused re-adds this node after comparing it:")
     click.echo(f"  barnplan peers add {config.node.base_url} --yes")
-    click.echo("In a federation with a signed member list, ask its authorities to list the new")
-    click.echo("fingerprint (keep the old one listed) and each member to run 'barnplan federation")
-    click.echo("apply'. Keep the old key file offline or destroy it; it is no longer needed.")
+
+
+async def announce(directory: Path, config: NodeConfig, rotation: Rotation) -> None:
+    """Deliver the key change's announcements now and say how many peers took them."""
+    if not rotation.notified:
+        click.echo("no peers to announce the new key to")
+        return
+    async with opened_node(directory) as node:
+        await node.outbox.drain()
+        async with node.engine.connect() as conn:
+            pending = {r.peer for r in await outbox_rows(conn) if r.message_type == "keys.update"}
+    took = [p for p in rotation.notified if p not in pending]
+    click.echo(
+        f"announced to {len(rotation.notified)} peers (keys.update): {len(took)} acknowledged "
+        "now; the node retries the rest until they do (barnplan outbox)"
+    )
+    for peer in sorted(pending & set(rotation.notified)):
+        click.echo(f"  pending: {peer}")

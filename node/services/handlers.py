@@ -23,7 +23,7 @@ from ..domain.release import ConsentFacts, ReleaseRequest, decide_release
 from ..store import records
 from ..store import revocations as revocation_store
 from ..store.tables import Plan
-from . import audit, revocation
+from . import audit, key_updates, revocation
 from .inbound import Handler, Outcome, Refusal
 
 
@@ -231,4 +231,5 @@ HANDLERS: dict[str, Handler] = {
     "plan.link": plan_link,
     "consent.statement": consent_statement,
     "fragments.request": fragments_request,
+    "keys.update": key_updates.handle_keys_update,
 }

@@ -76,6 +76,9 @@ class Outcome:
     released: int = 0
     withheld: list[tuple[str, str]] = field(default_factory=list)
     change: StateChange | None = None
+    # run once the entry and ``change`` committed, before the reply is signed (what memory
+    # must follow the store, e.g. the key ring after a peer's key change)
+    after: Callable[[], None] | None = None
     # the body was built from validated values and may hold Precanonical parts: signed with
     # ``sign_prepared_envelope`` (no second validation, no re-encoding of resent fragments)
     prepared: bool = False
@@ -102,14 +105,10 @@ class Inbound:
     async def handle(self, data: bytes) -> tuple[int, dict[str, Any]]:
         """Return (HTTP status, signed reply envelope) for the raw request body ``data``."""
         node = self._node
+        server = node.config.server
+        claimed = read_claims(data, server.max_json_depth, server.max_body_bytes).sender
         try:
-            try:
-                message = self._verify(data)
-            except ProtocolError as exc:
-                # a peer added or re-keyed by the CLI since start: reload once, then judge
-                if exc.reason not in RELOADABLE or not await node.reload_peers_if_stale():
-                    raise
-                message = self._verify(data)
+            message = await self._verify_learning(data, claimed)
         except ProtocolError as exc:
             return await self._refuse_envelope(data, exc)
         handler = self._handlers.get(message.type)
@@ -191,6 +190,19 @@ class Inbound:
             message.sender, message.id, Reason.REPLAYED, f"message id {message.id} already seen"
         )
 
+    async def _verify_learning(self, data: bytes, claimed: str | None) -> Verified:
+        """Verify; after a failure that what this node trusts may since have changed for
+        (a peer added by the CLI, a peer's key change, SPEC.md §4.6), learn what changed and
+        judge again: at most twice (the store, then the peer's document), each rate-limited."""
+        for _ in range(2):
+            try:
+                return self._verify(data)
+            except ProtocolError as exc:
+                # only a well-formed claimed sender can have changed (SPEC §8: never a guess)
+                if claimed is None or not await self._node.relearn(claimed, exc.reason, data):
+                    raise
+        return self._verify(data)
+
     def _verify(self, data: bytes) -> Verified:
         node = self._node
         return verify_envelope(
@@ -233,6 +245,8 @@ class Inbound:
         except Exception as exc:
             log.error("federation.change_failed", type=message.type, error=exc.__class__.__name__)
             return self._error_reply(message.sender, message.id, Reason.INTERNAL, "not stored", 500)
+        if outcome.after is not None:
+            outcome.after()
         await node.peer_contact(message.sender)
         node.metrics.requests.labels(message.type, outcome.outcome).inc()
         sign = sign_prepared_envelope if outcome.prepared else sign_envelope

@@ -1,31 +1,39 @@
-"""Rotating this node's signing key: new key file, old key retired but kept, config re-pointed.
+"""Changing this node's signing key: rotating it, or withdrawing it (after a leak).
 
-The old key's row keeps its public key and gets ``valid_until`` = the rotation time, so the node
-document keeps listing it (SPEC.md §4.2 key rotation) and objects signed with it before then still
-verify. The new key is valid from that same second. Nothing is half-done: if the store cannot be
-updated, the new key file and the config change are undone.
+Both make a new key file current and re-point the config; the outgoing key's row keeps its public
+key and gets ``valid_until`` = the change time, so the node document keeps listing it (SPEC.md
+§4.2) and objects signed with it before then still verify, while anything signed with it from
+then on is refused. The new key is valid from that same second. The outgoing key signs, in its
+last valid second, the document announcing the change (§4.6); in the transaction that changes the
+rows, a ``keys.update`` with it is queued to every peer (the outbox delivers it until each one
+acknowledges), and the row of the new key keeps it, to publish. Nothing is half-done: if the store
+cannot be updated, the new key file and the config change are undone.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from protocol.clock import Clock
 from protocol.encoding import b64url_encode
+from protocol.key_updates import sign_key_change
 from protocol.keys import SigningKey, fingerprint, save_private_key
 
 from ..config import CONFIG_NAME, NodeConfig
 from ..identity import IdentityError, load_identity
 from ..store import peers as peer_store
-from ..store.engine import begin_write, create_engine
+from ..store.engine import begin_write, create_engine, migrate
 from ..store.tables import OwnKey
+from .key_updates import enqueue_announcements
 
 MAX_DOCUMENT_KEYS = 16  # protocol.models.NodeDocument.keys max_length
 
@@ -39,6 +47,8 @@ class KeyRotationError(Exception):
 
 @dataclass(frozen=True)
 class Rotation:
+    """A key change as made: when, the outgoing and the new key, and the peers announced to."""
+
     at: datetime
     old_key_id: str
     old_fingerprint: str
@@ -46,6 +56,7 @@ class Rotation:
     new_fingerprint: str
     new_file: Path
     config_value: str
+    notified: tuple[str, ...] = ()
 
 
 def toml_string(value: str) -> str:
@@ -108,15 +119,32 @@ def new_key_path(config: NodeConfig, at: datetime) -> tuple[Path, str]:
 async def rotate_key(config: NodeConfig, clock: Clock) -> Rotation:
     """Retire the current key (valid until now) and make a new one current, from the same second.
 
-    Run it while the node is stopped (or restart the node right after): a running node keeps
-    signing with the key it loaded, which stops being valid at the rotation time."""
+    A running node takes the new key up within a second (``Node.refresh_identity``); stopping
+    it first is no longer needed."""
+    return await change_key(config, clock)
+
+
+async def withdraw_key(config: NodeConfig, clock: Clock, key_id: str) -> Rotation:
+    """Withdraw ``key_id``, this node's current key (after it leaked): valid until now, a new key
+    current from the same second, announced to every peer as a rotation is.
+
+    Only the current key can be withdrawn: a retired key already ended, and nothing it signs
+    from its end on verifies anywhere (signatures it made before stay verifiable)."""
+    return await change_key(config, clock, withdraw=key_id)
+
+
+async def change_key(config: NodeConfig, clock: Clock, withdraw: str | None = None) -> Rotation:
+    """Make a new key current and end the current one at the same second (see the module)."""
     engine = create_engine(config.database_url, config.store.schema_name)
     try:
+        await migrate(engine)  # as every command that opens the node: it keeps the document
         keys = await peer_store.own_keys(engine)
         try:
             identity = load_identity(config, keys)
         except IdentityError as exc:
             raise KeyRotationError(str(exc)) from None
+        if withdraw is not None:
+            check_withdrawable(withdraw, keys)
         if len(keys) + 1 > MAX_DOCUMENT_KEYS:
             raise KeyRotationError(
                 f"the node document can list at most {MAX_DOCUMENT_KEYS} keys and this node "
@@ -128,8 +156,18 @@ async def rotate_key(config: NodeConfig, clock: Clock) -> Rotation:
         if at <= old.valid_from:
             raise KeyRotationError(
                 f"the current key became valid at {old.valid_from.isoformat()}; "
-                "rotate again a second later"
+                "change it again a second later"
             )
+        document = sign_key_change(
+            node_id=config.node.id,
+            agency_name=config.node.agency_name,
+            agency_kind=config.node.agency_kind.value,
+            base_url=config.node.base_url,
+            new_key=new,
+            outgoing=old,
+            older_keys=identity.old_keys,
+            at=at,
+        )
         path, value = new_key_path(config, at)
         if path.exists():
             raise KeyRotationError(f"{path} already exists; not overwriting a key")
@@ -139,7 +177,7 @@ async def rotate_key(config: NodeConfig, clock: Clock) -> Rotation:
         try:
             _write_atomic(config_path, set_keys_file(original, value))
             try:
-                await _swap_rows(engine, old.key_id, new, at, value)
+                notified = await _swap_rows(engine, old.key_id, new, at, value, document)
             except BaseException:
                 _write_atomic(config_path, original)
                 raise
@@ -156,12 +194,32 @@ async def rotate_key(config: NodeConfig, clock: Clock) -> Rotation:
         new_fingerprint=fingerprint(new.public_raw),
         new_file=path,
         config_value=value,
+        notified=tuple(notified),
     )
 
 
+def check_withdrawable(key_id: str, keys: list[OwnKey]) -> None:
+    """Refuse, saying why, to withdraw anything but this node's current key."""
+    row = next((k for k in keys if k.key_id == key_id), None)
+    if row is None:
+        raise KeyRotationError(f"{key_id} is not a key of this node (see barnplan keys list)")
+    if row.valid_until is not None:
+        raise KeyRotationError(
+            f"{key_id} already ended at {row.valid_until.isoformat()}: peers refuse anything "
+            "it signs from then on; only the current key can be withdrawn"
+        )
+
+
 async def _swap_rows(
-    engine: AsyncEngine, old_id: str, new: SigningKey, at: datetime, file: str
-) -> None:
+    engine: AsyncEngine,
+    old_id: str,
+    new: SigningKey,
+    at: datetime,
+    file: str,
+    document: dict[str, Any],
+) -> list[str]:
+    """End ``old_id``, add ``new`` with the document that introduces it, and queue that
+    document to every peer: one transaction. Returns the peers it was queued to."""
     table = OwnKey.__table__  # type: ignore[attr-defined]
     async with begin_write(engine) as conn:
         result = await conn.execute(
@@ -180,5 +238,7 @@ async def _swap_rows(
                 valid_from=at,
                 valid_until=None,
                 file=file,
+                introduction=json.dumps(document, ensure_ascii=False),
             )
         )
+        return await enqueue_announcements(conn, document, at)

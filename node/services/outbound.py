@@ -23,6 +23,7 @@ from ..httpio import read_limited
 from ..store.exchange_log import LogDraft
 
 FEDERATION_PATH = "/federation/v1/messages"
+KEY_REASONS = frozenset({Reason.UNKNOWN_KEY, Reason.KEY_NOT_VALID})
 _JSON = {"Content-Type": "application/json"}
 MAX_REPLY_BYTES = 4 * 1024 * 1024
 
@@ -122,15 +123,7 @@ class PeerClient:
         if len(data) > MAX_REPLY_BYTES:
             return PeerResult(peer, "bad_reply", Reason.TOO_LARGE.value)
         try:
-            reply = verify_envelope(
-                data,
-                keyring=node.keyring,
-                audience=node.node_id,
-                clock=node.clock,
-                seen=node.seen,
-                skew_s=node.config.protocol.clock_skew_s,
-                expect_type=reply_type,
-            )
+            reply = await self._verify_learning(peer, data, reply_type)
         except ProtocolError as exc:
             return PeerResult(peer, "bad_reply", exc.reason.value)
         if reply.sender != peer or reply.re != envelope["id"]:
@@ -139,6 +132,30 @@ class PeerClient:
             assert isinstance(reply.body, ErrorBody)
             return PeerResult(peer, "refused", reply.body.reason.value, reply)
         return PeerResult(peer, "ok", None, reply)
+
+    async def _verify_learning(self, peer: str, data: bytes, reply_type: str) -> Verified:
+        """Verify a reply; if it is signed with a key this node does not hold yet or holds as
+        ended, learn ``peer``'s changed document (SPEC.md §4.6) and judge it again: at most
+        twice (the store, then the peer's document), each rate-limited."""
+        for _ in range(2):
+            try:
+                return self._verify(data, reply_type)
+            except ProtocolError as exc:
+                if exc.reason not in KEY_REASONS or not await self._node.relearn(peer, exc.reason):
+                    raise
+        return self._verify(data, reply_type)
+
+    def _verify(self, data: bytes, reply_type: str) -> Verified:
+        node = self._node
+        return verify_envelope(
+            data,
+            keyring=node.keyring,
+            audience=node.node_id,
+            clock=node.clock,
+            seen=node.seen,
+            skew_s=node.config.protocol.clock_skew_s,
+            expect_type=reply_type,
+        )
 
     def _draft(
         self, peer: str, type: str, message_id: str, result: PeerResult, context: LogContext

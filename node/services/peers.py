@@ -56,7 +56,8 @@ async def fetch_peer(session: aiohttp.ClientSession, url: str) -> FetchedPeer:
         raise PeerError(f"{target} sent more than {MAX_DOCUMENT_BYTES} bytes")
     try:
         # the one strict parser, as for every message (SPEC.md §4.4 step 1): a document with a
-        # duplicated member, "v": 1.0 or a byte-order mark is refused here as at the endpoint
+        # duplicated member, "v": 1.0 or a byte-order mark is refused here as at the endpoint,
+        # and as a document a peer announces in a keys.update is (§4.6)
         raw = parse_json_object(body)
         doc, keys = verify_node_document(raw, float_free=True)
     except ProtocolError as exc:

@@ -34,6 +34,40 @@ async def upsert_peer(engine: AsyncEngine, peer: Peer) -> None:
         await conn.execute(Peer.__table__.insert().values(**peer.model_dump()))  # type: ignore[attr-defined]
 
 
+async def peer_ids(conn: AsyncConnection) -> list[str]:
+    """Every trusted peer's id, in the caller's transaction (a key change announces to all)."""
+    table = Peer.__table__  # type: ignore[attr-defined]
+    rows = await conn.execute(select(table.c.node_id).order_by(table.c.node_id))
+    return [r[0] for r in rows]
+
+
+async def peer_for_update(conn: AsyncConnection, node_id: str) -> Peer | None:
+    """The peer's row, locked until the caller's transaction ends (PostgreSQL; SQLite's write
+    transaction already excludes other writers), so two processes judge one change in turn."""
+    table = Peer.__table__  # type: ignore[attr-defined]
+    query = select(table).where(table.c.node_id == node_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = (await conn.execute(query)).mappings().first()
+    return Peer.model_validate(dict(row)) if row else None
+
+
+async def replace_document(conn: AsyncConnection, peer: Peer) -> None:
+    """Hold a changed node document for a trusted peer (its keys, URL and names with it)."""
+    table = Peer.__table__  # type: ignore[attr-defined]
+    await conn.execute(
+        table.update()
+        .where(table.c.node_id == peer.node_id)
+        .values(
+            document=peer.document,
+            base_url=peer.base_url,
+            agency_name=peer.agency_name,
+            agency_kind=peer.agency_kind,
+            fingerprint=peer.fingerprint,
+        )
+    )
+
+
 async def touch_peer(engine: AsyncEngine, node_id: str, when: datetime) -> None:
     async with begin_write(engine) as conn:
         await conn.execute(
@@ -42,9 +76,22 @@ async def touch_peer(engine: AsyncEngine, node_id: str, when: datetime) -> None:
 
 
 async def own_keys(engine: AsyncEngine) -> list[OwnKey]:
+    """This node's keys, oldest first, without their introductions: the columns every
+    revision of the store has, so ``keys list`` reads a store a new release has not migrated."""
+    table = OwnKey.__table__  # type: ignore[attr-defined]
+    columns = [c for c in table.c if c.name != "introduction"]
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(OwnKey).order_by(OwnKey.valid_from))).mappings().all()  # type: ignore[arg-type]
-    return [OwnKey.model_validate(dict(r)) for r in rows]
+        rows = (await conn.execute(select(*columns).order_by(table.c.valid_from))).mappings()
+        return [OwnKey.model_validate(dict(r)) for r in rows.all()]
+
+
+async def current_introduction(engine: AsyncEngine) -> str | None:
+    """The key change document that introduced the current key (migration 0011), if any."""
+    table = OwnKey.__table__  # type: ignore[attr-defined]
+    query = select(table.c.introduction).where(table.c.valid_until.is_(None))
+    async with engine.connect() as conn:
+        found = (await conn.execute(query)).first()
+    return found[0] if found else None
 
 
 async def insert_own_key(conn: AsyncConnection, key: OwnKey) -> None:

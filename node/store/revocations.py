@@ -175,11 +175,19 @@ async def claim_due(
     return items
 
 
-async def mark_delivered(conn: AsyncConnection, item_id: str, now: datetime) -> None:
+async def mark_delivered(
+    conn: AsyncConnection, item_id: str, now: datetime, note: str | None = None
+) -> None:
+    """Acknowledged; ``note`` (shown where a last error would be) says how, when that matters
+    to an operator (a key announcement the peer answered ``superseded``)."""
     await conn.execute(
         update(T_OUTBOX)
         .where(T_OUTBOX.c.item_id == item_id)
-        .values(delivered_at=now, attempts=T_OUTBOX.c.attempts + 1, last_error=None)
+        .values(
+            delivered_at=now,
+            attempts=T_OUTBOX.c.attempts + 1,
+            last_error=note[:200] if note else None,
+        )
     )
 
 

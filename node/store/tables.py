@@ -49,6 +49,10 @@ class OwnKey(SQLModel, table=True):
     valid_from: datetime = Field(sa_column=utc_column())
     valid_until: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     file: str = Field(max_length=500)
+    # the signed node document that announced this key, signed by the key before it (SPEC.md
+    # §4.6); published while it still describes the node, so a peer that missed the
+    # announcement learns the key by fetching the document (migration 0011)
+    introduction: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Peer(SQLModel, table=True):

@@ -15,6 +15,9 @@ routes = web.RouteTableDef()
 @routes.get("/.well-known/barnplan/node")
 async def node_document(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
+    # a key change made by the CLI a moment ago is published at once, never the old key's
+    # document signed after it ended (SPEC.md §4.6)
+    await node.refresh_identity()
     return web.json_response(node.identity.node_document(node.clock.now()))
 
 

@@ -38,11 +38,12 @@ from protocol.envelope import (
     read_claims,
     sign_envelope,
 )
-from protocol.keys import SigningKey, fingerprint, make_key_id
+from protocol.key_updates import sign_key_change
+from protocol.keys import PublicKey, SigningKey, fingerprint, make_key_id
 from protocol.signing import sign_object, signing_input
 
 HERE = Path(__file__).resolve().parent
-SUBDIRS = ("node-document", "envelopes", "fragments", "consent")
+SUBDIRS = ("node-document", "envelopes", "fragments", "consent", "key-update")
 
 NODE = "vectors.barnplan.test"  # the node whose keys sign every vector
 PEER = "peer.barnplan.test"  # the verifying node: the audience of every envelope
@@ -55,6 +56,7 @@ SEEDS = {
     "retired": "82cce6a374c0f3531a954a78076da97eaed078ae0f4007e4dfa2553aedd8b2da",
     "unlisted": "d32a50eb83a3a4782b8a276038c35f3ec4d2da387d1485800fb17e76662e7e91",
     "other": "189ac9b3073a7e97141122a43bcaae6aeaac8ecb45ce7288174136fbd423c908",
+    "next": "229bfe9fc957df1429a6db8de2df3acb4c2e7fedf4d526e42258dc1c83acbd3e",
 }
 
 KEY_FROM = datetime(2026, 6, 1, tzinfo=UTC)  # the current key's valid_from
@@ -62,6 +64,7 @@ RETIRED_FROM = datetime(2025, 6, 1, tzinfo=UTC)  # the retired key: valid until 
 DOC_AT = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)  # the node document's issued_at
 T = datetime(2026, 11, 23, 9, 15, 2, tzinfo=UTC)  # issued_at of most envelopes
 VERIFY_AT = T + timedelta(seconds=5)  # the verifier's clock for most envelopes
+CHANGE_AT = datetime(2026, 11, 23, 9, 15, 0, tzinfo=UTC)  # "next" replaces "current" (§4.6)
 TTL_S = 60
 TRUST = "node-document/valid"
 MAX_BODY_BYTES = 262144  # the default size limit (SPEC.md §8)
@@ -1079,9 +1082,13 @@ def build() -> dict[str, Any]:
         "\ufeff" + wire(hello),
     )
 
+    # --- key changes (§4.6) ---------------------------------------------------------------------
+    next_key = SigningKey.from_seed(NODE, bytes.fromhex(SEEDS["next"]), CHANGE_AT)
+    key_updates(out, doc_fields, current, retired_public, unlisted, next_key, envelope)
+
     # --- keys, canonicalization, index ----------------------------------------------------------
     files: dict[str, Any] = {f"{name}.json": record for name, record in out.files.items()}
-    files["keys.json"] = keys_file(current, retired, unlisted, other)
+    files["keys.json"] = keys_file(current, retired, unlisted, other, next_key)
     files["canonical.json"] = canonical_file()
     files["index.json"] = {
         "description": "Every barnplan protocol test vector; see README.md and SPEC.md §12.",
@@ -1092,8 +1099,110 @@ def build() -> dict[str, Any]:
     return files
 
 
+def update_check(held: str, now: datetime) -> dict[str, Any]:
+    return {"held": held, "now": format_time(now), "skew_s": DEFAULT_SKEW_S}
+
+
+def key_updates(
+    out: Builder,
+    doc_fields: Mapping[str, Any],
+    current: SigningKey,
+    retired_public: PublicKey,
+    unlisted: SigningKey,
+    next_key: SigningKey,
+    envelope: Any,
+) -> None:
+    """Changed node documents judged against a held one (§4.6), and the message carrying one."""
+    names = {k: doc_fields[k] for k in ("node_id", "agency_name", "agency_kind", "base_url")}
+    rotation = sign_key_change(
+        **names,
+        new_key=next_key,
+        outgoing=current,
+        older_keys=[retired_public],
+        at=CHANGE_AT,
+    )
+    after = CHANGE_AT + timedelta(seconds=5)
+    out.add(
+        "key-update/valid-rotation",
+        "key_update",
+        VALID,
+        "The test node rotates from the current key to the 'next' key at "
+        f"{format_time(CHANGE_AT)}: the current key, which the verifier holds as current, signs "
+        "in its last valid second a document listing 'next' first and itself valid until the "
+        "change. It replaces the held node-document/valid.",
+        update_check("node-document/valid", after),
+        wire(rotation),
+    )
+    gone = build_node_document(
+        **names, key=unlisted, old_keys=[current.public(), retired_public], issued_at=CHANGE_AT
+    )
+    out.add(
+        "key-update/unknown_key-signer-not-held",
+        "key_update",
+        "unknown_key",
+        "Signed by the unlisted key, which the held document does not list, listing itself as "
+        "the current key.",
+        update_check("node-document/valid", after),
+        wire(gone),
+    )
+    forever = PublicKey(retired_public.key_id, retired_public.raw, retired_public.valid_from)
+    revived = build_node_document(**names, key=current, old_keys=[forever], issued_at=after)
+    out.add(
+        "key-update/malformed-revives-a-retired-key",
+        "key_update",
+        "malformed",
+        "Signed by the current key, but listing the retired key with no valid_until: a key the "
+        "held document ends can never become valid again.",
+        update_check("node-document/valid", after),
+        wire(revived),
+    )
+    late = ManualClock(after)
+    signed_after_end = build_node_document(
+        **names,
+        key=current,
+        old_keys=[unlisted.public(), retired_public],
+        issued_at=late.now(),
+    )
+    out.add(
+        "key-update/key_not_valid-signed-after-its-end",
+        "key_update",
+        "key_not_valid",
+        "Held: key-update/valid-rotation. Signed by the old current key after the change (it "
+        "lists itself as current and adds the unlisted key): the held document ends that key.",
+        update_check("key-update/valid-rotation", after),
+        wire(signed_after_end),
+    )
+    backdated = resign(
+        signed_after_end, current, issued_at=format_time(CHANGE_AT - timedelta(seconds=1))
+    )
+    out.add(
+        "key-update/key_not_valid-ended-key-adds-a-key",
+        "key_update",
+        "key_not_valid",
+        "Held: key-update/valid-rotation. The same document backdated into the old key's last "
+        "valid second, when the key was valid: a key the verifier holds as ended cannot change "
+        "the document (a thief with a withdrawn key cannot add one).",
+        update_check("key-update/valid-rotation", after),
+        wire(backdated),
+    )
+    in_last_second = ManualClock(CHANGE_AT - timedelta(seconds=1))
+    out.add(
+        "envelopes/valid-keys-update",
+        "envelope",
+        VALID,
+        "A keys.update carrying key-update/valid-rotation, signed by the outgoing key in its "
+        "last valid second (as a node still running with it sends it).",
+        envelope_check(now=after),
+        wire(envelope("keys.update", {"document": rotation}, "keys.update", at=in_last_second)),
+    )
+
+
 def keys_file(
-    current: SigningKey, retired: SigningKey, unlisted: SigningKey, other: SigningKey
+    current: SigningKey,
+    retired: SigningKey,
+    unlisted: SigningKey,
+    other: SigningKey,
+    next_key: SigningKey,
 ) -> dict[str, Any]:
     def entry(
         label: str, key: SigningKey, listed: bool, until: datetime | None, note: str
@@ -1119,6 +1228,7 @@ def keys_file(
             entry("retired", retired, True, KEY_FROM, "An old key kept listed after rotation."),
             entry("unlisted", unlisted, False, None, "A key of the test node nobody was told of."),
             entry("other", other, False, None, "The key of a node the verifier does not trust."),
+            entry("next", next_key, False, None, "The key the node rotates to (key-update/)."),
         ],
     }
 

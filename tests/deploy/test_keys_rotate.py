@@ -1,15 +1,18 @@
-"""``barnplan keys rotate``: a new current key, the old one retired but still listed.
+"""``barnplan keys rotate`` and ``keys withdraw``: a new current key, the old one ended but listed.
 
-The process test drives real ``barnplan`` processes: rotate a stopped node, restart it, check its
-published document, check old-key signatures before and after the rotation time, and that a peer
-accepts the new key only after re-adding the node. The in-process tests cover both stores, an
-encrypted key file and the all-or-nothing behaviour.
+The process tests drive real ``barnplan`` processes: rotate a stopped node, restart it, check its
+published document, check old-key signatures before and after the rotation time, and that the
+peer took the new key from the announcement the command delivered (no ``peers add``); withdraw
+the key of a running node and check the peer refuses it at once and the node signs with its new
+key. The in-process tests cover both stores, an encrypted key file and the all-or-nothing
+behaviour.
 """
 
 from __future__ import annotations
 
 import json
 import stat
+import time
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -96,7 +99,7 @@ def test_rotate_a_real_node_and_peers_follow(tmp_path: Path) -> None:
         assert rotated_at is not None and new_public.valid_from == rotated_at
         assert fingerprint(old_key.public_raw) in out
         assert fingerprint(new_public.raw) in out
-        assert f"barnplan peers add {a.url} --yes" in out
+        assert "announced to 1 peers (keys.update): 1 acknowledged now" in out
 
         # the config changed in exactly one line: keys.file, pointing at a new 0600 key file
         config_after = (a.directory / CONFIG_NAME).read_text()
@@ -142,20 +145,14 @@ def test_rotate_a_real_node_and_peers_follow(tmp_path: Path) -> None:
             )
         assert refused.value.reason is Reason.KEY_NOT_VALID
 
-        # over the wire: B still holds A's old document, so the new key is unknown there, and
-        # the old key still works there (so after a compromise, peers must re-add at once)
+        # over the wire: B took the announcement the command delivered, without re-adding A:
+        # it accepts the new key and refuses the old one for anything signed after the rotation
+        [peer_a] = json.loads(barnplan("peers", "list", "--json", "--dir", str(b.directory)).stdout)
+        assert peer_a["fingerprint"] == fingerprint(new_public.raw)
         endpoint = b.url + "/federation/v1/messages"
-        status, reply = post_json(endpoint, hello(a.node_id, b.node_id, new_key, SystemClock()))
-        assert status == 401 and reply["body"]["reason"] == "unknown_key", reply
-        status, reply = post_json(endpoint, hello(a.node_id, b.node_id, old_key, SystemClock()))
-        assert status == 200, reply
-
-        # once B re-adds A (the command the rotation printed), B accepts the new key ...
-        barnplan("peers", "add", a.url, "--yes", "--dir", str(b.directory))
         message = hello(a.node_id, b.node_id, new_key, SystemClock())
         status, reply = post_json(endpoint, message)
         assert status == 200, reply
-        # ... and refuses the old key for anything signed after the rotation
         status, refusal = post_json(endpoint, hello(a.node_id, b.node_id, old_key, SystemClock()))
         assert status == 401 and refusal["body"]["reason"] == "key_not_valid", refusal
         b_keys = document_keys(b)
@@ -167,6 +164,56 @@ def test_rotate_a_real_node_and_peers_follow(tmp_path: Path) -> None:
             seen=None,
         )
         assert ack.type == "hello.ack" and ack.re == message["id"]
+        outbox = json.loads(barnplan("outbox", "--all", "--json", "--dir", str(a.directory)).stdout)
+        assert [(o["peer"], o["type"]) for o in outbox if o["delivered_at"]] == [
+            (b.node_id, "keys.update")
+        ]
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_withdraw_the_key_of_a_running_node(tmp_path: Path) -> None:
+    a = init_node(tmp_path, A[0], A[1], A[2])
+    b = init_node(tmp_path, B[0], B[1], B[2])
+    a.start()
+    b.start()
+    try:
+        barnplan("peers", "add", a.url, "--yes", "--dir", str(b.directory))
+        barnplan("peers", "add", b.url, "--yes", "--dir", str(a.directory))
+        [old_public] = document_keys(a)
+        leaked = load_private_key(a.directory / "node.key", a.node_id, old_public.valid_from)
+        b_key = load_private_key(
+            b.directory / "node.key", b.node_id, document_keys(b)[0].valid_from
+        )
+        time.sleep(1.1)  # a key change needs the current key valid for a whole second first
+
+        out = barnplan("keys", "withdraw", leaked.key_id, "--dir", str(a.directory)).stdout
+        assert f"withdrew {leaked.key_id}" in out
+        assert fingerprint(leaked.public_raw) in out
+        assert "announced to 1 peers (keys.update): 1 acknowledged now" in out
+
+        # the peer refuses the withdrawn key at once
+        endpoint = b.url + "/federation/v1/messages"
+        status, refusal = post_json(endpoint, hello(a.node_id, b.node_id, leaked, SystemClock()))
+        assert status == 401 and refusal["body"]["reason"] == "key_not_valid", refusal
+        # the running node publishes the new document (vouched for by the withdrawn key's last
+        # valid second) and signs with its new key, without a restart
+        doc = get_json(a.url + "/.well-known/barnplan/node")
+        new_public, withdrawn = verify_node_document(doc, a.node_id)[1]
+        assert doc["sig"]["key"] == leaked.key_id and withdrawn.key_id == leaked.key_id
+        assert withdrawn.valid_until is not None and f"SHA-256 {fingerprint(new_public.raw)}" in out
+        status, reply = post_json(
+            a.url + "/federation/v1/messages", hello(b.node_id, a.node_id, b_key, SystemClock())
+        )
+        assert status == 200 and reply["sig"]["key"] == new_public.key_id, reply
+
+        # only the current key can be withdrawn: one line, nothing changed
+        for key_id in (leaked.key_id, f"{a.node_id}#{'0' * 16}"):
+            result = barnplan("keys", "withdraw", key_id, "--dir", str(a.directory), check=False)
+            assert result.returncode == 1 and result.stderr.startswith("error: "), result
+            assert "Traceback" not in result.stderr
+        assert len(verify_node_document(get_json(a.url + "/.well-known/barnplan/node"))[1]) == 2
     finally:
         a.stop()
         b.stop()

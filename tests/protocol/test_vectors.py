@@ -2,9 +2,10 @@
 
 Every vector's ``input_text`` is run through the same function, with the same parameters, a
 node uses (``verify_envelope`` as the federation endpoint and the requester call it,
-``verify_node_document``, ``verify_fragment``, ``verify_consent`` on received text): valid ones
-verify, tampered ones fail with exactly the reason code the vector names, and a refused request
-is answered to the ``to`` and ``re`` the vector names (``read_claims``, SPEC.md §8).
+``verify_node_document``, ``verify_fragment``, ``verify_consent`` on received text, and
+``check_document_update`` for a changed node document, which replaces the held one if valid):
+valid ones verify, tampered ones fail with exactly the reason code the vector names, and a
+refused request is answered to the ``to`` and ``re`` the vector names (``read_claims``, SPEC.md §8).
 ``tests/integration/test_vectors_node.py`` sends the request vectors to a running node.
 Regenerating the vectors must give the committed files byte for byte, so they cannot drift from
 the code.
@@ -29,6 +30,7 @@ from protocol.encoding import b64url_decode, b64url_encode
 from protocol.envelope import MemorySeenIds, SeenIds, StaticKeyRing, read_claims, verify_envelope
 from protocol.errors import ProtocolError, Reason
 from protocol.jsontext import parse_json_object
+from protocol.key_updates import UpdateStatus, check_document_update
 from protocol.keys import PublicKey, SigningKey, fingerprint, make_key_id
 from protocol.signing import signing_input
 
@@ -57,6 +59,17 @@ def check(vector: dict[str, Any], seen: SeenIds | None = None) -> None:
     kind = vector["kind"]
     if kind == "node_document":
         verify_node_document(data, verify["expected_id"])
+        return
+    if kind == "key_update":
+        held, held_keys = verify_node_document(load(verify["held"])["input_text"].encode("utf-8"))
+        update = check_document_update(
+            parse_json_object(data),
+            held,
+            held_keys,
+            now=parse_time(verify["now"]),
+            skew_s=verify["skew_s"],
+        )
+        assert update.status is UpdateStatus.APPLIED, update.status
         return
     node_id, keys = trusted_keys(verify["trust"])
     if kind == "fragment":

@@ -206,6 +206,8 @@ def body(message_type: str) -> dict[str, Any]:
         "hello.ack": {"ok": True},
         "log.checkpoint": {"checkpoint": checkpoint()},
         "log.witness": {"witness": witness()},
+        "keys.update": {"document": node_document()},
+        "keys.update.ack": {"issued_at": "2026-11-23T09:00:00Z", "status": "applied"},
         "error": {"reason": "no_consent", "detail": "no consent for this plan"},
     }
     if message_type not in bodies:

@@ -56,6 +56,7 @@ class FakePeer:
     # what it lists to ``revocations.since`` (each {seq, consent_id, plan_id, revoked_at,
     # revoked_by}), whatever the requester's cursor
     revocations: list[dict[str, Any]] = field(default_factory=list)
+    document_requests: int = 0  # GETs of its node document (a peer re-fetching it)
     _runner: web.AppRunner | None = None
 
     def __post_init__(self) -> None:
@@ -116,6 +117,7 @@ class FakePeer:
         assert resp.status == 200 and reply["type"] == "plan.link.ack", reply
 
     async def _document(self, _request: web.Request) -> web.Response:
+        self.document_requests += 1
         return web.json_response(self.document())
 
     def _reply(self, request: dict[str, Any], type: str, body: dict[str, Any]) -> dict[str, Any]:
