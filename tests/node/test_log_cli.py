@@ -17,6 +17,7 @@ import pytest
 from protocol.clock import ManualClock
 from tests.integration.test_release_flow import consent_body, fragment, setup_plan
 from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.nodes import barnplan_async
 
 
 @pytest.fixture
@@ -39,13 +40,7 @@ async def traffic(
         await stop_all(nodes)
 
 
-async def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "node", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return subprocess.CompletedProcess(args, process.returncode, out.decode(), err.decode())
+cli = barnplan_async
 
 
 async def test_filters_and_json_lines(traffic: tuple[list[RunningNode], str]) -> None:

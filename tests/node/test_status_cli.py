@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,16 +11,9 @@ import sqlalchemy as sa
 
 from protocol.clock import ManualClock
 from tests.support.federation import SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
-from tests.support.nodes import barnplan, init_node
+from tests.support.nodes import barnplan, barnplan_async, init_node
 
-
-async def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "node", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return subprocess.CompletedProcess(args, process.returncode, out.decode(), err.decode())
+cli = barnplan_async
 
 
 @pytest.fixture

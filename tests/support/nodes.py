@@ -102,3 +102,16 @@ def init_node(
         args += ["--store-url", store_url, "--store-schema", schema]
     barnplan(*args)
     return NodeProcess(directory, node_id, port)
+
+
+async def barnplan_async(*args: str) -> subprocess.CompletedProcess[str]:
+    """``barnplan`` in a subprocess from async code, which must not block the event loop its
+    in-process nodes serve on."""
+    import asyncio
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "node", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(args, process.returncode, out.decode(), err.decode())
