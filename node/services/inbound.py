@@ -284,7 +284,7 @@ class Inbound:
                 reason=reason.value,
             )
         )
-        log.info(
+        log.warning(  # a refusal is worth an operator's look: misconfigured or hostile peer
             "federation.refused",
             peer=peer,
             claimed_from=claims.sender,

@@ -85,7 +85,9 @@ async def deliver_announcement(node: Node, rng: random.Random, item: OutboxItem)
             retry_at = now + timedelta(seconds=revocation.backoff_delay(item.attempts + 1, rng))
             error = f"{result.outcome}: {result.reason or ''}"
             await outbox_store.mark_failed(conn, item.item_id, retry_at, error)
-    log.info("keys.announced", peer=item.peer, outcome=result.outcome, attempts=item.attempts + 1)
+    (log.info if acked else log.warning)(
+        "keys.announced", peer=item.peer, outcome=result.outcome, attempts=item.attempts + 1
+    )
     return 1 if acked else 0
 
 
@@ -238,7 +240,7 @@ class KeyRefresh:
             fetched = await fetch_peer(self._node.http_session(), url)
         except PeerError:  # unreachable, or not a node document that verifies (§4.4)
             self._counted("failed")
-            log.info("keys.fetch", peer=peer, outcome="failed")
+            log.warning("keys.fetch", peer=peer, outcome="failed")
             return False
         return await self._consider(peer, fetched.raw, "out", "-")
 
@@ -258,7 +260,7 @@ class KeyRefresh:
         except ProtocolError as exc:
             if fetched:
                 self._counted("refused")
-            log.info("keys.document_refused", peer=peer, via=direction, reason=exc.reason.value)
+            log.warning("keys.document_refused", peer=peer, via=direction, reason=exc.reason.value)
             return False
         if update.status is not UpdateStatus.APPLIED:
             if fetched:

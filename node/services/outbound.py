@@ -53,6 +53,18 @@ class LogContext:
     categories: tuple[str, ...] = ()
 
 
+def unreachable_reason(exc: BaseException) -> str:
+    """A short code for why a peer could not be reached, for the exchange log and the outbox's
+    last error an operator reads (not a client library's class name)."""
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "tls_failed"
+    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
+        return "connect_failed"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "disconnected"
+    return "connection_failed"
+
+
 class PeerClient:
     """Signs requests as this node, posts them, verifies replies, logs each exchange."""
 
@@ -119,7 +131,7 @@ class PeerClient:
         except TimeoutError:
             return PeerResult(peer, "timeout", "timeout")
         except (aiohttp.ClientError, OSError) as exc:
-            return PeerResult(peer, "unreachable", exc.__class__.__name__)
+            return PeerResult(peer, "unreachable", unreachable_reason(exc))
         if len(data) > MAX_REPLY_BYTES:
             return PeerResult(peer, "bad_reply", Reason.TOO_LARGE.value)
         try:

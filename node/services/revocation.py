@@ -310,8 +310,12 @@ class Outbox:
                     now + timedelta(seconds=delay),
                     f"{result.outcome}: {result.reason or ''}",
                 )
-        log.info(
-            "outbox.delivery", peer=item.peer, outcome=result.outcome, attempts=item.attempts + 1
+        (log.info if acked else log.warning)(
+            "outbox.delivery",
+            peer=item.peer,
+            outcome=result.outcome,
+            reason=result.reason,
+            attempts=item.attempts + 1,
         )
         return 1 if acked else 0
 

@@ -60,3 +60,22 @@ async def test_a_peer_heard_from_has_its_last_contact_in_the_store(
         assert peer["last_contact_at"] == clock.now().isoformat()
     finally:
         await stop_all(nodes)
+
+
+async def test_an_unreachable_peer_is_named_by_a_short_code_not_a_class_name(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """The outbox's last error and the exchange log said ``ClientConnectorError``."""
+
+    def sqlite(name: str) -> tuple[str, str]:
+        return f"sqlite:///{tmp_path / (name + '.db')}", ""
+
+    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL], sqlite, clock)
+    try:
+        school, social = nodes
+        await social.stop()
+        hello = {"started_at": format_time(clock.now())}
+        result = await school.node.peers.send(social.node_id, "hello", hello)
+        assert (result.outcome, result.reason) == ("unreachable", "connect_failed")
+    finally:
+        await stop_all(nodes)
