@@ -4,8 +4,9 @@ Why: a second ``serve`` on the same directory started without a word and ran a s
 scheduler and a second outbox beside the first. A lock file held with ``flock`` for the life of
 the process is released by the kernel however the process ends (kill -9 included), so a stale
 lock never blocks a restart; the file names the holder so the refusal can say who it is.
-On PostgreSQL several processes may serve one store from their own directories (DESIGN §8:
-outbox rows are claimed with SKIP LOCKED), so only an SQLite store is locked beside the directory.
+On PostgreSQL several processes may serve one store, even from one directory (DESIGN §8: outbox
+rows are claimed with SKIP LOCKED, periodic jobs take a database lock), so only a node on SQLite,
+the embedded one-process store, is locked: its directory, and its store if that lives elsewhere.
 """
 
 from __future__ import annotations
@@ -46,8 +47,11 @@ def _hold(path: Path, now: datetime) -> IO[str]:
 
 @contextlib.contextmanager
 def serving_lock(directory: Path, sqlite_store: Path | None, now: datetime) -> Iterator[None]:
-    """Hold the node directory's lock (and an SQLite store's, if it lives elsewhere) while
-    serving; ``AlreadyServing`` if another process holds either."""
+    """On SQLite, hold the node directory's lock (and the store's, if it lives elsewhere) while
+    serving; ``AlreadyServing`` if another process holds either. Nothing on PostgreSQL."""
+    if sqlite_store is None:
+        yield
+        return
     paths = [directory / LOCK_NAME]
     if sqlite_store is not None and sqlite_store.absolute().parent != directory.absolute():
         paths.append(sqlite_store.with_name(sqlite_store.name + ".serve.lock"))
