@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// A real OpenID provider for barnplan's tests: panva/oidc-provider (OpenID Certified), started
+// on loopback by tests/support/oidc.py with a JSON configuration file:
+//
+//   node provider.js CONFIG.json
+//
+// CONFIG.json: {
+//   "port": 0,                      // 0: any free port; the chosen one is printed
+//   "issuer": "http://127.0.0.1:PORT" (optional; default from the port),
+//   "jwks": {"keys": [...]},        // private signing keys; the first signs (rotation: prepend)
+//   "clients": [{client_id, client_secret, redirect_uris, post_logout_redirect_uris}],
+//   "accounts": {"LOGIN": {claims...}},  // a login not listed signs in with only its "sub"
+//   "id_token_ttl": 3600
+// }
+//
+// The provider's own development login page ("devInteractions") takes any login and password:
+// the login is the subject. Once listening it prints one line of JSON to stdout:
+//   {"issuer": "...", "port": N}
+import { readFileSync } from 'node:fs';
+import Provider from 'oidc-provider';
+
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const accounts = config.accounts || {};
+
+async function findAccount(_ctx, id) {
+  return {
+    accountId: id,
+    async claims() {
+      return { sub: id, ...(accounts[id] || {}) };
+    },
+  };
+}
+
+function start(port) {
+  const issuer = config.issuer || `http://127.0.0.1:${port}`;
+  const provider = new Provider(issuer, {
+    clients: config.clients,
+    jwks: config.jwks,
+    findAccount,
+    claims: {
+      openid: ['sub'],
+      profile: ['name', 'given_name', 'family_name', 'hsa_id', 'groups', 'roles'],
+      email: ['email'],
+    },
+    // the ID token carries the profile claims, as Entra ID and most agency IdPs do
+    conformIdTokenClaims: false,
+    pkce: { required: () => true },
+    ttl: { IdToken: config.id_token_ttl || 3600, Session: 3600, Interaction: 600, Grant: 3600 },
+    cookies: { keys: ['barnplan-test-provider-cookie-key'] },
+    features: {
+      devInteractions: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+    },
+    // a test provider: silence the development warnings on stderr
+    renderError(ctx, out) {
+      ctx.type = 'html';
+      ctx.body = `<!DOCTYPE html><title>error</title><h1>${out.error}</h1><p>${out.error_description || ''}</p>`;
+    },
+  });
+  provider.proxy = false;
+  return provider;
+}
+
+const server = (await import('node:http')).createServer();
+server.listen(config.port || 0, '127.0.0.1', () => {
+  const { port } = server.address();
+  const provider = start(port);
+  server.on('request', provider.callback());
+  process.stdout.write(`${JSON.stringify({ issuer: provider.issuer, port })}\n`);
+});
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => server.close(() => process.exit(0)));
+}
