@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -105,6 +105,53 @@ class TlsSection(Section):
     ca_file: str = ""
 
 
+class AuthSection(Section):
+    """How people sign in to the pages, and how long a web session lasts."""
+
+    passwords: bool = True
+    session_lifetime_s: Annotated[int, Field(ge=300, le=7 * 24 * 3600)] = 8 * 3600
+    idle_timeout_s: Annotated[int, Field(ge=60, le=24 * 3600)] = 3600
+
+
+class OidcSection(Section):
+    """Sign-in through the agency's OpenID provider (deploy/OPERATIONS.md, 'Signing in through
+    the agency's identity provider'). Empty ``issuer``: no provider, passwords only."""
+
+    issuer: Annotated[str, Field(pattern=r"^(https?://\S+)?$")] = ""
+    client_id: str = ""
+    client_secret_file: str = ""
+    scopes: list[str] = ["openid", "profile"]
+    subject_claim: Annotated[str, Field(min_length=1)] = "sub"
+    name_claim: Annotated[str, Field(min_length=1)] = "name"
+    role_claim: str = ""
+    roles: dict[str, str] = {}
+    hash_subjects: bool = False
+    display_name: Annotated[str, Field(max_length=80)] = ""
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        for role, granted_by in value.items():
+            if role not in ("professional", "lead", "operator"):
+                raise ValueError(f"{role!r} is not a role: use professional, lead or operator")
+            if not granted_by:
+                raise ValueError(f"the value that grants {role} must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> OidcSection:
+        """A provider needs a client registration; roles from claims need the claim."""
+        if self.issuer and not (self.client_id and self.client_secret_file):
+            raise ValueError(
+                "oidc.issuer is set: set oidc.client_id and oidc.client_secret_file too"
+            )
+        if self.roles and not self.role_claim:
+            raise ValueError("oidc.roles is set: set oidc.role_claim, the claim that carries them")
+        if self.issuer and "openid" not in self.scopes:
+            raise ValueError("oidc.scopes must include openid")
+        return self
+
+
 class FaultsSection(Section):
     """Fault injection for tests; every switch is off by default and must stay off in production."""
 
@@ -123,6 +170,8 @@ class NodeConfig(Section):
     assembly: AssemblySection = AssemblySection()
     log: LogSection = LogSection()
     tls: TlsSection = TlsSection()
+    auth: AuthSection = AuthSection()
+    oidc: OidcSection = OidcSection()
     faults: FaultsSection = FaultsSection()
     directory: Path = Path(".")
 
@@ -149,6 +198,20 @@ class NodeConfig(Section):
         except ArgumentError:
             return self.store.url  # the store says it is not a URL, naming store.url
         return parsed.set(password=password).render_as_string(hide_password=False)
+
+    def oidc_client_secret(self) -> str:
+        """The client secret from ``oidc.client_secret_file``: a ``ConfigError`` naming the
+        setting if it cannot be read or is empty."""
+        path = Path(self.oidc.client_secret_file)
+        path = path if path.is_absolute() else self.directory / path
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(f"oidc.client_secret_file: cannot read {path}: {why}") from None
+        if not secret:
+            raise ConfigError(f"oidc.client_secret_file: {path} is empty")
+        return secret
 
     @property
     def key_path(self) -> Path:
@@ -257,6 +320,39 @@ client_cert_file = ""
 client_key_file = ""
 # CA bundle (PEM) to verify peers' server certificates (empty: the system's CAs).
 ca_file = ""
+
+[auth]
+# Sign in with a user id and password on the node's own form (false: only through [oidc];
+# the password form is gone and the password API refuses).
+passwords = true
+# A web session ends this long after sign-in, in seconds ...
+session_lifetime_s = 28800
+# ... or after this long without a request, in seconds.
+idle_timeout_s = 3600
+
+[oidc]
+# The agency's OpenID provider (its issuer URL; empty: no provider). See deploy/OPERATIONS.md.
+issuer = ""
+# This node's client id at the provider.
+client_id = ""
+# File holding the client secret (mode 0600, relative to this directory).
+client_secret_file = ""
+# Scopes asked for; openid is required.
+scopes = ["openid", "profile"]
+# The claim that names a person for good (e.g. an HSA-id claim); identity numbers are kept
+# only as a keyed hash.
+subject_claim = "sub"
+# The claim with the person's name as shown on pages.
+name_claim = "name"
+# The claim carrying roles or groups (empty: only users added with 'barnplan users add
+# --subject' may sign in).
+role_claim = ""
+# The role_claim value that grants each role: lead = "barnplan-lead", professional = ...
+roles = {{}}
+# Keep only a keyed hash of every subject, not only of identity numbers.
+hash_subjects = false
+# The name on the sign-in button, e.g. "Kommunens inloggning" (empty: the issuer's host).
+display_name = ""
 
 [faults]
 # Test-only fault injection. Never enable in production.
