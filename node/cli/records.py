@@ -11,11 +11,14 @@ from typing import Any
 
 import click
 
+from ..config import NodeConfig
 from ..services import children as child_service
 from ..services import consents as consent_service
 from ..services import fragments as fragment_service
 from ..services import plans as plan_service
 from ..services import users as user_service
+from ..services.errors import InvalidInput
+from ..services.provider_sign_in import subject_as_stored
 from ..store import records
 from ..store.tables import User
 from .main import answered, echo_json, node_dir_option, run_async
@@ -35,15 +38,47 @@ def users() -> None:
 @click.argument("user_id")
 @click.option("--name", "display_name", required=True, help="Display name.")
 @click.option("--role", type=click.Choice(user_service.ROLES), required=True)
+@click.option(
+    "--subject",
+    help="The person's stable id at the agency's OpenID provider (the oidc.subject_claim "
+    "value, e.g. their HSA-id): they sign in through the provider with this role. An identity "
+    "number is kept only as a keyed hash.",
+)
+@click.option("--issuer", help="The provider's issuer URL for --subject (default: oidc.issuer).")
 @run_async
-async def users_add(directory: Path, user_id: str, display_name: str, role: str) -> None:
+async def users_add(
+    directory: Path,
+    user_id: str,
+    display_name: str,
+    role: str,
+    subject: str | None,
+    issuer: str | None,
+) -> None:
     """Add a user; prints the bearer token once (store it safely)."""
     async with opened_node(directory) as node:
+        provider = None
+        if subject is not None:
+            provider = provider_subject(node.config, subject, issuer)
         user, token = await user_service.add_user(
-            node.engine, user_id, display_name, role, node.clock.now()
+            node.engine, user_id, display_name, role, node.clock.now(), provider
         )
     click.echo(f"added {user.user_id} ({user.role})")
+    if provider is not None:
+        click.echo(f"signs in through {provider[0]}")
     click.echo(f"token: {token}")
+
+
+def provider_subject(config: NodeConfig, subject: str, issuer: str | None) -> tuple[str, str]:
+    """(issuer, subject as stored) for ``users add --subject``; a clear error if no issuer."""
+    chosen = issuer or config.oidc.issuer
+    if not chosen:
+        raise InvalidInput(
+            "--subject needs the provider: set oidc.issuer in barnplan.toml or give --issuer",
+            {"issuer": "required"},
+        )
+    if not subject.strip():
+        raise InvalidInput("--subject must not be empty", {"subject": "required"})
+    return chosen, subject_as_stored(config, subject.strip())
 
 
 @users.command("list")
@@ -71,6 +106,8 @@ def user_json(user: User) -> dict[str, Any]:
         "role": user.role,
         "disabled": disabled_at is not None,
         "disabled_at": disabled_at,
+        "provider": user.oidc_issuer,
+        "subject": user.oidc_subject,
     }
 
 

@@ -50,9 +50,15 @@ def unknown_user(user_id: str) -> NotFound:
 
 
 async def add_user(
-    engine: AsyncEngine, user_id: str, display_name: str, role: str, now: datetime
+    engine: AsyncEngine,
+    user_id: str,
+    display_name: str,
+    role: str,
+    now: datetime,
+    provider: tuple[str, str] | None = None,
 ) -> tuple[User, str]:
-    """Create a user and return it with its new bearer token."""
+    """Create a user and return it with its new bearer token. ``provider``: the (issuer,
+    stored subject) they sign in with through the agency's OpenID provider."""
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", {"role": "unknown role"})
     if not USER_ID.match(user_id):
@@ -72,10 +78,14 @@ async def add_user(
         role=role,
         token_hash=hash_token(token),
         created_at=now,
+        oidc_issuer=provider[0] if provider else None,
+        oidc_subject=provider[1] if provider else None,
     )
     try:
         await records.insert_user(engine, user)
     except IntegrityError:
+        if provider and await records.user_by_subject(engine, *provider) is not None:
+            raise Conflict("a user with this --subject at this provider already exists") from None
         raise Conflict(f"user {user_id} already exists") from None
     return user, token
 

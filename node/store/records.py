@@ -62,6 +62,23 @@ async def user_by_id(engine: AsyncEngine, user_id: str) -> User | None:
     return User.model_validate(dict(row)) if row else None
 
 
+async def user_by_subject(engine: AsyncEngine, issuer: str, subject: str) -> User | None:
+    """The user a provider's (issuer, stored subject) names, if any."""
+    async with engine.connect() as conn:
+        row = (
+            (
+                await conn.execute(
+                    select(T_USER).where(
+                        T_USER.c.oidc_issuer == issuer, T_USER.c.oidc_subject == subject
+                    )
+                )
+            )
+            .mappings()
+            .first()
+        )
+    return User.model_validate(dict(row)) if row else None
+
+
 async def update_user(engine: AsyncEngine, user_id: str, **values: Any) -> User | None:
     """Set some of a user's columns; the user as now stored, or None if there is no such user."""
     async with begin_write(engine) as conn:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint, text
+from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint, false, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -87,6 +87,9 @@ class User(SQLModel, table=True):
     """
 
     __tablename__ = "app_user"
+    __table_args__ = (
+        Index("ix_app_user_oidc_subject", "oidc_issuer", "oidc_subject", unique=True),
+    )
 
     user_id: str = Field(primary_key=True, max_length=64)
     display_name: str = Field(max_length=200)
@@ -101,6 +104,13 @@ class User(SQLModel, table=True):
     # web sessions signed in before this are over (set when the user is disabled, and kept when
     # they are enabled again, so a session left unused meanwhile does not come back)
     sessions_since: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    # a person who signs in through the agency's OpenID provider: its issuer and their stable
+    # subject there (an identity number only as a keyed hash: node/oidc/identity.py)
+    oidc_issuer: str | None = Field(default=None, max_length=255)
+    oidc_subject: str | None = Field(default=None, max_length=255)
+    # True: the role follows the provider's claims at every sign-in (a user the node created
+    # from them); False: the role an operator gave (pre-registered, or a password user)
+    role_from_claims: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class WebSession(SQLModel, table=True):
@@ -115,6 +125,10 @@ class WebSession(SQLModel, table=True):
     user_id: str = Field(foreign_key="app_user.user_id", max_length=64, index=True)
     created_at: datetime = Field(sa_column=utc_column())
     expires_at: datetime = Field(sa_column=utc_column(index=True))
+    # the provider's ID token of a session signed in through it (its logout needs it back)
+    oidc_id_token: str | None = Field(default=None, sa_type=Text)
+    # the session's last request (written at most once a minute), for the idle timeout
+    last_seen_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class LoginThrottle(SQLModel, table=True):

@@ -187,6 +187,8 @@ async def test_disabling_twice_keeps_the_first_time_and_list_shows_it(
         "role": "operator",
         "disabled": True,
         "disabled_at": disabled["disabled_at"],
+        "provider": None,  # signs in with a password, not through an OpenID provider
+        "subject": None,
     }
     assert rows["lead"]["disabled"] is False and rows["lead"]["disabled_at"] is None
 
@@ -233,3 +235,46 @@ def test_each_new_command_has_help(command: str) -> None:
     assert result.exit_code == 0, result.output
     assert f"Usage: main users {command} [OPTIONS] USER_ID" in result.output
     assert "--dir" in result.output and "--json" in result.output
+
+
+async def test_a_user_pre_registered_by_provider_subject(school: RunningNode) -> None:
+    """``users add --subject``: the person signs in through the agency's provider with the
+    role given; an identity number is stored (and listed) only as a keyed hash."""
+    no_issuer = await users_cli(
+        school, "add", "eva", "--name", "Eva Test", "--role", "lead", "--subject", "SE1"
+    )
+    assert no_issuer.returncode != 0
+    assert "set oidc.issuer in barnplan.toml or give --issuer" in no_issuer.stderr
+    added = await users_cli(
+        school,
+        "add",
+        "eva",
+        "--name",
+        "Eva Test",
+        "--role",
+        "lead",
+        "--subject",
+        "19900101-1234",
+        "--issuer",
+        "https://idp.kommun.test",
+    )
+    assert added.returncode == 0, added.stderr
+    assert "signs in through https://idp.kommun.test" in added.stdout
+    listed = await users_cli(school, "list", "--json")
+    eva = {row["user_id"]: row for row in json.loads(listed.stdout)}["eva"]
+    assert eva["provider"] == "https://idp.kommun.test"
+    assert eva["subject"].startswith("hmac:") and "900101" not in eva["subject"]
+    again = await users_cli(
+        school,
+        "add",
+        "eva2",
+        "--name",
+        "Eva Test",
+        "--role",
+        "lead",
+        "--subject",
+        "199001011234",
+        "--issuer",
+        "https://idp.kommun.test",
+    )
+    assert again.returncode != 0 and "--subject" in again.stderr  # the same person, once

@@ -12,7 +12,6 @@ bearer-token auth there is unchanged.
 
 from __future__ import annotations
 
-import base64
 import functools
 import hmac
 import ipaddress
@@ -31,6 +30,7 @@ from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
 
 from ...config import ConfigError
+from ...local_secret import load_or_create_secret
 from ...services import passwords, sessions
 from ...services.errors import ServiceError
 from ...services.throttle import LoginThrottle
@@ -71,19 +71,8 @@ class PageSettings:
 
 
 def load_or_create_session_key(directory: Path) -> bytes:
-    """32 random bytes kept in the node directory (mode 0600), created once."""
-    path = directory / SESSION_KEY_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = base64.urlsafe_b64decode(path.read_text(encoding="ascii").strip())
-        if len(key) != 32:
-            raise RuntimeError(f"{path} must hold 32 bytes, base64url-encoded") from None
-        return key
-    key = secrets.token_bytes(32)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(base64.urlsafe_b64encode(key).decode("ascii") + "\n")
-    return key
+    """The pages' cookie key, ``web-session.key`` in the node directory, created once."""
+    return load_or_create_secret(directory / SESSION_KEY_FILE)
 
 
 def settings_for(base_url: str, directory: Path, env: dict[str, str] | None = None) -> PageSettings:
