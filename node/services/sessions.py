@@ -23,18 +23,38 @@ def _digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
 
 
-async def open_session(engine: AsyncEngine, user_id: str, now: datetime, max_age_s: int) -> str:
+SEEN_WRITE_INTERVAL = timedelta(minutes=1)  # how stale a session's stored last request may be
+
+
+async def open_session(
+    engine: AsyncEngine, user_id: str, now: datetime, max_age_s: int, id_token: str | None = None
+) -> str:
     """Record a new session of ``user_id`` lasting ``max_age_s``; return its id (for the cookie
-    only: the store keeps its digest, so a copy of the store cannot be used to sign in)."""
+    only: the store keeps its digest, so a copy of the store cannot be used to sign in).
+    ``id_token``: the provider's, for a session signed in through it (its logout needs it)."""
     session_id = secrets.token_urlsafe(32)
     expires_at = now + timedelta(seconds=max_age_s)
-    await web_auth.insert_session(engine, _digest(session_id), user_id, now, expires_at)
+    await web_auth.insert_session(engine, _digest(session_id), user_id, now, expires_at, id_token)
     return session_id
 
 
-async def is_open(engine: AsyncEngine, session_id: str, user_id: str, now: datetime) -> bool:
-    """Is ``session_id`` a session of ``user_id`` that has not been signed out or expired?"""
-    return await web_auth.session_is_open(engine, _digest(session_id), user_id, now)
+async def is_open(
+    engine: AsyncEngine, session_id: str, user_id: str, now: datetime, idle_timeout_s: int
+) -> bool:
+    """Is ``session_id`` a session of ``user_id`` that has not been signed out, expired or
+    left unused for ``idle_timeout_s``? An open session's use is noted (at most once a
+    minute), so it stays open while it is used."""
+    digest = _digest(session_id)
+    idle_since = now - timedelta(seconds=idle_timeout_s)
+    if not await web_auth.session_is_open(engine, digest, user_id, now, idle_since):
+        return False
+    await web_auth.session_seen(engine, digest, now, now - SEEN_WRITE_INTERVAL)
+    return True
+
+
+async def provider_id_token(engine: AsyncEngine, session_id: str) -> str | None:
+    """The provider's ID token of a session signed in through it; None otherwise."""
+    return await web_auth.session_id_token(engine, _digest(session_id))
 
 
 async def end_session(engine: AsyncEngine, session_id: str) -> None:

@@ -62,6 +62,14 @@ async def user_by_id(engine: AsyncEngine, user_id: str) -> User | None:
     return User.model_validate(dict(row)) if row else None
 
 
+async def users_by_ids(engine: AsyncEngine, user_ids: list[str]) -> list[User]:
+    if not user_ids:
+        return []
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(T_USER).where(T_USER.c.user_id.in_(user_ids)))).mappings()
+        return [User.model_validate(dict(r)) for r in rows]
+
+
 async def user_by_subject(engine: AsyncEngine, issuer: str, subject: str) -> User | None:
     """The user a provider's (issuer, stored subject) names, if any."""
     async with engine.connect() as conn:

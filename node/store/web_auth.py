@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, delete, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -27,29 +27,62 @@ T_THROTTLE = LoginThrottle.__table__  # type: ignore[attr-defined]
 
 
 async def insert_session(
-    engine: AsyncEngine, session_hash: str, user_id: str, now: datetime, expires_at: datetime
+    engine: AsyncEngine,
+    session_hash: str,
+    user_id: str,
+    now: datetime,
+    expires_at: datetime,
+    id_token: str | None = None,
 ) -> None:
     """Record a new session; sessions already expired are purged in the same transaction."""
     async with begin_write(engine) as conn:
         await conn.execute(delete(T_SESSION).where(T_SESSION.c.expires_at <= now))
         await conn.execute(
             insert(T_SESSION).values(
-                session_hash=session_hash, user_id=user_id, created_at=now, expires_at=expires_at
+                session_hash=session_hash,
+                user_id=user_id,
+                created_at=now,
+                expires_at=expires_at,
+                last_seen_at=now,
+                oidc_id_token=id_token,
             )
         )
 
 
 async def session_is_open(
-    engine: AsyncEngine, session_hash: str, user_id: str, now: datetime
+    engine: AsyncEngine, session_hash: str, user_id: str, now: datetime, idle_since: datetime
 ) -> bool:
-    """Is this session of this user recorded and not yet expired?"""
+    """Is this session of this user recorded, not expired, and used after ``idle_since``?"""
+    last_use = func.coalesce(T_SESSION.c.last_seen_at, T_SESSION.c.created_at)
     query = select(T_SESSION.c.session_hash).where(
         T_SESSION.c.session_hash == session_hash,
         T_SESSION.c.user_id == user_id,
         T_SESSION.c.expires_at > now,
+        last_use > idle_since,
     )
     async with engine.connect() as conn:
         return (await conn.execute(query)).first() is not None
+
+
+async def session_seen(
+    engine: AsyncEngine, session_hash: str, now: datetime, written_before: datetime
+) -> None:
+    """Note a request of the session, unless one noted after ``written_before`` is already
+    there (so a busy session costs one write a minute, not one per page)."""
+    last_use = func.coalesce(T_SESSION.c.last_seen_at, T_SESSION.c.created_at)
+    async with begin_write(engine) as conn:
+        await conn.execute(
+            update(T_SESSION)
+            .where(T_SESSION.c.session_hash == session_hash, last_use < written_before)
+            .values(last_seen_at=now)
+        )
+
+
+async def session_id_token(engine: AsyncEngine, session_hash: str) -> str | None:
+    """The provider's ID token the session was signed in with (for the provider's logout)."""
+    query = select(T_SESSION.c.oidc_id_token).where(T_SESSION.c.session_hash == session_hash)
+    async with engine.connect() as conn:
+        return (await conn.execute(query)).scalar_one_or_none()
 
 
 async def delete_session(engine: AsyncEngine, session_hash: str) -> None:

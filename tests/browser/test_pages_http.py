@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from node.config import NodeConfig
 from node.services.errors import InvalidInput
 from node.services.passwords import login as password_login
 from node.services.passwords import set_password
@@ -351,14 +352,30 @@ async def test_a_new_password_ends_open_sessions(
 
 
 def test_cookies_are_secure_on_https_unless_overridden(tmp_path: Path) -> None:
-    assert settings_for("https://skola.example.se", tmp_path, {}).cookie_secure
-    assert not settings_for("http://127.0.0.1:8400", tmp_path, {}).cookie_secure
+    def config(base_url: str) -> NodeConfig:
+        return NodeConfig.model_validate(
+            {
+                "node": {
+                    "id": "x.test",
+                    "agency_name": "X",
+                    "agency_kind": "school",
+                    "base_url": base_url,
+                },
+                "auth": {"session_lifetime_s": 3600, "idle_timeout_s": 600},
+                "directory": tmp_path,
+            }
+        )
+
+    assert settings_for(config("https://skola.example.se"), {}).cookie_secure
+    assert not settings_for(config("http://127.0.0.1:8400"), {}).cookie_secure
     env = {"BARNPLAN_WEB_COOKIE_SECURE": "true"}
-    assert settings_for("http://127.0.0.1:8400", tmp_path, env).cookie_secure
+    assert settings_for(config("http://127.0.0.1:8400"), env).cookie_secure
     env = {"BARNPLAN_WEB_COOKIE_SECURE": "false"}
-    assert not settings_for("https://skola.example.se", tmp_path, env).cookie_secure
+    assert not settings_for(config("https://skola.example.se"), env).cookie_secure
     key = (tmp_path / "web-session.key").read_text()
-    assert settings_for("https://x.se", tmp_path, {}).session_key  # same key read back
+    settings = settings_for(config("https://x.se"), {})
+    assert settings.session_key  # same key read back
+    assert (settings.session_max_age_s, settings.idle_timeout_s) == (3600, 600)  # [auth]
     assert (tmp_path / "web-session.key").read_text() == key
     assert (tmp_path / "web-session.key").stat().st_mode & 0o077 == 0
 

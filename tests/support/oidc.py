@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import tomllib
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
@@ -19,6 +20,7 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import aiohttp
 import pytest
+import tomli_w
 from joserfc.jwk import RSAKey
 
 PROVIDER_DIR = Path(__file__).resolve().parents[1] / "oidc_provider"
@@ -149,3 +151,26 @@ async def sign_in_at_provider(
             if url.startswith(redirect_prefix):
                 return dict(parse_qsl(urlsplit(url).query))
     raise AssertionError("the provider never redirected back")
+
+
+def configure_provider(directory: Path, provider: Provider, client: Client, **oidc: Any) -> None:
+    """Point the node in ``directory`` at ``provider`` as ``client`` (its secret in a file,
+    as an operator sets it up); ``oidc`` adds or overrides ``[oidc]`` settings, and an
+    ``auth`` dict sets ``[auth]``."""
+    path = directory / "barnplan.toml"
+    config = tomllib.loads(path.read_text(encoding="utf-8"))
+    secret = directory / "oidc-client.secret"
+    secret.write_text(client.client_secret + "\n", encoding="utf-8")
+    secret.chmod(0o600)
+    auth = oidc.pop("auth", None)
+    config["oidc"] = {
+        **config.get("oidc", {}),
+        "issuer": provider.issuer,
+        "client_id": client.client_id,
+        "client_secret_file": secret.name,
+        "display_name": "Testkommunens inloggning",
+        **oidc,
+    }
+    if auth is not None:
+        config["auth"] = {**config.get("auth", {}), **auth}
+    path.write_text(tomli_w.dumps(config), encoding="utf-8")

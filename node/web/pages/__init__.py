@@ -31,6 +31,7 @@ from .core import (
 from .lead import routes as lead_routes
 from .ops import routes as ops_routes
 from .professional import routes as professional_routes
+from .provider_link import ProviderLink
 
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = WEB_DIR / "templates"
@@ -39,8 +40,11 @@ STATIC = WEB_DIR / "static"
 
 def setup_pages(app: web.Application, node: Node, settings: PageSettings | None = None) -> None:
     """Add the pages to ``app`` (call before the app starts; its middlewares are appended)."""
-    settings = settings or settings_for(node.config.node.base_url, node.config.directory)
-    app[PAGE_STATE] = PageState(settings)
+    settings = settings or settings_for(node.config)
+    provider = ProviderLink(node.config, node.clock) if node.config.oidc.issuer else None
+    app[PAGE_STATE] = PageState(settings, provider)
+    if provider is not None:
+        app.on_cleanup.append(provider.close)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),

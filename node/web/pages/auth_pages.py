@@ -1,10 +1,21 @@
-"""Signing in and out, and the start page that sends each role to its own pages."""
+"""Signing in and out, and the start page that sends each role to its own pages.
+
+Two ways in: the node's own password form (``auth.passwords``) and the agency's OpenID
+provider (``[oidc]``): the browser goes to the provider's login page and comes back to
+``/login/oidc/callback``, where the answer is checked (``node.oidc.client``) and the person
+mapped to a user (``services.provider_sign_in``) before any session exists. A refused sign-in
+gets a page saying why and what to do, creates no session and writes nothing.
+"""
 
 from __future__ import annotations
 
+import structlog
 from aiohttp import web
+from aiohttp_session import get_session
 
-from ...services import passwords
+from ...oidc.client import OidcError, PendingSignIn
+from ...oidc.identity import IdentityRefused
+from ...services import passwords, provider_sign_in
 from ..keys import NODE_KEY
 from .common import read_form
 from .core import (
@@ -20,8 +31,11 @@ from .core import (
     translator,
 )
 from .forms import first
+from .provider_link import CALLBACK_PATH, ProviderLink
 
 routes = web.RouteTableDef()
+log = structlog.get_logger("barnplan.pages")
+PENDING = "oidc_pending"  # the session key of a sign-in started at the provider
 
 
 @routes.get("/")
@@ -36,15 +50,33 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         return see_other(home_for(user))
     t = translator(request)
     notice = t("logged_out") if request.query.get("out") == "1" else ""
+    return await login_page(request, local_path(request.query.get("next")) or "", notice=notice)
+
+
+async def login_page(
+    request: web.Request,
+    next_path: str,
+    *,
+    notice: str = "",
+    error: str = "",
+    user_id: str = "",
+    status: int = 200,
+) -> web.Response:
+    """The sign-in page: the provider's button when one is set up, the password form when
+    passwords are on."""
+    state = request.app[PAGE_STATE]
     return await render(
         request,
         "login.html",
         {
-            "next": local_path(request.query.get("next")) or "",
+            "next": next_path,
             "notice": notice,
-            "user_id": "",
-            "error": "",
+            "user_id": user_id,
+            "error": error,
+            "passwords": state.settings.passwords,
+            "provider_name": state.provider.name if state.provider else "",
         },
+        status=status,
     )
 
 
@@ -57,8 +89,10 @@ async def login(request: web.Request) -> web.StreamResponse:
     target = local_path(first(form, "next"))
     state = request.app[PAGE_STATE]
     node = request.app[NODE_KEY]
-    source = client_address(request, state.settings.trusted_proxies)
     t = translator(request)
+    if not state.settings.passwords:
+        return await login_page(request, target or "", error=t("passwords_off"), status=403)
+    source = client_address(request, state.settings.trusted_proxies)
     now = node.clock.now()
     if not await state.throttle.attempt(node.engine, node.sync_engine, user_id, source, now):
         error = t("login_throttled")
@@ -69,15 +103,90 @@ async def login(request: web.Request) -> web.StreamResponse:
             await start_session(request, user)
             return see_other(target or home_for(user))
         error = t("login_failed")
-    return await render(
-        request,
-        "login.html",
-        {"next": target or "", "error": error, "user_id": user_id, "notice": ""},
-        status=401,
-    )
+    return await login_page(request, target or "", error=error, user_id=user_id, status=401)
 
 
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.StreamResponse:
-    await end_session(request)
+    """Sign out here, then at the provider if the session came from it (RP-initiated logout:
+    the provider ends its own session and sends the browser back to /login)."""
+    id_token = await end_session(request)
+    provider = request.app[PAGE_STATE].provider
+    if id_token is not None and provider is not None:
+        at_provider = await provider.client().logout_url(id_token, provider.after_logout_uri)
+        if at_provider is not None:
+            return see_other(at_provider)
     return see_other("/login?out=1")
+
+
+def _provider(request: web.Request) -> ProviderLink:
+    provider = request.app[PAGE_STATE].provider
+    if provider is None:
+        raise web.HTTPNotFound()
+    return provider
+
+
+@routes.get("/login/oidc")
+async def provider_start(request: web.Request) -> web.StreamResponse:
+    """Send the browser to the provider's login page; keep state, nonce and PKCE verifier in
+    this browser's (encrypted) session until it comes back."""
+    provider = _provider(request)
+    next_path = local_path(request.query.get("next")) or ""
+    try:
+        url, pending = await provider.client().begin(provider.redirect_uri, next_path)
+    except OidcError as exc:
+        return await _sign_in_failed(request, provider, exc.code, next_path)
+    session = await get_session(request)
+    session[PENDING] = [
+        pending.state,
+        pending.nonce,
+        pending.code_verifier,
+        pending.started_at,
+        pending.next,
+    ]
+    return see_other(url)
+
+
+@routes.get(CALLBACK_PATH)
+async def provider_callback(request: web.Request) -> web.StreamResponse:
+    """The provider's answer: checked in full before anything is written or any session made."""
+    provider = _provider(request)
+    session = await get_session(request)
+    kept = session.pop(PENDING, None)
+    pending = PendingSignIn(*kept) if isinstance(kept, list) and len(kept) == 5 else None
+    next_path = pending.next if pending is not None else ""
+    node = request.app[NODE_KEY]
+    try:
+        signed = await provider.client().complete(
+            dict(request.query), pending, provider.redirect_uri
+        )
+        user = await provider_sign_in.sign_in(
+            node.engine,
+            provider.rules,
+            provider.subject_key,
+            signed.issuer,
+            dict(signed.claims),
+            node.clock.now(),
+        )
+    except OidcError as exc:
+        return await _sign_in_failed(request, provider, exc.code, next_path)
+    except IdentityRefused as exc:
+        log.warning("pages.sign_in_refused", reason=exc.code)
+        t = translator(request)
+        text = t(f"sign_in_{exc.code}", name=provider.name)
+        return await login_page(request, next_path, error=text, status=403)
+    await start_session(request, user, signed.id_token)
+    log.info("pages.signed_in", method="oidc", role=user.role)
+    return see_other(local_path(next_path) or home_for(user))
+
+
+async def _sign_in_failed(
+    request: web.Request, provider: ProviderLink, code: str, next_path: str
+) -> web.Response:
+    log.warning("pages.sign_in_failed", reason=code)
+    t = translator(request)
+    if code == "provider_unreachable":
+        text, status = t("sign_in_provider_down", name=provider.name), 503
+    else:
+        text, status = t("sign_in_failed", name=provider.name), 400
+    return await login_page(request, next_path, error=text, status=status)

@@ -29,7 +29,7 @@ import structlog
 from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
 
-from ...config import ConfigError
+from ...config import ConfigError, NodeConfig
 from ...local_secret import load_or_create_secret
 from ...services import passwords, sessions
 from ...services.errors import ServiceError
@@ -38,6 +38,7 @@ from ...services.users import active_user
 from ...store.tables import User
 from ..keys import NODE_KEY
 from .i18n import LANGS, Translator, pick_lang
+from .provider_link import ProviderLink
 
 log = structlog.get_logger("barnplan.pages")
 
@@ -45,7 +46,7 @@ SESSION_COOKIE = "barnplan_session"
 LANG_COOKIE = "barnplan_lang"
 SESSION_KEY_FILE = "web-session.key"
 CSRF_FIELD = "csrf_token"
-PUBLIC_PATHS = frozenset({"/login"})
+PUBLIC_PATHS = frozenset({"/login", "/login/oidc", "/login/oidc/callback"})
 # an unmatched path under these never gets an HTML page, whatever the client accepts
 MACHINE_PREFIXES = ("/api/", "/federation/", "/.well-known/", "/static/")
 PROFESSIONALS = ("professional", "lead")
@@ -58,15 +59,18 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 @dataclass(frozen=True)
 class PageSettings:
     """Settings of the pages. Defaults: Secure cookies iff ``node.base_url`` is https (override
-    with ``BARNPLAN_WEB_COOKIE_SECURE=true|false``); sessions last at most 8 hours
-    (``BARNPLAN_WEB_SESSION_MAX_AGE_S``); the session key is ``web-session.key`` in the node
-    directory, made on first start (shared by every process serving the same directory); a
-    client's address is the connection's peer unless that is one of the reverse proxies named
-    in ``BARNPLAN_WEB_TRUSTED_PROXIES`` (``client_address``; none by default)."""
+    with ``BARNPLAN_WEB_COOKIE_SECURE=true|false``); sessions last ``auth.session_lifetime_s``
+    and end after ``auth.idle_timeout_s`` unused; the password form only with
+    ``auth.passwords``; the session key is ``web-session.key`` in the node directory, made on
+    first start (shared by every process serving the same directory); a client's address is
+    the connection's peer unless that is one of the reverse proxies named in
+    ``BARNPLAN_WEB_TRUSTED_PROXIES`` (``client_address``; none by default)."""
 
     cookie_secure: bool
     session_key: bytes
     session_max_age_s: int = 8 * 3600
+    idle_timeout_s: int = 3600
+    passwords: bool = True
     trusted_proxies: tuple[Network, ...] = ()
 
 
@@ -75,15 +79,17 @@ def load_or_create_session_key(directory: Path) -> bytes:
     return load_or_create_secret(directory / SESSION_KEY_FILE)
 
 
-def settings_for(base_url: str, directory: Path, env: dict[str, str] | None = None) -> PageSettings:
+def settings_for(config: NodeConfig, env: dict[str, str] | None = None) -> PageSettings:
     env = dict(os.environ) if env is None else env
     choice = env.get("BARNPLAN_WEB_COOKIE_SECURE", "auto").strip().lower()
+    base_url = config.node.base_url
     secure = base_url.startswith("https://") if choice in ("", "auto") else choice == "true"
-    max_age = int(env.get("BARNPLAN_WEB_SESSION_MAX_AGE_S", str(8 * 3600)))
     return PageSettings(
         cookie_secure=secure,
-        session_key=load_or_create_session_key(directory),
-        session_max_age_s=max_age,
+        session_key=load_or_create_session_key(config.directory),
+        session_max_age_s=config.auth.session_lifetime_s,
+        idle_timeout_s=config.auth.idle_timeout_s,
+        passwords=config.auth.passwords,
         trusted_proxies=parse_networks(env.get(TRUSTED_PROXIES_ENV, "")),
     )
 
@@ -148,6 +154,7 @@ class PageState:
     store, shared by every process) and the last log check."""
 
     settings: PageSettings
+    provider: ProviderLink | None = None
     resources: set[web.AbstractResource] = field(default_factory=set)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     last_verify: dict[str, Any] | None = None
@@ -209,15 +216,15 @@ def flash(session: Session, text: str, kind: str = "info") -> None:
     session["flash"] = [*session.get("flash", []), [kind, text]]
 
 
-async def start_session(request: web.Request, user: User) -> None:
+async def start_session(request: web.Request, user: User, id_token: str | None = None) -> None:
     """A fresh session for a signed-in user (a new cookie, a new session row, a new CSRF
-    token)."""
+    token). ``id_token``: the provider's, when the user signed in through it."""
     node = request.app[NODE_KEY]
     max_age = request.app[PAGE_STATE].settings.session_max_age_s
     session = await new_session(request)
     session["uid"] = user.user_id
     session["sid"] = await sessions.open_session(
-        node.engine, user.user_id, node.clock.now(), max_age
+        node.engine, user.user_id, node.clock.now(), max_age, id_token
     )
     session["stamp"] = passwords.session_stamp(user)
     csrf_token(session)
@@ -235,21 +242,28 @@ async def session_user(request: web.Request, session: Session) -> User | None:
         user is None
         or session.get("stamp") != passwords.session_stamp(user)
         or not isinstance(sid, str)
-        or not await sessions.is_open(node.engine, sid, uid, node.clock.now())
+        or not await sessions.is_open(
+            node.engine, sid, uid, node.clock.now(), request.app[PAGE_STATE].settings.idle_timeout_s
+        )
     ):
         session.invalidate()
         return None
     return user
 
 
-async def end_session(request: web.Request) -> None:
+async def end_session(request: web.Request) -> str | None:
     """Sign the request's session out: its row goes (every copy of the cookie is refused from
-    now on) and the browser is told to drop the cookie."""
+    now on) and the browser is told to drop the cookie. Returns the provider's ID token if the
+    session was signed in through the provider (its logout is next)."""
     session = await get_session(request)
     sid = session.get("sid")
+    id_token = None
     if isinstance(sid, str):
-        await sessions.end_session(request.app[NODE_KEY].engine, sid)
+        engine = request.app[NODE_KEY].engine
+        id_token = await sessions.provider_id_token(engine, sid)
+        await sessions.end_session(engine, sid)
     session.invalidate()
+    return id_token
 
 
 def home_for(user: User) -> str:
@@ -320,13 +334,19 @@ def roles(*allowed: str) -> Callable[[Handler], Handler]:
 
 
 SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-    ),
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }  # nosniff and no-store: every response's, in ``web.headers``
+
+
+def content_security_policy(provider_origin: str | None) -> str:
+    """Pages load and post only to this node; with a provider, signing out (a form posted
+    here) may also end at the provider's logout, which browsers check against form-action."""
+    form_action = f"'self' {provider_origin}" if provider_origin else "'self'"
+    return (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    )
 
 
 @web.middleware
@@ -348,6 +368,8 @@ async def pages_guard(request: web.Request, handler: Handler) -> web.StreamRespo
         response = await error_page(request, 500, detail="")
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    provider_origin = state.provider.origin if state.provider else None
+    response.headers.setdefault("Content-Security-Policy", content_security_policy(provider_origin))
     if asked in LANGS:
         response.set_cookie(
             LANG_COOKIE,

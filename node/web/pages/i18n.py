@@ -68,6 +68,52 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Too many failed attempts. Wait a while and try again.",
     ),
     "logged_out": ("Du är utloggad.", "You are signed out."),
+    "login_intro_provider": (
+        "Logga in med din organisations inloggning ({name}).",
+        "Sign in with your organisation's sign-in ({name}).",
+    ),
+    "login_with_provider": ("Logga in med {name}", "Sign in with {name}"),
+    "signed_in_via": ("inloggad via {via}", "signed in through {via}"),
+    "login_password_heading": ("Med lösenord", "With a password"),
+    "passwords_off": (
+        "Inloggning med lösenord är avstängd på den här noden. Logga in med din organisations "
+        "inloggning.",
+        "Signing in with a password is turned off on this node. Sign in with your "
+        "organisation's sign-in.",
+    ),
+    "sign_in_provider_down": (
+        "Inloggningstjänsten {name} svarar inte just nu. Försök igen om en stund. Kvarstår "
+        "felet, kontakta nodens driftansvarige.",
+        "The sign-in service {name} is not answering right now. Try again in a while. If it "
+        "goes on, contact the node's operator.",
+    ),
+    "sign_in_failed": (
+        "Inloggningen via {name} kunde inte slutföras, så du är inte inloggad. Börja om genom "
+        "att klicka på knappen nedan.",
+        "Signing in through {name} could not be completed, so you are not signed in. Start "
+        "again with the button below.",
+    ),
+    "sign_in_no_role": (
+        "{name} kände igen dig, men du har ingen roll i barnplan på den här noden. Be din "
+        "organisations behörighetsadministratör om en roll.",
+        "{name} recognised you, but you have no role in barnplan on this node. Ask your "
+        "organisation's access administrator for one.",
+    ),
+    "sign_in_unknown_user": (
+        "{name} kände igen dig, men du är inte registrerad som användare på den här noden. Be "
+        "nodens driftansvarige lägga till dig.",
+        "{name} recognised you, but you are not registered as a user on this node. Ask the "
+        "node's operator to add you.",
+    ),
+    "sign_in_disabled": (
+        "Ditt konto på den här noden är avstängt. Kontakta nodens driftansvarige.",
+        "Your account on this node is disabled. Contact the node's operator.",
+    ),
+    "sign_in_no_subject": (
+        "{name} skickade inte det användar-id som den här noden behöver. Kontakta nodens "
+        "driftansvarige.",
+        "{name} did not send the user id this node needs. Contact the node's operator.",
+    ),
     # errors
     "error_403_title": ("Åtkomst nekad", "Access denied"),
     "error_403_text": (

@@ -11,14 +11,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from protocol.clock import parse_time
 from protocol.errors import Reason
 from protocol.messages import REQUEST_TYPES
 
+from ...oidc.identity import HASHED_PREFIX
 from ...services import followup
 from ...services.audit import verify_log
 from ...store import peers as peer_store
+from ...store import records
 from ...store import revocations as revocation_store
 from ...store.exchange_log import LogFilter, entry_json, log_head, query_log
 from ..keys import NODE_KEY
@@ -117,6 +120,7 @@ async def exchange_log(request: web.Request) -> web.StreamResponse:
         )
         more = len(found) > PAGE_SIZE
         rows = [entry_json(r) for r in found[:PAGE_SIZE]]
+        await _add_sign_in(node.engine, node.node_id, rows)
     kept = {k: v for k, v in values.items() if v}
 
     def page_url(n: int) -> str:
@@ -139,6 +143,26 @@ async def exchange_log(request: web.Request) -> web.StreamResponse:
         },
         422 if errors else 200,
     )
+
+
+async def _add_sign_in(engine: AsyncEngine, node_id: str, rows: list[dict[str, Any]]) -> None:
+    """For rows acted on by this node's own users: how that user signs in (the provider and
+    the subject there; an identity number shows only as the start of its keyed hash)."""
+    prefix = f"{node_id}/u/"
+    ids = {
+        r["professional"][len(prefix) :]
+        for r in rows
+        if isinstance(r.get("professional"), str) and r["professional"].startswith(prefix)
+    }
+    users = {u.user_id: u for u in await records.users_by_ids(engine, sorted(ids))}
+    for row in rows:
+        row["signed_in_via"] = None
+        ref = row.get("professional")
+        user = users.get(ref[len(prefix) :]) if isinstance(ref, str) else None
+        if user is not None and user.oidc_issuer and user.oidc_subject:
+            subject = user.oidc_subject
+            shown = subject[:17] + "…" if subject.startswith(HASHED_PREFIX) else subject
+            row["signed_in_via"] = f"{user.oidc_issuer} · {shown}"
 
 
 @routes.get("/ops/peers")
