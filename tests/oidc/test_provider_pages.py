@@ -294,3 +294,43 @@ async def test_provider_down_is_a_clear_page(setup: Setup, http: aiohttp.ClientS
     async with http.get(setup.school.url + "/login/oidc", allow_redirects=False) as response:
         assert response.status == 503
         assert "svarar inte just nu" in await response.text()
+
+
+async def test_pre_registered_users_only(
+    oidc_provider: Provider, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """No role claim configured: only users an operator added with ``users add --subject``
+    sign in, with the role given there; anyone else gets a page saying whom to ask."""
+    clock = ManualClock(datetime.now(UTC))
+    client = oidc_provider.clients[0]
+    oidc_provider.accounts.update({"anna": ANNA, "olle": OLLE})
+
+    def configure(directory: Path, port: int) -> None:
+        client.redirect_uris.append(f"http://127.0.0.1:{port}/login/oidc/callback")
+        oidc_provider.restart()
+        configure_provider(directory, oidc_provider, client, subject_claim="hsa_id")
+
+    school = await start(tmp_path, SCHOOL, clock, configure)
+    try:
+        await add_user(
+            school.node.engine,
+            "anna",
+            "Anna Samordnare",
+            "professional",
+            clock.now(),
+            (oidc_provider.issuer, "SE2321000016-A1"),
+        )
+        callback, query = await provider_round_trip(http, school, "anna")
+        status, location, _ = await finish(http, callback, query)
+        assert (status, location) == (303, "/plans")  # as professional, whatever her groups
+        async with http.get(school.url + "/plans") as response:
+            assert "Anna Samordnare" in await response.text()
+            assert "Yrkesverksam" in await response.text()
+        http.cookie_jar.clear()
+        users = await count(school, "app_user")
+        callback, query = await provider_round_trip(http, school, "olle")
+        status, _, page = await finish(http, callback, query)
+        assert status == 403 and "inte registrerad som användare på den här noden" in page
+        assert await count(school, "app_user") == users
+    finally:
+        await stop_all([school])
