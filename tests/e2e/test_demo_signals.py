@@ -92,9 +92,7 @@ def test_stopping_the_demo_stops_its_nodes(tmp_path: Path, sig: signal.Signals) 
         wait_for(ready, 600, "the demo waits with its nodes running")
         ports = [int(p) for p in SERVING.findall(out.read_text(errors="replace"))]
         assert len(ports) == 4 and all(answers(p) for p in ports)
-        nodes = {
-            pid: cmd for pid, cmd in in_session(script.pid).items() if " node serve " in cmd
-        }
+        nodes = {pid: cmd for pid, cmd in in_session(script.pid).items() if " node serve " in cmd}
         assert len(nodes) == 4, nodes
 
         os.kill(script.pid, sig)  # the script's process only: not its process group

@@ -248,9 +248,7 @@ def check_published(bundle: dict[str, Any]) -> set[str]:
             definition = published().get(ext["url"])
             assert definition and definition["resourceType"] == "StructureDefinition", ext["url"]
             slices = {
-                e["sliceName"]
-                for e in definition["differential"]["element"]
-                if e.get("sliceName")
+                e["sliceName"] for e in definition["differential"]["element"] if e.get("sliceName")
             }
             assert {sub["url"] for sub in ext.get("extension", [])} <= slices, ext["url"]
             ours.add(ext["url"])
@@ -403,9 +401,10 @@ async def test_assembled_plan_exports_as_valid_fhir(trio: list[RunningNode]) -> 
         assert prov["recorded"] == shared["assembled_at"]
         assert prov["target"][0]["reference"] == f"urn:uuid:{careplan['id']}"
         author, assembler = prov["agent"]
-        assert refs[author["who"]["reference"]]["name"] == shared["agencies"][fragment["origin"]][
-            "name"
-        ]
+        assert (
+            refs[author["who"]["reference"]]["name"]
+            == shared["agencies"][fragment["origin"]]["name"]
+        )
         assert assembler["who"]["identifier"]["value"] == shared["lead_professional"]
         assert refs[assembler["onBehalfOf"]["reference"]]["name"] == SCHOOL[1]
         assert prov["entity"][0]["what"]["identifier"] == {
@@ -641,9 +640,7 @@ async def test_organizations_carry_the_agency_name_and_official_identifiers(
     config = school.node.config
     school.node.config = config.model_copy(
         update={
-            "agency": AgencySection(
-                org_number="232100-0131", hsa_id="SE2321000131-E000000000001"
-            )
+            "agency": AgencySection(org_number="232100-0131", hsa_id="SE2321000131-E000000000001")
         }
     )
     plan_id, _ = await shared_plan_world(school, social, bup)

@@ -165,9 +165,7 @@ def test_the_schema_rejects_what_assemble_never_returns() -> None:
             "valid_until": "2027-11-01T00:00:00Z",
             "expired": False,
             "given_by": [],
-            "grants": [
-                {"from": "ifo.test.se", "to": ["skola.test.se"], "categories": ["social"]}
-            ],
+            "grants": [{"from": "ifo.test.se", "to": ["skola.test.se"], "categories": ["social"]}],
         },
         "agencies": {"skola.test.se": {"name": "Testskolan", "kind": "school"}},
         "participants": [

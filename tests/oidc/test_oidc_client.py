@@ -1,4 +1,4 @@
-"""The relying party's checks against a real OpenID provider (tests/oidc_provider) on loopback:
+"""The relying party's checks against a real OpenID provider (deploy/dev-provider) on loopback:
 every way a sign-in can be wrong is refused with its code, and a good one yields the claims."""
 
 from __future__ import annotations

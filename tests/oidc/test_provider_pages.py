@@ -1,5 +1,5 @@
 """Professionals sign in to a node's pages through their agency's OpenID provider: a real
-provider (tests/oidc_provider) and real nodes on loopback; Chromium for the whole flow, an HTTP
+provider (deploy/dev-provider) and real nodes on loopback; Chromium for the whole flow, an HTTP
 client walking the provider's pages for the refusals. A refused sign-in creates no session and
 no user."""
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// A real OpenID provider for barnplan's tests: panva/oidc-provider (OpenID Certified), started
-// on loopback by tests/support/oidc.py with a JSON configuration file:
+// A development OpenID provider for barnplan's tests and demo: panva/oidc-provider (OpenID
+// Certified), started on loopback by node/cli/dev_provider.py with a JSON configuration file:
 //
 //   node provider.js CONFIG.json
 //

@@ -1,0 +1,103 @@
+"""A development OpenID provider for the demo and the tests: panva/oidc-provider (OpenID
+Certified) under Node.js, from ``deploy/dev-provider`` (``npm ci`` there first), on loopback.
+
+Its login page takes any login and password (the login is the subject), so it is for synthetic
+demo and test users only, never for a node with real people on it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from joserfc.jwk import RSAKey
+
+PROVIDER_DIR = Path(__file__).resolve().parents[2] / "deploy" / "dev-provider"
+
+
+def provider_unavailable() -> str | None:
+    """None if the provider can run here, else why not (what to install)."""
+    if shutil.which("node") is None:
+        return "Node.js is not installed (the development OpenID provider runs under it)"
+    if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
+        return (
+            f"the development OpenID provider is not installed: run npm ci --prefix {PROVIDER_DIR}"
+        )
+    return None
+
+
+def new_signing_key(kid: str) -> dict[str, Any]:
+    """A fresh RSA private JWK for the provider to sign ID tokens with."""
+    key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
+    return key.as_dict(private=True)
+
+
+@dataclass
+class Client:
+    """A client registration at the provider (one per node)."""
+
+    client_id: str
+    client_secret: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str] = field(default_factory=list)
+
+    def registration(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "redirect_uris": self.redirect_uris,
+            "post_logout_redirect_uris": self.post_logout_redirect_uris,
+        }
+
+
+@dataclass
+class DevProvider:
+    """A running provider process; ``restart`` takes changed clients, accounts or keys (a
+    rotated key: prepend it) on the same port and issuer."""
+
+    directory: Path
+    clients: list[Client]
+    accounts: dict[str, dict[str, Any]]
+    keys: list[dict[str, Any]]
+    port: int = 0
+    id_token_ttl: int = 3600
+    issuer: str = ""
+    process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        config = {
+            "port": self.port,
+            "jwks": {"keys": self.keys},
+            "clients": [c.registration() for c in self.clients],
+            "accounts": self.accounts,
+            "id_token_ttl": self.id_token_ttl,
+        }
+        path = self.directory / "dev-provider.json"
+        path.write_text(json.dumps(config), encoding="utf-8")
+        path.chmod(0o600)
+        self.process = subprocess.Popen(
+            ["node", str(PROVIDER_DIR / "provider.js"), str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()  # printed once listening
+        if not line:
+            raise RuntimeError("the development OpenID provider did not start")
+        started = json.loads(line)
+        self.port, self.issuer = int(started["port"]), str(started["issuer"])
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
