@@ -9,6 +9,7 @@ all people and numbers are synthetic.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import signal
 import socket
@@ -33,6 +34,14 @@ from protocol.clock import SystemClock, format_time
 from protocol.envelope import sign_envelope
 from protocol.keys import load_private_key
 
+from .dev_provider import (
+    Client,
+    DevProvider,
+    new_signing_key,
+    point_node_at,
+    provider_unavailable,
+)
+
 SCHOOL, IFO, BUP, POLICE = (
     "elevhalsa.kungsbacka.se",
     "ifo.kungsbacka.se",
@@ -46,6 +55,8 @@ DEMO_NODES = (
     (POLICE, "Polisen, region Väst", "police", "police"),
 )
 LEAD = IFO
+DEMO_ROLES = (("lead", "lead"), ("prof", "professional"), ("ops", "operator"))
+PROVIDER_NAME = "Demo-inloggning"
 CHILD = {"name": "Alva Demosson", "personnummer": "20140812-2388"}  # synthetic test number
 
 
@@ -278,10 +289,12 @@ def fragment_for(node: DemoNode) -> dict[str, Any]:
 class Demo:
     """The walk-through; each step prints what it did and what came of it."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, with_provider: bool = False) -> None:
         self.workdir = workdir
         self.nodes = [DemoNode(i, n, k, c, workdir / i, _free_port()) for i, n, k, c in DEMO_NODES]
         self.by_id = {n.node_id: n for n in self.nodes}
+        self.with_provider = with_provider
+        self.provider: DevProvider | None = None
 
     def setup(self) -> None:
         step(1, f"Setting up {len(self.nodes)} agencies in {self.workdir}")
@@ -298,7 +311,7 @@ class Demo:
                 "--port",
                 str(node.port),
             )
-            for user, role in (("lead", "lead"), ("prof", "professional"), ("ops", "operator")):
+            for user, role in DEMO_ROLES:
                 if user == "lead" and node.node_id != LEAD:
                     continue
                 out = _cli(
@@ -323,6 +336,8 @@ class Demo:
                     stdin=DEMO_PASSWORD + "\n",
                 )
             ok(f"{node.name} ({node.node_id}): own Ed25519 key and SQLite store")
+        if self.with_provider:
+            self.start_provider()
         click.echo("    starting each node as its own process ...")
         for node in self.nodes:
             start(node)
@@ -338,6 +353,42 @@ class Demo:
                 )
             )
         ok(f"each node fetched, verified and trusts the others ({len(pairs)} trust links)")
+
+    def start_provider(self) -> None:
+        """A development OpenID provider on loopback: each node a client, each demo user an
+        account whose groups claim grants their role at their node (passwords stay on)."""
+        why = provider_unavailable()
+        if why:
+            raise DemoError(f"--oidc: {why}")
+        clients, accounts = [], {}
+        for node in self.nodes:
+            clients.append(
+                Client(
+                    node.node_id,
+                    secrets.token_urlsafe(24),
+                    [f"{node.url}/login/oidc/callback"],
+                    [f"{node.url}/login?out=1"],
+                )
+            )
+            for user, role in DEMO_ROLES:
+                if user in node.tokens:
+                    accounts[f"{user}@{node.node_id}"] = {
+                        "name": f"Demo {role} ({node.name})",
+                        "groups": [f"{node.node_id}:{role}"],
+                    }
+        self.provider = DevProvider(self.workdir, clients, accounts, [new_signing_key("demo-1")])
+        self.provider.start()
+        for node, client in zip(self.nodes, clients, strict=True):
+            roles = {role: f"{node.node_id}:{role}" for _user, role in DEMO_ROLES}
+            point_node_at(
+                node.directory,
+                self.provider.issuer,
+                client,
+                PROVIDER_NAME,
+                role_claim="groups",
+                roles=roles,
+            )
+        ok(f"{PROVIDER_NAME} (a development OpenID provider) at {self.provider.issuer}")
 
     def run(self) -> None:
         lead = self.by_id[LEAD]
@@ -493,6 +544,11 @@ class Demo:
         click.echo(click.style("Demo complete. Nodes and logins:", bold=True))
         click.echo(f"  Web pages: log in with a user below and the password {DEMO_PASSWORD!r}")
         click.echo("  (lead = lead professional, prof = professional, ops = operator at /ops)")
+        if self.provider is not None:
+            click.echo(
+                f"  Or 'Logga in med {PROVIDER_NAME}' on any node's login page: log in at the "
+                "provider as USER@NODE (e.g. prof@ifo.kungsbacka.se) with any password."
+            )
         for node in self.nodes:
             click.echo(f"  {node.node_id:28} {node.url}/  users: {', '.join(node.tokens)}")
             for user, token in node.tokens.items():
@@ -500,6 +556,8 @@ class Demo:
 
     def stop_all(self) -> None:
         stop_nodes(self.nodes)
+        if self.provider is not None:
+            self.provider.stop()
 
 
 @click.command()
@@ -511,12 +569,20 @@ class Demo:
     help="Where to create the demo nodes [default: a new temporary directory].",
 )
 @click.option("--no-wait", is_flag=True, help="Exit when the walk-through is done.")
-def demo(base: Path | None, no_wait: bool) -> None:
+@click.option(
+    "--oidc",
+    "with_provider",
+    is_flag=True,
+    help="Also start a development OpenID provider (needs Node.js and npm ci --prefix "
+    "deploy/dev-provider; deploy/demo.sh --oidc does both) that every node's staff can sign "
+    "in through.",
+)
+def demo(base: Path | None, no_wait: bool, with_provider: bool) -> None:
     """Start a four-agency demo federation on loopback and walk through the mission."""
     workdir = base or Path(tempfile.mkdtemp(prefix="barnplan-demo-"))
     if base is not None and any(base.iterdir() if base.exists() else []):
         raise DemoError(f"{base} is not empty; give an empty or new directory")
-    runner = Demo(workdir)
+    runner = Demo(workdir, with_provider)
     try:
         with stopping_nodes_on_signals(runner):
             runner.setup()

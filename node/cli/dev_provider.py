@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from joserfc.jwk import RSAKey
 
 PROVIDER_DIR = Path(__file__).resolve().parents[2] / "deploy" / "dev-provider"
@@ -101,3 +103,28 @@ class DevProvider:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def point_node_at(
+    directory: Path, issuer: str, client: Client, display_name: str, **settings: Any
+) -> None:
+    """Set ``[oidc]`` in the node's barnplan.toml for ``client`` at ``issuer`` (the secret in
+    ``oidc-client.secret``, mode 0600, as an operator sets it up); ``settings`` add or
+    override ``[oidc]`` settings, and an ``auth`` dict sets ``[auth]``."""
+    path = directory / "barnplan.toml"
+    config = tomllib.loads(path.read_text(encoding="utf-8"))
+    secret = directory / "oidc-client.secret"
+    secret.write_text(client.client_secret + "\n", encoding="utf-8")
+    secret.chmod(0o600)
+    auth = settings.pop("auth", None)
+    config["oidc"] = {
+        **config.get("oidc", {}),
+        "issuer": issuer,
+        "client_id": client.client_id,
+        "client_secret_file": secret.name,
+        "display_name": display_name,
+        **settings,
+    }
+    if auth is not None:
+        config["auth"] = {**config.get("auth", {}), **auth}
+    path.write_text(tomli_w.dumps(config), encoding="utf-8")

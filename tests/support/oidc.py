@@ -9,7 +9,6 @@ it are skipped with the reason, never run against a stand-in.
 from __future__ import annotations
 
 import re
-import tomllib
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,12 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import aiohttp
 import pytest
-import tomli_w
 
 from node.cli.dev_provider import (
     Client,
     DevProvider,
     new_signing_key,
+    point_node_at,
     provider_unavailable,
 )
 
@@ -78,23 +77,5 @@ async def sign_in_at_provider(
 
 
 def configure_provider(directory: Path, provider: Provider, client: Client, **oidc: Any) -> None:
-    """Point the node in ``directory`` at ``provider`` as ``client`` (its secret in a file,
-    as an operator sets it up); ``oidc`` adds or overrides ``[oidc]`` settings, and an
-    ``auth`` dict sets ``[auth]``."""
-    path = directory / "barnplan.toml"
-    config = tomllib.loads(path.read_text(encoding="utf-8"))
-    secret = directory / "oidc-client.secret"
-    secret.write_text(client.client_secret + "\n", encoding="utf-8")
-    secret.chmod(0o600)
-    auth = oidc.pop("auth", None)
-    config["oidc"] = {
-        **config.get("oidc", {}),
-        "issuer": provider.issuer,
-        "client_id": client.client_id,
-        "client_secret_file": secret.name,
-        "display_name": "Testkommunens inloggning",
-        **oidc,
-    }
-    if auth is not None:
-        config["auth"] = {**config.get("auth", {}), **auth}
-    path.write_text(tomli_w.dumps(config), encoding="utf-8")
+    """Point the node in ``directory`` at ``provider`` as ``client`` (``point_node_at``)."""
+    point_node_at(directory, provider.issuer, client, "Testkommunens inloggning", **oidc)

@@ -1,0 +1,78 @@
+"""``bash deploy/demo.sh --oidc``: the demo starts a development OpenID provider too, every
+node's staff can sign in through it, and stopping the demo stops the provider with the nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from node.cli.dev_provider import provider_unavailable
+from tests.support.oidc import sign_in_at_provider
+
+from .test_demo_signals import READY, REPO, in_session, wait_for
+
+IFO = re.compile(r"ifo\.kungsbacka\.se\s+(http://127\.0\.0\.1:\d+)/")
+
+
+async def sign_in(node_url: str, login: str) -> str:
+    """Sign in on the node's pages through the provider; the /plans page afterwards."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(node_url + "/login/oidc", allow_redirects=False) as response:
+            assert response.status == 303, await response.text()
+            authorization = response.headers["Location"]
+        callback = node_url + "/login/oidc/callback"
+        answer = await sign_in_at_provider(http, authorization, login, callback)
+        async with http.get(callback, params=answer) as response:
+            assert response.status == 200
+            return await response.text()
+
+
+@pytest.mark.slow
+def test_the_demo_with_a_provider(tmp_path: Path) -> None:
+    why = provider_unavailable()
+    if why:
+        pytest.skip(why)
+    out = tmp_path / "demo.out"
+    env = {**os.environ, "BARNPLAN_VENV": sys.prefix, "PYTHONUNBUFFERED": "1"}
+    with out.open("wb") as sink:
+        script = subprocess.Popen(
+            ["bash", str(REPO / "deploy" / "demo.sh"), "--oidc", "--dir", str(tmp_path / "d")],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+
+        def ready() -> bool:
+            assert script.poll() is None, out.read_text(errors="replace")[-3000:]
+            return READY in out.read_text(errors="replace")
+
+        wait_for(ready, 600, "the demo waits with its nodes running")
+        printed = out.read_text(errors="replace")
+        assert "Logga in med Demo-inloggning" in printed and "prof@ifo.kungsbacka.se" in printed
+        match = IFO.search(printed)
+        assert match is not None, printed[-2000:]
+        page = asyncio.run(sign_in(match.group(1), "prof@ifo.kungsbacka.se"))
+        assert "Demo professional (Kungsbacka kommun, IFO)" in page and "Mina planer" in page
+        provider = [cmd for cmd in in_session(script.pid).values() if "provider.js" in cmd]
+        assert len(provider) == 1
+
+        os.kill(script.pid, signal.SIGTERM)
+        script.wait(timeout=60)
+        wait_for(lambda: in_session(script.pid) == {}, 30, "nodes and provider exit")
+    finally:
+        if script.poll() is None:
+            script.kill()
+        for pid in in_session(script.pid):
+            os.kill(pid, signal.SIGKILL)
