@@ -8,7 +8,8 @@
 //   "port": 0,                      // 0: any free port; the chosen one is printed
 //   "issuer": "http://127.0.0.1:PORT" (optional; default from the port),
 //   "jwks": {"keys": [...]},        // private signing keys; the first signs (rotation: prepend)
-//   "clients": [{client_id, client_secret, redirect_uris, post_logout_redirect_uris}],
+//   "clients": [{client_id, client_secret, redirect_uris, post_logout_redirect_uris,
+//                backchannel_logout_uri}],
 //   "accounts": {"LOGIN": {claims...}},  // a login not listed signs in with only its "sub"
 //   "id_token_ttl": 3600
 // }
@@ -45,11 +46,19 @@ function start(port) {
     // the ID token carries the profile claims, as Entra ID and most agency IdPs do
     conformIdTokenClaims: false,
     pkce: { required: () => true },
+    // the nodes it calls back (back-channel logout) are on loopback, which oidc-provider's
+    // guard against requests to special-use addresses refuses: a development provider on
+    // loopback lifts that guard for its own calls, as no provider in production would
+    fetch: (url, options) => {
+      const { dispatcher: _guard, ...rest } = options;
+      return globalThis.fetch(url, rest);
+    },
     ttl: { IdToken: config.id_token_ttl || 3600, Session: 3600, Interaction: 600, Grant: 3600 },
     cookies: { keys: ['barnplan-test-provider-cookie-key'] },
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      backchannelLogout: { enabled: true },
     },
     // a test provider: silence the development warnings on stderr
     renderError(ctx, out) {
@@ -58,6 +67,13 @@ function start(port) {
     },
   });
   provider.proxy = false;
+  // what went wrong calling a client back, for the log (stderr) the tests and the demo keep
+  provider.on('backchannel.error', (_ctx, err, client) => {
+    process.stderr.write(`backchannel.error ${client.clientId}: ${err.message} ${err.cause ? err.cause.message || err.cause.code : ""}\n`);
+  });
+  provider.on('server_error', (_ctx, err) => {
+    process.stderr.write(`server_error: ${err.message}\n`);
+  });
   return provider;
 }
 

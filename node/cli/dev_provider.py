@@ -46,14 +46,19 @@ class Client:
     client_secret: str
     redirect_uris: list[str]
     post_logout_redirect_uris: list[str] = field(default_factory=list)
+    backchannel_logout_uri: str = ""
 
     def registration(self) -> dict[str, Any]:
-        return {
+        registration: dict[str, Any] = {
             "client_id": self.client_id,
             "client_secret": self.client_secret,
             "redirect_uris": self.redirect_uris,
             "post_logout_redirect_uris": self.post_logout_redirect_uris,
         }
+        if self.backchannel_logout_uri:
+            registration["backchannel_logout_uri"] = self.backchannel_logout_uri
+            registration["backchannel_logout_session_required"] = True
+        return registration
 
 
 @dataclass
@@ -81,12 +86,13 @@ class DevProvider:
         path = self.directory / "dev-provider.json"
         path.write_text(json.dumps(config), encoding="utf-8")
         path.chmod(0o600)
-        self.process = subprocess.Popen(
-            ["node", str(PROVIDER_DIR / "provider.js"), str(path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        with (self.directory / "dev-provider.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                ["node", str(PROVIDER_DIR / "provider.js"), str(path)],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()  # printed once listening
         if not line:

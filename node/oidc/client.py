@@ -33,12 +33,14 @@ DISCOVERY_MAX_AGE_S = 3600.0  # how long provider metadata is trusted before it 
 JWKS_MIN_REFETCH_S = 10.0  # unknown key ids fetch the JWKS again at most this often
 ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")  # asymmetric only: never "none" or HS*
 PENDING_MAX_AGE_S = 600  # a sign-in not finished within this is refused (stale state)
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TOKEN_MAX_AGE_S = 300  # a back-channel logout token older than this is refused
 
 
 class OidcError(Exception):
     """A sign-in that cannot go on. ``code`` says why, for the page and the process log:
     provider_unreachable, provider_invalid, state_missing, state_mismatch, sign_in_expired,
-    provider_error, token_refused, id_token_invalid."""
+    provider_error, token_refused, id_token_invalid, logout_token_invalid."""
 
     def __init__(self, code: str, detail: str = "") -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
@@ -289,6 +291,43 @@ class OidcClient:
         if len(audiences) > 1 and claims.get("azp") != self._settings.client_id:
             raise OidcError("id_token_invalid", "azp is not this client")
         return claims
+
+    async def validate_logout_token(self, logout_token: str) -> tuple[str | None, str | None]:
+        """(sub, sid) of a back-channel logout token (OpenID Connect Back-Channel Logout 1.0
+        §2.6): signed by the provider, for this client, recent, with the logout event, a sid
+        or sub, and no nonce. ``OidcError('logout_token_invalid')`` otherwise."""
+        info = await self.provider()
+        try:
+            header = extract_compact(logout_token.encode("ascii")).headers()
+            kid = header.get("kid")
+            keys = await self._key_set(kid if isinstance(kid, str) else None)
+            token = jwt.decode(logout_token, keys, algorithms=list(ALGORITHMS))
+            now = int(self._clock.now().timestamp())
+            jwt.JWTClaimsRegistry(
+                now=now,
+                leeway=self._settings.leeway_s,
+                iss={"essential": True, "value": info.issuer},
+                aud={"essential": True, "value": self._settings.client_id},
+                iat={"essential": True},
+                jti={"essential": True},
+            ).validate(token.claims)
+        except (JoseError, ValueError, UnicodeEncodeError) as exc:
+            raise OidcError("logout_token_invalid", type(exc).__name__) from None
+        claims = token.claims
+        events = claims.get("events")
+        if not isinstance(events, dict) or BACKCHANNEL_LOGOUT_EVENT not in events:
+            raise OidcError("logout_token_invalid", "no logout event")
+        if "nonce" in claims:
+            raise OidcError("logout_token_invalid", "a logout token has no nonce")
+        iat = claims.get("iat")
+        if isinstance(iat, int) and abs(now - iat) > LOGOUT_TOKEN_MAX_AGE_S:
+            raise OidcError("logout_token_invalid", "not recent")
+        sub, sid = claims.get("sub"), claims.get("sid")
+        sub = sub if isinstance(sub, str) and sub else None
+        sid = sid if isinstance(sid, str) and sid else None
+        if sub is None and sid is None:
+            raise OidcError("logout_token_invalid", "neither sub nor sid")
+        return sub, sid
 
     async def logout_url(self, id_token: str | None, post_logout_redirect_uri: str) -> str | None:
         """The provider's RP-initiated logout URL, or None if it has none (or is down)."""

@@ -48,6 +48,15 @@ def subject_as_stored(config: NodeConfig, subject: str) -> str:
     return stored_subject(subject, subject_key(config.directory), config.oidc.hash_subjects)
 
 
+async def user_for_subject(
+    engine: AsyncEngine, issuer: str, subject: str, rules: ClaimRules, key: bytes
+) -> User | None:
+    """The user the provider's ``subject`` (as the provider sends it) is on this node."""
+    return await records.user_by_subject(
+        engine, issuer, stored_subject(subject, key, rules.hash_subjects)
+    )
+
+
 async def sign_in(
     engine: AsyncEngine,
     rules: ClaimRules,

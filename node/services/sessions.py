@@ -27,14 +27,22 @@ SEEN_WRITE_INTERVAL = timedelta(minutes=1)  # how stale a session's stored last 
 
 
 async def open_session(
-    engine: AsyncEngine, user_id: str, now: datetime, max_age_s: int, id_token: str | None = None
+    engine: AsyncEngine,
+    user_id: str,
+    now: datetime,
+    max_age_s: int,
+    id_token: str | None = None,
+    provider_sid: str | None = None,
 ) -> str:
     """Record a new session of ``user_id`` lasting ``max_age_s``; return its id (for the cookie
     only: the store keeps its digest, so a copy of the store cannot be used to sign in).
-    ``id_token``: the provider's, for a session signed in through it (its logout needs it)."""
+    ``id_token`` and ``provider_sid``: the provider's, for a session signed in through it (its
+    logout needs the token back; its back-channel logout names the sid)."""
     session_id = secrets.token_urlsafe(32)
     expires_at = now + timedelta(seconds=max_age_s)
-    await web_auth.insert_session(engine, _digest(session_id), user_id, now, expires_at, id_token)
+    await web_auth.insert_session(
+        engine, _digest(session_id), user_id, now, expires_at, id_token, provider_sid
+    )
     return session_id
 
 
@@ -60,3 +68,11 @@ async def provider_id_token(engine: AsyncEngine, session_id: str) -> str | None:
 async def end_session(engine: AsyncEngine, session_id: str) -> None:
     """Sign this session out everywhere: the next request carrying its cookie is refused."""
     await web_auth.delete_session(engine, _digest(session_id))
+
+
+async def end_provider_sessions(
+    engine: AsyncEngine, provider_sid: str | None, user_id: str | None
+) -> int:
+    """The provider says a person signed out there: end the sessions it names (its session
+    ``provider_sid``, or all of ``user_id``'s sessions that came from it)."""
+    return await web_auth.delete_provider_sessions(engine, provider_sid, user_id)

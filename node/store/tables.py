@@ -127,6 +127,8 @@ class WebSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=utc_column(index=True))
     # the provider's ID token of a session signed in through it (its logout needs it back)
     oidc_id_token: str | None = Field(default=None, sa_type=Text)
+    # the provider's session id (the ID token's ``sid``): its back-channel logout names it
+    oidc_sid: str | None = Field(default=None, max_length=255, index=True)
     # the session's last request (written at most once a minute), for the idle timeout
     last_seen_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 

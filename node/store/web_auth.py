@@ -33,6 +33,7 @@ async def insert_session(
     now: datetime,
     expires_at: datetime,
     id_token: str | None = None,
+    provider_sid: str | None = None,
 ) -> None:
     """Record a new session; sessions already expired are purged in the same transaction."""
     async with begin_write(engine) as conn:
@@ -45,6 +46,7 @@ async def insert_session(
                 expires_at=expires_at,
                 last_seen_at=now,
                 oidc_id_token=id_token,
+                oidc_sid=provider_sid,
             )
         )
 
@@ -83,6 +85,21 @@ async def session_id_token(engine: AsyncEngine, session_hash: str) -> str | None
     query = select(T_SESSION.c.oidc_id_token).where(T_SESSION.c.session_hash == session_hash)
     async with engine.connect() as conn:
         return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def delete_provider_sessions(
+    engine: AsyncEngine, provider_sid: str | None, user_id: str | None
+) -> int:
+    """Delete the sessions a provider's logout names: those signed in under its session
+    ``provider_sid``, or every provider-signed session of ``user_id``. How many went."""
+    if provider_sid is not None:
+        where = T_SESSION.c.oidc_sid == provider_sid
+    elif user_id is not None:
+        where = (T_SESSION.c.user_id == user_id) & T_SESSION.c.oidc_id_token.is_not(None)
+    else:
+        return 0
+    async with begin_write(engine) as conn:
+        return int((await conn.execute(delete(T_SESSION).where(where))).rowcount or 0)
 
 
 async def delete_session(engine: AsyncEngine, session_hash: str) -> None:

@@ -15,6 +15,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from joserfc import jwt
+from joserfc.jwk import OctKey
 from sqlalchemy import text
 
 from node.config import load_config
@@ -26,7 +28,13 @@ from node.store.exchange_log import LogFilter, query_log
 from protocol.clock import ManualClock
 from tests.support.federation import SCHOOL, SOCIAL, RunningNode, connect_all, stop_all
 from tests.support.nodes import free_port
-from tests.support.oidc import Client, Provider, configure_provider, sign_in_at_provider
+from tests.support.oidc import (
+    Client,
+    Provider,
+    configure_provider,
+    sign_in_at_provider,
+    sign_out_at_provider,
+)
 
 from ..browser.conftest import browser  # noqa: F401  (fixture: a real Chromium)
 
@@ -46,8 +54,14 @@ class Setup:
 
 
 async def start(
-    base: Path, spec: tuple[str, str, str], clock: ManualClock, configure: Any = None
+    base: Path,
+    spec: tuple[str, str, str],
+    clock: ManualClock,
+    configure: Any = None,
+    host_name: str = "127.0.0.1",
 ) -> RunningNode:
+    """A node serving on 127.0.0.1; ``host_name`` is the name in its base URL (browsers keep
+    cookies per host, not per port: two nodes a browser signs in to need two names)."""
     node_id, name, kind = spec
     port = free_port()
     directory = base / node_id
@@ -56,7 +70,7 @@ async def start(
         node_id=node_id,
         agency_name=name,
         agency_kind=kind,
-        base_url=f"http://127.0.0.1:{port}",
+        base_url=f"http://{host_name}:{port}",
         host="127.0.0.1",
         port=port,
         store_url=f"sqlite:///{base / (node_id + '.db')}",
@@ -118,11 +132,13 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def provider_round_trip(
     http: aiohttp.ClientSession, school: RunningNode, login: str
 ) -> tuple[str, dict[str, str]]:
-    """Start at the node, sign in at the provider; the node's callback URL and its query."""
-    async with http.get(school.url + "/login/oidc", allow_redirects=False) as response:
+    """Start at the node (by the name in its base URL), sign in at the provider; the node's
+    callback URL and its query."""
+    base = school.node.config.node.base_url
+    async with http.get(base + "/login/oidc", allow_redirects=False) as response:
         assert response.status == 303, await response.text()
         authorization = response.headers["Location"]
-    callback = school.url + "/login/oidc/callback"
+    callback = base + "/login/oidc/callback"
     return callback, await sign_in_at_provider(http, authorization, login, callback)
 
 
@@ -334,3 +350,89 @@ async def test_pre_registered_users_only(
         assert await count(school, "app_user") == users
     finally:
         await stop_all([school])
+
+
+async def test_signing_out_at_the_provider_ends_sessions_on_every_node(
+    oidc_provider: Provider, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """Back-channel logout: signing out on one node ends the provider's session, and the
+    provider tells the other node, whose session for the same sign-in ends too."""
+    clock = ManualClock(datetime.now(UTC))
+    oidc_provider.accounts.update({"anna": ANNA})
+    clients: list[Client] = []
+
+    def configure(directory: Path, port: int) -> None:
+        base = load_config(directory).node.base_url
+        client = Client(
+            f"node-{port}",
+            f"secret-{port}",
+            [base + "/login/oidc/callback"],
+            [base + "/login?out=1"],
+            base + "/login/oidc/backchannel-logout",
+        )
+        clients.append(client)
+        oidc_provider.clients.append(client)
+        oidc_provider.restart()
+        configure_provider(
+            directory,
+            oidc_provider,
+            client,
+            subject_claim="hsa_id",
+            role_claim="groups",
+            roles=ROLES,
+        )
+
+    school = await start(tmp_path, SCHOOL, clock, configure)
+    social = await start(tmp_path, SOCIAL, clock, configure, host_name="localhost")
+    try:
+        for running in (school, social):  # one provider session, two node sessions
+            callback, query = await provider_round_trip(http, running, "anna")
+            status, _, _ = await finish(http, callback, query)
+            assert status == 303
+        assert await count(school, "web_session") == await count(social, "web_session") == 1
+        social_url = social.node.config.node.base_url
+        async with http.get(social_url + "/plans", allow_redirects=False) as response:
+            assert response.status == 200
+        async with http.get(school.url + "/plans") as response:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', await response.text())
+        assert token is not None
+        logout = {"csrf_token": token.group(1)}
+        async with http.post(school.url + "/logout", data=logout, allow_redirects=False) as out:
+            assert out.status == 303
+            at_provider = out.headers["Location"]
+        assert at_provider.startswith(oidc_provider.issuer)
+        back = await sign_out_at_provider(http, at_provider)
+        assert back == school.url + "/login?out=1"
+        assert await count(school, "web_session") == 0
+        assert await count(social, "web_session") == 0  # the provider told social services
+        async with http.get(social_url + "/plans", allow_redirects=False) as response:
+            assert response.status == 303 and response.headers["Location"].startswith("/login")
+    finally:
+        await stop_all([school, social])
+
+
+async def test_a_forged_backchannel_logout_ends_nothing(
+    setup: Setup, http: aiohttp.ClientSession
+) -> None:
+    school = setup.school
+    callback, query = await provider_round_trip(http, school, "anna")
+    await finish(http, callback, query)
+    forged = jwt.encode(
+        {"alg": "HS256"},
+        {
+            "iss": setup.provider.issuer,
+            "aud": setup.client.client_id,
+            "sub": "anna",
+            "iat": int(setup.clock.now().timestamp()),
+            "jti": "x",
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        },
+        OctKey.import_key(setup.client.client_secret.encode()),
+    )
+    url = school.url + "/login/oidc/backchannel-logout"
+    async with aiohttp.ClientSession() as provider_side:  # no cookies: not the browser
+        for body in ({"logout_token": forged}, {"logout_token": "not-a-jwt"}, {}):
+            async with provider_side.post(url, data=body) as response:
+                assert response.status == 400
+                assert (await response.json())["error"] == "invalid_request"
+    assert await count(school, "web_session") == 1

@@ -79,3 +79,20 @@ async def sign_in_at_provider(
 def configure_provider(directory: Path, provider: Provider, client: Client, **oidc: Any) -> None:
     """Point the node in ``directory`` at ``provider`` as ``client`` (``point_node_at``)."""
     point_node_at(directory, provider.issuer, client, "Testkommunens inloggning", **oidc)
+
+
+HIDDEN_INPUT = re.compile(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"')
+
+
+async def sign_out_at_provider(http: aiohttp.ClientSession, logout_url: str) -> str:
+    """Confirm the provider's logout page as a person would ("Yes, sign me out"); the URL the
+    provider then sends the browser to."""
+    async with http.get(logout_url, allow_redirects=False) as response:
+        page = await response.text()
+    action = FORM_ACTION.search(page)
+    if action is None:
+        raise AssertionError(f"no logout form at {logout_url}: {page[:300]}")
+    form = {name: unescape(value) for name, value in HIDDEN_INPUT.findall(page)}
+    target = urljoin(logout_url, unescape(action.group(1)))
+    async with http.post(target, data={**form, "logout": "yes"}, allow_redirects=False) as done:
+        return urljoin(target, done.headers["Location"])

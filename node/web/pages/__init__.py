@@ -17,6 +17,7 @@ from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from ...runtime import Node
+from .auth_pages import backchannel_logout
 from .auth_pages import routes as auth_routes
 from .core import (
     PAGE_STATE,
@@ -31,7 +32,7 @@ from .core import (
 from .lead import routes as lead_routes
 from .ops import routes as ops_routes
 from .professional import routes as professional_routes
-from .provider_link import ProviderLink
+from .provider_link import BACKCHANNEL_LOGOUT_PATH, ProviderLink
 
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = WEB_DIR / "templates"
@@ -45,6 +46,8 @@ def setup_pages(app: web.Application, node: Node, settings: PageSettings | None 
     app[PAGE_STATE] = PageState(settings, provider)
     if provider is not None:
         app.on_cleanup.append(provider.close)
+        # called by the provider, not a browser: not a page (no session, no CSRF check)
+        app.router.add_post(BACKCHANNEL_LOGOUT_PATH, backchannel_logout)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),

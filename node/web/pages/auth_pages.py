@@ -15,7 +15,7 @@ from aiohttp_session import get_session
 
 from ...oidc.client import OidcError, PendingSignIn
 from ...oidc.identity import IdentityRefused
-from ...services import passwords, provider_sign_in
+from ...services import passwords, provider_sign_in, sessions
 from ..keys import NODE_KEY
 from .common import read_form
 from .core import (
@@ -175,7 +175,8 @@ async def provider_callback(request: web.Request) -> web.StreamResponse:
         t = translator(request)
         text = t(f"sign_in_{exc.code}", name=provider.name)
         return await login_page(request, next_path, error=text, status=403)
-    await start_session(request, user, signed.id_token)
+    sid = signed.claims.get("sid")
+    await start_session(request, user, signed.id_token, sid if isinstance(sid, str) else None)
     log.info("pages.signed_in", method="oidc", role=user.role)
     return see_other(local_path(next_path) or home_for(user))
 
@@ -190,3 +191,32 @@ async def _sign_in_failed(
     else:
         text, status = t("sign_in_failed", name=provider.name), 400
     return await login_page(request, next_path, error=text, status=status)
+
+
+async def backchannel_logout(request: web.Request) -> web.Response:
+    """The provider's back-channel logout (OpenID Connect Back-Channel Logout 1.0): a person
+    signed out at the provider, so the sessions it names end here too. Called by the provider,
+    not a browser: no session and no CSRF token, the signed logout token is the proof."""
+    provider = request.app[PAGE_STATE].provider
+    if provider is None:
+        raise web.HTTPNotFound()
+    headers = {"Cache-Control": "no-store"}
+    form = await request.post()
+    token = form.get("logout_token")
+    node = request.app[NODE_KEY]
+    try:
+        if not isinstance(token, str) or not token:
+            raise OidcError("logout_token_invalid", "no logout_token")
+        sub, sid = await provider.client().validate_logout_token(token)
+    except OidcError as exc:
+        log.warning("pages.backchannel_logout_refused", reason=exc.code)
+        return web.json_response({"error": "invalid_request"}, status=400, headers=headers)
+    user_id = None
+    if sid is None and sub is not None and provider.rules.subject_claim == "sub":
+        user = await provider_sign_in.user_for_subject(
+            node.engine, provider.issuer, sub, provider.rules, provider.subject_key
+        )
+        user_id = user.user_id if user is not None else None
+    ended = await sessions.end_provider_sessions(node.engine, sid, user_id)
+    log.info("pages.backchannel_logout", sessions=ended)
+    return web.Response(status=200, headers=headers)

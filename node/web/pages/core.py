@@ -216,15 +216,20 @@ def flash(session: Session, text: str, kind: str = "info") -> None:
     session["flash"] = [*session.get("flash", []), [kind, text]]
 
 
-async def start_session(request: web.Request, user: User, id_token: str | None = None) -> None:
+async def start_session(
+    request: web.Request,
+    user: User,
+    id_token: str | None = None,
+    provider_sid: str | None = None,
+) -> None:
     """A fresh session for a signed-in user (a new cookie, a new session row, a new CSRF
-    token). ``id_token``: the provider's, when the user signed in through it."""
+    token). ``id_token``, ``provider_sid``: the provider's, when the user signed in through it."""
     node = request.app[NODE_KEY]
     max_age = request.app[PAGE_STATE].settings.session_max_age_s
     session = await new_session(request)
     session["uid"] = user.user_id
     session["sid"] = await sessions.open_session(
-        node.engine, user.user_id, node.clock.now(), max_age, id_token
+        node.engine, user.user_id, node.clock.now(), max_age, id_token, provider_sid
     )
     session["stamp"] = passwords.session_stamp(user)
     csrf_token(session)

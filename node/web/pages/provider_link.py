@@ -17,6 +17,7 @@ from ...oidc.identity import ClaimRules
 from ...services.provider_sign_in import claim_rules, subject_key
 
 CALLBACK_PATH = "/login/oidc/callback"
+BACKCHANNEL_LOGOUT_PATH = "/login/oidc/backchannel-logout"
 PROVIDER_TIMEOUT_S = 10.0
 
 
