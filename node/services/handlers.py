@@ -22,6 +22,7 @@ from ..domain.personnummer import PersonnummerError, normalize_personnummer
 from ..domain.release import ConsentFacts, ReleaseRequest, decide_release
 from ..store import records
 from ..store import revocations as revocation_store
+from ..store.engine import read
 from ..store.tables import Plan
 from . import audit, key_updates, revocation
 from .inbound import Handler, Outcome, Refusal
@@ -168,28 +169,15 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
         purpose=body.purpose.value,
     )
     now = node.clock.now()
-    reader = node.release_reader()
-    raw: str | dict[str, Any] | None
-    if reader is not None:  # SQLite: one statement and the fragment ids, no thread hops
-        plan, raw, revoked, fragments = records.release_facts_sqlite(
-            reader,
-            body.plan_id,
-            body.consent_id,
-            list(request.categories),
-            node.release_cache.records,
-        )
-    else:
-        async with node.engine.connect() as conn:
-            plan = await records.plan_facts(conn, body.plan_id)
-            raw = await records.consent_statement(conn, body.consent_id)
-            # revoked within the consent's own plan; a tombstone within the plan asked about
-            bound = raw["plan_id"] if raw is not None else body.plan_id
-            revoked = await revocation_store.is_revoked(conn, body.consent_id, bound)
-            fragments = (
-                await records.latest_fragments(conn, body.plan_id, list(request.categories))
-                if plan is not None and raw is not None and not revoked
-                else {}
-            )
+    facts = await read(
+        node.engine,
+        records.release_facts,
+        body.plan_id,
+        body.consent_id,
+        list(request.categories),
+        node.release_cache.records,
+    )
+    plan, raw, revoked, fragments = facts.plan, facts.statement, facts.revoked, facts.fragments
     statement = node.release_cache.consent(raw) if raw is not None else None
     decision = decide_release(request, plan, ConsentFacts(statement, revoked), fragments, now)
     signed_at = format_time(now)

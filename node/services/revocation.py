@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.clock import format_time, parse_time
 from protocol.envelope import Verified
@@ -39,8 +40,7 @@ from protocol.messages import (
 from ..domain.revocation import RevocationClaim, revocation_problem
 from ..store import records
 from ..store import revocations as store
-from ..store.engine import begin_write, read_with
-from ..store.exchange_log import SyncChange
+from ..store.engine import begin_write, read
 from ..store.tables import User
 from .errors import Conflict, Forbidden, NotFound
 from .inbound import Outcome, Refusal
@@ -171,8 +171,8 @@ async def handle_revoke(node: Node, message: Verified) -> Outcome:
         raise Refusal(problem, REFUSED[problem])
     now = node.clock.now()
 
-    def change(conn: Connection) -> None:
-        apply_revocation_sync(conn, body, now)
+    async def change(conn: AsyncConnection) -> None:
+        await conn.run_sync(apply_revocation_sync, body, now)
 
     ack = ConsentRevokeAck(notice_id=body.notice_id, consent_id=body.consent_id)
     return Outcome(
@@ -180,7 +180,7 @@ async def handle_revoke(node: Node, message: Verified) -> Outcome:
         plan_id=body.plan_id,
         consent_id=body.consent_id,
         professional=body.professional,
-        change=SyncChange(change),
+        change=change,
     )
 
 
@@ -274,7 +274,7 @@ class Outbox:
         now = node.clock.now()
         # a read first: the scheduler drains every second, and an idle outbox (nearly always)
         # should not cost a write transaction each time
-        if not await read_with(node.engine, node.sync_engine, store.has_due_sync, now):
+        if not await read(node.engine, store.has_due_sync, now):
             return 0
         async with begin_write(node.engine) as conn:
             items = await store.claim_due(conn, now, now + timedelta(seconds=LEASE_S), None)

@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +38,8 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
+
+from .engine import connect_read_only
 
 GENESIS = "0" * 64
 # the exchange_log table's columns in the order the walker unpacks them (a test holds them to the
@@ -379,12 +380,6 @@ def join(segments: Iterable[Segment]) -> ChainResult:
         expected, prev = segment.last_seq + 1, segment.last_hash
     result.head_seq, result.head_hash = expected - 1, prev
     return result
-
-
-def connect_read_only(path: str) -> sqlite3.Connection:
-    """A read-only connection: the verifier can never write, and in WAL it never waits."""
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
-    return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
 
 def walk_range(path: str, lo: int, hi: int, keep: set[int] | None) -> Segment:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
@@ -214,7 +214,7 @@ def _connect_errors(sync_engine: Engine, name: str) -> None:
         ) from original
 
 
-def _sqlite_events(sync_engine: Engine, *, autocheckpoint: bool = True) -> None:
+def _sqlite_events(sync_engine: Engine) -> None:
     @event.listens_for(sync_engine, "connect")
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         # SQLAlchemy's documented recipe: let SQLAlchemy, not the driver, emit BEGIN, so
@@ -225,8 +225,6 @@ def _sqlite_events(sync_engine: Engine, *, autocheckpoint: bool = True) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        if not autocheckpoint:
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
@@ -235,30 +233,13 @@ def _sqlite_events(sync_engine: Engine, *, autocheckpoint: bool = True) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def sqlite_sync_twin(engine: AsyncEngine) -> Engine | None:
-    """A synchronous engine on the same SQLite file (same PRAGMAs), or None for PostgreSQL.
-
-    aiosqlite runs every statement, fetch and cursor close as a round trip to its connection
-    thread; on a busy 2-core machine each round trip costs 0.1-1 ms of scheduling, which made a
-    fragment request cost tens of them. Hot paths use this engine instead: a few indexed reads
-    run directly (microseconds; WAL readers never wait for the writer) and a whole log batch
-    runs as ONE call in a worker thread.
-
-    Its connections commit on the event loop thread, so SQLite's automatic WAL checkpoint (which
-    copies ~1,000 pages back and syncs the file, milliseconds) is off on them: the exchange log
-    runs checkpoints in a worker thread instead (``ExchangeLog``).
-    """
-    if engine.dialect.name != "sqlite":
-        return None
-    sync = create_sync_engine(
-        engine.url.set(drivername="sqlite"),
-        pool_size=8,
-        max_overflow=8,
-        connect_args={"check_same_thread": False},
-    )
-    _sqlite_events(sync, autocheckpoint=False)
-    _connect_errors(sync, engine_store_name(engine))
-    return sync
+def connect_read_only(path: str | Path) -> sqlite3.Connection:
+    """A read-only driver connection to the SQLite file at ``path``, for the log verifier's
+    walk (``chain_verify``), which runs in a worker thread and in child processes: it can
+    never write, and in WAL it never waits for a writer. The one place outside the engine's
+    own set-up where the node opens the driver."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
 
 def alembic_config() -> Config:
@@ -366,15 +347,8 @@ async def begin_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-async def read_with(
-    engine: AsyncEngine, sync: Engine | None, fn: Callable[..., T], *args: Any
-) -> T:
+async def read(engine: AsyncEngine, fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn(connection, *args)``, a read written for a synchronous connection, in one read
-    transaction: on SQLite directly on the synchronous twin ``sync`` (a few indexed reads cost
-    microseconds there, against a thread round trip per statement through aiosqlite; WAL readers
-    never wait), elsewhere on the async engine through ``run_sync``."""
-    if sync is not None:
-        with sync.connect() as conn:
-            return fn(conn, *args)
-    async with engine.connect() as aconn:
-        return await aconn.run_sync(fn, *args)
+    transaction of ``engine`` (``run_sync``): the same on SQLite and PostgreSQL."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(fn, *args)

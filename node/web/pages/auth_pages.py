@@ -60,7 +60,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     source = client_address(request, state.settings.trusted_proxies)
     t = translator(request)
     now = node.clock.now()
-    if not await state.throttle.attempt(node.engine, node.sync_engine, user_id, source, now):
+    if not await state.throttle.attempt(node.engine, user_id, source, now):
         error = t("login_throttled")
     else:
         user = await passwords.login(node.engine, user_id, password)
