@@ -12,25 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
 from sqlalchemy import Connection, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-# the column order, the genesis hash and the chain types live with the walker, which child
-# processes import without SQLAlchemy; re-exported here for the log's other callers
-from .chain_verify import COLUMNS as COLUMNS
-from .chain_verify import GENESIS as GENESIS
 from .chain_verify import ChainProblem as ChainProblem
-from .chain_verify import ChainResult, ChainWalker, aware_at_text, entry_text, verify_sqlite
+from .chain_verify import ChainResult, ChainWalker, verify_sqlite
 from .engine import begin_write
+
+# the entry's columns, text form and hash are defined once, in log_entry (SPEC.md §7.8);
+# re-exported for the log's callers
+from .log_entry import COLUMNS as COLUMNS
+from .log_entry import GENESIS as GENESIS
+from .log_entry import aware_at_text
+from .log_entry import entry_hash as entry_hash
+from .log_entry import format_at as format_at
 from .tables import ExchangeLogEntry, SeenMessage
 
 LOG_LOCK_ID = 0x62706C67  # "bplg"
@@ -62,18 +64,6 @@ class LogDraft:
     at: datetime | None = None
 
 
-def format_at(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def entry_hash(row: dict[str, Any]) -> str:
-    """SHA-256 over the canonical JSON of every field but ``hash`` (``at`` as RFC 3339 µs)."""
-    material = {k: v for k, v in row.items() if k != "hash"}
-    material["at"] = format_at(row["at"])
-    data = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(data.encode("utf-8")).hexdigest()
-
-
 def draft_row(draft: LogDraft, seq: int, prev_hash: str, at: datetime) -> dict[str, Any]:
     row: dict[str, Any] = {
         "seq": seq,
@@ -93,27 +83,7 @@ def draft_row(draft: LogDraft, seq: int, prev_hash: str, at: datetime) -> dict[s
         "reason": draft.reason,
         "prev_hash": prev_hash,
     }
-    text = entry_text(
-        format_at(at)[:-1],
-        row["categories"],
-        draft.consent_id,
-        draft.direction,
-        draft.message_id,
-        draft.message_type,
-        draft.outcome,
-        draft.peer,
-        draft.plan_id,
-        prev_hash,
-        draft.professional,
-        draft.purpose,
-        draft.reason,
-        draft.released,
-        seq,
-        row["withheld"],
-    )
-    row["hash"] = (
-        entry_hash(row) if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
-    )
+    row["hash"] = entry_hash(row)
     return row
 
 
