@@ -17,13 +17,13 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .migration_head import VERSION_TABLE
+from .sqlite_driver import loop_dbapi
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
-BUSY_TIMEOUT_MS = 5000  # how long a SQLite writer waits for another process's write lock
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
@@ -116,6 +116,7 @@ def create_engine(url: str, schema_name: str = "", *, create: bool = False) -> A
         # and closed again on every use, so keep enough for a busy node's concurrent requests
         kwargs["pool_size"] = 32
         kwargs["max_overflow"] = 8
+        kwargs["module"] = loop_dbapi()  # statements on the event loop (sqlite_driver)
     if target.startswith("postgresql"):
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 10
@@ -224,13 +225,19 @@ def _sqlite_events(sync_engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # no busy_timeout: the driver never waits on the loop, it retries a statement refused
+        # with SQLITE_BUSY in a worker thread that waits there (sqlite_driver.BUSY_TIMEOUT_MS)
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
     def _sqlite_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # straight to the driver's cursor: a statement through SQLAlchemy costs more than BEGIN
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        finally:
+            cursor.close()
 
 
 def connect_read_only(path: str | Path) -> sqlite3.Connection:
@@ -315,8 +322,9 @@ def write_lock(engine: AsyncEngine) -> asyncio.Lock | None:
     """SQLite: one asyncio lock per database (pool) and event loop that every writer in this
     process takes before ``BEGIN IMMEDIATE``, so writers queue in the event loop (FIFO, no
     delay) instead of in SQLite's busy handler, which sleeps 1, 2, 5 ... 100 ms between tries:
-    16 concurrent write transactions took 165 ms that way, 29 ms queued. Other processes still
-    wait through busy_timeout. None on PostgreSQL (row locks; writers run in parallel).
+    16 concurrent write transactions took 165 ms that way, 29 ms queued. Other processes' locks
+    are still waited for (in a worker thread, ``sqlite_driver``). None on PostgreSQL (row locks;
+    writers run in parallel).
 
     The locks live on the engine's pool (shared by every ``execution_options`` copy of the
     engine), never in a module-level registry."""
@@ -336,9 +344,10 @@ def write_lock(engine: AsyncEngine) -> asyncio.Lock | None:
 @contextlib.asynccontextmanager
 async def begin_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A write transaction. On SQLite it is ``BEGIN IMMEDIATE``: the write lock is taken up
-    front (waiting up to busy_timeout), so a transaction that reads then writes can never fail
-    with SQLITE_BUSY_SNAPSHOT because another writer committed in between. Writers of this
-    process take turns first (``write_lock``). Not re-entrant: never nest two."""
+    front (waiting up to ``sqlite_driver.BUSY_TIMEOUT_MS`` for another process), so a
+    transaction that reads then writes can never fail with SQLITE_BUSY_SNAPSHOT because another
+    writer committed in between. Writers of this process take turns first (``write_lock``).
+    Not re-entrant: never nest two."""
     lock = write_lock(engine)
     async with contextlib.AsyncExitStack() as stack:
         if lock is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -249,19 +249,23 @@ async def plan_facts(
     return await conn.run_sync(plan_facts_sync, plan_id, declined)
 
 
-def _plan_columns(plan_id: str) -> tuple[Any, Any, Any]:
-    """The plan's lead, its status and its taking-part members (comma-joined; node ids hold no
-    comma), as scalar subqueries: one statement reads them, alone or with more."""
-    members = (
-        select(func.aggregate_strings(T_PART.c.node_id, ","))
-        .where(and_(T_PART.c.plan_id == plan_id, T_PART.c.status.not_in(NOT_TAKING_PART)))
-        .scalar_subquery()
-    )
-    return (
-        select(T_PLAN.c.lead_node).where(T_PLAN.c.plan_id == plan_id).scalar_subquery(),
-        select(T_PLAN.c.status).where(T_PLAN.c.plan_id == plan_id).scalar_subquery(),
-        members,
-    )
+# a status of one who takes part, as plain comparisons (NOT IN over a list is re-rendered per
+# execution by SQLAlchemy, an "expanding" parameter)
+_TAKING_PART = and_(*(T_PART.c.status != status for status in NOT_TAKING_PART))
+# The hot reads' statements are built once, here, with bound parameters: building a statement
+# (and its cache key) per request cost more than running it.
+_PLAN_ID = bindparam("plan_id", type_=T_PLAN.c.plan_id.type)
+_CONSENT_ID = bindparam("consent_id", type_=T_CONSENT.c.consent_id.type)
+# the plan's lead, its status and its taking-part members (comma-joined; node ids hold no
+# comma), as scalar subqueries: one statement reads them, alone or with more
+_PLAN_COLUMNS = (
+    select(T_PLAN.c.lead_node).where(T_PLAN.c.plan_id == _PLAN_ID).scalar_subquery(),
+    select(T_PLAN.c.status).where(T_PLAN.c.plan_id == _PLAN_ID).scalar_subquery(),
+    select(func.aggregate_strings(T_PART.c.node_id, ","))
+    .where(and_(T_PART.c.plan_id == _PLAN_ID, _TAKING_PART))
+    .scalar_subquery(),
+)
+_PLAN_FACTS = select(*_PLAN_COLUMNS)
 
 
 def _plan_from(
@@ -274,7 +278,7 @@ def _plan_from(
 
 def plan_facts_sync(conn: Connection, plan_id: str, declined: bool = False) -> PlanFacts | None:
     """``plan_facts`` on a synchronous connection, in one statement."""
-    lead, status, members = conn.execute(select(*_plan_columns(plan_id))).one()
+    lead, status, members = conn.execute(_PLAN_FACTS, {"plan_id": plan_id}).one()
     return _plan_from(plan_id, lead, status, members, declined)
 
 
@@ -315,6 +319,19 @@ async def latest_fragments(
     return await conn.run_sync(latest_fragments_sync, plan_id, categories)
 
 
+_NEWEST = (
+    select(T_FRAG.c.fragment_id, func.max(T_FRAG.c.version).label("v"))
+    .where(T_FRAG.c.plan_id == _PLAN_ID)
+    .group_by(T_FRAG.c.fragment_id)
+    .subquery()
+)
+_LATEST_ALL = select(T_FRAG).join(
+    _NEWEST,
+    and_(T_FRAG.c.fragment_id == _NEWEST.c.fragment_id, T_FRAG.c.version == _NEWEST.c.v),
+)
+_LATEST = _LATEST_ALL.order_by(T_FRAG.c.authored_at)
+
+
 def latest_fragments_sync(
     conn: Connection,
     plan_id: str,
@@ -323,24 +340,16 @@ def latest_fragments_sync(
 ) -> dict[str, list[FragmentRecord]]:
     """This node's current fragments of a plan, by category (one query). A fragment version
     never changes once written, so one found in ``parsed`` under (fragment id, version) is
-    reused rather than parsed again."""
+    reused rather than parsed again. The categories are picked here rather than in SQL: an
+    IN over a list is re-rendered per execution, and a plan holds few current fragments."""
     if categories is not None and not categories:
         return {}
-    newest = (
-        select(T_FRAG.c.fragment_id, func.max(T_FRAG.c.version).label("v"))
-        .where(T_FRAG.c.plan_id == plan_id)
-        .group_by(T_FRAG.c.fragment_id)
-        .subquery()
-    )
-    query = select(T_FRAG).join(
-        newest,
-        and_(T_FRAG.c.fragment_id == newest.c.fragment_id, T_FRAG.c.version == newest.c.v),
-    )
-    if categories is not None:
-        query = query.where(T_FRAG.c.category.in_(categories))
-    rows = conn.execute(query.order_by(T_FRAG.c.authored_at)).mappings().all()
+    wanted = None if categories is None else frozenset(categories)
+    rows = conn.execute(_LATEST, {"plan_id": plan_id}).mappings().all()
     result: dict[str, list[FragmentRecord]] = defaultdict(list)
     for row in rows:
+        if wanted is not None and row["category"] not in wanted:
+            continue
         key = (row["fragment_id"], int(row["version"]))
         record: FragmentRecord | None = parsed.get(key) if parsed is not None else None
         if record is None:
@@ -420,6 +429,17 @@ class ReleaseFacts:
     fragments: dict[str, list[FragmentRecord]]
 
 
+# revoked within the consent's own plan (a tombstone: within the plan asked about)
+_CONSENT_PLAN = (
+    select(T_CONSENT.c.plan_id).where(T_CONSENT.c.consent_id == _CONSENT_ID).scalar_subquery()
+)
+_RELEASE_FACTS = select(
+    *_PLAN_COLUMNS,
+    select(T_CONSENT.c.statement).where(T_CONSENT.c.consent_id == _CONSENT_ID).scalar_subquery(),
+    revoked_clause(_CONSENT_ID, func.coalesce(_CONSENT_PLAN, _PLAN_ID)),
+)
+
+
 def release_facts(
     conn: Connection,
     plan_id: str,
@@ -431,16 +451,8 @@ def release_facts(
     the plan (``plan_facts``), the consent statement and whether it is revoked in one, then the
     current fragments of the asked categories (only when the plan and consent are held and not
     revoked)."""
-    consent_plan = (
-        select(T_CONSENT.c.plan_id).where(T_CONSENT.c.consent_id == consent_id).scalar_subquery()
-    )
-    statement_text = (
-        select(T_CONSENT.c.statement).where(T_CONSENT.c.consent_id == consent_id).scalar_subquery()
-    )
-    # revoked within the consent's own plan (a tombstone: within the plan asked about)
-    revoked = revoked_clause(consent_id, func.coalesce(consent_plan, plan_id))
     lead, status, members, statement, is_revoked = conn.execute(
-        select(*_plan_columns(plan_id), statement_text, revoked)
+        _RELEASE_FACTS, {"plan_id": plan_id, "consent_id": consent_id}
     ).one()
     plan = _plan_from(plan_id, lead, status, members, False)
     fragments: dict[str, list[FragmentRecord]] = {}
