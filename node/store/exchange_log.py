@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .chain_verify import ChainProblem as ChainProblem
@@ -41,6 +41,15 @@ _HEAD = "SELECT seq, hash FROM exchange_log ORDER BY seq DESC LIMIT 1"
 
 StateChange = Callable[[AsyncConnection], Awaitable[None]]
 T_SEEN = SeenMessage.__table__  # type: ignore[attr-defined]
+T_LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
+# the append's statements, built once (building one per batch cost more than running it)
+_HEAD_QUERY = text(_HEAD)
+_INSERT_ENTRIES = T_LOG.insert()
+_INSERT_SEEN = T_SEEN.insert()
+_SEEN_AMONG = select(T_SEEN.c.message_id).where(
+    (T_SEEN.c.sender == bindparam("sender"))
+    & T_SEEN.c.message_id.in_(bindparam("ids", expanding=True))
+)
 log = structlog.get_logger("barnplan.exchange_log")
 
 
@@ -183,9 +192,7 @@ class ExchangeLog:
         async with begin_write(self._engine) as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOG_LOCK_ID})
-            head = (await conn.execute(text(_HEAD))).first()
-            seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
-            replays = await self._record_seen(conn, batch)
+            (seq, prev), replays = await conn.run_sync(_head_and_seen, batch)
             rows = []
             for item in batch:
                 outcome: int | BaseException
@@ -209,13 +216,15 @@ class ExchangeLog:
                 prev = row["hash"]
                 rows.append(row)
                 results.append(outcome)
-            await conn.execute(ExchangeLogEntry.__table__.insert(), rows)  # type: ignore[attr-defined]
+            await conn.execute(_INSERT_ENTRIES, rows)
         return results
 
-    @staticmethod
-    async def _record_seen(conn: AsyncConnection, batch: list[_Pending]) -> set[int]:
-        """``_record_seen_sync`` on the async connection."""
-        return await conn.run_sync(_record_seen_sync, batch)
+
+def _head_and_seen(conn: Connection, batch: list[_Pending]) -> tuple[tuple[int, str], set[int]]:
+    """The chain's head (seq, hash) and the batch's replays (``_record_seen_sync``), read in
+    one call under the log's write lock."""
+    head = conn.execute(_HEAD_QUERY).first()
+    return ((int(head[0]), str(head[1])) if head else (0, GENESIS)), _record_seen_sync(conn, batch)
 
 
 def _record_seen_sync(conn: Connection, batch: list[_Pending]) -> set[int]:
@@ -226,17 +235,12 @@ def _record_seen_sync(conn: Connection, batch: list[_Pending]) -> set[int]:
     """
     known: set[tuple[str, str]] = set()
     for sender, ids in _seen_by_sender(batch).items():  # (sender, message_id) is the key
-        found = conn.execute(
-            select(T_SEEN.c.message_id).where(
-                (T_SEEN.c.sender == sender) & T_SEEN.c.message_id.in_(ids)
-            )
-        )
+        found = conn.execute(_SEEN_AMONG, {"sender": sender, "ids": ids})
         known.update((sender, r[0]) for r in found)
     replays, fresh = _split_replays(batch, known)
     if fresh:
         conn.execute(
-            T_SEEN.insert(),
-            [{"sender": s, "message_id": m, "expires_at": e} for s, m, e in fresh],
+            _INSERT_SEEN, [{"sender": s, "message_id": m, "expires_at": e} for s, m, e in fresh]
         )
     return replays
 
