@@ -18,7 +18,6 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -392,5 +391,3 @@ async def expire_consents(node: Node) -> list[str]:
     async with begin_write(node.engine) as conn:
         return await store.mark_expired(conn, node.clock.now())
 
-
-Job = Callable[[], Awaitable[Any]]

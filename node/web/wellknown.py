@@ -6,13 +6,14 @@ from importlib import resources
 
 from aiohttp import web
 
+from ..services.peers import WELL_KNOWN
 from ..store.verifications import last_verification
 from .keys import NODE_KEY
 
 routes = web.RouteTableDef()
 
 
-@routes.get("/.well-known/barnplan/node")
+@routes.get(WELL_KNOWN)
 async def node_document(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
     # a key change made by the CLI a moment ago is published at once, never the old key's
