@@ -33,6 +33,7 @@ from .store import peers as peer_store
 from .store.engine import create_engine, migrate
 from .store.exchange_log import ExchangeLog
 from .store.schema_check import require_expected_schema
+from .store.store import Store
 from .store.tables import OwnKey
 from .tls import client_ssl
 from .version import current_build
@@ -59,6 +60,7 @@ class Node:
     last_contact: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.store = Store(self.engine)
         self.exchange_log = ExchangeLog(self.engine, self.clock.now)
         self.peers = PeerClient(self)
         self.inbound = Inbound(self, HANDLERS)

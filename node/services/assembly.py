@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -25,16 +25,13 @@ from ..domain.records import FragmentRecord
 from ..domain.shared_plan import VerifiedFragment, merge_fragments
 from ..store import records
 from ..store import revocations as revocation_store
-from ..store.engine import read
 from ..store.exchange_log import LogDraft
 from ..store.records import RecordCache
 from ..store.tables import Child, Plan, RevocationRecord, User
 from .errors import Forbidden, NotFound
 from .outbound import LogContext, PeerResult
+from .ports import FederationNode
 from .users import professional_ref
-
-if TYPE_CHECKING:
-    from ..runtime import Node
 
 PEER_STATUS = {
     "timeout": "timed_out",
@@ -58,7 +55,7 @@ def granted_from(statement: ConsentStatement, holder: str, requester: str) -> li
 Checked = list[VerifiedFragment]
 
 
-def agencies_named(node: Node, node_ids: list[str]) -> dict[str, dict[str, str]]:
+def agencies_named(node: FederationNode, node_ids: list[str]) -> dict[str, dict[str, str]]:
     """Who runs each node the plan names: this node's agency from its config (with the
     official identifiers only it can state), each peer's from its verified node document
     (held in memory by the keyring). A node this one no longer trusts is left out."""
@@ -120,7 +117,7 @@ def lead_facts(
 
 
 def _check_reply(
-    node: Node, result: PeerResult, plan_id: str, consent_id: str, asked: list[str]
+    node: FederationNode, result: PeerResult, plan_id: str, consent_id: str, asked: list[str]
 ) -> tuple[list[VerifiedFragment], list[dict[str, Any]], str | None]:
     """Verify every fragment of a reply; any bad fragment discredits the whole reply."""
     assert result.reply is not None
@@ -149,7 +146,7 @@ def _check_reply(
 
 
 def _own_fragments(
-    node: Node, current: dict[str, list[FragmentRecord]], consent_id: str
+    node: FederationNode, current: dict[str, list[FragmentRecord]], consent_id: str
 ) -> list[VerifiedFragment]:
     signed_at = format_time(node.clock.now())
     own: list[VerifiedFragment] = []
@@ -163,7 +160,7 @@ def _own_fragments(
 
 
 async def assemble(
-    node: Node,
+    node: FederationNode,
     actor: User,
     plan_id: str,
     *,
@@ -179,11 +176,15 @@ async def assemble(
 
 
 async def _assemble(
-    node: Node, actor: User, plan_id: str, consent_id: str | None, deadline_s: float | None
+    node: FederationNode,
+    actor: User,
+    plan_id: str,
+    consent_id: str | None,
+    deadline_s: float | None,
 ) -> dict[str, Any]:
     if actor.role != "lead":
         raise Forbidden("only the lead professional assembles the shared plan")
-    facts = await read(node.engine, lead_facts, plan_id, consent_id, node.release_cache.records)
+    facts = await node.store.read(lead_facts, plan_id, consent_id, node.release_cache.records)
     plan, members, revocation, child = facts.plan, facts.members, facts.revocation, facts.child
     statement = node.release_cache.consent(facts.consent)
     ref = professional_ref(node.node_id, actor)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,16 +27,14 @@ from ..store.exchange_log import ChainProblem, log_head, verify_chain
 from ..store.tables import CheckpointWitness, LogCheckpoint, LogVerification, WitnessedCheckpoint
 from ..store.verifications import record_verification
 from .inbound import Outcome, Refusal
-
-if TYPE_CHECKING:
-    from ..runtime import Node
+from .ports import FederationNode
 
 T_CHECKPOINT = LogCheckpoint.__table__  # type: ignore[attr-defined]
 T_WITNESS = CheckpointWitness.__table__  # type: ignore[attr-defined]
 T_WITNESSED = WitnessedCheckpoint.__table__  # type: ignore[attr-defined]
 
 
-async def make_checkpoint(node: Node) -> dict[str, Any] | None:
+async def make_checkpoint(node: FederationNode) -> dict[str, Any] | None:
     """Sign the current head (if it moved since the last checkpoint) and store it."""
     seq, head = await log_head(node.engine)
     if seq == 0:
@@ -57,7 +55,7 @@ async def make_checkpoint(node: Node) -> dict[str, Any] | None:
     return signed
 
 
-async def checkpoint_and_witness(node: Node) -> dict[str, str]:
+async def checkpoint_and_witness(node: FederationNode) -> dict[str, str]:
     """Make a checkpoint and ask every peer to countersign it; returns outcome per peer."""
     signed = await make_checkpoint(node)
     if signed is None:
@@ -114,7 +112,7 @@ async def checkpoint_and_witness(node: Node) -> dict[str, str]:
     return outcomes
 
 
-async def handle_checkpoint(node: Node, message: Verified) -> Outcome:
+async def handle_checkpoint(node: FederationNode, message: Verified) -> Outcome:
     """Countersign a peer's checkpoint and keep a copy; a different head for a seq we already
     witnessed means the peer's history was rewritten, and we refuse to sign it."""
     body = message.body
@@ -167,7 +165,7 @@ class VerifyReport:
         return asdict(self)
 
 
-async def verify_log(node: Node) -> VerifyReport:
+async def verify_log(node: FederationNode) -> VerifyReport:
     """Check the chain, every checkpoint's signature and head, every witness held."""
     async with node.engine.connect() as conn:
         checkpoints = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -18,10 +18,8 @@ from ..store.engine import begin_write
 from ..store.tables import User
 from .errors import Forbidden, InvalidInput, NotFound
 from .outbound import LogContext
+from .ports import FederationNode
 from .users import professional_ref
-
-if TYPE_CHECKING:
-    from ..runtime import Node
 
 
 def _time_field(value: Any, name: str, errors: dict[str, str]) -> str:
@@ -33,7 +31,7 @@ def _time_field(value: Any, name: str, errors: dict[str, str]) -> str:
 
 
 async def record_consent(
-    node: Node,
+    node: FederationNode,
     actor: User,
     plan_id: str,
     *,

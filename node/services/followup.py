@@ -9,16 +9,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..store import revocations as revocation_store
 from ..store.tables import ExchangeLogEntry
-
-if TYPE_CHECKING:
-    from ..runtime import Node
+from .ports import FederationNode
 
 T_LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
 UNREACHABLE = ("unreachable", "timeout")
@@ -124,7 +122,7 @@ class RevocationFigures:
     seconds_to_all: float | None
 
 
-async def revocation_delivery(node: Node) -> list[RevocationFigures]:
+async def revocation_delivery(node: FederationNode) -> list[RevocationFigures]:
     """Each revocation this node sent: how many peers it reached and how long that took."""
     import json
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from protocol.clock import format_time
+from protocol.clock import Clock, format_time
 from protocol.codes import Category, Indicator
 from protocol.documents import sign_fragment
 from protocol.keys import SigningKey
@@ -20,8 +21,15 @@ from ..store.engine import begin_write
 from ..store.tables import FragmentVersion, User
 from .errors import Forbidden, InvalidInput, NotFound
 
-if TYPE_CHECKING:
-    from ..runtime import Node
+
+class Authoring(Protocol):
+    """What authoring needs from the node: its store and its clock."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
 
 class AuthoredContent(FragmentContent):
@@ -60,7 +68,7 @@ def _validate(category: str, indicators: list[str], content: dict[str, Any]) -> 
 
 
 async def author_fragment(
-    node: Node,
+    node: Authoring,
     actor: User,
     plan_id: str,
     *,
@@ -110,7 +118,7 @@ def fragment_view(row: FragmentVersion) -> dict[str, Any]:
     }
 
 
-async def list_fragments(node: Node, actor: User, plan_id: str) -> list[dict[str, Any]]:
+async def list_fragments(node: Authoring, actor: User, plan_id: str) -> list[dict[str, Any]]:
     if actor.role not in ("professional", "lead"):
         raise Forbidden("operators do not read plan content")
     if await records.get_plan(node.engine, plan_id) is None:

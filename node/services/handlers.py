@@ -3,8 +3,6 @@ an ``Outcome``: reply body, log fields and the state change to commit with the l
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.clock import format_time, parse_time
@@ -22,13 +20,13 @@ from ..domain.personnummer import PersonnummerError, normalize_personnummer
 from ..domain.release import ConsentFacts, ReleaseRequest, decide_release
 from ..store import records
 from ..store import revocations as revocation_store
-from ..store.engine import read
 from ..store.tables import Plan
 from . import audit, key_updates, revocation
 from .inbound import Handler, Outcome, Refusal
+from .ports import FederationNode
 
 
-async def plan_invite(node: Any, message: Verified) -> Outcome:
+async def plan_invite(node: FederationNode, message: Verified) -> Outcome:
     """Hold an invitation for a professional here to decide; answer ``pending``, always.
 
     The reply is the same whether or not this agency holds the child or already knows the plan
@@ -86,7 +84,7 @@ async def plan_invite(node: Any, message: Verified) -> Outcome:
 AWAITING_ANSWER = ("invited", "pending")
 
 
-async def plan_link(node: Any, message: Verified) -> Outcome:
+async def plan_link(node: FederationNode, message: Verified) -> Outcome:
     """A participant confirmed or declined a pending invitation to a plan this node leads."""
     body = message.body
     assert isinstance(body, PlanLink)
@@ -108,7 +106,7 @@ async def plan_link(node: Any, message: Verified) -> Outcome:
     )
 
 
-async def consent_statement(node: Any, message: Verified) -> Outcome:
+async def consent_statement(node: FederationNode, message: Verified) -> Outcome:
     """Verify a consent statement from the plan's lead node and store it as signed."""
     body = message.body
     assert isinstance(body, ConsentStatementMessage)
@@ -155,7 +153,7 @@ async def consent_statement(node: Any, message: Verified) -> Outcome:
     return outcome
 
 
-async def fragments_request(node: Any, message: Verified) -> Outcome:
+async def fragments_request(node: FederationNode, message: Verified) -> Outcome:
     """Decide a release from the consent held here, now; sign what is released."""
     body = message.body
     assert isinstance(body, FragmentsRequest)
@@ -169,8 +167,7 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
         purpose=body.purpose.value,
     )
     now = node.clock.now()
-    facts = await read(
-        node.engine,
+    facts = await node.store.read(
         records.release_facts,
         body.plan_id,
         body.consent_id,

@@ -33,6 +33,7 @@ from protocol.errors import ProtocolError, Reason
 from protocol.messages import REPLY_TYPES, type_label
 
 from ..store.exchange_log import DuplicateMessage, LogDraft, SeenId, StateChange
+from .ports import FederationNode
 from .seen import ChangeRejected
 
 log = structlog.get_logger("barnplan.federation")
@@ -84,7 +85,7 @@ class Outcome:
     prepared: bool = False
 
 
-Handler = Callable[[Any, Verified], Awaitable[Outcome]]
+Handler = Callable[[FederationNode, Verified], Awaitable[Outcome]]
 
 
 class Refusal(Exception):
@@ -98,7 +99,7 @@ class Refusal(Exception):
 class Inbound:
     """Dispatches verified messages to handlers; owned by the node, one per process."""
 
-    def __init__(self, node: Any, handlers: dict[str, Handler]) -> None:
+    def __init__(self, node: FederationNode, handlers: dict[str, Handler]) -> None:
         self._node = node
         self._handlers = handlers
 

@@ -19,7 +19,7 @@ import json
 import random
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -42,10 +42,8 @@ from . import revocation
 from .inbound import Outcome, Refusal
 from .outbound import KEY_REASONS as KEY_REASONS
 from .peers import PeerError, fetch_peer
+from .ports import FederationNode
 from .seen import ChangeRejected
-
-if TYPE_CHECKING:
-    from ..runtime import Node
 
 MESSAGE_TYPE = "keys.update"
 DOCUMENT_TYPE = "node.document"  # the exchange log's type for a document learned by a fetch
@@ -68,7 +66,7 @@ async def enqueue_announcements(
     return peers
 
 
-async def deliver_announcement(node: Node, rng: random.Random, item: OutboxItem) -> int:
+async def deliver_announcement(node: FederationNode, rng: random.Random, item: OutboxItem) -> int:
     """Send one queued ``keys.update``; acknowledged when the peer answers with this document's
     ``issued_at`` (``superseded`` is noted: the peer holds a newer document of this node)."""
     body = KeysUpdate.model_validate_json(item.body)
@@ -95,7 +93,7 @@ class Outbox(revocation.Outbox):
     """The node's outbox: revocation notices as ``revocation.Outbox`` delivers them, and key
     announcements, which share its rows, claiming, retries and backoff."""
 
-    async def _deliver(self, item: Any) -> int:
+    async def _deliver(self, item: OutboxItem) -> int:
         if item.message_type == MESSAGE_TYPE:
             return await deliver_announcement(self._node, self._rng, item)
         return await super()._deliver(item)
@@ -104,7 +102,7 @@ class Outbox(revocation.Outbox):
 # --- judging and holding a peer's changed document --------------------------------------------
 
 
-def judge(node: Node, peer: str, raw: dict[str, Any]) -> DocumentUpdate:
+def judge(node: FederationNode, peer: str, raw: dict[str, Any]) -> DocumentUpdate:
     """``raw`` against the document this node holds for ``peer`` (SPEC.md §4.6)."""
     held = node.keyring.document_for(peer)
     keys = node.keyring.keys_for(peer)
@@ -124,7 +122,7 @@ class Hold:
     into the in-memory key ring, so a withdrawn key stops verifying with the very next message.
     """
 
-    def __init__(self, node: Node, peer: str, raw: dict[str, Any]) -> None:
+    def __init__(self, node: FederationNode, peer: str, raw: dict[str, Any]) -> None:
         self._node, self._peer, self._raw = node, peer, raw
         self._held: tuple[NodeDocument, list[PublicKey]] | None = None
 
@@ -161,7 +159,7 @@ class Hold:
             self._node.keyring.replace(*self._held)
 
 
-async def handle_keys_update(node: Node, message: Verified) -> Outcome:
+async def handle_keys_update(node: FederationNode, message: Verified) -> Outcome:
     """A peer announces a key change: hold its new document if §4.6 admits it."""
     body = message.body
     assert isinstance(body, KeysUpdate)
@@ -200,7 +198,7 @@ class KeyRefresh:
     """Learns a peer's changed document when its message or reply names a key this node does
     not hold or holds as ended; one per node, its rate limit per peer on the node's clock."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: FederationNode) -> None:
         self._node = node
         self._fetched_at: dict[str, datetime] = {}
         self._fetching: dict[str, asyncio.Task[bool]] = {}

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from protocol.documents import verify_node_document
 from protocol.errors import ProtocolError
@@ -65,7 +66,7 @@ async def fetch_peer(session: aiohttp.ClientSession, url: str) -> FetchedPeer:
     return FetchedPeer(doc, raw, [fingerprint(k.raw) for k in keys])
 
 
-async def trust_peer(engine: Any, fetched: FetchedPeer, own_id: str, now: datetime) -> Peer:
+async def trust_peer(engine: AsyncEngine, fetched: FetchedPeer, own_id: str, now: datetime) -> Peer:
     """Record a verified peer. A node never trusts a document that claims its own id."""
     doc = fetched.document
     if doc.id == own_id:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from protocol.codes import Purpose
 from protocol.messages import PlanInvite, PlanInviteReply
@@ -14,14 +14,12 @@ from ..store.engine import begin_write
 from ..store.tables import Plan, User
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .outbound import LogContext
+from .ports import FederationNode
 from .users import professional_ref
-
-if TYPE_CHECKING:
-    from ..runtime import Node
 
 
 async def create_plan(
-    node: Node,
+    node: FederationNode,
     actor: User,
     *,
     child_id: str,
@@ -97,7 +95,7 @@ async def create_plan(
     return await plan_view(node, plan.plan_id)
 
 
-async def plan_view(node: Node, plan_id: str) -> dict[str, Any]:
+async def plan_view(node: FederationNode, plan_id: str) -> dict[str, Any]:
     """A plan as this node's professionals see it: no identity numbers, no peer content."""
     plan = await records.get_plan(node.engine, plan_id)
     if plan is None:
@@ -118,11 +116,11 @@ async def plan_view(node: Node, plan_id: str) -> dict[str, Any]:
     }
 
 
-async def list_plan_views(node: Node, status: str | None = None) -> list[dict[str, Any]]:
+async def list_plan_views(node: FederationNode, status: str | None = None) -> list[dict[str, Any]]:
     return [await plan_view(node, p.plan_id) for p in await records.list_plans(node.engine, status)]
 
 
-async def list_invitations(node: Node) -> list[dict[str, Any]]:
+async def list_invitations(node: FederationNode) -> list[dict[str, Any]]:
     """Invitations waiting for a professional here, each with the children on record *here*
     whose personnummer is the invitation's (``matches``): the invited node never tells the
     lead whether it holds the child, so this is the only place where the match is seen."""
@@ -146,7 +144,7 @@ async def list_invitations(node: Node) -> list[dict[str, Any]]:
 
 
 async def resolve_invitation(
-    node: Node, actor: User, plan_id: str, *, child_id: str | None, decline: bool
+    node: FederationNode, actor: User, plan_id: str, *, child_id: str | None, decline: bool
 ) -> dict[str, Any]:
     """A professional links a pending invitation to a local child, or declines it."""
     if actor.role not in ("professional", "lead"):

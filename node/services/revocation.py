@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import Connection
@@ -39,15 +39,13 @@ from protocol.messages import (
 from ..domain.revocation import RevocationClaim, revocation_problem
 from ..store import records
 from ..store import revocations as store
-from ..store.engine import begin_write, read
-from ..store.tables import User
+from ..store.engine import begin_write
+from ..store.tables import OutboxItem, User
 from .errors import Conflict, Forbidden, NotFound
 from .inbound import Outcome, Refusal
 from .outbound import LogContext
+from .ports import FederationNode
 from .users import professional_ref
-
-if TYPE_CHECKING:
-    from ..runtime import Node
 
 BASE_S = 0.5
 CAP_S = 60.0
@@ -61,7 +59,7 @@ def backoff_delay(attempts: int, rng: random.Random) -> float:
     return min(CAP_S, BASE_S * 2 ** max(0, attempts - 1)) * rng.uniform(0.5, 1.0)
 
 
-async def record_revocation(node: Node, actor: User, consent_id: str) -> dict[str, Any]:
+async def record_revocation(node: FederationNode, actor: User, consent_id: str) -> dict[str, Any]:
     """Revoke a consent here and queue a notice to every other participant, in one transaction."""
     if actor.role not in ("professional", "lead"):
         raise Forbidden("only professionals record a family's withdrawal of consent")
@@ -156,7 +154,7 @@ REFUSED = {
 }
 
 
-async def handle_revoke(node: Node, message: Verified) -> Outcome:
+async def handle_revoke(node: FederationNode, message: Verified) -> Outcome:
     """A peer tells us a consent was revoked: store it (a tombstone if the consent is unknown)
     if the sender takes part in the consent's plan as this node knows it; else refuse."""
     body = message.body
@@ -183,7 +181,7 @@ async def handle_revoke(node: Node, message: Verified) -> Outcome:
     )
 
 
-async def handle_since(node: Node, message: Verified) -> Outcome:
+async def handle_since(node: FederationNode, message: Verified) -> Outcome:
     """Revocations after ``cursor`` for plans the requester takes part in (as we know them),
     of those this node may pass on: of plans it leads, or recorded by itself (SPEC §7.6)."""
     body = message.body
@@ -214,7 +212,7 @@ async def handle_since(node: Node, message: Verified) -> Outcome:
     return Outcome(body=reply.model_dump(mode="json"), released=len(found))
 
 
-async def handle_hello(node: Node, message: Verified) -> Outcome:
+async def handle_hello(node: FederationNode, message: Verified) -> Outcome:
     """A peer is back: its queued notices are due now (the reset happens on any traffic)."""
     return Outcome(body={"ok": True})
 
@@ -222,7 +220,7 @@ async def handle_hello(node: Node, message: Verified) -> Outcome:
 class Outbox:
     """Drains the outbox: claims due items, delivers them, records acks or the next attempt."""
 
-    def __init__(self, node: Node, rng: random.Random | None = None) -> None:
+    def __init__(self, node: FederationNode, rng: random.Random | None = None) -> None:
         self._node = node
         self._rng = rng or random.Random()
         self._pending: set[str] = set()
@@ -273,7 +271,7 @@ class Outbox:
         now = node.clock.now()
         # a read first: the scheduler drains every second, and an idle outbox (nearly always)
         # should not cost a write transaction each time
-        if not await read(node.engine, store.has_due_sync, now):
+        if not await node.store.read(store.has_due_sync, now):
             return 0
         async with begin_write(node.engine) as conn:
             items = await store.claim_due(conn, now, now + timedelta(seconds=LEASE_S), None)
@@ -283,7 +281,7 @@ class Outbox:
         await self.refresh_pending()
         return sum(results)
 
-    async def _deliver(self, item: Any) -> int:
+    async def _deliver(self, item: OutboxItem) -> int:
         node = self._node
         body = ConsentRevoke.model_validate_json(item.body)
         context = LogContext(
@@ -319,7 +317,7 @@ class Outbox:
         return 1 if acked else 0
 
 
-async def catch_up(node: Node, timeout_s: float = 3.0) -> dict[str, str]:
+async def catch_up(node: FederationNode, timeout_s: float = 3.0) -> dict[str, str]:
     """Say hello to every peer and pull the revocations missed from each; bounded in time."""
 
     async def one(peer: str) -> str:
@@ -348,7 +346,7 @@ async def catch_up(node: Node, timeout_s: float = 3.0) -> dict[str, str]:
     return outcomes
 
 
-async def _pull(node: Node, peer: str, timeout_s: float, skipped: Counter[str]) -> str:
+async def _pull(node: FederationNode, peer: str, timeout_s: float, skipped: Counter[str]) -> str:
     """Page through ``peer``'s revocations after our cursor for it. Each entry is applied only
     if this node's own records admit it, as a notice from that peer would be (a member that
     lists revocations it may not pass on changes nothing here); the others are counted in
@@ -376,7 +374,7 @@ async def _pull(node: Node, peer: str, timeout_s: float, skipped: Counter[str]) 
     return "ok"
 
 
-def _report_skipped(node: Node, peer: str, skipped: Counter[str]) -> None:
+def _report_skipped(node: FederationNode, peer: str, skipped: Counter[str]) -> None:
     """Entries of a peer's catch-up that were not applied: counted, and one process-log line
     naming the peer (ids and reason codes only) so an operator can find a member gone bad."""
     if not skipped:
@@ -386,8 +384,7 @@ def _report_skipped(node: Node, peer: str, skipped: Counter[str]) -> None:
     log.warning("catchup.skipped", peer=peer, skipped=sum(skipped.values()), reasons=dict(skipped))
 
 
-async def expire_consents(node: Node) -> list[str]:
+async def expire_consents(node: FederationNode) -> list[str]:
     """Scheduled: mark consents past ``valid_until`` (release also checks at decision time)."""
     async with begin_write(node.engine) as conn:
         return await store.mark_expired(conn, node.clock.now())
-

@@ -7,7 +7,7 @@ import contextlib
 import re
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -354,10 +354,3 @@ async def begin_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             await stack.enter_async_context(lock)
         conn = await stack.enter_async_context(engine.execution_options(immediate=True).begin())
         yield conn
-
-
-async def read(engine: AsyncEngine, fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(connection, *args)``, a read written for a synchronous connection, in one read
-    transaction of ``engine`` (``run_sync``): the same on SQLite and PostgreSQL."""
-    async with engine.connect() as conn:
-        return await conn.run_sync(fn, *args)

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .engine import begin_write, read
+from .engine import begin_write
 from .tables import LoginThrottle, WebSession
 
 T_SESSION = WebSession.__table__  # type: ignore[attr-defined]
@@ -76,7 +76,9 @@ async def count_attempt(
     at its limit is refused by a read alone (an indexed read), so a flood from a locked source
     costs little and never queues for the store's write lock (on SQLite the one every
     exchange-log append needs)."""
-    if await read(engine, _at_limit, dict(subjects), window_start):
+    async with engine.connect() as conn:
+        at_limit = await conn.run_sync(_at_limit, dict(subjects), window_start)
+    if at_limit:
         return False
     async with begin_write(engine) as conn:
         await conn.execute(delete(T_THROTTLE).where(T_THROTTLE.c.window_start <= window_start))

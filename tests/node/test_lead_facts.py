@@ -24,7 +24,8 @@ from node.services.assembly import LeadFacts, lead_facts
 from node.services.errors import NotFound
 from node.services.release_cache import ReleaseCache
 from node.store import records
-from node.store.engine import begin_write, read
+from node.store.engine import begin_write
+from node.store.store import Store
 from node.store.tables import Plan
 from protocol.clock import ManualClock
 from tests.conftest import StoreFactory
@@ -183,8 +184,8 @@ async def both(
     """(with a parsed-record cache, without one) facts, checked equal."""
     engine = fed.school.node.engine
     cache = ReleaseCache().records if parsed is None else parsed  # an empty cache is falsy
-    got = await read(engine, lead_facts, plan_id, consent_id, cache)
-    expected = await read(engine, lead_facts, plan_id, consent_id)
+    got = await Store(engine).read(lead_facts, plan_id, consent_id, cache)
+    expected = await Store(engine).read(lead_facts, plan_id, consent_id)
     assert_same_facts(got, expected)
     return got, expected
 
@@ -192,9 +193,9 @@ async def both(
 async def both_not_found(fed: Fed, plan_id: str, consent_id: str | None = None) -> None:
     engine = fed.school.node.engine
     with pytest.raises(NotFound) as cached_error:
-        await read(engine, lead_facts, plan_id, consent_id, ReleaseCache().records)
+        await Store(engine).read(lead_facts, plan_id, consent_id, ReleaseCache().records)
     with pytest.raises(NotFound) as plain_error:
-        await read(engine, lead_facts, plan_id, consent_id)
+        await Store(engine).read(lead_facts, plan_id, consent_id)
     assert str(cached_error.value) == str(plain_error.value)
 
 
@@ -326,8 +327,8 @@ async def test_unknown_participant_only_and_unconsented_plans_are_not_found(
 async def fragments(
     fed: Fed, plan_id: str, categories: list[str] | None, parsed: Any = None
 ) -> Any:
-    return await read(
-        fed.school.node.engine, records.latest_fragments_sync, plan_id, categories, parsed
+    return await fed.school.node.store.read(
+        records.latest_fragments_sync, plan_id, categories, parsed
     )
 
 

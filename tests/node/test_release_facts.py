@@ -30,7 +30,7 @@ import pytest
 
 from node.domain.records import FragmentRecord, PlanFacts
 from node.store import records, revocations
-from node.store.engine import begin_write, read
+from node.store.engine import begin_write
 from node.store.tables import Plan
 from protocol.clock import ManualClock
 from tests.conftest import StoreFactory
@@ -210,8 +210,8 @@ async def release_facts(
     categories: Sequence[str],
     parsed: records.RecordCache | None,
 ) -> tuple[PlanFacts | None, str | None, bool, dict[str, list[FragmentRecord]]]:
-    facts = await read(
-        node.node.engine, records.release_facts, plan_id, consent_id, list(categories), parsed
+    facts = await node.node.store.read(
+        records.release_facts, plan_id, consent_id, list(categories), parsed
     )
     return facts.plan, facts.statement, facts.revoked, facts.fragments
 
