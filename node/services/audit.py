@@ -22,7 +22,6 @@ from protocol.envelope import Verified
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import LogCheckpointMessage, LogWitnessMessage
 
-from ..store.engine import begin_write
 from ..store.exchange_log import ChainProblem, log_head, verify_chain
 from ..store.tables import CheckpointWitness, LogCheckpoint, LogVerification, WitnessedCheckpoint
 from ..store.verifications import record_verification
@@ -39,7 +38,7 @@ async def make_checkpoint(node: FederationNode) -> dict[str, Any] | None:
     seq, head = await log_head(node.engine)
     if seq == 0:
         return None
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         if (
             await conn.execute(select(T_CHECKPOINT.c.seq).where(T_CHECKPOINT.c.seq == seq))
         ).first():
@@ -59,7 +58,7 @@ async def checkpoint_and_witness(node: FederationNode) -> dict[str, str]:
     """Make a checkpoint and ask every peer to countersign it; returns outcome per peer."""
     signed = await make_checkpoint(node)
     if signed is None:
-        async with node.engine.connect() as conn:
+        async with node.store.reading() as conn:
             row = (
                 await conn.execute(
                     select(T_CHECKPOINT.c.signed).order_by(T_CHECKPOINT.c.seq.desc()).limit(1)
@@ -92,7 +91,7 @@ async def checkpoint_and_witness(node: FederationNode) -> dict[str, str]:
         ):
             outcomes[result.peer] = "bad_witness: mismatch"
             continue
-        async with begin_write(node.engine) as conn:
+        async with node.store.writing() as conn:
             exists = (
                 await conn.execute(
                     select(T_WITNESS.c.seq).where(
@@ -123,7 +122,7 @@ async def handle_checkpoint(node: FederationNode, message: Verified) -> Outcome:
         raise Refusal(exc.reason, f"checkpoint: {exc.detail}") from None
     if checkpoint.node != message.sender:
         raise Refusal(Reason.UNKNOWN_KEY, "a node sends only its own checkpoints")
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         held = (
             await conn.execute(
                 select(T_WITNESSED.c.head_hash).where(
@@ -167,7 +166,7 @@ class VerifyReport:
 
 async def verify_log(node: FederationNode) -> VerifyReport:
     """Check the chain, every checkpoint's signature and head, every witness held."""
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         checkpoints = (
             (await conn.execute(select(T_CHECKPOINT).order_by(T_CHECKPOINT.c.seq))).mappings().all()
         )

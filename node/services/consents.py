@@ -14,7 +14,6 @@ from protocol.errors import MalformedError
 from protocol.messages import ConsentAck
 
 from ..store import records
-from ..store.engine import begin_write
 from ..store.tables import User
 from .errors import Forbidden, InvalidInput, NotFound
 from .outbound import LogContext
@@ -87,7 +86,7 @@ async def record_consent(
     except (MalformedError, ValidationError) as exc:
         raise InvalidInput("the consent could not be recorded", {"consent": str(exc)}) from None
     now = node.clock.now()
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         await records.insert_consent(conn, signed, parse_time(until), now)
     context = LogContext(
         plan_id=plan_id,

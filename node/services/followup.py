@@ -126,7 +126,7 @@ async def revocation_delivery(node: FederationNode) -> list[RevocationFigures]:
     """Each revocation this node sent: how many peers it reached and how long that took."""
     import json
 
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         rows = await revocation_store.outbox_rows(conn, include_delivered=True)
     groups: dict[str, list[Any]] = defaultdict(list)
     for row in rows:

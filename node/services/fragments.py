@@ -17,7 +17,7 @@ from protocol.models import FragmentContent, LongText
 
 from ..domain.records import FragmentRecord
 from ..store import records
-from ..store.engine import begin_write
+from ..store.store import Store
 from ..store.tables import FragmentVersion, User
 from .errors import Forbidden, InvalidInput, NotFound
 
@@ -27,6 +27,9 @@ class Authoring(Protocol):
 
     @property
     def engine(self) -> AsyncEngine: ...
+
+    @property
+    def store(self) -> Store: ...
 
     @property
     def clock(self) -> Clock: ...
@@ -84,7 +87,7 @@ async def author_fragment(
     plan = await records.get_plan(node.engine, plan_id)
     if plan is None or plan.status != "active":
         raise NotFound(f"no active plan {plan_id} on this node")
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         version = 1
         if fragment_id is not None:
             latest = await records.latest_version(conn, fragment_id)
@@ -123,7 +126,7 @@ async def list_fragments(node: Authoring, actor: User, plan_id: str) -> list[dic
         raise Forbidden("operators do not read plan content")
     if await records.get_plan(node.engine, plan_id) is None:
         raise NotFound(f"no plan {plan_id} on this node")
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         current = await records.latest_fragments(conn, plan_id)
     return [
         {

@@ -50,7 +50,7 @@ async def plan_invite(node: FederationNode, message: Verified) -> Outcome:
         purpose=body.purpose.value,
         professional=body.lead_professional,
     )
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         existing = await records.get_plan_on(conn, body.plan_id)
     if existing is not None:
         if existing.lead_node != message.sender:  # logged here; the sender learns nothing
@@ -118,7 +118,7 @@ async def consent_statement(node: FederationNode, message: Verified) -> Outcome:
         statement, _ = verify_consent(raw, lead_keys, float_free=message.float_free)
     except ProtocolError as exc:
         raise Refusal(exc.reason, f"statement: {exc.detail}") from None
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         # a plan this node declined reads as unknown: it keeps no consent of a plan it is not in
         plan = await records.plan_facts(conn, statement.plan_id)
         known = await records.consent_statement(conn, statement.consent_id)

@@ -35,7 +35,6 @@ from protocol.models import NodeDocument, is_uuid
 
 from ..store import peers as peer_store
 from ..store import revocations as outbox_store
-from ..store.engine import begin_write
 from ..store.exchange_log import LogDraft
 from ..store.tables import OutboxItem
 from . import revocation
@@ -74,7 +73,7 @@ async def deliver_announcement(node: FederationNode, rng: random.Random, item: O
     ack = result.reply.body if result.ok and result.reply is not None else None
     acked = isinstance(ack, KeysUpdateAck) and ack.issued_at == body.document.get("issued_at")
     now = node.clock.now()
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         if acked and isinstance(ack, KeysUpdateAck):
             superseded = ack.status == UpdateStatus.SUPERSEDED
             note = "superseded: the peer holds a newer document" if superseded else None

@@ -10,7 +10,6 @@ from protocol.codes import Purpose
 from protocol.messages import PlanInvite, PlanInviteReply
 
 from ..store import records
-from ..store.engine import begin_write
 from ..store.tables import Plan, User
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .outbound import LogContext
@@ -65,7 +64,7 @@ async def create_plan(
         created_at=node.clock.now(),
     )
     members = {node.node_id: "lead", **{p: "invited" for p in others}}
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         await records.insert_plan(conn, plan, members)
     invite = PlanInvite.model_validate(
         {
@@ -82,7 +81,7 @@ async def create_plan(
     results = await asyncio.gather(
         *(node.peers.send(p, "plan.invite", invite, context) for p in others)
     )
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         for result in results:
             status = "failed"
             if result.ok and result.reply is not None:
@@ -125,7 +124,7 @@ async def list_invitations(node: FederationNode) -> list[dict[str, Any]]:
     whose personnummer is the invitation's (``matches``): the invited node never tells the
     lead whether it holds the child, so this is the only place where the match is seen."""
     pending = await records.list_plans(node.engine, "pending")
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         matches = {
             p.plan_id: await records.children_by_personnummer(conn, p.link_personnummer or "")
             for p in pending
@@ -168,7 +167,7 @@ async def resolve_invitation(
             )
         values = {"status": "active", "child_id": child.child_id, "link_personnummer": None}
     status = "declined" if decline else "linked"
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         await records.update_plan(conn, plan_id, **values)
         await records.set_participant_status(conn, plan_id, node.node_id, status)
     ref = professional_ref(node.node_id, actor)

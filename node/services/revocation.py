@@ -39,7 +39,6 @@ from protocol.messages import (
 from ..domain.revocation import RevocationClaim, revocation_problem
 from ..store import records
 from ..store import revocations as store
-from ..store.engine import begin_write
 from ..store.tables import OutboxItem, User
 from .errors import Conflict, Forbidden, NotFound
 from .inbound import Outcome, Refusal
@@ -64,7 +63,7 @@ async def record_revocation(node: FederationNode, actor: User, consent_id: str) 
     if actor.role not in ("professional", "lead"):
         raise Forbidden("only professionals record a family's withdrawal of consent")
     now = node.clock.now()
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         statement = await records.consent_statement(conn, consent_id)
         if statement is None:
             raise NotFound(f"no consent {consent_id} on this node")
@@ -162,7 +161,7 @@ async def handle_revoke(node: FederationNode, message: Verified) -> Outcome:
     if body.revoked_by != message.sender:
         raise Refusal(Reason.MALFORMED, "a notice names its sender as the revoking node")
     claim = RevocationClaim(body.consent_id, body.plan_id, body.revoked_by, message.sender)
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         problem = await conn.run_sync(judge_revocation_sync, claim)
     if problem is not None:
         raise Refusal(problem, REFUSED[problem])
@@ -186,7 +185,7 @@ async def handle_since(node: FederationNode, message: Verified) -> Outcome:
     of those this node may pass on: of plans it leads, or recorded by itself (SPEC §7.6)."""
     body = message.body
     assert isinstance(body, RevocationsSince)
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         top = await store.max_revocation_seq(conn)
         led, joined = await records.plans_shared_with(conn, message.sender)
         found = await store.revocations_since(conn, body.cursor, led, joined, node.node_id, PAGE)
@@ -231,7 +230,7 @@ class Outbox:
         self._pending.update(peers)
 
     async def refresh_pending(self) -> None:
-        async with self._node.engine.connect() as conn:
+        async with self._node.store.reading() as conn:
             self._pending = await store.pending_peers(conn)
             backlog = len(await store.outbox_rows(conn))
         self._node.metrics.outbox_backlog.set(backlog)
@@ -240,7 +239,7 @@ class Outbox:
         """Any verified traffic from ``peer``: reset its backoff and flush its queue."""
         if peer not in self._pending:
             return
-        async with begin_write(self._node.engine) as conn:
+        async with self._node.store.writing() as conn:
             await store.reset_backoff(conn, peer, self._node.clock.now())
         self.kick()
 
@@ -273,7 +272,7 @@ class Outbox:
         # should not cost a write transaction each time
         if not await node.store.read(store.has_due_sync, now):
             return 0
-        async with begin_write(node.engine) as conn:
+        async with node.store.writing() as conn:
             items = await store.claim_due(conn, now, now + timedelta(seconds=LEASE_S), None)
         if not items:
             return 0
@@ -295,7 +294,7 @@ class Outbox:
             and result.reply is not None
             and getattr(result.reply.body, "notice_id", None) == body.notice_id
         )
-        async with begin_write(node.engine) as conn:
+        async with node.store.writing() as conn:
             if acked:
                 await store.mark_delivered(conn, item.item_id, now)
                 node.metrics.delivery_latency.observe((now - item.created_at).total_seconds())
@@ -351,7 +350,7 @@ async def _pull(node: FederationNode, peer: str, timeout_s: float, skipped: Coun
     if this node's own records admit it, as a notice from that peer would be (a member that
     lists revocations it may not pass on changes nothing here); the others are counted in
     ``skipped`` by reason. The cursor moves on past both."""
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         cursor = await store.get_cursor(conn, peer)
     for _ in range(100):
         result = await node.peers.send(
@@ -362,7 +361,7 @@ async def _pull(node: FederationNode, peer: str, timeout_s: float, skipped: Coun
         page = result.reply.body
         assert isinstance(page, RevocationsList)
         now = node.clock.now()
-        async with begin_write(node.engine) as conn:
+        async with node.store.writing() as conn:
             for revocation in page.revocations:
                 problem = await conn.run_sync(take_revocation_sync, revocation, peer, now)
                 if problem is not None:
@@ -386,5 +385,5 @@ def _report_skipped(node: FederationNode, peer: str, skipped: Counter[str]) -> N
 
 async def expire_consents(node: FederationNode) -> list[str]:
     """Scheduled: mark consents past ``valid_until`` (release also checks at decision time)."""
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         return await store.mark_expired(conn, node.clock.now())
