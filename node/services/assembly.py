@@ -127,7 +127,7 @@ def _check_reply(
     verified: list[VerifiedFragment] = []
     for raw in body.fragments:
         try:
-            fragment, key_id = verify_fragment(raw, keys, float_free=result.reply.float_free)
+            fragment, key_id = verify_fragment(raw, keys)
         except ProtocolError as exc:
             return [], [], exc.reason.value
         if (

@@ -115,7 +115,7 @@ async def consent_statement(node: FederationNode, message: Verified) -> Outcome:
         raise Refusal(Reason.MALFORMED, "statement's lead is not the sending node")
     lead_keys = node.keyring.keys_for(message.sender) or []
     try:
-        statement, _ = verify_consent(raw, lead_keys, float_free=message.float_free)
+        statement, _ = verify_consent(raw, lead_keys)
     except ProtocolError as exc:
         raise Refusal(exc.reason, f"statement: {exc.detail}") from None
     async with node.store.reading() as conn:
@@ -179,7 +179,7 @@ async def fragments_request(node: FederationNode, message: Verified) -> Outcome:
     decision = decide_release(request, plan, ConsentFacts(statement, revoked), fragments, now)
     signed_at = format_time(now)
     released = [
-        node.release_cache.signed_canonical(f, body.consent_id, node.identity.key, signed_at)
+        node.release_cache.signed(f, body.consent_id, node.identity.key, signed_at)
         for f in decision.released
     ]
     withheld = [(c, r.value) for c, r in decision.withheld]

@@ -80,8 +80,8 @@ class Outcome:
     # run once the entry and ``change`` committed, before the reply is signed (what memory
     # must follow the store, e.g. the key ring after a peer's key change)
     after: Callable[[], None] | None = None
-    # the body was built from validated values and may hold Precanonical parts: signed with
-    # ``sign_prepared_envelope`` (no second validation, no re-encoding of resent fragments)
+    # the body was built from validated values (resent signed fragments): signed with
+    # ``sign_prepared_envelope`` (no second validation)
     prepared: bool = False
 
 

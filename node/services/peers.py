@@ -60,7 +60,7 @@ async def fetch_peer(session: aiohttp.ClientSession, url: str) -> FetchedPeer:
         # duplicated member, "v": 1.0 or a byte-order mark is refused here as at the endpoint,
         # and as a document a peer announces in a keys.update is (§4.6)
         raw = parse_json_object(body)
-        doc, keys = verify_node_document(raw, float_free=True)
+        doc, keys = verify_node_document(raw)
     except ProtocolError as exc:
         raise PeerError(f"node document from {target} failed verification: {exc}") from None
     return FetchedPeer(doc, raw, [fingerprint(k.raw) for k in keys])
