@@ -122,6 +122,11 @@ def load_signing_key(config: NodeConfig, path: Path, valid_from: datetime) -> Si
             f"key file {path} is not encrypted, but {source} is set: run 'barnplan keys "
             f"encrypt' to encrypt it with that passphrase, or clear {source}"
         )
+    if not path.exists():
+        raise IdentityError(
+            f"the key file {path} is missing (keys.file in barnplan.toml): {RESTORE}, or "
+            "correct keys.file if it was moved"
+        )
     try:
         return load_private_key(path, config.node.id, valid_from, passphrase)
     except KeyFileError as exc:

@@ -76,7 +76,8 @@ async def list_(directory: Path, as_json: bool) -> None:
 
 @keys.command("encrypt")
 @node_dir_option
-def encrypt(directory: Path) -> None:
+@run_async
+async def encrypt(directory: Path) -> None:
     """Encrypt the node's private key file with the passphrase in keys.passphrase_file.
 
     Set keys.passphrase_file (a file only the node's user can read, holding the passphrase) in
