@@ -74,6 +74,24 @@ async def list_(directory: Path, as_json: bool) -> None:
         click.echo(f"{d['key_id']:50} {state:35} SHA-256 {d['fingerprint']}")
 
 
+@keys.command("encrypt")
+@node_dir_option
+@run_async
+async def encrypt(directory: Path) -> None:
+    """Encrypt the node's private key file with the passphrase in keys.passphrase_file.
+
+    Set keys.passphrase_file (a file only the node's user can read, holding the passphrase) in
+    barnplan.toml first. The key file is rewritten atomically; a running node keeps working,
+    and its next start reads the encrypted key. Back up the passphrase apart from the key."""
+    from ..services.key_encryption import encrypt_node_key
+
+    path, now = encrypt_node_key(load_config(directory))
+    if now:
+        click.echo(f"encrypted {path} with the passphrase from the configuration")
+    else:
+        click.echo(f"{path} is already encrypted with that passphrase; nothing changed")
+
+
 @keys.command("rotate")
 @node_dir_option
 @user_errors(KeyRotationError)

@@ -263,6 +263,14 @@ def run() -> None:
 @click.option("--base-url", default=None, help="URL peers use [default: http://HOST:PORT].")
 @click.option("--store-url", default="", help="PostgreSQL URL [default: SQLite in DIRECTORY].")
 @click.option("--store-schema", default="", help="PostgreSQL schema [default: search_path].")
+@click.option(
+    "--encrypt-key",
+    "passphrase_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Encrypt the node's private key with the passphrase in this file (mode 0600); it "
+    "becomes keys.passphrase_file [default: an unencrypted key].",
+)
 @run_async
 async def init(
     directory: Path,
@@ -274,6 +282,7 @@ async def init(
     base_url: str | None,
     store_url: str,
     store_schema: str,
+    passphrase_file: Path | None,
 ) -> None:
     """Create a node directory: config, Ed25519 key (mode 0600) and a migrated database."""
     from ..services.setup import init_node
@@ -289,8 +298,11 @@ async def init(
         store_url=store_url,
         store_schema=store_schema,
         clock=SystemClock(),
+        key_passphrase_file=str(passphrase_file.resolve()) if passphrase_file else "",
     )
     click.echo(f"created node {config.node.id} in {directory}")
+    if passphrase_file is not None:
+        click.echo(f"the key is encrypted with the passphrase in {passphrase_file.resolve()}")
     click.echo(f"next: barnplan serve --dir {directory}")
 
 
