@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from protocol.clock import ManualClock
+
+if TYPE_CHECKING:
+    from tests.support.federation import RunningNode
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -84,6 +88,16 @@ def run_psql(sql: str) -> None:
     # a thread of its own, so this works from sync and async fixtures alike
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, go()).result()
+
+
+@pytest.fixture
+async def sqlite_pair(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[RunningNode]]:
+    """A school and a social-services node in this process, on SQLite, trusting each other.
+    (The federation support is imported only when a test asks for this.)"""
+    from tests.support.federation import SCHOOL, SOCIAL, sqlite_federation
+
+    async with sqlite_federation(tmp_path, [SCHOOL, SOCIAL], clock) as nodes:
+        yield nodes
 
 
 @pytest.fixture
