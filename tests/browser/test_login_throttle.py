@@ -20,7 +20,7 @@ import pytest
 
 from protocol.clock import ManualClock
 from tests.conftest import StoreFactory
-from tests.support.federation import SCHOOL, RunningNode
+from tests.support.federation import SCHOOL, RunningNode, sqlite_stores
 from tests.support.nodes import init_node
 
 from .support import PASSWORD, PageClient, restart, second_instance, web_federation_on
@@ -130,10 +130,7 @@ async def school_on_sqlite(
 ) -> AsyncIterator[RunningNode]:
     monkeypatch.setenv(TRUSTED_PROXIES_ENV, "127.0.0.1")
 
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path / (name + '.db')}", ""
-
-    async with web_federation_on(tmp_path, [SCHOOL], sqlite, clock) as (node,):
+    async with web_federation_on(tmp_path, [SCHOOL], sqlite_stores(tmp_path), clock) as (node,):
         yield node
 
 
