@@ -8,9 +8,7 @@ goes through the outbox; attackers send real signed envelopes over HTTP.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -37,25 +35,19 @@ from protocol.envelope import sign_envelope
 from protocol.errors import Reason, VerificationError
 from protocol.keys import PublicKey, SigningKey, load_private_key
 from protocol.signing import sign_object
-from tests.conftest import StoreFactory
 from tests.integration.test_revocation import plan_with_consent
 from tests.support.fakepeer import FakePeer
-from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.federation import SCHOOL, RunningNode
 from tests.support.waiting import wait_until_async
 
 ENDPOINT = "/federation/v1/messages"
 
 
 @pytest.fixture
-async def trio(
-    tmp_path: Path, store_factory: StoreFactory, clock: ManualClock
-) -> AsyncIterator[list[RunningNode]]:
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP], store_factory, clock)
+def trio(trio: list[RunningNode], clock: ManualClock) -> list[RunningNode]:
+    """The shared ``trio``, an hour on."""
     clock.advance(3600)  # a key change needs the current key valid for a second before it
-    try:
-        yield nodes
-    finally:
-        await stop_all(nodes)
+    return trio
 
 
 def key_file_of(node: RunningNode) -> SigningKey:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,13 +145,23 @@ def sqlite_stores(base: Path) -> Callable[[str], tuple[str, str]]:
 
 
 @asynccontextmanager
-async def sqlite_federation(
-    base: Path, specs: list[tuple[str, str, str]], clock: Clock
+async def federation(
+    base: Path,
+    specs: list[tuple[str, str, str]],
+    stores: Callable[[str], tuple[str, str]],
+    clock: Clock,
 ) -> AsyncIterator[list[RunningNode]]:
-    """Nodes for ``specs`` on SQLite files in ``base``, each trusting the others; stopped and
+    """Nodes for ``specs`` on the stores ``stores`` makes, each trusting the others; stopped and
     closed on exit (a node the test already stopped is fine)."""
-    nodes = await start_federation(base, specs, sqlite_stores(base), clock)
+    nodes = await start_federation(base, specs, stores, clock)
     try:
         yield nodes
     finally:
         await stop_all(nodes)
+
+
+def sqlite_federation(
+    base: Path, specs: list[tuple[str, str, str]], clock: Clock
+) -> AbstractAsyncContextManager[list[RunningNode]]:
+    """``federation`` on SQLite files in ``base``."""
+    return federation(base, specs, sqlite_stores(base), clock)
