@@ -26,6 +26,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 POSTGRES_URL = os.environ.get("BARNPLAN_TEST_POSTGRES_URL", "")
 T0 = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
+# Each store test runs on both backends. The PostgreSQL runs are marked slow (a fresh schema
+# migrated per node takes seconds): the quick run (-m "not slow") stays on SQLite, the full run
+# (CI) takes both.
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
 
 
 @pytest.fixture
@@ -33,7 +37,7 @@ def clock() -> ManualClock:
     return ManualClock(T0)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(store URL, schema name) on each backend; PostgreSQL gets a fresh schema per test."""
     if request.param == "sqlite":
@@ -52,7 +56,7 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tup
 StoreFactory = Callable[[str], tuple[str, str]]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Make a fresh store per node name: an SQLite file, or a PostgreSQL schema (dropped after)."""
     if request.param == "postgresql" and not POSTGRES_URL:

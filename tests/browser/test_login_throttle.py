@@ -134,6 +134,7 @@ async def school_on_sqlite(
         yield node
 
 
+@pytest.mark.slow  # ten thousand and one login requests
 async def test_a_flood_of_failures_with_distinct_user_ids_does_not_lift_a_lock(
     school_on_sqlite: RunningNode, clients: AsyncExitStack
 ) -> None:

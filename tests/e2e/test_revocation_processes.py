@@ -17,6 +17,8 @@ from tests.support.nodes import barnplan
 from tests.support.procfed import ProcNode, ask_signed, make_nodes, run, trust_all
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.slow  # node processes (barnplan serve)
+
 CATEGORY = {SCHOOL[0]: "education", SOCIAL[0]: "social", BUP[0]: "mental_health"}
 CRASH_TRIALS = int(os.environ.get("BARNPLAN_CRASH_TRIALS", "20"))
 

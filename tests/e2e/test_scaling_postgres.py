@@ -22,7 +22,10 @@ from tests.support.waiting import wait_until
 
 BURST = 100
 
-pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs BARNPLAN_TEST_POSTGRES_URL")
+pytestmark = [
+    pytest.mark.slow,  # node processes, two of them on one PostgreSQL store
+    pytest.mark.skipif(not POSTGRES_URL, reason="needs BARNPLAN_TEST_POSTGRES_URL"),
+]
 
 
 @pytest.fixture

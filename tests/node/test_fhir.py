@@ -75,6 +75,8 @@ from tests.support.plans import (
     shared_plan_world,
 )
 
+pytestmark = pytest.mark.slow  # most tests run the second FHIR validator (Node.js) per export
+
 fhir = pytest.importorskip("fhir.resources.R4B.bundle", reason="fhir.resources (dev extra)")
 Bundle = fhir.Bundle
 

@@ -19,6 +19,8 @@ from tests.integration.test_release_flow import consent_body, fragment, setup_pl
 from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, sqlite_federation
 from tests.support.nodes import barnplan_async
 
+pytestmark = pytest.mark.slow  # barnplan CLI subprocesses against three nodes
+
 
 @pytest.fixture
 async def traffic(

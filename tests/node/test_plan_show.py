@@ -24,6 +24,8 @@ from protocol.clock import SystemClock
 from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, sqlite_federation
 from tests.support.plans import CHILD_NAME, shared_plan_world
 
+pytestmark = pytest.mark.slow  # barnplan CLI subprocesses against three nodes
+
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[list[RunningNode]]:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from tests.support.federation import RunningNode
 from tests.support.nodes import barnplan, barnplan_async, init_node
+
+pytestmark = pytest.mark.slow  # barnplan CLI subprocesses, seconds each
 
 cli = barnplan_async
 
