@@ -158,6 +158,7 @@ async def test_a_flood_of_failures_with_distinct_user_ids_does_not_lift_a_lock(
     assert outcome(*await try_login(someone, "lead", PASSWORD)) == "throttled"
 
 
+@pytest.mark.slow  # a barnplan serve process
 def test_serve_refuses_a_trusted_proxy_that_is_not_an_address_in_one_line(tmp_path: Path) -> None:
     """A typo there would silently leave every browser counted as the proxy: refused at start,
     with one line naming the variable (no traceback)."""
