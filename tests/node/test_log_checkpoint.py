@@ -115,7 +115,7 @@ async def test_checkpoints_hold_the_writers_and_never_overlap(
         most = max(most, running)
         locked_during.append(loop_lock.locked())  # this thread only reads whether it is taken
         try:
-            time.sleep(0.02)
+            time.sleep(0.02)  # a slow checkpoint on purpose: writers must wait it out
             original(self)
         finally:
             running -= 1
