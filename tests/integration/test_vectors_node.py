@@ -34,6 +34,8 @@ from protocol.messages import REPLY_TYPES
 from tests.conftest import StoreFactory
 from tests.support.federation import RunningNode, start_node
 
+pytestmark = pytest.mark.slow  # every protocol vector against a node on each store
+
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "protocol" / "vectors"
 INDEX = json.loads((VECTORS / "index.json").read_text("utf-8"))

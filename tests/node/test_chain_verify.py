@@ -160,6 +160,7 @@ TAMPERING: dict[str, tuple[str, ...]] = {
 }
 
 
+@pytest.mark.slow  # a log built and tampered with for each of about forty cases
 @pytest.mark.parametrize("parts", [1, 2, 3])
 @pytest.mark.parametrize("tampering", list(TAMPERING), ids=list(TAMPERING))
 def test_split_walk_names_the_same_first_problem_as_the_plain_walk(
