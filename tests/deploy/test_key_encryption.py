@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from node.config import CONFIG_NAME, load_config
 from node.identity import ENCRYPTED_PEM
 from tests.support.nodes import NodeProcess, barnplan, free_port
 
 PASSPHRASE = "en lång lösenfras för nyckeln"
+
+
+pytestmark = pytest.mark.slow  # real barnplan processes
 
 
 def passphrase_file(base: Path, text: str = PASSPHRASE) -> Path:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.support.nodes import barnplan, init_node
+
+pytestmark = pytest.mark.slow  # real barnplan processes
 
 
 def refused(*args: str) -> str:

@@ -5,27 +5,12 @@ node's metrics (before, CLI processes' counters died with them)."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
-import pytest
 
-from protocol.clock import ManualClock, format_time
-from tests.support.federation import SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from protocol.clock import format_time
+from tests.support.federation import RunningNode
 from tests.support.nodes import barnplan_async
-
-
-@pytest.fixture
-async def pair(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[RunningNode]]:
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path / (name + '.db')}", ""
-
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL], sqlite, clock)
-    try:
-        yield nodes
-    finally:
-        await stop_all(nodes)
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -47,9 +32,9 @@ async def scrape(node: RunningNode) -> str:
 
 
 async def test_a_message_a_cli_command_sent_is_in_the_running_nodes_metrics(
-    pair: list[RunningNode],
+    sqlite_pair: list[RunningNode],
 ) -> None:
-    school, social = pair
+    school, social = sqlite_pair
     logged = "barnplan_exchange_log_messages_total"
     # something in the log to checkpoint: the serving node greets its peer
     started = format_time(school.node.clock.now())
