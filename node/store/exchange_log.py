@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 # the column order, the genesis hash and the chain types live with the walker, which child
 # processes import without SQLAlchemy; re-exported here for the log's other callers
+from ..errors import Conflict
 from .chain_verify import COLUMNS as COLUMNS
 from .chain_verify import GENESIS as GENESIS
 from .chain_verify import ChainProblem as ChainProblem
@@ -156,8 +157,10 @@ class SeenId:
     expires_at: datetime
 
 
-class DuplicateMessage(Exception):
+class DuplicateMessage(Conflict):
     """The message id was already recorded as seen: the request is a replay."""
+
+    code = "duplicate_message"
 
 
 @dataclass
