@@ -115,6 +115,18 @@ ERROR_TEXTS: dict[str, str] = {
     "personnummer_date": N_("Datumdelen är inte ett riktigt datum."),
     "personnummer_future": N_("Datumdelen ligger i framtiden."),
     "personnummer_check": N_("Kontrollsiffran stämmer inte."),
+    # what an error page says
+    "no_plan": N_("Planen %(plan_id)s finns inte på den här noden."),
+    "no_led_plan": N_("Den här noden leder ingen plan %(plan_id)s."),
+    "no_fragment": N_("Planfragmentet %(fragment_id)s finns inte i planen."),
+    "no_invitation": N_("Det finns ingen inbjudan till plan %(plan_id)s."),
+    "invitation_resolved": N_("Inbjudan är redan besvarad."),
+    "no_consent": N_("Samtycket %(consent_id)s finns inte på den här noden."),
+    "already_revoked": N_("Samtycket är redan återkallat."),
+    "not_lead": N_("Bara samordnaren (huvudansvarig) kan göra det här."),
+    "not_professional": N_("Bara yrkesverksamma kan göra det här."),
+    "operator_reads_content": N_("Driftansvariga läser inte planernas innehåll."),
+    "store_unavailable": N_("Nodens databas går inte att nå just nu. Försök igen om en stund."),
     # the consent form's own
     "consenter_ref": N_("Bokstäver, siffror, _ och - (högst 32 tecken)."),
     "no_required_consenter": N_("Minst en person vars samtycke krävs."),

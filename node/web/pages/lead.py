@@ -55,7 +55,11 @@ async def _consent_page(
     try:
         view = await plan_service.plan_view(node, plan_id)
         if view["role"] != "lead":
-            raise NotFound(f"no plan {plan_id} led by this node")
+            raise NotFound(
+                f"no plan {plan_id} led by this node",
+                code="no_led_plan",
+                params={"plan_id": plan_id},
+            )
     except NodeError as exc:
         return await service_error_page(request, exc)
     members = [

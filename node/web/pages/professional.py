@@ -331,7 +331,11 @@ async def _edit_page(
             if f["fragment_id"] == fragment_id
         ]
         if not current:
-            raise NotFound(f"no fragment {fragment_id} in plan {plan_id}")
+            raise NotFound(
+                f"no fragment {fragment_id} in plan {plan_id}",
+                code="no_fragment",
+                params={"fragment_id": fragment_id, "plan_id": plan_id},
+            )
     except NodeError as exc:
         return await service_error_page(request, exc)
     return await render(
