@@ -60,14 +60,36 @@ def compiled(catalog: Catalog) -> bytes:
     return out.getvalue()
 
 
+HEADER = """\
+# barnplan's pages: {what}.
+# Swedish is the source language: the msgids are the Swedish text.
+# Update with: python -m node.web.catalogs
+#"""
+
+
+def template() -> Catalog:
+    """``extract()`` dated as the checked-in ``.pot`` is, so that re-running the update with
+    nothing changed rewrites every file as it was (the ``.mo`` holds the header too)."""
+    catalog = extract()
+    pot = LOCALE / f"{DOMAIN}.pot"
+    if pot.exists():
+        with pot.open("rb") as handle:
+            catalog.creation_date = read_po(handle).creation_date
+    return catalog
+
+
 def update() -> None:
     """Write the template (``.pot``), merge it into each ``.po`` and compile each ``.mo``."""
-    template = extract()
+    pot = template()
+    pot.header_comment = HEADER.format(what="the template")
     with (LOCALE / f"{DOMAIN}.pot").open("wb") as handle:
-        write_po(handle, template, omit_header=False, sort_output=True, width=100)
+        write_po(handle, pot, omit_header=False, sort_output=True, width=100)
     for lang in LANGS:
         catalog = read(lang)
-        catalog.update(extract(), no_fuzzy_matching=True)  # its own copy: messages are mutable
+        catalog.update(template(), no_fuzzy_matching=True)  # its own copy: messages are mutable
+        catalog.header_comment = HEADER.format(what={"sv": "Swedish", "en": "English"}[lang])
+        catalog.revision_date = catalog.creation_date
+        catalog.last_translator = "barnplan"
         for message in catalog:
             if lang == "sv" and message.id and not message.string:
                 message.string = message.id  # Swedish is the source: the msgid is the text
