@@ -18,11 +18,15 @@ from sqlalchemy.exc import ArgumentError
 from protocol.codes import AgencyKind
 from protocol.models import BASE_URL_PATTERN, NODE_ID_PATTERN
 
+from .errors import InvalidInput
+
 CONFIG_NAME = "barnplan.toml"
 
 
-class ConfigError(Exception):
+class ConfigError(InvalidInput):
     """The config file is missing or wrong; the message says which setting to fix."""
+
+    code = "config_invalid"
 
 
 class Section(BaseModel):

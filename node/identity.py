@@ -13,11 +13,12 @@ from protocol.encoding import b64url_decode
 from protocol.keys import KeyFileError, PublicKey, SigningKey, load_private_key
 
 from .config import NodeConfig
+from .errors import InvalidInput
 from .store.engine import RESTORE, store_name
 from .store.tables import OwnKey
 
 
-class IdentityError(Exception):
+class IdentityError(InvalidInput):
     """The key file and the store do not make one node; the message says which and what to do."""
 
 

@@ -23,12 +23,12 @@ from protocol.models import ConsentStatement, Fragment
 
 from ..domain.records import FragmentRecord
 from ..domain.shared_plan import VerifiedFragment, merge_fragments
+from ..errors import Forbidden, NotFound
 from ..store import records
 from ..store import revocations as revocation_store
 from ..store.exchange_log import LogDraft
 from ..store.records import RecordCache
 from ..store.tables import Child, Plan, RevocationRecord, User
-from .errors import Forbidden, NotFound
 from .outbound import LogContext, PeerResult
 from .ports import FederationNode
 from .users import professional_ref

@@ -22,10 +22,11 @@ from protocol.envelope import Verified
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import LogCheckpointMessage, LogWitnessMessage
 
+from ..errors import Refusal
 from ..store.exchange_log import ChainProblem, log_head, verify_chain
 from ..store.tables import CheckpointWitness, LogCheckpoint, LogVerification, WitnessedCheckpoint
 from ..store.verifications import record_verification
-from .inbound import Outcome, Refusal
+from .inbound import Outcome
 from .ports import FederationNode
 
 T_CHECKPOINT = LogCheckpoint.__table__  # type: ignore[attr-defined]
@@ -132,7 +133,11 @@ async def handle_checkpoint(node: FederationNode, message: Verified) -> Outcome:
             )
         ).first()
     if held is not None and held[0] != checkpoint.head:
-        raise Refusal(Reason.MALFORMED, "conflicts with a checkpoint witnessed earlier", 409)
+        raise Refusal(
+            Reason.MALFORMED,
+            "conflicts with a checkpoint witnessed earlier",
+            code="checkpoint_conflict",
+        )
     witness = sign_witness(checkpoint, node.identity.key, node.clock.now())
     now = node.clock.now()
 

@@ -18,11 +18,12 @@ from protocol.messages import (
 
 from ..domain.personnummer import PersonnummerError, normalize_personnummer
 from ..domain.release import ConsentFacts, ReleaseRequest, decide_release
+from ..errors import Refusal
 from ..store import records
 from ..store import revocations as revocation_store
 from ..store.tables import Plan
 from . import audit, key_updates, revocation
-from .inbound import Handler, Outcome, Refusal
+from .inbound import Handler, Outcome
 from .ports import FederationNode
 
 
@@ -124,7 +125,7 @@ async def consent_statement(node: FederationNode, message: Verified) -> Outcome:
         known = await records.consent_statement(conn, statement.consent_id)
         revoked = await revocation_store.is_revoked(conn, statement.consent_id, statement.plan_id)
     if plan is None or plan.lead_node != message.sender:
-        raise Refusal(Reason.PLAN_UNKNOWN, "no such plan with this lead", 404)
+        raise Refusal(Reason.PLAN_UNKNOWN, "no such plan with this lead", code="not_lead_of_plan")
     if known is not None and known["plan_id"] != statement.plan_id:
         raise Refusal(Reason.CONSENT_OTHER_PLAN, "this consent id is held here for another plan")
     outcome = Outcome(

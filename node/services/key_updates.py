@@ -33,16 +33,16 @@ from protocol.keys import PublicKey, fingerprint
 from protocol.messages import KeysUpdate, KeysUpdateAck
 from protocol.models import NodeDocument, is_uuid
 
+from ..errors import Refusal
 from ..store import peers as peer_store
 from ..store import revocations as outbox_store
 from ..store.exchange_log import LogDraft
 from ..store.tables import OutboxItem
 from . import revocation
-from .inbound import Outcome, Refusal
+from .inbound import Outcome
 from .outbound import KEY_REASONS as KEY_REASONS
 from .peers import PeerError, fetch_peer
 from .ports import FederationNode
-from .seen import ChangeRejected
 
 MESSAGE_TYPE = "keys.update"
 DOCUMENT_TYPE = "node.document"  # the exchange log's type for a document learned by a fetch
@@ -112,6 +112,10 @@ def judge(node: FederationNode, peer: str, raw: dict[str, Any]) -> DocumentUpdat
     )
 
 
+# a change judged again in its transaction and refused: answered by its reason's HTTP status
+CHANGE_REFUSED = "change_refused"
+
+
 class Hold:
     """Makes ``raw`` the document held for ``peer``: ``change`` runs in the log entry's
     transaction, ``settle`` after it committed.
@@ -129,13 +133,15 @@ class Hold:
         node, peer = self._node, self._peer
         row = await peer_store.peer_for_update(conn, peer)
         if row is None:
-            raise ChangeRejected(Reason.UNKNOWN_SENDER, f"{peer} is no longer a trusted peer")
+            raise Refusal(
+                Reason.UNKNOWN_SENDER, f"{peer} is no longer a trusted peer", code=CHANGE_REFUSED
+            )
         held = verify_node_document(row.document, peer)
         now, skew = node.clock.now(), node.config.protocol.clock_skew_s
         try:
             update = check_document_update(self._raw, *held, now=now, skew_s=skew)
         except ProtocolError as exc:
-            raise ChangeRejected(exc.reason, exc.detail) from None
+            raise Refusal(exc.reason, exc.detail, code=CHANGE_REFUSED) from None
         self._held = held
         if update.status is not UpdateStatus.APPLIED:
             return

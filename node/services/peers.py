@@ -16,6 +16,7 @@ from protocol.jsontext import parse_json_object
 from protocol.keys import fingerprint
 from protocol.models import NodeDocument
 
+from ..errors import Unavailable
 from ..store import peers as peer_store
 from ..store.tables import Peer
 
@@ -23,8 +24,10 @@ WELL_KNOWN = "/.well-known/barnplan/node"
 MAX_DOCUMENT_BYTES = 65_536
 
 
-class PeerError(Exception):
+class PeerError(Unavailable):
     """Fetching or checking a peer failed; the message is one line an operator can act on."""
+
+    code = "peer_unavailable"
 
 
 @dataclass(frozen=True)

@@ -37,11 +37,11 @@ from protocol.messages import (
 )
 
 from ..domain.revocation import RevocationClaim, revocation_problem
+from ..errors import Conflict, Forbidden, NotFound, Refusal
 from ..store import records
 from ..store import revocations as store
 from ..store.tables import OutboxItem, User
-from .errors import Conflict, Forbidden, NotFound
-from .inbound import Outcome, Refusal
+from .inbound import Outcome
 from .outbound import LogContext
 from .ports import FederationNode
 from .users import professional_ref
@@ -61,15 +61,21 @@ def backoff_delay(attempts: int, rng: random.Random) -> float:
 async def record_revocation(node: FederationNode, actor: User, consent_id: str) -> dict[str, Any]:
     """Revoke a consent here and queue a notice to every other participant, in one transaction."""
     if actor.role not in ("professional", "lead"):
-        raise Forbidden("only professionals record a family's withdrawal of consent")
+        raise Forbidden(
+            "only professionals record a family's withdrawal of consent", code="not_professional"
+        )
     now = node.clock.now()
     async with node.store.writing() as conn:
         statement = await records.consent_statement(conn, consent_id)
         if statement is None:
-            raise NotFound(f"no consent {consent_id} on this node")
+            raise NotFound(
+                f"no consent {consent_id} on this node",
+                code="no_consent",
+                params={"consent_id": consent_id},
+            )
         plan_id = statement["plan_id"]
         if await store.is_revoked(conn, consent_id, plan_id):
-            raise Conflict("this consent is already revoked")
+            raise Conflict("this consent is already revoked", code="already_revoked")
         members = await records.participants_on(conn, plan_id)
         notice = ConsentRevoke.model_validate(
             {

@@ -11,6 +11,7 @@ from protocol.encoding import b64url_encode
 from protocol.keys import SigningKey, save_private_key
 
 from ..config import CONFIG_NAME, ConfigError, NodeConfig, load_config, render_config
+from ..errors import InvalidInput
 from ..store import peers as peer_store
 from ..store.engine import (
     BACKUP_GUIDE,
@@ -26,8 +27,10 @@ from ..store.tables import OwnKey
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
-class SetupError(Exception):
+class SetupError(InvalidInput):
     """The node directory cannot be created as asked; the message says why."""
+
+    code = "setup_refused"
 
 
 async def init_node(

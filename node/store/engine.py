@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_ur
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from ..errors import Unavailable
 from .migration_head import VERSION_TABLE
 from .sqlite_driver import loop_dbapi
 
@@ -33,13 +34,17 @@ RESTORE = f"restore it from a backup ({BACKUP_GUIDE})"
 STORE_TABLES = (VERSION_TABLE, "own_key")
 
 
-class StoreError(Exception):
+class StoreError(Unavailable):
     """The store cannot be used as it is (missing, not a database, written by a newer release,
     unreachable); the message names the store and says what to do."""
+
+    code = "store_unavailable"
 
 
 class StoreUrlError(StoreError, ValueError):
     """A store URL names a database this node cannot use."""
+
+    code = "store_url_invalid"
 
 
 def _redacted(url: str) -> str:

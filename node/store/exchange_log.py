@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..errors import Conflict
 from .chain_verify import ChainProblem as ChainProblem
 from .chain_verify import ChainResult, ChainWalker, verify_sqlite
 from .engine import begin_write
@@ -105,8 +106,10 @@ class SeenId:
     expires_at: datetime
 
 
-class DuplicateMessage(Exception):
+class DuplicateMessage(Conflict):
     """The message id was already recorded as seen: the request is a replay."""
+
+    code = "duplicate_message"
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from node.services.errors import InvalidInput
+from node.errors import InvalidInput
 from node.services.passwords import login as password_login
 from node.services.passwords import set_password
 from node.store import records

@@ -21,9 +21,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from node.services.inbound import HTTP_STATUS
 from node.services.outbound import FEDERATION_PATH
 from node.services.peers import FetchedPeer, trust_peer
+from node.web.federation import HTTP_STATUS
 from protocol.clock import ManualClock, parse_time
 from protocol.documents import verify_node_document
 from protocol.envelope import StaticKeyRing, verify_envelope

@@ -20,8 +20,8 @@ import pytest
 from sqlmodel import SQLModel
 
 from node.domain.records import FragmentRecord
+from node.errors import NotFound
 from node.services.assembly import LeadFacts, lead_facts
-from node.services.errors import NotFound
 from node.services.release_cache import ReleaseCache
 from node.store import records
 from node.store.engine import begin_write

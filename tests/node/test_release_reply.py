@@ -120,8 +120,8 @@ async def ask(world: World, categories: list[str], consent_id: str | None = None
     """Send a request through the holder's federation endpoint logic, and take the reply as the
     requester would: from the bytes the endpoint writes."""
     data = request_bytes(world, categories, consent_id)
-    status, signed = await world.social.node.inbound.handle(data)
-    assert status == 200, signed
+    refusal, signed = await world.social.node.inbound.handle(data)
+    assert refusal is None, signed
     wire = reply_bytes(signed)
     school = world.school.node
     verified = verify_envelope(

@@ -35,7 +35,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     if user is not None:
         return see_other(home_for(user))
     t = translator(request)
-    notice = t("logged_out") if request.query.get("out") == "1" else ""
+    notice = t.gettext("Du är utloggad.") if request.query.get("out") == "1" else ""
     return await render(
         request,
         "login.html",
@@ -61,14 +61,14 @@ async def login(request: web.Request) -> web.StreamResponse:
     t = translator(request)
     now = node.clock.now()
     if not await state.throttle.attempt(node.engine, user_id, source, now):
-        error = t("login_throttled")
+        error = t.gettext("För många misslyckade försök. Vänta en stund och försök igen.")
     else:
         user = await passwords.login(node.engine, user_id, password)
         if user is not None:
             await state.throttle.succeeded(node.engine, user_id, source)
             await start_session(request, user)
             return see_other(target or home_for(user))
-        error = t("login_failed")
+        error = t.gettext("Fel användar-id eller lösenord.")
     return await render(
         request,
         "login.html",
