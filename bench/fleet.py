@@ -14,16 +14,14 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,54 +39,15 @@ from node.store.tables import Child, FragmentVersion, Plan, User
 from protocol.clock import SystemClock, format_time
 from protocol.documents import sign_consent, verify_node_document
 from protocol.keys import fingerprint
+from tests.support.ports import LOOPBACK, free_port
 
 from .harness import REPO_ROOT, BenchmarkError
 
-LOOPBACK = "127.0.0.1"
 FEDERATION_PATH = "/federation/v1/messages"
 READY = "ready"
 CLOCK = SystemClock()
 CHILD_PNR = "201503152389"  # synthetic test identity (valid Luhn), as the tests use
 Host = asyncio.subprocess.Process
-
-
-# the ports free_port has returned in this process (test and benchmark set-up only: the
-# product never picks its own port)
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A loopback port nothing uses right now, below the kernel's ephemeral range.
-
-    A node's port is chosen when its directory is made and bound when its server starts,
-    possibly minutes and thousands of outgoing connections later (the assembly benchmark
-    restarts its host). A port from the ephemeral range (what binding port 0 returns) can be
-    taken meanwhile as the local end of one of those connections, and the server then fails to
-    start with EADDRINUSE; ports below that range are never handed out that way.
-
-    Nor is a port handed out twice by one process: the 33 node directories of the assembly
-    benchmark are all made before any of them binds, and 33 random picks from ~12,700 ports
-    share one about one time in twenty-five (seen: the host failed to start with EADDRINUSE).
-    """
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    pick = random.Random()
-    for _ in range(200):
-        port = pick.randrange(min(20000, low - 1000), low)
-        if port in _HANDED_OUT:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind((LOOPBACK, port))
-            except OSError:
-                continue
-            _HANDED_OUT.add(port)
-            return port
-    with socket.socket() as sock:  # everything below the range taken: let the OS pick
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -407,6 +366,3 @@ def percentile(samples: Sequence[float], q: float) -> float:
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -9,13 +9,13 @@ database and one chain, which is verified afterwards as a guard.
 
 ``log_verify_1m_s``: ``verify_chain`` (what ``barnplan log verify`` and ``verify_log`` run)
 walks 1,000,000 entries in seq order, recomputing every hash and link, with its defaults: on an
-SQLite file the rows are read with the raw ``sqlite3`` driver off the event loop, one seq range
-per core at once (the first in a worker thread, the others in child processes; see
-``node.store.chain_verify``). The chain is built before
-the clock starts with ``draft_row`` (the product's own hashing and chaining) and bulk inserted with
-SQLAlchemy Core in batches; building it is not timed. The entries are realistic: a mix of
-fragments requests in and out with categories and withheld reasons, revocation notices and
-refusals. ``--quick`` uses 100,000 entries.
+SQLite file the rows are read through a read-only connection of their own
+(``node.store.engine.connect_read_only``) off the event loop, one seq range per core at once
+(the first in a worker thread, the others in child processes; see ``node.store.chain_verify``).
+The chain is built before the clock starts with ``draft_row`` (the product's own hashing and
+chaining) and bulk inserted with SQLAlchemy Core in batches; building it is not timed. The
+entries are realistic: a mix of fragments requests in and out with categories and withheld
+reasons, revocation notices and refusals. ``--quick`` uses 100,000 entries.
 """
 
 from __future__ import annotations

@@ -18,11 +18,15 @@ from sqlalchemy.exc import ArgumentError
 from protocol.codes import AgencyKind
 from protocol.models import BASE_URL_PATTERN, NODE_ID_PATTERN
 
+from .errors import InvalidInput
+
 CONFIG_NAME = "barnplan.toml"
 
 
-class ConfigError(Exception):
+class ConfigError(InvalidInput):
     """The config file is missing or wrong; the message says which setting to fix."""
+
+    code = "config_invalid"
 
 
 class Section(BaseModel):
@@ -81,6 +85,7 @@ class StoreSection(Section):
 class KeysSection(Section):
     file: str = "node.key"
     passphrase_env: str = ""
+    passphrase_file: str = ""
 
 
 class ProtocolSection(Section):
@@ -219,6 +224,12 @@ class NodeConfig(Section):
         return path if path.is_absolute() else self.directory / path
 
     def key_passphrase(self) -> bytes | None:
+        """The key file's passphrase from ``keys.passphrase_file`` (read by every command,
+        whoever runs it) or ``keys.passphrase_env``; None for an unencrypted key."""
+        if self.keys.passphrase_file and self.keys.passphrase_env:
+            raise ConfigError("keys.passphrase_file and keys.passphrase_env are both set: keep one")
+        if self.keys.passphrase_file:
+            return self._passphrase_from_file()
         if not self.keys.passphrase_env:
             return None
         value = os.environ.get(self.keys.passphrase_env)
@@ -226,6 +237,20 @@ class NodeConfig(Section):
             raise ConfigError(
                 f"keys.passphrase_env names {self.keys.passphrase_env}, which is not set"
             )
+        if not value:
+            raise ConfigError(f"keys.passphrase_env: {self.keys.passphrase_env} is empty")
+        return value.encode()
+
+    def _passphrase_from_file(self) -> bytes:
+        path = Path(self.keys.passphrase_file)
+        path = path if path.is_absolute() else self.directory / path
+        try:
+            value = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(f"keys.passphrase_file: cannot read {path}: {why}") from None
+        if not value:
+            raise ConfigError(f"keys.passphrase_file: {path} is empty")
         return value.encode()
 
 
@@ -296,6 +321,9 @@ password_file = ""
 file = "node.key"
 # Name of an environment variable holding the key's passphrase (empty: unencrypted key).
 passphrase_env = ""
+# File holding the key's passphrase (mode 0600, relative to this directory; empty: none).
+# Read by every command, whoever runs it; 'barnplan keys encrypt' encrypts the key with it.
+passphrase_file = "{key_passphrase_file}"
 
 [protocol]
 # Allowed difference between peers' clocks, in seconds.
@@ -371,6 +399,7 @@ def render_config(
     port: int,
     store_url: str = "",
     store_schema: str = "",
+    key_passphrase_file: str = "",
 ) -> str:
     def esc(text: str) -> str:
         return text.replace("\\", "\\\\").replace('"', '\\"')
@@ -385,4 +414,5 @@ def render_config(
         port=port,
         store_url=esc(store_url),
         store_schema=esc(store_schema),
+        key_passphrase_file=esc(key_passphrase_file),
     )

@@ -10,14 +10,15 @@ from typing import Any
 
 from protocol.documents import build_node_document
 from protocol.encoding import b64url_decode
-from protocol.keys import PublicKey, SigningKey, load_private_key
+from protocol.keys import KeyFileError, PublicKey, SigningKey, load_private_key
 
 from .config import NodeConfig
+from .errors import InvalidInput
 from .store.engine import RESTORE, store_name
 from .store.tables import OwnKey
 
 
-class IdentityError(Exception):
+class IdentityError(InvalidInput):
     """The key file and the store do not make one node; the message says which and what to do."""
 
 
@@ -80,7 +81,7 @@ def load_identity(
         )
     row = current[0]
     path = key_path or config.key_path
-    key = load_private_key(path, config.node.id, row.valid_from, config.key_passphrase())
+    key = load_signing_key(config, path, row.valid_from)
     if key.key_id != row.key_id:
         raise IdentityError(
             f"key file {path} holds {key.key_id}, but the store expects {row.key_id}"
@@ -93,6 +94,49 @@ def load_identity(
     identity = Identity(config=config, key=key, old_keys=old)
     identity.published = _still_describes(identity, introduction)
     return identity
+
+
+ENCRYPTED_PEM = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+
+
+def key_is_encrypted(path: Path) -> bool:
+    try:
+        return path.read_bytes().lstrip().startswith(ENCRYPTED_PEM)
+    except OSError:
+        return False  # load_private_key says why it cannot be read
+
+
+def load_signing_key(config: NodeConfig, path: Path, valid_from: datetime) -> SigningKey:
+    """The key in ``path``, decrypted with the configured passphrase; an ``IdentityError``
+    naming the setting to fix when the key and the settings disagree (an encrypted key and no
+    passphrase, a wrong passphrase, a passphrase for a key that is not encrypted)."""
+    passphrase = config.key_passphrase()
+    encrypted = key_is_encrypted(path)
+    source = "keys.passphrase_file" if config.keys.passphrase_file else "keys.passphrase_env"
+    if encrypted and passphrase is None:
+        raise IdentityError(
+            f"key file {path} is encrypted: set keys.passphrase_file (or keys.passphrase_env) "
+            "in barnplan.toml to its passphrase"
+        )
+    if not encrypted and passphrase is not None and path.exists():
+        raise IdentityError(
+            f"key file {path} is not encrypted, but {source} is set: run 'barnplan keys "
+            f"encrypt' to encrypt it with that passphrase, or clear {source}"
+        )
+    if not path.exists():
+        raise IdentityError(
+            f"the key file {path} is missing (keys.file in barnplan.toml): {RESTORE}, or "
+            "correct keys.file if it was moved"
+        )
+    try:
+        return load_private_key(path, config.node.id, valid_from, passphrase)
+    except KeyFileError as exc:
+        if encrypted:
+            raise IdentityError(
+                f"cannot decrypt key file {path} with the passphrase from {source}: is it "
+                "the passphrase the key was encrypted with?"
+            ) from None
+        raise IdentityError(str(exc)) from None
 
 
 def key_file(config: NodeConfig, row: OwnKey) -> Path:

@@ -19,11 +19,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from .errors import Conflict
+
 LOCK_NAME = "serve.lock"
 
 
-class AlreadyServing(Exception):
+class AlreadyServing(Conflict):
     """Another process serves this node directory or store; the message names it."""
+
+    code = "already_serving"
 
 
 def _hold(path: Path, now: datetime) -> IO[str]:

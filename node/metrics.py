@@ -26,6 +26,7 @@ from protocol.codes import Category
 from protocol.errors import Reason
 from protocol.messages import MESSAGE_TYPES, OTHER_TYPE
 
+from .store.log_counts import LogCounts
 from .version import Build
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -135,6 +136,35 @@ class Metrics:
             "When the exchange log was last verified (Unix time; absent: never)",
             registry=self.registry,
         )
+
+        self.logged = BoundedCounter(
+            Counter(
+                "barnplan_exchange_log_messages_total",
+                "Messages in the exchange log by direction, type and outcome, whichever process "
+                "of this node sent or received them (CLI commands included)",
+                ["direction", "type", "outcome"],
+                registry=self.registry,
+            ),
+            ("in", "out"),
+            TYPES,
+            None,
+        )
+        self.log_entries = Gauge(
+            "barnplan_exchange_log_entries",
+            "Entries in the exchange log (its head's sequence number)",
+            registry=self.registry,
+        )
+        self.log_counted_to = 0  # the last log entry counted into ``logged``
+
+    def count_log(self, counts: LogCounts) -> None:
+        """Add the log entries after the last counted ones (``store.log_counts``); counts
+        read from an older cursor (a concurrent scrape got there first) are dropped."""
+        if counts.after != self.log_counted_to:
+            return
+        for direction, message_type, outcome, n in counts.groups:
+            self.logged.labels(direction, message_type, outcome).inc(n)
+        self.log_counted_to = counts.head
+        self.log_entries.set(counts.head)
 
     def set_last_verification(self, ok: bool, at: datetime) -> None:
         """From the store's record of the last ``log verify`` (any process ran it)."""

@@ -10,7 +10,6 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import aiohttp
 import structlog
@@ -31,9 +30,10 @@ from .services.release_cache import ReleaseCache
 from .services.revocation import catch_up
 from .services.seen import PersistentSeenIds
 from .store import peers as peer_store
-from .store.engine import create_engine, migrate, sqlite_sync_twin
+from .store.engine import create_engine, migrate
 from .store.exchange_log import ExchangeLog
 from .store.schema_check import require_expected_schema
+from .store.store import Store
 from .store.tables import OwnKey
 from .tls import client_ssl
 from .version import current_build
@@ -60,8 +60,8 @@ class Node:
     last_contact: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.sync_engine = sqlite_sync_twin(self.engine)
-        self.exchange_log = ExchangeLog(self.engine, self.clock.now, self.sync_engine)
+        self.store = Store(self.engine)
+        self.exchange_log = ExchangeLog(self.engine, self.clock.now)
         self.peers = PeerClient(self)
         self.inbound = Inbound(self, HANDLERS)
         self.outbox = Outbox(self)
@@ -74,12 +74,6 @@ class Node:
         self._background: asyncio.Task[None] | None = None
         self._peers_loaded_at = 0.0
         self._contact_written: dict[str, datetime] = {}
-
-    def release_reader(self) -> Any:
-        """SQLite: the raw sqlite3 connection the release decision's few indexed reads use on
-        the event loop thread (the exchange log's ``loop_connection``: its own commits leave
-        its page cache valid). None on PostgreSQL."""
-        return self.exchange_log.loop_connection()
 
     @property
     def node_id(self) -> str:
@@ -194,9 +188,7 @@ class Node:
         if self.http is not None:
             await self.http.close()
             self.http = None
-        await self.engine.dispose()  # the log's close returned its held connection
-        if self.sync_engine is not None:
-            self.sync_engine.dispose()
+        await self.engine.dispose()
 
 
 async def open_node(

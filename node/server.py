@@ -11,7 +11,7 @@ from aiohttp import web
 
 from protocol.clock import SystemClock
 
-from .config import NodeConfig
+from .config import ConfigError, NodeConfig
 from .instance_lock import serving_lock
 from .logs import configure_logging
 from .runtime import Node, open_node
@@ -71,7 +71,15 @@ async def _serve(config: NodeConfig) -> None:
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.server.host, config.server.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            where = f"{config.server.host}:{config.server.port}"
+            raise ConfigError(
+                f"cannot listen on {where}: {exc.strerror or exc}: another program (or "
+                "another barnplan serve) may be using it; set server.host and server.port in "
+                "barnplan.toml (or serve --port)"
+            ) from None
         log.info(
             "node.started",
             node=config.node.id,

@@ -14,7 +14,6 @@ the store and a consent statement inside a ``consent.statement`` are judged alik
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -34,37 +33,25 @@ M = TypeVar("M", bound=BaseModel)
 Received = bytes | str | Mapping[str, Any]
 
 
-def parse_document(
-    model: type[M], data: Received, what: str | None = None, *, float_free: bool = False
-) -> M:
+def parse_document(model: type[M], data: Received, what: str | None = None) -> M:
     """Read a signed object (no signature check): for one this node verified when it arrived
-    and reads back from its store, or signed itself. ``float_free`` is the caller's word that a
-    mapping came from the strict parser."""
-    return read_signed(model, data, what or model.__name__, float_free)[1]
+    and reads back from its store, or signed itself."""
+    return read_signed(model, data, what or model.__name__)[1]
 
 
-@dataclass(frozen=True)
-class Read:
-    """A signed object as read: what its signature covers, and how it may be canonicalized."""
-
-    obj: Mapping[str, Any]  # as received (parsed), never a re-serialization
-    float_free: bool  # from the strict parser: ``signing_input`` may take its fast way
-
-
-def read_signed(model: type[M], data: Received, what: str, float_free: bool) -> tuple[Read, M]:
-    """The object (parsed strictly if it is text) and its model: the first check of every
-    signed object (§4.4 step 1, §6.3 step 1, member lists), ``malformed`` if it fails."""
+def read_signed(model: type[M], data: Received, what: str) -> tuple[Mapping[str, Any], M]:
+    """The object (parsed strictly if it is text; as received, never a re-serialization: what
+    its signature covers) and its model: the first check of every signed object (§4.4 step 1,
+    §6.3 step 1, member lists), ``malformed`` if it fails."""
     if isinstance(data, bytes | str):
         try:
             obj: Mapping[str, Any] = parse_json_object(data)
         except ProtocolError as exc:
             raise MalformedError(f"{what}: {exc.detail}", exc.reason) from None
-        float_free = True
     else:
         obj = data
-        if not float_free:
-            refuse_floats(obj)
-    return Read(obj, float_free), _validate(model, obj, what)
+        refuse_floats(obj)
+    return obj, _validate(model, obj, what)
 
 
 def _validate(model: type[M], obj: Mapping[str, Any], what: str) -> M:
@@ -87,11 +74,8 @@ def check_signature(
     signer: str,
     keys: Sequence[PublicKey],
     at: datetime,
-    *,
-    float_free: bool = False,
 ) -> str:
-    """Check ``obj``'s signature by one of ``signer``'s ``keys`` valid at ``at``; return key id.
-    ``float_free`` is the caller's word that ``obj`` holds no float (``signing_input``)."""
+    """Check ``obj``'s signature by one of ``signer``'s ``keys`` valid at ``at``; return key id."""
     key_id, signature = read_sig(obj)
     if key_owner(key_id) != signer:
         raise VerificationError(f"signed by {key_id!r}, not by {signer!r}", Reason.UNKNOWN_KEY)
@@ -100,7 +84,7 @@ def check_signature(
         raise VerificationError(f"key {key_id!r} is not listed for {signer!r}", Reason.UNKNOWN_KEY)
     if not key.valid_at(at):
         raise VerificationError(f"key {key_id!r} was not valid then", Reason.KEY_NOT_VALID)
-    if not key.verify(signature, signing_input(obj, float_free=float_free)):
+    if not key.verify(signature, signing_input(obj)):
         raise VerificationError("signature does not verify", Reason.BAD_SIGNATURE)
     return key_id
 
@@ -131,15 +115,15 @@ def build_node_document(
         "issued_at": format_time(issued_at),
     }
     signed = sign_object(doc, key)
-    read_signed(NodeDocument, signed, "node", False)  # what every receiver will check
+    read_signed(NodeDocument, signed, "node")  # what every receiver will check
     return signed
 
 
 def verify_node_document(
-    data: Received, expected_id: str | None = None, *, float_free: bool = False
+    data: Received, expected_id: str | None = None
 ) -> tuple[NodeDocument, list[PublicKey]]:
     """Check a self-signed node document (§4.4); return it and its keys as ``PublicKey``s."""
-    read, doc = read_signed(NodeDocument, data, "node", float_free)
+    obj, doc = read_signed(NodeDocument, data, "node")
     if expected_id is not None and doc.id != expected_id:
         raise VerificationError(
             f"document is for {doc.id!r}, not {expected_id!r}", Reason.UNKNOWN_SENDER
@@ -148,7 +132,7 @@ def verify_node_document(
     for key in keys:
         if key_owner(key.key_id) != doc.id:
             raise MalformedError(f"key {key.key_id!r} does not belong to {doc.id!r}")
-    check_signature(read.obj, doc.id, keys, parse_time(doc.issued_at), float_free=read.float_free)
+    check_signature(obj, doc.id, keys, parse_time(doc.issued_at))
     return doc, keys
 
 
@@ -160,22 +144,18 @@ def sign_fragment(fragment: Mapping[str, Any], key: SigningKey) -> dict[str, Any
     if fragment.get("origin") != key.node_id:
         raise MalformedError("a node signs only fragments whose origin is itself")
     signed = sign_object({"v": PROTOCOL_VERSION, "type": "fragment", **fragment}, key)
-    read_signed(Fragment, signed, "fragment", False)  # what every receiver will check
+    read_signed(Fragment, signed, "fragment")  # what every receiver will check
     return signed
 
 
-def verify_fragment(
-    data: Received, keys: Sequence[PublicKey], *, float_free: bool = False
-) -> tuple[Fragment, str]:
+def verify_fragment(data: Received, keys: Sequence[PublicKey]) -> tuple[Fragment, str]:
     """Verify a fragment against its origin's keys (valid at ``signed_at``); return model, key id.
 
     Fragments are signed when released (they carry the consent id they were released under), so
     the key must be valid at ``signed_at``, not when the professional wrote the content.
     """
-    read, fragment = read_signed(Fragment, data, "fragment", float_free)
-    key_id = check_signature(
-        read.obj, fragment.origin, keys, parse_time(fragment.signed_at), float_free=read.float_free
-    )
+    obj, fragment = read_signed(Fragment, data, "fragment")
+    key_id = check_signature(obj, fragment.origin, keys, parse_time(fragment.signed_at))
     return fragment, key_id
 
 
@@ -186,18 +166,14 @@ def sign_consent(statement: Mapping[str, Any], key: SigningKey) -> dict[str, Any
     if statement.get("lead") != key.node_id:
         raise MalformedError("only the lead node signs a consent statement")
     signed = sign_object({"v": PROTOCOL_VERSION, "type": "consent", **statement}, key)
-    read_signed(ConsentStatement, signed, "consent", False)  # what every receiver will check
+    read_signed(ConsentStatement, signed, "consent")  # what every receiver will check
     return signed
 
 
-def verify_consent(
-    data: Received, keys: Sequence[PublicKey], *, float_free: bool = False
-) -> tuple[ConsentStatement, str]:
+def verify_consent(data: Received, keys: Sequence[PublicKey]) -> tuple[ConsentStatement, str]:
     """Verify a consent statement against its lead's keys (valid at ``issued_at``)."""
-    read, statement = read_signed(ConsentStatement, data, "consent", float_free)
-    key_id = check_signature(
-        read.obj, statement.lead, keys, parse_time(statement.issued_at), float_free=read.float_free
-    )
+    obj, statement = read_signed(ConsentStatement, data, "consent")
+    key_id = check_signature(obj, statement.lead, keys, parse_time(statement.issued_at))
     return statement, key_id
 
 
@@ -216,17 +192,13 @@ def sign_checkpoint(
         "at": format_time(at),
     }
     signed = sign_object(obj, key)
-    read_signed(Checkpoint, signed, "checkpoint", False)  # what every receiver will check
+    read_signed(Checkpoint, signed, "checkpoint")  # what every receiver will check
     return signed
 
 
-def verify_checkpoint(
-    data: Received, keys: Sequence[PublicKey], *, float_free: bool = False
-) -> Checkpoint:
-    read, checkpoint = read_signed(Checkpoint, data, "checkpoint", float_free)
-    check_signature(
-        read.obj, checkpoint.node, keys, parse_time(checkpoint.at), float_free=read.float_free
-    )
+def verify_checkpoint(data: Received, keys: Sequence[PublicKey]) -> Checkpoint:
+    obj, checkpoint = read_signed(Checkpoint, data, "checkpoint")
+    check_signature(obj, checkpoint.node, keys, parse_time(checkpoint.at))
     return checkpoint
 
 
@@ -241,15 +213,11 @@ def sign_witness(checkpoint: Checkpoint, key: SigningKey, at: datetime) -> dict[
         "at": format_time(at),
     }
     signed = sign_object(obj, key)
-    read_signed(Witness, signed, "witness", False)  # what every receiver will check
+    read_signed(Witness, signed, "witness")  # what every receiver will check
     return signed
 
 
-def verify_witness(
-    data: Received, keys: Sequence[PublicKey], *, float_free: bool = False
-) -> Witness:
-    read, witness = read_signed(Witness, data, "witness", float_free)
-    check_signature(
-        read.obj, witness.witness, keys, parse_time(witness.at), float_free=read.float_free
-    )
+def verify_witness(data: Received, keys: Sequence[PublicKey]) -> Witness:
+    obj, witness = read_signed(Witness, data, "witness")
+    check_signature(obj, witness.witness, keys, parse_time(witness.at))
     return witness

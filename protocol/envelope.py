@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -22,7 +22,7 @@ from .clock import Clock, format_time, parse_wire_time
 from .errors import MalformedError, ProtocolError, Reason, VerificationError
 from .jsontext import MAX_DEPTH, parse_json_object, refuse_floats
 from .keys import PublicKey, SigningKey, key_owner
-from .messages import MESSAGE_TYPES, PARSED_BODY_TYPES, REQUEST_TYPES
+from .messages import MESSAGE_TYPES, REQUEST_TYPES
 from .models import is_node_id, is_uuid
 from .signing import read_sig, sign_object, signing_input
 
@@ -103,9 +103,6 @@ class Verified:
     key_id: str
     body: BaseModel
     raw: dict[str, Any]
-    # parsed from bytes holding no float: so does every object in raw and body, whose
-    # canonical form ``signing_input(..., float_free=True)`` may then find faster
-    float_free: bool = field(default=False, compare=False)  # how it came, not what it says
 
 
 def new_message_id() -> str:
@@ -149,12 +146,12 @@ def sign_prepared_envelope(
     message_id: str | None = None,
     re: str | None = None,
 ) -> dict[str, Any]:
-    """``sign_envelope`` for a body this node assembled from values it validated already, which
-    may hold ``Precanonical`` parts (signed fragments resent from the release cache).
+    """``sign_envelope`` for a body this node assembled from values it validated already
+    (signed fragments resent from the release cache).
 
-    The body is not validated again: that, and walking and re-encoding kilobytes of fragments,
-    was most of the cost of a release reply. The caller answers for the body matching its type's
-    model; ``tests/node/test_release_reply.py`` checks the holder's replies against it.
+    The body is not validated again: that was most of the cost of a release reply. The caller
+    answers for the body matching its type's model; ``tests/node/test_release_reply.py`` checks
+    the holder's replies against it.
     """
     if type not in MESSAGE_TYPES:
         raise ProtocolError(f"unknown message type {type!r}", Reason.UNKNOWN_TYPE)
@@ -275,19 +272,16 @@ def verify_envelope(
     A failure after the signature verified (steps 15–19) names the sender it verified as in
     the error's ``signer``; before that, nothing the envelope says is known to be true.
 
-    Pass the received bytes rather than a parsed object where you have them: the object is then
-    known to hold only JSON's own types, which lets canonicalization and body validation skip
-    work (``canonicalize_float_free``, ``strict_json``) — about a third of this function's own
-    cost on a 2 KB message. A mapping is taken as it is and checked the general way.
+    Pass the received bytes where you have them: they are parsed by the one strict parser
+    (``jsontext``). A mapping is taken as it is, with floats refused (SPEC.md §1).
     ``max_bytes`` (step 0) and ``max_depth`` (step 2) apply to bytes.
     """
     if isinstance(message, bytes | str):
         if max_bytes is not None and len(message) > max_bytes:
             raise MalformedError(f"body larger than {max_bytes} bytes", Reason.TOO_LARGE)
         obj = parse_json_object(message, max_depth)
-        float_free = parsed = True
     else:
-        obj, float_free, parsed = dict(message), False, False
+        obj = dict(message)
         refuse_floats(obj)
     _structure(obj)
     if obj["v"] not in SUPPORTED_VERSIONS:
@@ -320,11 +314,11 @@ def verify_envelope(
         raise VerificationError(f"key {key_id!r} is not listed for {sender!r}", Reason.UNKNOWN_KEY)
     if not key.valid_at(issued_at):
         raise VerificationError(f"key {key_id!r} was not valid at issued_at", Reason.KEY_NOT_VALID)
-    if not key.verify(signature, signing_input(obj, float_free=float_free)):
+    if not key.verify(signature, signing_input(obj)):
         raise VerificationError("signature does not verify", Reason.BAD_SIGNATURE)
     try:
         body = _after_signature(
-            obj, model, parsed, issued_at, expires_at, clock, skew_s, max_lifetime_s, seen
+            obj, model, issued_at, expires_at, clock, skew_s, max_lifetime_s, seen
         )
     except ProtocolError as exc:
         exc.signer = sender
@@ -340,14 +334,12 @@ def verify_envelope(
         key_id=key_id,
         body=body,
         raw=obj,
-        float_free=float_free,
     )
 
 
 def _after_signature(
     obj: dict[str, Any],
     model: type[BaseModel],
-    parsed: bool,
     issued_at: datetime,
     expires_at: datetime,
     clock: Clock,
@@ -367,12 +359,8 @@ def _after_signature(
         raise VerificationError("message expired", Reason.EXPIRED)
     try:
         # strict JSON-mode validation: "5" is not an integer, 5.0 is not a cursor, 0 is not a
-        # date — the same types the JSON Schemas in schemas/ demand. A body just parsed from
-        # bytes is validated as it is where strict Python mode gives the same verdict.
-        if parsed and obj["type"] in PARSED_BODY_TYPES:
-            body = model.model_validate(obj["body"], strict=True)
-        else:
-            body = model.model_validate_json(orjson.dumps(obj["body"]), strict=True)
+        # date — the same types the JSON Schemas in schemas/ demand.
+        body = model.model_validate_json(orjson.dumps(obj["body"]), strict=True)
     except orjson.JSONEncodeError as exc:
         raise MalformedError(f"body cannot be encoded: {exc}") from exc
     except ValidationError as exc:

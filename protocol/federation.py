@@ -114,7 +114,7 @@ def sign_members(draft: Mapping[str, Any], key: SigningKey, now: datetime) -> di
 
     Load the key with ``SigningKey.from_pem(pem, <federation>, now)`` so its key id names the
     federation."""
-    parsed = read_signed(MemberListDraft, draft, "members", False)[1]
+    parsed = read_signed(MemberListDraft, draft, "members")[1]
     if parsed.federation != key.node_id:
         raise MalformedError(
             f"key speaks for {key.node_id!r}, but the list is for {parsed.federation!r}"
@@ -129,22 +129,22 @@ def sign_members(draft: Mapping[str, Any], key: SigningKey, now: datetime) -> di
         "members": [m.model_dump(mode="json", exclude_none=True) for m in parsed.members],
     }
     signed = sign_object(obj, key)
-    read_signed(FederationMembers, signed, "members", False)  # what every receiver will check
+    read_signed(FederationMembers, signed, "members")  # what every receiver will check
     return signed
 
 
 def verify_members(data: Received, federation_key: bytes) -> FederationMembers:
     """Verify a signed member list (its text, or what the strict parser made of it) against
     the federation's raw 32-byte public key."""
-    read, members = read_signed(FederationMembers, data, "members", False)
-    key_id, signature = read_sig(read.obj)
+    obj, members = read_signed(FederationMembers, data, "members")
+    key_id, signature = read_sig(obj)
     expected = federation_key_id(members.federation, federation_key)
     if key_id != expected:
         raise VerificationError(
             f"signed by {key_id!r}, not by the given federation key {expected!r}",
             Reason.UNKNOWN_KEY,
         )
-    data_signed = signing_input(read.obj, float_free=read.float_free)
+    data_signed = signing_input(obj)
     if not verify_raw(federation_key, signature, data_signed):
         raise VerificationError("member list signature does not verify", Reason.BAD_SIGNATURE)
     _check_members(members.members)

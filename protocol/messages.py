@@ -24,7 +24,6 @@ from .models import (
     Uuid,
     WireModel,
 )
-from .strict_json import python_mode_is_json_mode
 
 Personnummer = Annotated[str, StringConstraints(pattern=r"^(19|20)[0-9]{6}-?[0-9]{4}$")]
 
@@ -205,16 +204,9 @@ def type_label(claimed: object) -> str:
     return claimed if isinstance(claimed, str) and claimed in MESSAGE_TYPES else OTHER_TYPE
 
 
-# Types whose parsed bodies a verifier may validate in strict Python mode instead of re-encoding
-# them for JSON mode: the same verdict, without parsing the body twice (see strict_json.py).
-PARSED_BODY_TYPES = frozenset(
-    name for name, model in MESSAGE_TYPES.items() if python_mode_is_json_mode(model)
-)
-
 __all__ = [
     "MESSAGE_TYPES",
     "OTHER_TYPE",
-    "PARSED_BODY_TYPES",
     "REPLY_TYPES",
     "REQUEST_TYPES",
     "ShortText",

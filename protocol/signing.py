@@ -10,21 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .canonical import canonicalize, canonicalize_float_free
+from .canonical import canonicalize
 from .encoding import b64url_decode, b64url_encode
 from .errors import MalformedError
 from .keys import SigningKey
 
 
-def signing_input(obj: Mapping[str, Any], *, float_free: bool = False) -> bytes:
-    """The exact bytes a signature covers: the canonical form of the object minus ``sig``.
-
-    ``float_free=True`` is the caller's word that ``obj`` holds only dict, list, str, int, bool
-    and None (``verify_envelope`` knows it of what its fast parser took); the bytes are the same,
-    found faster (``canonicalize_float_free``).
-    """
-    unsigned = {k: v for k, v in obj.items() if k != "sig"}
-    return canonicalize_float_free(unsigned) if float_free else canonicalize(unsigned)
+def signing_input(obj: Mapping[str, Any]) -> bytes:
+    """The exact bytes a signature covers: the canonical form of the object minus ``sig``."""
+    return canonicalize({k: v for k, v in obj.items() if k != "sig"})
 
 
 def sign_object(obj: Mapping[str, Any], key: SigningKey) -> dict[str, Any]:

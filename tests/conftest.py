@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from protocol.clock import ManualClock
+
+if TYPE_CHECKING:
+    from tests.support.federation import RunningNode
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -22,6 +26,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 POSTGRES_URL = os.environ.get("BARNPLAN_TEST_POSTGRES_URL", "")
 T0 = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
+# Each store test runs on both backends. The PostgreSQL runs are marked slow (a fresh schema
+# migrated per node takes seconds): the quick run (-m "not slow") stays on SQLite, the full run
+# (CI) takes both.
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
 
 
 @pytest.fixture
@@ -29,7 +37,7 @@ def clock() -> ManualClock:
     return ManualClock(T0)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(store URL, schema name) on each backend; PostgreSQL gets a fresh schema per test."""
     if request.param == "sqlite":
@@ -48,7 +56,7 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tup
 StoreFactory = Callable[[str], tuple[str, str]]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Make a fresh store per node name: an SQLite file, or a PostgreSQL schema (dropped after)."""
     if request.param == "postgresql" and not POSTGRES_URL:
@@ -84,6 +92,16 @@ def run_psql(sql: str) -> None:
     # a thread of its own, so this works from sync and async fixtures alike
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, go()).result()
+
+
+@pytest.fixture
+async def sqlite_pair(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[RunningNode]]:
+    """A school and a social-services node in this process, on SQLite, trusting each other.
+    (The federation support is imported only when a test asks for this.)"""
+    from tests.support.federation import SCHOOL, SOCIAL, sqlite_federation
+
+    async with sqlite_federation(tmp_path, [SCHOOL, SOCIAL], clock) as nodes:
+        yield nodes
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ from protocol.keys import SigningKey, fingerprint
 
 from ..config import load_config
 from ..services.federation import (
-    FederationError,
     check_members,
     check_version,
     own_entry_problem,
@@ -183,7 +182,6 @@ def verify(signed: Path, federation_key: str, as_json: bool) -> None:
 @click.option("--federation-key", required=True, help="Public key: .pub file or base64url.")
 @node_dir_option
 @click.option("--yes", "-y", is_flag=True, help="Trust matching members without asking.")
-@user_errors(FederationError)
 @run_async
 async def apply(signed: Path, federation_key: str, directory: Path, yes: bool) -> None:
     """Trust every member of a verified list whose node document matches it.

@@ -14,7 +14,7 @@ from protocol.encoding import b64url_decode
 from protocol.keys import fingerprint
 
 from ..config import NodeConfig, load_config
-from ..services.keys import KeyRotationError, Rotation, rotate_key, withdraw_key
+from ..services.keys import Rotation, rotate_key, withdraw_key
 from ..store import peers as peer_store
 from ..store.engine import create_engine
 from ..store.revocations import outbox_rows
@@ -23,7 +23,7 @@ from .opened import opened_node
 
 
 def user_errors(*errors: type[Exception]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Turn ``errors`` (besides the ones ``run_async`` knows) into one line and exit 1."""
+    """Turn ``errors`` (for a command without ``run_async``) into one line and exit 1."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(func)
@@ -74,9 +74,26 @@ async def list_(directory: Path, as_json: bool) -> None:
         click.echo(f"{d['key_id']:50} {state:35} SHA-256 {d['fingerprint']}")
 
 
+@keys.command("encrypt")
+@node_dir_option
+@run_async
+async def encrypt(directory: Path) -> None:
+    """Encrypt the node's private key file with the passphrase in keys.passphrase_file.
+
+    Set keys.passphrase_file (a file only the node's user can read, holding the passphrase) in
+    barnplan.toml first. The key file is rewritten atomically; a running node keeps working,
+    and its next start reads the encrypted key. Back up the passphrase apart from the key."""
+    from ..services.key_encryption import encrypt_node_key
+
+    path, now = encrypt_node_key(load_config(directory))
+    if now:
+        click.echo(f"encrypted {path} with the passphrase from the configuration")
+    else:
+        click.echo(f"{path} is already encrypted with that passphrase; nothing changed")
+
+
 @keys.command("rotate")
 @node_dir_option
-@user_errors(KeyRotationError)
 @run_async
 async def rotate(directory: Path) -> None:
     """Make a new signing key current; the old one stays listed (valid until now).
@@ -100,7 +117,6 @@ async def rotate(directory: Path) -> None:
 @keys.command("withdraw")
 @node_dir_option
 @click.argument("key_id")
-@user_errors(KeyRotationError)
 @run_async
 async def withdraw(directory: Path, key_id: str) -> None:
     """Withdraw KEY_ID, the current key (it leaked, or may have): it is valid until now.

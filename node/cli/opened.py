@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from ..config import load_config
+from ..errors import Forbidden, NotFound
 from ..runtime import Node, open_node
-from ..services.errors import Forbidden, NotFound
 from ..store.records import user_by_id
 from ..store.tables import User
 

@@ -12,12 +12,12 @@ from typing import Any
 import click
 
 from ..config import NodeConfig
+from ..errors import FieldProblem, InvalidInput
 from ..services import children as child_service
 from ..services import consents as consent_service
 from ..services import fragments as fragment_service
 from ..services import plans as plan_service
 from ..services import users as user_service
-from ..services.errors import InvalidInput
 from ..services.provider_sign_in import subject_as_stored
 from ..store import records
 from ..store.tables import User
@@ -74,10 +74,15 @@ def provider_subject(config: NodeConfig, subject: str, issuer: str | None) -> tu
     if not chosen:
         raise InvalidInput(
             "--subject needs the provider: set oidc.issuer in barnplan.toml or give --issuer",
-            {"issuer": "required"},
+            code="missing",
+            fields={"issuer": FieldProblem("missing", "required")},
         )
     if not subject.strip():
-        raise InvalidInput("--subject must not be empty", {"subject": "required"})
+        raise InvalidInput(
+            "--subject must not be empty",
+            code="missing",
+            fields={"subject": FieldProblem("missing", "required")},
+        )
     return chosen, subject_as_stored(config, subject.strip())
 
 

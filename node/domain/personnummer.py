@@ -9,11 +9,16 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from ..errors import InvalidInput
+
 _PATTERN = re.compile(r"^(\d{2})?(\d{2})(\d{2})(\d{2})([-+]?)(\d{4})$", re.ASCII)
 
 
-class PersonnummerError(ValueError):
-    """Not a valid personnummer; the message says what is wrong without echoing the number."""
+class PersonnummerError(InvalidInput, ValueError):
+    """Not a valid personnummer; the message says what is wrong without echoing the number.
+    A ``ValueError`` too, so a pydantic validator may raise it."""
+
+    code = "personnummer_form"
 
 
 def luhn_ok(digits: str) -> bool:
@@ -28,7 +33,9 @@ def normalize_personnummer(text: str, today: date) -> str:
     """Return the 12-digit form ``YYYYMMDDNNNN``; raise ``PersonnummerError`` otherwise."""
     match = _PATTERN.match(text.strip())
     if not match:
-        raise PersonnummerError("use the form YYYYMMDD-NNNN (or YYMMDD-NNNN)")
+        raise PersonnummerError(
+            "use the form YYYYMMDD-NNNN (or YYMMDD-NNNN)", code="personnummer_form"
+        )
     century, yy, mm, dd, sep, tail = match.groups()
     day = int(dd)
     if day > 60:
@@ -44,10 +51,12 @@ def normalize_personnummer(text: str, today: date) -> str:
     try:
         born = date(year, int(mm), day)
     except ValueError:
-        raise PersonnummerError("the date part is not a real date") from None
+        raise PersonnummerError(
+            "the date part is not a real date", code="personnummer_date"
+        ) from None
     if born > today:
-        raise PersonnummerError("the date part is in the future")
+        raise PersonnummerError("the date part is in the future", code="personnummer_future")
     ten = f"{yy}{mm}{dd}{tail}"
     if not luhn_ok(ten):
-        raise PersonnummerError("the check digit is wrong")
+        raise PersonnummerError("the check digit is wrong", code="personnummer_check")
     return f"{year:04d}{mm}{dd}{tail}"

@@ -11,31 +11,27 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from protocol.clock import format_time, parse_time
 from protocol.documents import parse_document, verify_fragment
 from protocol.errors import ProtocolError, Reason
-from protocol.jsontext import parse_json_object
 from protocol.messages import FragmentsRequest, FragmentsResponse
 from protocol.models import ConsentStatement, Fragment
 
 from ..domain.records import FragmentRecord
 from ..domain.shared_plan import VerifiedFragment, merge_fragments
+from ..errors import Forbidden, NotFound
 from ..store import records
 from ..store import revocations as revocation_store
-from ..store.engine import read_with
 from ..store.exchange_log import LogDraft
 from ..store.records import RecordCache
 from ..store.tables import Child, Plan, RevocationRecord, User
-from .errors import Forbidden, NotFound
 from .outbound import LogContext, PeerResult
+from .ports import FederationNode
 from .users import professional_ref
-
-if TYPE_CHECKING:
-    from ..runtime import Node
 
 PEER_STATUS = {
     "timeout": "timed_out",
@@ -59,7 +55,7 @@ def granted_from(statement: ConsentStatement, holder: str, requester: str) -> li
 Checked = list[VerifiedFragment]
 
 
-def agencies_named(node: Node, node_ids: list[str]) -> dict[str, dict[str, str]]:
+def agencies_named(node: FederationNode, node_ids: list[str]) -> dict[str, dict[str, str]]:
     """Who runs each node the plan names: this node's agency from its config (with the
     official identifiers only it can state), each peer's from its verified node document
     (held in memory by the keyring). A node this one no longer trusts is left out."""
@@ -92,10 +88,12 @@ def _no_consent(consent_id: str | None) -> str:
     return "no consent recorded for this plan: record the family's consent first"
 
 
-def lead_facts(conn: Connection, plan_id: str, consent_id: str | None) -> LeadFacts:
-    """Every read of an assembly, in one read transaction (``read_with``): the plan, the consent
-    (the newest, or the one asked for), whether it is revoked, participants, child, own
-    fragments."""
+def lead_facts(
+    conn: Connection, plan_id: str, consent_id: str | None, parsed: RecordCache | None = None
+) -> LeadFacts:
+    """Every read of an assembly, in one read transaction: the plan, the consent (the newest,
+    or the one asked for), whether it is revoked, participants, child, own fragments (a version
+    already parsed is taken from ``parsed``)."""
     plan = records.get_plan_sync(conn, plan_id)
     if plan is None or plan.role != "lead":
         raise NotFound(f"no plan {plan_id} led by this node")
@@ -112,53 +110,14 @@ def lead_facts(conn: Connection, plan_id: str, consent_id: str | None) -> LeadFa
         members=records.participants_sync(conn, plan_id),
         revocation=revocation,
         child=records.get_child_sync(conn, plan.child_id or ""),
-        own={} if revocation is not None else records.latest_fragments_sync(conn, plan_id),
-    )
-
-
-def lead_facts_sqlite(
-    db: Any, plan_id: str, consent_id: str | None, parsed: RecordCache
-) -> LeadFacts:
-    """``lead_facts`` on the node's raw SQLite connection (``Node.release_reader``), in one
-    read transaction: the same reads at a fraction of the cost (SQLAlchemy's per-statement work
-    was ~1 ms of an assembly). ``tests/node/test_lead_facts.py`` holds the two equal."""
-    db.execute("BEGIN")
-    try:
-        plans = records.rows_as_models(db, Plan, "plan_id = ?", (plan_id,))
-        plan = plans[0] if plans else None
-        if plan is None or plan.role != "lead":
-            raise NotFound(f"no plan {plan_id} led by this node")
-        statements = [parse_json_object(t) for t in records.consent_texts_raw(db, plan_id)]
-        if consent_id is not None:
-            statements = [s for s in statements if s["consent_id"] == consent_id]
-        if not statements:
-            raise NotFound(_no_consent(consent_id))
-        consent = statements[-1]
-        revocations = records.rows_as_models(
-            db, RevocationRecord, "consent_id = ? AND plan_id = ?", (consent["consent_id"], plan_id)
-        )
-        revocation = revocations[0] if revocations else None
-        members = records.participants_raw(db, plan_id)
-        children = records.rows_as_models(db, Child, "child_id = ?", (plan.child_id or "",))
-        own = (
-            {}
-            if revocation is not None
-            else records.latest_fragments_raw(db, plan_id, None, parsed)
-        )
-    finally:
-        db.execute("ROLLBACK")
-    return LeadFacts(
-        plan=plan,
-        consent=consent,
-        members=members,
-        revocation=revocation,
-        child=children[0] if children else None,
-        own=own,
+        own={}
+        if revocation is not None
+        else records.latest_fragments_sync(conn, plan_id, None, parsed),
     )
 
 
 def _check_reply(
-    node: Node, result: PeerResult, plan_id: str, consent_id: str, asked: list[str]
+    node: FederationNode, result: PeerResult, plan_id: str, consent_id: str, asked: list[str]
 ) -> tuple[list[VerifiedFragment], list[dict[str, Any]], str | None]:
     """Verify every fragment of a reply; any bad fragment discredits the whole reply."""
     assert result.reply is not None
@@ -168,7 +127,7 @@ def _check_reply(
     verified: list[VerifiedFragment] = []
     for raw in body.fragments:
         try:
-            fragment, key_id = verify_fragment(raw, keys, float_free=result.reply.float_free)
+            fragment, key_id = verify_fragment(raw, keys)
         except ProtocolError as exc:
             return [], [], exc.reason.value
         if (
@@ -187,7 +146,7 @@ def _check_reply(
 
 
 def _own_fragments(
-    node: Node, current: dict[str, list[FragmentRecord]], consent_id: str
+    node: FederationNode, current: dict[str, list[FragmentRecord]], consent_id: str
 ) -> list[VerifiedFragment]:
     signed_at = format_time(node.clock.now())
     own: list[VerifiedFragment] = []
@@ -201,7 +160,7 @@ def _own_fragments(
 
 
 async def assemble(
-    node: Node,
+    node: FederationNode,
     actor: User,
     plan_id: str,
     *,
@@ -217,16 +176,15 @@ async def assemble(
 
 
 async def _assemble(
-    node: Node, actor: User, plan_id: str, consent_id: str | None, deadline_s: float | None
+    node: FederationNode,
+    actor: User,
+    plan_id: str,
+    consent_id: str | None,
+    deadline_s: float | None,
 ) -> dict[str, Any]:
     if actor.role != "lead":
         raise Forbidden("only the lead professional assembles the shared plan")
-    db = node.release_reader()
-    facts = (
-        lead_facts_sqlite(db, plan_id, consent_id, node.release_cache.records)
-        if db is not None
-        else await read_with(node.engine, node.sync_engine, lead_facts, plan_id, consent_id)
-    )
+    facts = await node.store.read(lead_facts, plan_id, consent_id, node.release_cache.records)
     plan, members, revocation, child = facts.plan, facts.members, facts.revocation, facts.child
     statement = node.release_cache.consent(facts.consent)
     ref = professional_ref(node.node_id, actor)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,26 +22,24 @@ from protocol.envelope import Verified
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import LogCheckpointMessage, LogWitnessMessage
 
-from ..store.engine import begin_write
+from ..errors import Refusal
 from ..store.exchange_log import ChainProblem, log_head, verify_chain
 from ..store.tables import CheckpointWitness, LogCheckpoint, LogVerification, WitnessedCheckpoint
 from ..store.verifications import record_verification
-from .inbound import Outcome, Refusal
-
-if TYPE_CHECKING:
-    from ..runtime import Node
+from .inbound import Outcome
+from .ports import FederationNode
 
 T_CHECKPOINT = LogCheckpoint.__table__  # type: ignore[attr-defined]
 T_WITNESS = CheckpointWitness.__table__  # type: ignore[attr-defined]
 T_WITNESSED = WitnessedCheckpoint.__table__  # type: ignore[attr-defined]
 
 
-async def make_checkpoint(node: Node) -> dict[str, Any] | None:
+async def make_checkpoint(node: FederationNode) -> dict[str, Any] | None:
     """Sign the current head (if it moved since the last checkpoint) and store it."""
     seq, head = await log_head(node.engine)
     if seq == 0:
         return None
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         if (
             await conn.execute(select(T_CHECKPOINT.c.seq).where(T_CHECKPOINT.c.seq == seq))
         ).first():
@@ -57,11 +55,11 @@ async def make_checkpoint(node: Node) -> dict[str, Any] | None:
     return signed
 
 
-async def checkpoint_and_witness(node: Node) -> dict[str, str]:
+async def checkpoint_and_witness(node: FederationNode) -> dict[str, str]:
     """Make a checkpoint and ask every peer to countersign it; returns outcome per peer."""
     signed = await make_checkpoint(node)
     if signed is None:
-        async with node.engine.connect() as conn:
+        async with node.store.reading() as conn:
             row = (
                 await conn.execute(
                     select(T_CHECKPOINT.c.signed).order_by(T_CHECKPOINT.c.seq.desc()).limit(1)
@@ -94,7 +92,7 @@ async def checkpoint_and_witness(node: Node) -> dict[str, str]:
         ):
             outcomes[result.peer] = "bad_witness: mismatch"
             continue
-        async with begin_write(node.engine) as conn:
+        async with node.store.writing() as conn:
             exists = (
                 await conn.execute(
                     select(T_WITNESS.c.seq).where(
@@ -114,7 +112,7 @@ async def checkpoint_and_witness(node: Node) -> dict[str, str]:
     return outcomes
 
 
-async def handle_checkpoint(node: Node, message: Verified) -> Outcome:
+async def handle_checkpoint(node: FederationNode, message: Verified) -> Outcome:
     """Countersign a peer's checkpoint and keep a copy; a different head for a seq we already
     witnessed means the peer's history was rewritten, and we refuse to sign it."""
     body = message.body
@@ -125,7 +123,7 @@ async def handle_checkpoint(node: Node, message: Verified) -> Outcome:
         raise Refusal(exc.reason, f"checkpoint: {exc.detail}") from None
     if checkpoint.node != message.sender:
         raise Refusal(Reason.UNKNOWN_KEY, "a node sends only its own checkpoints")
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         held = (
             await conn.execute(
                 select(T_WITNESSED.c.head_hash).where(
@@ -135,7 +133,11 @@ async def handle_checkpoint(node: Node, message: Verified) -> Outcome:
             )
         ).first()
     if held is not None and held[0] != checkpoint.head:
-        raise Refusal(Reason.MALFORMED, "conflicts with a checkpoint witnessed earlier", 409)
+        raise Refusal(
+            Reason.MALFORMED,
+            "conflicts with a checkpoint witnessed earlier",
+            code="checkpoint_conflict",
+        )
     witness = sign_witness(checkpoint, node.identity.key, node.clock.now())
     now = node.clock.now()
 
@@ -167,9 +169,9 @@ class VerifyReport:
         return asdict(self)
 
 
-async def verify_log(node: Node) -> VerifyReport:
+async def verify_log(node: FederationNode) -> VerifyReport:
     """Check the chain, every checkpoint's signature and head, every witness held."""
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         checkpoints = (
             (await conn.execute(select(T_CHECKPOINT).order_by(T_CHECKPOINT.c.seq))).mappings().all()
         )

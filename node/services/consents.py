@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -13,27 +13,26 @@ from protocol.documents import sign_consent
 from protocol.errors import MalformedError
 from protocol.messages import ConsentAck
 
+from ..errors import FieldProblem, Forbidden, InvalidInput, NotFound
 from ..store import records
-from ..store.engine import begin_write
 from ..store.tables import User
-from .errors import Forbidden, InvalidInput, NotFound
 from .outbound import LogContext
+from .ports import FederationNode
 from .users import professional_ref
 
-if TYPE_CHECKING:
-    from ..runtime import Node
 
-
-def _time_field(value: Any, name: str, errors: dict[str, str]) -> str:
+def _time_field(value: Any, name: str, errors: dict[str, FieldProblem]) -> str:
     try:
         return format_time(parse_time(str(value)))
     except ValueError:
-        errors[name] = "an RFC 3339 time with offset, e.g. 2026-12-01T00:00:00Z"
+        errors[name] = FieldProblem(
+            "rfc3339_time", "an RFC 3339 time with offset, e.g. 2026-12-01T00:00:00Z"
+        )
         return ""
 
 
 async def record_consent(
-    node: Node,
+    node: FederationNode,
     actor: User,
     plan_id: str,
     *,
@@ -47,29 +46,40 @@ async def record_consent(
 ) -> dict[str, Any]:
     """Sign and store a consent statement, then distribute it to every participant."""
     if actor.role != "lead":
-        raise Forbidden("only the lead professional records consent")
+        raise Forbidden("only the lead professional records consent", code="not_lead")
     plan = await records.get_plan(node.engine, plan_id)
     if plan is None or plan.role != "lead":
-        raise NotFound(f"no plan {plan_id} led by this node")
+        raise NotFound(
+            f"no plan {plan_id} led by this node", code="no_led_plan", params={"plan_id": plan_id}
+        )
     members = {
         n
         for n, s in (await records.participants(node.engine, plan_id)).items()
         if s not in ("declined", "failed")
     }
-    errors: dict[str, str] = {}
+    errors: dict[str, FieldProblem] = {}
     start = _time_field(valid_from, "valid_from", errors)
     until = _time_field(valid_until, "valid_until", errors)
     if start and until and parse_time(until) <= parse_time(start):
-        errors["valid_until"] = "must be after valid_from"
+        errors["valid_until"] = FieldProblem("ends_before_start", "must be after valid_from")
     for i, grant in enumerate(grants):
         nodes = [grant.get("from"), *(grant.get("to") or [])]
         strangers = [str(n) for n in nodes if n not in members]
         if strangers:
-            errors[f"grants.{i}"] = f"not participants of the plan: {', '.join(strangers)}"
+            nodes_text = ", ".join(strangers)
+            errors[f"grants.{i}"] = FieldProblem(
+                "not_participants",
+                f"not participants of the plan: {nodes_text}",
+                {"nodes": nodes_text},
+            )
     if not evidence_ref.strip():
-        errors["evidence_ref"] = "reference the signed paper or e-form"
+        errors["evidence_ref"] = FieldProblem(
+            "evidence_missing", "reference the signed paper or e-form"
+        )
     if errors:
-        raise InvalidInput("the consent could not be recorded", errors)
+        raise InvalidInput(
+            "the consent could not be recorded", code="consent_invalid", fields=errors
+        )
     statement: dict[str, Any] = {
         "consent_id": str(uuid.uuid4()),
         "plan_id": plan_id,
@@ -87,9 +97,13 @@ async def record_consent(
     try:
         signed = sign_consent(statement, node.identity.key)
     except (MalformedError, ValidationError) as exc:
-        raise InvalidInput("the consent could not be recorded", {"consent": str(exc)}) from None
+        raise InvalidInput(
+            "the consent could not be recorded",
+            code="consent_invalid",
+            fields={"consent": FieldProblem("consent_malformed", str(exc))},
+        ) from None
     now = node.clock.now()
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         await records.insert_consent(conn, signed, parse_time(until), now)
     context = LogContext(
         plan_id=plan_id,

@@ -31,6 +31,7 @@ from protocol.federation import (
 )
 from protocol.keys import fingerprint
 
+from ..errors import Conflict
 from ..store import peers as peer_store
 from .peers import FetchedPeer, PeerError, fetch_peer, trust_peer
 
@@ -38,8 +39,10 @@ STATE_FILE = "federation-state.json"
 FETCH_CONCURRENCY = 16
 
 
-class FederationError(Exception):
+class FederationError(Conflict):
     """The list cannot be applied at all (older than one already applied, unreadable state)."""
+
+    code = "federation_list_refused"
 
 
 @dataclass(frozen=True)

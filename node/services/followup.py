@@ -9,16 +9,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..store import revocations as revocation_store
 from ..store.tables import ExchangeLogEntry
-
-if TYPE_CHECKING:
-    from ..runtime import Node
+from .ports import FederationNode
 
 T_LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
 UNREACHABLE = ("unreachable", "timeout")
@@ -124,11 +122,11 @@ class RevocationFigures:
     seconds_to_all: float | None
 
 
-async def revocation_delivery(node: Node) -> list[RevocationFigures]:
+async def revocation_delivery(node: FederationNode) -> list[RevocationFigures]:
     """Each revocation this node sent: how many peers it reached and how long that took."""
     import json
 
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         rows = await revocation_store.outbox_rows(conn, include_delivered=True)
     groups: dict[str, list[Any]] = defaultdict(list)
     for row in rows:

@@ -4,24 +4,35 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from protocol.clock import format_time
+from protocol.clock import Clock, format_time
 from protocol.codes import Category, Indicator
 from protocol.documents import sign_fragment
 from protocol.keys import SigningKey
 from protocol.models import FragmentContent, LongText
 
 from ..domain.records import FragmentRecord
+from ..errors import FieldProblem, Forbidden, InvalidInput, NotFound, field_problems
 from ..store import records
-from ..store.engine import begin_write
+from ..store.store import Store
 from ..store.tables import FragmentVersion, User
-from .errors import Forbidden, InvalidInput, NotFound
 
-if TYPE_CHECKING:
-    from ..runtime import Node
+
+class Authoring(Protocol):
+    """What authoring needs from the node: its store and its clock."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
 
 class AuthoredContent(FragmentContent):
@@ -40,27 +51,32 @@ def wire_content(content: dict[str, Any]) -> dict[str, Any]:
 
 
 def _validate(category: str, indicators: list[str], content: dict[str, Any]) -> AuthoredContent:
-    errors: dict[str, str] = {}
+    errors: dict[str, FieldProblem] = {}
     if category not in {c.value for c in Category}:
-        errors["category"] = f"one of {', '.join(c.value for c in Category)}"
+        choices = ", ".join(c.value for c in Category)
+        errors["category"] = FieldProblem("one_of", f"one of {choices}", {"choices": choices})
     bad = [i for i in indicators if i not in {x.value for x in Indicator}]
     if bad:
-        errors["indicators"] = f"unknown indicators: {', '.join(bad)}"
+        unknown = ", ".join(bad)
+        errors["indicators"] = FieldProblem(
+            "unknown_indicators", f"unknown indicators: {unknown}", {"unknown": unknown}
+        )
     parsed: AuthoredContent | None = None
     try:
         # the local API takes null for "no value" (openapi.yaml); the protocol model does not
         parsed = AuthoredContent.model_validate(_without_nulls(content))
     except ValidationError as exc:
-        for err in exc.errors():
-            where = "content." + ".".join(str(p) for p in err["loc"])
-            errors.setdefault(where, err["msg"])
+        for where, problem in field_problems(exc, "content.").items():
+            errors.setdefault(where, problem)
     if errors or parsed is None:
-        raise InvalidInput("the fragment could not be saved", errors)
+        raise InvalidInput(
+            "the fragment could not be saved", code="fragment_invalid", fields=errors
+        )
     return parsed
 
 
 async def author_fragment(
-    node: Node,
+    node: Authoring,
     actor: User,
     plan_id: str,
     *,
@@ -71,17 +87,23 @@ async def author_fragment(
 ) -> dict[str, Any]:
     """Save a new fragment (version 1) or a new version of an existing one."""
     if actor.role not in ("professional", "lead"):
-        raise Forbidden("only professionals author fragments")
+        raise Forbidden("only professionals author fragments", code="not_professional")
     parsed = _validate(category, indicators, content)
     plan = await records.get_plan(node.engine, plan_id)
     if plan is None or plan.status != "active":
-        raise NotFound(f"no active plan {plan_id} on this node")
-    async with begin_write(node.engine) as conn:
+        raise NotFound(
+            f"no active plan {plan_id} on this node", code="no_plan", params={"plan_id": plan_id}
+        )
+    async with node.store.writing() as conn:
         version = 1
         if fragment_id is not None:
             latest = await records.latest_version(conn, fragment_id)
             if latest is None or latest[1] != plan_id:
-                raise NotFound(f"no fragment {fragment_id} in plan {plan_id}")
+                raise NotFound(
+                    f"no fragment {fragment_id} in plan {plan_id}",
+                    code="no_fragment",
+                    params={"fragment_id": fragment_id, "plan_id": plan_id},
+                )
             version = latest[0] + 1
         row = FragmentVersion(
             fragment_id=fragment_id or str(uuid.uuid4()),
@@ -110,12 +132,14 @@ def fragment_view(row: FragmentVersion) -> dict[str, Any]:
     }
 
 
-async def list_fragments(node: Node, actor: User, plan_id: str) -> list[dict[str, Any]]:
+async def list_fragments(node: Authoring, actor: User, plan_id: str) -> list[dict[str, Any]]:
     if actor.role not in ("professional", "lead"):
-        raise Forbidden("operators do not read plan content")
+        raise Forbidden("operators do not read plan content", code="operator_reads_content")
     if await records.get_plan(node.engine, plan_id) is None:
-        raise NotFound(f"no plan {plan_id} on this node")
-    async with node.engine.connect() as conn:
+        raise NotFound(
+            f"no plan {plan_id} on this node", code="no_plan", params={"plan_id": plan_id}
+        )
+    async with node.store.reading() as conn:
         current = await records.latest_fragments(conn, plan_id)
     return [
         {

@@ -3,8 +3,6 @@ an ``Outcome``: reply body, log fields and the state change to commit with the l
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.clock import format_time, parse_time
@@ -20,14 +18,16 @@ from protocol.messages import (
 
 from ..domain.personnummer import PersonnummerError, normalize_personnummer
 from ..domain.release import ConsentFacts, ReleaseRequest, decide_release
+from ..errors import Refusal
 from ..store import records
 from ..store import revocations as revocation_store
 from ..store.tables import Plan
 from . import audit, key_updates, revocation
-from .inbound import Handler, Outcome, Refusal
+from .inbound import Handler, Outcome
+from .ports import FederationNode
 
 
-async def plan_invite(node: Any, message: Verified) -> Outcome:
+async def plan_invite(node: FederationNode, message: Verified) -> Outcome:
     """Hold an invitation for a professional here to decide; answer ``pending``, always.
 
     The reply is the same whether or not this agency holds the child or already knows the plan
@@ -51,7 +51,7 @@ async def plan_invite(node: Any, message: Verified) -> Outcome:
         purpose=body.purpose.value,
         professional=body.lead_professional,
     )
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         existing = await records.get_plan_on(conn, body.plan_id)
     if existing is not None:
         if existing.lead_node != message.sender:  # logged here; the sender learns nothing
@@ -85,7 +85,7 @@ async def plan_invite(node: Any, message: Verified) -> Outcome:
 AWAITING_ANSWER = ("invited", "pending")
 
 
-async def plan_link(node: Any, message: Verified) -> Outcome:
+async def plan_link(node: FederationNode, message: Verified) -> Outcome:
     """A participant confirmed or declined a pending invitation to a plan this node leads."""
     body = message.body
     assert isinstance(body, PlanLink)
@@ -107,7 +107,7 @@ async def plan_link(node: Any, message: Verified) -> Outcome:
     )
 
 
-async def consent_statement(node: Any, message: Verified) -> Outcome:
+async def consent_statement(node: FederationNode, message: Verified) -> Outcome:
     """Verify a consent statement from the plan's lead node and store it as signed."""
     body = message.body
     assert isinstance(body, ConsentStatementMessage)
@@ -116,16 +116,16 @@ async def consent_statement(node: Any, message: Verified) -> Outcome:
         raise Refusal(Reason.MALFORMED, "statement's lead is not the sending node")
     lead_keys = node.keyring.keys_for(message.sender) or []
     try:
-        statement, _ = verify_consent(raw, lead_keys, float_free=message.float_free)
+        statement, _ = verify_consent(raw, lead_keys)
     except ProtocolError as exc:
         raise Refusal(exc.reason, f"statement: {exc.detail}") from None
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         # a plan this node declined reads as unknown: it keeps no consent of a plan it is not in
         plan = await records.plan_facts(conn, statement.plan_id)
         known = await records.consent_statement(conn, statement.consent_id)
         revoked = await revocation_store.is_revoked(conn, statement.consent_id, statement.plan_id)
     if plan is None or plan.lead_node != message.sender:
-        raise Refusal(Reason.PLAN_UNKNOWN, "no such plan with this lead", 404)
+        raise Refusal(Reason.PLAN_UNKNOWN, "no such plan with this lead", code="not_lead_of_plan")
     if known is not None and known["plan_id"] != statement.plan_id:
         raise Refusal(Reason.CONSENT_OTHER_PLAN, "this consent id is held here for another plan")
     outcome = Outcome(
@@ -154,7 +154,7 @@ async def consent_statement(node: Any, message: Verified) -> Outcome:
     return outcome
 
 
-async def fragments_request(node: Any, message: Verified) -> Outcome:
+async def fragments_request(node: FederationNode, message: Verified) -> Outcome:
     """Decide a release from the consent held here, now; sign what is released."""
     body = message.body
     assert isinstance(body, FragmentsRequest)
@@ -168,33 +168,19 @@ async def fragments_request(node: Any, message: Verified) -> Outcome:
         purpose=body.purpose.value,
     )
     now = node.clock.now()
-    reader = node.release_reader()
-    raw: str | dict[str, Any] | None
-    if reader is not None:  # SQLite: one statement and the fragment ids, no thread hops
-        plan, raw, revoked, fragments = records.release_facts_sqlite(
-            reader,
-            body.plan_id,
-            body.consent_id,
-            list(request.categories),
-            node.release_cache.records,
-        )
-    else:
-        async with node.engine.connect() as conn:
-            plan = await records.plan_facts(conn, body.plan_id)
-            raw = await records.consent_statement(conn, body.consent_id)
-            # revoked within the consent's own plan; a tombstone within the plan asked about
-            bound = raw["plan_id"] if raw is not None else body.plan_id
-            revoked = await revocation_store.is_revoked(conn, body.consent_id, bound)
-            fragments = (
-                await records.latest_fragments(conn, body.plan_id, list(request.categories))
-                if plan is not None and raw is not None and not revoked
-                else {}
-            )
+    facts = await node.store.read(
+        records.release_facts,
+        body.plan_id,
+        body.consent_id,
+        list(request.categories),
+        node.release_cache.records,
+    )
+    plan, raw, revoked, fragments = facts.plan, facts.statement, facts.revoked, facts.fragments
     statement = node.release_cache.consent(raw) if raw is not None else None
     decision = decide_release(request, plan, ConsentFacts(statement, revoked), fragments, now)
     signed_at = format_time(now)
     released = [
-        node.release_cache.signed_canonical(f, body.consent_id, node.identity.key, signed_at)
+        node.release_cache.signed(f, body.consent_id, node.identity.key, signed_at)
         for f in decision.released
     ]
     withheld = [(c, r.value) for c, r in decision.withheld]

@@ -32,33 +32,21 @@ from protocol.envelope import (
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import REPLY_TYPES, type_label
 
+from ..errors import Refusal
 from ..store.exchange_log import DuplicateMessage, LogDraft, SeenId, StateChange
-from .seen import ChangeRejected
+from .ports import FederationNode
 
 log = structlog.get_logger("barnplan.federation")
 
-__all__ = ["ANONYMOUS", "UNVERIFIED", "Handler", "Inbound", "Outcome", "Refusal"]
+__all__ = ["ANONYMOUS", "UNVERIFIED", "Answer", "Handler", "Inbound", "Outcome"]
 # the exchange log's peer for a message refused before its signature verified: not a node id
 # (it has one label), so no peer's entries and these can be confused
 UNVERIFIED = "unverified"
 
 RELOADABLE = frozenset({Reason.UNKNOWN_SENDER, Reason.UNKNOWN_KEY})
-HTTP_STATUS: dict[Reason, int] = {
-    Reason.MALFORMED: 400,
-    Reason.TOO_DEEP: 400,
-    Reason.UNKNOWN_TYPE: 400,
-    Reason.UNSUPPORTED_VERSION: 400,
-    Reason.UNKNOWN_SENDER: 401,
-    Reason.UNKNOWN_KEY: 401,
-    Reason.KEY_NOT_VALID: 401,
-    Reason.BAD_SIGNATURE: 401,
-    Reason.NOT_YET_VALID: 401,
-    Reason.EXPIRED: 401,
-    Reason.OUTSIDE_SKEW: 401,
-    Reason.REPLAYED: 409,
-    Reason.WRONG_AUDIENCE: 421,
-    Reason.TOO_LARGE: 413,
-}
+# what a request came to: the refusal it was answered with (None for a reply), and the signed
+# envelope; the HTTP status is the web layer's to choose (node/web/federation.py)
+Answer = tuple[Refusal | None, dict[str, Any]]
 
 
 @dataclass
@@ -79,31 +67,23 @@ class Outcome:
     # run once the entry and ``change`` committed, before the reply is signed (what memory
     # must follow the store, e.g. the key ring after a peer's key change)
     after: Callable[[], None] | None = None
-    # the body was built from validated values and may hold Precanonical parts: signed with
-    # ``sign_prepared_envelope`` (no second validation, no re-encoding of resent fragments)
+    # the body was built from validated values (resent signed fragments): signed with
+    # ``sign_prepared_envelope`` (no second validation)
     prepared: bool = False
 
 
-Handler = Callable[[Any, Verified], Awaitable[Outcome]]
-
-
-class Refusal(Exception):
-    """A handler refuses the request outright (not a release decision): signed error reply."""
-
-    def __init__(self, reason: Reason, detail: str, status: int = 400) -> None:
-        super().__init__(detail)
-        self.reason, self.detail, self.status = reason, detail, status
+Handler = Callable[[FederationNode, Verified], Awaitable[Outcome]]
 
 
 class Inbound:
     """Dispatches verified messages to handlers; owned by the node, one per process."""
 
-    def __init__(self, node: Any, handlers: dict[str, Handler]) -> None:
+    def __init__(self, node: FederationNode, handlers: dict[str, Handler]) -> None:
         self._node = node
         self._handlers = handlers
 
-    async def handle(self, data: bytes) -> tuple[int, dict[str, Any]]:
-        """Return (HTTP status, signed reply envelope) for the raw request body ``data``."""
+    async def handle(self, data: bytes) -> Answer:
+        """Return (the refusal if refused, signed reply envelope) for the request ``data``."""
         node = self._node
         server = node.config.server
         claimed = read_claims(data, server.max_json_depth, server.max_body_bytes).sender
@@ -127,13 +107,13 @@ class Inbound:
                 _claims_of(message),
                 refusal.reason,
                 refusal.detail,
-                refusal.status,
+                refusal.code,
             )
         except Exception as exc:  # a bug or a store failure while deciding: SPEC §8 ``internal``
             return await self._fail(message, exc)
         return await self._commit_and_reply(message, outcome)
 
-    async def _refuse_envelope(self, data: bytes, exc: ProtocolError) -> tuple[int, dict[str, Any]]:
+    async def _refuse_envelope(self, data: bytes, exc: ProtocolError) -> Answer:
         """A request that failed verification: addressed by what it claims (§8), logged under
         the sender its signature proved (steps 15–19) or else as ``UNVERIFIED``."""
         return await self.refuse_unverified(
@@ -145,20 +125,20 @@ class Inbound:
         data: bytes,
         reason: Reason,
         detail: str,
-        status: int | None = None,
+        code: str | None = None,
         signer: str = UNVERIFIED,
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> Answer:
         """Refuse a request before (or without) verifying it: addressed by what it claims
         (§8), logged under ``signer`` (``UNVERIFIED`` unless a signature proved the sender). The
-        HTTP layer uses it for a request it will not parse at all (415)."""
+        HTTP layer uses it for a request it will not parse at all (``code`` names why)."""
         server = self._node.config.server
         claims = read_claims(data, server.max_json_depth, server.max_body_bytes)
-        return await self._refuse(signer, claims, reason, detail, status)
+        return await self._refuse(signer, claims, reason, detail, code)
 
-    async def _fail(self, message: Verified, exc: Exception) -> tuple[int, dict[str, Any]]:
+    async def _fail(self, message: Verified, exc: Exception) -> Answer:
         """A verified message whose handler failed: logged as ``failed``/``internal`` (with its
         id remembered, as when a state change fails at commit), one process-log line without
-        the exception's text, and a signed ``internal`` error with HTTP 500."""
+        the exception's text, and a signed ``internal`` error."""
         node = self._node
         log.error("federation.handler_failed", type=message.type, error=exc.__class__.__name__)
         draft = LogDraft(
@@ -178,14 +158,14 @@ class Inbound:
                 "federation.change_failed", type=message.type, error=log_exc.__class__.__name__
             )
         node.metrics.requests.labels(message.type, "failed").inc()
-        return self._error_reply(message.sender, message.id, Reason.INTERNAL, "not handled", 500)
+        return self._error_reply(message.sender, message.id, Reason.INTERNAL, "not handled")
 
     def _seen(self, message: Verified) -> SeenId:
         """The replay-memory row of a verified message, kept until it expires plus skew."""
         skew = timedelta(seconds=self._node.config.protocol.clock_skew_s)
         return SeenId(message.sender, message.id, message.expires_at + skew)
 
-    def _replayed(self, message: Verified) -> tuple[int, dict[str, Any]]:
+    def _replayed(self, message: Verified) -> Answer:
         return self._error_reply(
             message.sender, message.id, Reason.REPLAYED, f"message id {message.id} already seen"
         )
@@ -217,9 +197,7 @@ class Inbound:
             max_bytes=node.config.server.max_body_bytes,
         )
 
-    async def _commit_and_reply(
-        self, message: Verified, outcome: Outcome
-    ) -> tuple[int, dict[str, Any]]:
+    async def _commit_and_reply(self, message: Verified, outcome: Outcome) -> Answer:
         node = self._node
         draft = LogDraft(
             direction="in",
@@ -240,11 +218,11 @@ class Inbound:
             await node.exchange_log.append(draft, outcome.change, self._seen(message))
         except DuplicateMessage:
             return self._replayed(message)
-        except ChangeRejected as exc:
-            return self._error_reply(message.sender, message.id, exc.reason, exc.detail)
+        except Refusal as exc:  # the change, judged again in its transaction, refused
+            return self._error_reply(message.sender, message.id, exc.reason, exc.detail, exc.code)
         except Exception as exc:
             log.error("federation.change_failed", type=message.type, error=exc.__class__.__name__)
-            return self._error_reply(message.sender, message.id, Reason.INTERNAL, "not stored", 500)
+            return self._error_reply(message.sender, message.id, Reason.INTERNAL, "not stored")
         if outcome.after is not None:
             outcome.after()
         await node.peer_contact(message.sender)
@@ -260,7 +238,7 @@ class Inbound:
             ttl_s=node.config.protocol.message_ttl_s,
             re=message.id,
         )
-        return 200, reply
+        return None, reply
 
     async def _refuse(
         self,
@@ -268,8 +246,8 @@ class Inbound:
         claims: Claims,
         reason: Reason,
         detail: str,
-        status: int | None = None,
-    ) -> tuple[int, dict[str, Any]]:
+        code: str | None = None,
+    ) -> Answer:
         """Log a refusal under ``peer`` and answer it with a signed ``error`` to ``claims.to``.
         Types are recorded only from the message types of this version (``type_label``)."""
         node = self._node
@@ -292,11 +270,11 @@ class Inbound:
             reason=reason.value,
         )
         node.metrics.requests.labels(message_type, "refused").inc()
-        return self._error_reply(claims.to, claims.id, reason, detail, status)
+        return self._error_reply(claims.to, claims.id, reason, detail, code)
 
     def _error_reply(
-        self, to: str, re_id: str | None, reason: Reason, detail: str, status: int | None = None
-    ) -> tuple[int, dict[str, Any]]:
+        self, to: str, re_id: str | None, reason: Reason, detail: str, code: str | None = None
+    ) -> Answer:
         node = self._node
         reply = sign_envelope(
             type="error",
@@ -308,7 +286,7 @@ class Inbound:
             ttl_s=node.config.protocol.message_ttl_s,
             re=re_id,
         )
-        return status or HTTP_STATUS.get(reason, 400), reply
+        return Refusal(reason, detail, code=code or reason.value), reply
 
 
 def _claims_of(message: Verified) -> Claims:

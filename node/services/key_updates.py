@@ -19,7 +19,7 @@ import json
 import random
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,19 +33,16 @@ from protocol.keys import PublicKey, fingerprint
 from protocol.messages import KeysUpdate, KeysUpdateAck
 from protocol.models import NodeDocument, is_uuid
 
+from ..errors import Refusal
 from ..store import peers as peer_store
 from ..store import revocations as outbox_store
-from ..store.engine import begin_write
 from ..store.exchange_log import LogDraft
 from ..store.tables import OutboxItem
 from . import revocation
-from .inbound import Outcome, Refusal
+from .inbound import Outcome
 from .outbound import KEY_REASONS as KEY_REASONS
 from .peers import PeerError, fetch_peer
-from .seen import ChangeRejected
-
-if TYPE_CHECKING:
-    from ..runtime import Node
+from .ports import FederationNode
 
 MESSAGE_TYPE = "keys.update"
 DOCUMENT_TYPE = "node.document"  # the exchange log's type for a document learned by a fetch
@@ -68,7 +65,7 @@ async def enqueue_announcements(
     return peers
 
 
-async def deliver_announcement(node: Node, rng: random.Random, item: OutboxItem) -> int:
+async def deliver_announcement(node: FederationNode, rng: random.Random, item: OutboxItem) -> int:
     """Send one queued ``keys.update``; acknowledged when the peer answers with this document's
     ``issued_at`` (``superseded`` is noted: the peer holds a newer document of this node)."""
     body = KeysUpdate.model_validate_json(item.body)
@@ -76,7 +73,7 @@ async def deliver_announcement(node: Node, rng: random.Random, item: OutboxItem)
     ack = result.reply.body if result.ok and result.reply is not None else None
     acked = isinstance(ack, KeysUpdateAck) and ack.issued_at == body.document.get("issued_at")
     now = node.clock.now()
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         if acked and isinstance(ack, KeysUpdateAck):
             superseded = ack.status == UpdateStatus.SUPERSEDED
             note = "superseded: the peer holds a newer document" if superseded else None
@@ -95,7 +92,7 @@ class Outbox(revocation.Outbox):
     """The node's outbox: revocation notices as ``revocation.Outbox`` delivers them, and key
     announcements, which share its rows, claiming, retries and backoff."""
 
-    async def _deliver(self, item: Any) -> int:
+    async def _deliver(self, item: OutboxItem) -> int:
         if item.message_type == MESSAGE_TYPE:
             return await deliver_announcement(self._node, self._rng, item)
         return await super()._deliver(item)
@@ -104,7 +101,7 @@ class Outbox(revocation.Outbox):
 # --- judging and holding a peer's changed document --------------------------------------------
 
 
-def judge(node: Node, peer: str, raw: dict[str, Any]) -> DocumentUpdate:
+def judge(node: FederationNode, peer: str, raw: dict[str, Any]) -> DocumentUpdate:
     """``raw`` against the document this node holds for ``peer`` (SPEC.md §4.6)."""
     held = node.keyring.document_for(peer)
     keys = node.keyring.keys_for(peer)
@@ -113,6 +110,10 @@ def judge(node: Node, peer: str, raw: dict[str, Any]) -> DocumentUpdate:
     return check_document_update(
         raw, held, keys, now=node.clock.now(), skew_s=node.config.protocol.clock_skew_s
     )
+
+
+# a change judged again in its transaction and refused: answered by its reason's HTTP status
+CHANGE_REFUSED = "change_refused"
 
 
 class Hold:
@@ -124,7 +125,7 @@ class Hold:
     into the in-memory key ring, so a withdrawn key stops verifying with the very next message.
     """
 
-    def __init__(self, node: Node, peer: str, raw: dict[str, Any]) -> None:
+    def __init__(self, node: FederationNode, peer: str, raw: dict[str, Any]) -> None:
         self._node, self._peer, self._raw = node, peer, raw
         self._held: tuple[NodeDocument, list[PublicKey]] | None = None
 
@@ -132,13 +133,15 @@ class Hold:
         node, peer = self._node, self._peer
         row = await peer_store.peer_for_update(conn, peer)
         if row is None:
-            raise ChangeRejected(Reason.UNKNOWN_SENDER, f"{peer} is no longer a trusted peer")
+            raise Refusal(
+                Reason.UNKNOWN_SENDER, f"{peer} is no longer a trusted peer", code=CHANGE_REFUSED
+            )
         held = verify_node_document(row.document, peer)
         now, skew = node.clock.now(), node.config.protocol.clock_skew_s
         try:
             update = check_document_update(self._raw, *held, now=now, skew_s=skew)
         except ProtocolError as exc:
-            raise ChangeRejected(exc.reason, exc.detail) from None
+            raise Refusal(exc.reason, exc.detail, code=CHANGE_REFUSED) from None
         self._held = held
         if update.status is not UpdateStatus.APPLIED:
             return
@@ -161,7 +164,7 @@ class Hold:
             self._node.keyring.replace(*self._held)
 
 
-async def handle_keys_update(node: Node, message: Verified) -> Outcome:
+async def handle_keys_update(node: FederationNode, message: Verified) -> Outcome:
     """A peer announces a key change: hold its new document if §4.6 admits it."""
     body = message.body
     assert isinstance(body, KeysUpdate)
@@ -200,7 +203,7 @@ class KeyRefresh:
     """Learns a peer's changed document when its message or reply names a key this node does
     not hold or holds as ended; one per node, its rate limit per peer on the node's clock."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: FederationNode) -> None:
         self._node = node
         self._fetched_at: dict[str, datetime] = {}
         self._fetching: dict[str, asyncio.Task[bool]] = {}

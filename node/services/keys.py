@@ -29,6 +29,7 @@ from protocol.key_updates import sign_key_change
 from protocol.keys import SigningKey, fingerprint, save_private_key
 
 from ..config import CONFIG_NAME, NodeConfig
+from ..errors import InvalidInput
 from ..identity import IdentityError, load_identity
 from ..store import peers as peer_store
 from ..store.engine import begin_write, create_engine, migrate
@@ -41,8 +42,10 @@ _SECTION = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]\s*(#.*)?$")
 _FILE_LINE = re.compile(r"^(\s*)file(\s*)=")
 
 
-class KeyRotationError(Exception):
+class KeyRotationError(InvalidInput):
     """The key cannot be rotated as asked; the message says why and what to do."""
+
+    code = "key_rotation_refused"
 
 
 @dataclass(frozen=True)

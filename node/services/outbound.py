@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from pydantic import BaseModel
 
 from protocol.canonical import encode_json
-from protocol.envelope import Verified, sign_envelope, verify_envelope
+from protocol.clock import Clock
+from protocol.envelope import SeenIds, Verified, sign_envelope, verify_envelope
 from protocol.errors import ProtocolError, Reason
-from protocol.messages import REPLY_TYPES, ErrorBody
+from protocol.messages import REPLY_TYPES, ErrorBody, FragmentsResponse
 
+from ..config import NodeConfig
 from ..httpio import read_limited
-from ..store.exchange_log import LogDraft
+from ..identity import Identity
+from ..keyring import PeerKeyRing
+from ..metrics import Metrics
+from ..store.exchange_log import ExchangeLog, LogDraft
 
 FEDERATION_PATH = "/federation/v1/messages"
 KEY_REASONS = frozenset({Reason.UNKNOWN_KEY, Reason.KEY_NOT_VALID})
@@ -65,10 +70,45 @@ def unreachable_reason(exc: BaseException) -> str:
     return "connection_failed"
 
 
+class ClientNode(Protocol):
+    """What the peer client needs from its node (``runtime.Node``): who it is and its key, the
+    clock, the peers' keys and addresses, replay memory, the log, metrics, the HTTP client."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def identity(self) -> Identity: ...
+
+    @property
+    def config(self) -> NodeConfig: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def keyring(self) -> PeerKeyRing: ...
+
+    @property
+    def seen(self) -> SeenIds: ...
+
+    @property
+    def exchange_log(self) -> ExchangeLog: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    def http_session(self) -> aiohttp.ClientSession: ...
+
+    async def reload_peers_if_stale(self, min_age_s: float = 0.05) -> bool: ...
+
+    async def relearn(self, peer: str, reason: Reason, data: bytes | None = None) -> bool: ...
+
+
 class PeerClient:
     """Signs requests as this node, posts them, verifies replies, logs each exchange."""
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: ClientNode) -> None:
         self._node = node
 
     async def send(
@@ -174,7 +214,8 @@ class PeerClient:
     ) -> LogDraft:
         released, withheld = 0, []
         if result.reply is not None and result.reply.type == "fragments.response":
-            body: Any = result.reply.body
+            body = result.reply.body
+            assert isinstance(body, FragmentsResponse)
             released = len(body.fragments)
             withheld = [(w.category or "-", w.reason.value) for w in body.withheld]
         return LogDraft(

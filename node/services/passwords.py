@@ -20,10 +20,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..errors import FieldProblem, InvalidInput
 from ..store.engine import begin_write
 from ..store.records import T_USER, user_by_id
 from ..store.tables import User
-from .errors import InvalidInput
 from .users import active, unknown_user
 
 MIN_LENGTH = 10
@@ -47,14 +47,24 @@ _DUMMY_HASH = (
 def check_policy(password: str) -> None:
     """At least MIN_LENGTH characters (a passphrase is fine); no other composition rules."""
     if len(password) < MIN_LENGTH:
+        short = {"min_length": MIN_LENGTH}
         raise InvalidInput(
             f"the password must have at least {MIN_LENGTH} characters",
-            {"password": f"at least {MIN_LENGTH} characters"},
+            code="min_length",
+            params=short,
+            fields={
+                "password": FieldProblem("min_length", f"at least {MIN_LENGTH} characters", short)
+            },
         )
     if len(password) > MAX_LENGTH:
+        long = {"max_length": MAX_LENGTH}
         raise InvalidInput(
             f"the password must have at most {MAX_LENGTH} characters",
-            {"password": f"at most {MAX_LENGTH} characters"},
+            code="max_length",
+            params=long,
+            fields={
+                "password": FieldProblem("max_length", f"at most {MAX_LENGTH} characters", long)
+            },
         )
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from protocol.documents import verify_node_document
 from protocol.errors import ProtocolError
@@ -15,6 +16,7 @@ from protocol.jsontext import parse_json_object
 from protocol.keys import fingerprint
 from protocol.models import NodeDocument
 
+from ..errors import Unavailable
 from ..store import peers as peer_store
 from ..store.tables import Peer
 
@@ -22,8 +24,10 @@ WELL_KNOWN = "/.well-known/barnplan/node"
 MAX_DOCUMENT_BYTES = 65_536
 
 
-class PeerError(Exception):
+class PeerError(Unavailable):
     """Fetching or checking a peer failed; the message is one line an operator can act on."""
+
+    code = "peer_unavailable"
 
 
 @dataclass(frozen=True)
@@ -59,13 +63,13 @@ async def fetch_peer(session: aiohttp.ClientSession, url: str) -> FetchedPeer:
         # duplicated member, "v": 1.0 or a byte-order mark is refused here as at the endpoint,
         # and as a document a peer announces in a keys.update is (§4.6)
         raw = parse_json_object(body)
-        doc, keys = verify_node_document(raw, float_free=True)
+        doc, keys = verify_node_document(raw)
     except ProtocolError as exc:
         raise PeerError(f"node document from {target} failed verification: {exc}") from None
     return FetchedPeer(doc, raw, [fingerprint(k.raw) for k in keys])
 
 
-async def trust_peer(engine: Any, fetched: FetchedPeer, own_id: str, now: datetime) -> Peer:
+async def trust_peer(engine: AsyncEngine, fetched: FetchedPeer, own_id: str, now: datetime) -> Peer:
     """Record a verified peer. A node never trusts a document that claims its own id."""
     doc = fetched.document
     if doc.id == own_id:

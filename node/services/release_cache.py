@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from protocol.canonical import Precanonical
 from protocol.documents import parse_document
 from protocol.keys import SigningKey
 from protocol.models import ConsentStatement
@@ -64,19 +63,12 @@ class ReleaseCache:
     ) -> dict[str, Any]:
         """The signed object for ``record`` under ``consent_id``: the one signed earlier for
         this version, consent and key, or a new one signed at ``signed_at``. A new key (after
-        a rotation) or a new version means a new signature."""
-        value: dict[str, Any] = self.signed_canonical(record, consent_id, key, signed_at).value
-        return value
-
-    def signed_canonical(
-        self, record: FragmentRecord, consent_id: str, key: SigningKey, signed_at: str
-    ) -> Precanonical:
-        """``signed``, with its canonical bytes (computed once): what a release reply holds.
-        The object was checked against the protocol's fragment model when it was signed."""
+        a rotation) or a new version means a new signature. The object was checked against the
+        protocol's fragment model when it was signed; it must not be mutated."""
         cache_key = (record.fragment_id, record.version, consent_id, key.key_id)
-        found: Precanonical | None = self._fragments.get(cache_key)
+        found: dict[str, Any] | None = self._fragments.get(cache_key)
         if found is None:
-            found = Precanonical(signed_fragment(record, consent_id, key, signed_at))
+            found = signed_fragment(record, consent_id, key, signed_at)
             self._fragments.put(cache_key, found)
         return found
 

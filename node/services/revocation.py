@@ -18,12 +18,12 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.clock import format_time, parse_time
 from protocol.envelope import Verified
@@ -37,18 +37,14 @@ from protocol.messages import (
 )
 
 from ..domain.revocation import RevocationClaim, revocation_problem
+from ..errors import Conflict, Forbidden, NotFound, Refusal
 from ..store import records
 from ..store import revocations as store
-from ..store.engine import begin_write, read_with
-from ..store.exchange_log import SyncChange
-from ..store.tables import User
-from .errors import Conflict, Forbidden, NotFound
-from .inbound import Outcome, Refusal
+from ..store.tables import OutboxItem, User
+from .inbound import Outcome
 from .outbound import LogContext
+from .ports import FederationNode
 from .users import professional_ref
-
-if TYPE_CHECKING:
-    from ..runtime import Node
 
 BASE_S = 0.5
 CAP_S = 60.0
@@ -62,18 +58,24 @@ def backoff_delay(attempts: int, rng: random.Random) -> float:
     return min(CAP_S, BASE_S * 2 ** max(0, attempts - 1)) * rng.uniform(0.5, 1.0)
 
 
-async def record_revocation(node: Node, actor: User, consent_id: str) -> dict[str, Any]:
+async def record_revocation(node: FederationNode, actor: User, consent_id: str) -> dict[str, Any]:
     """Revoke a consent here and queue a notice to every other participant, in one transaction."""
     if actor.role not in ("professional", "lead"):
-        raise Forbidden("only professionals record a family's withdrawal of consent")
+        raise Forbidden(
+            "only professionals record a family's withdrawal of consent", code="not_professional"
+        )
     now = node.clock.now()
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         statement = await records.consent_statement(conn, consent_id)
         if statement is None:
-            raise NotFound(f"no consent {consent_id} on this node")
+            raise NotFound(
+                f"no consent {consent_id} on this node",
+                code="no_consent",
+                params={"consent_id": consent_id},
+            )
         plan_id = statement["plan_id"]
         if await store.is_revoked(conn, consent_id, plan_id):
-            raise Conflict("this consent is already revoked")
+            raise Conflict("this consent is already revoked", code="already_revoked")
         members = await records.participants_on(conn, plan_id)
         notice = ConsentRevoke.model_validate(
             {
@@ -157,7 +159,7 @@ REFUSED = {
 }
 
 
-async def handle_revoke(node: Node, message: Verified) -> Outcome:
+async def handle_revoke(node: FederationNode, message: Verified) -> Outcome:
     """A peer tells us a consent was revoked: store it (a tombstone if the consent is unknown)
     if the sender takes part in the consent's plan as this node knows it; else refuse."""
     body = message.body
@@ -165,14 +167,14 @@ async def handle_revoke(node: Node, message: Verified) -> Outcome:
     if body.revoked_by != message.sender:
         raise Refusal(Reason.MALFORMED, "a notice names its sender as the revoking node")
     claim = RevocationClaim(body.consent_id, body.plan_id, body.revoked_by, message.sender)
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         problem = await conn.run_sync(judge_revocation_sync, claim)
     if problem is not None:
         raise Refusal(problem, REFUSED[problem])
     now = node.clock.now()
 
-    def change(conn: Connection) -> None:
-        apply_revocation_sync(conn, body, now)
+    async def change(conn: AsyncConnection) -> None:
+        await conn.run_sync(apply_revocation_sync, body, now)
 
     ack = ConsentRevokeAck(notice_id=body.notice_id, consent_id=body.consent_id)
     return Outcome(
@@ -180,16 +182,16 @@ async def handle_revoke(node: Node, message: Verified) -> Outcome:
         plan_id=body.plan_id,
         consent_id=body.consent_id,
         professional=body.professional,
-        change=SyncChange(change),
+        change=change,
     )
 
 
-async def handle_since(node: Node, message: Verified) -> Outcome:
+async def handle_since(node: FederationNode, message: Verified) -> Outcome:
     """Revocations after ``cursor`` for plans the requester takes part in (as we know them),
     of those this node may pass on: of plans it leads, or recorded by itself (SPEC §7.6)."""
     body = message.body
     assert isinstance(body, RevocationsSince)
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         top = await store.max_revocation_seq(conn)
         led, joined = await records.plans_shared_with(conn, message.sender)
         found = await store.revocations_since(conn, body.cursor, led, joined, node.node_id, PAGE)
@@ -215,7 +217,7 @@ async def handle_since(node: Node, message: Verified) -> Outcome:
     return Outcome(body=reply.model_dump(mode="json"), released=len(found))
 
 
-async def handle_hello(node: Node, message: Verified) -> Outcome:
+async def handle_hello(node: FederationNode, message: Verified) -> Outcome:
     """A peer is back: its queued notices are due now (the reset happens on any traffic)."""
     return Outcome(body={"ok": True})
 
@@ -223,7 +225,7 @@ async def handle_hello(node: Node, message: Verified) -> Outcome:
 class Outbox:
     """Drains the outbox: claims due items, delivers them, records acks or the next attempt."""
 
-    def __init__(self, node: Node, rng: random.Random | None = None) -> None:
+    def __init__(self, node: FederationNode, rng: random.Random | None = None) -> None:
         self._node = node
         self._rng = rng or random.Random()
         self._pending: set[str] = set()
@@ -234,7 +236,7 @@ class Outbox:
         self._pending.update(peers)
 
     async def refresh_pending(self) -> None:
-        async with self._node.engine.connect() as conn:
+        async with self._node.store.reading() as conn:
             self._pending = await store.pending_peers(conn)
             backlog = len(await store.outbox_rows(conn))
         self._node.metrics.outbox_backlog.set(backlog)
@@ -243,7 +245,7 @@ class Outbox:
         """Any verified traffic from ``peer``: reset its backoff and flush its queue."""
         if peer not in self._pending:
             return
-        async with begin_write(self._node.engine) as conn:
+        async with self._node.store.writing() as conn:
             await store.reset_backoff(conn, peer, self._node.clock.now())
         self.kick()
 
@@ -274,9 +276,9 @@ class Outbox:
         now = node.clock.now()
         # a read first: the scheduler drains every second, and an idle outbox (nearly always)
         # should not cost a write transaction each time
-        if not await read_with(node.engine, node.sync_engine, store.has_due_sync, now):
+        if not await node.store.read(store.has_due_sync, now):
             return 0
-        async with begin_write(node.engine) as conn:
+        async with node.store.writing() as conn:
             items = await store.claim_due(conn, now, now + timedelta(seconds=LEASE_S), None)
         if not items:
             return 0
@@ -284,7 +286,7 @@ class Outbox:
         await self.refresh_pending()
         return sum(results)
 
-    async def _deliver(self, item: Any) -> int:
+    async def _deliver(self, item: OutboxItem) -> int:
         node = self._node
         body = ConsentRevoke.model_validate_json(item.body)
         context = LogContext(
@@ -298,7 +300,7 @@ class Outbox:
             and result.reply is not None
             and getattr(result.reply.body, "notice_id", None) == body.notice_id
         )
-        async with begin_write(node.engine) as conn:
+        async with node.store.writing() as conn:
             if acked:
                 await store.mark_delivered(conn, item.item_id, now)
                 node.metrics.delivery_latency.observe((now - item.created_at).total_seconds())
@@ -320,7 +322,7 @@ class Outbox:
         return 1 if acked else 0
 
 
-async def catch_up(node: Node, timeout_s: float = 3.0) -> dict[str, str]:
+async def catch_up(node: FederationNode, timeout_s: float = 3.0) -> dict[str, str]:
     """Say hello to every peer and pull the revocations missed from each; bounded in time."""
 
     async def one(peer: str) -> str:
@@ -349,12 +351,12 @@ async def catch_up(node: Node, timeout_s: float = 3.0) -> dict[str, str]:
     return outcomes
 
 
-async def _pull(node: Node, peer: str, timeout_s: float, skipped: Counter[str]) -> str:
+async def _pull(node: FederationNode, peer: str, timeout_s: float, skipped: Counter[str]) -> str:
     """Page through ``peer``'s revocations after our cursor for it. Each entry is applied only
     if this node's own records admit it, as a notice from that peer would be (a member that
     lists revocations it may not pass on changes nothing here); the others are counted in
     ``skipped`` by reason. The cursor moves on past both."""
-    async with node.engine.connect() as conn:
+    async with node.store.reading() as conn:
         cursor = await store.get_cursor(conn, peer)
     for _ in range(100):
         result = await node.peers.send(
@@ -365,7 +367,7 @@ async def _pull(node: Node, peer: str, timeout_s: float, skipped: Counter[str]) 
         page = result.reply.body
         assert isinstance(page, RevocationsList)
         now = node.clock.now()
-        async with begin_write(node.engine) as conn:
+        async with node.store.writing() as conn:
             for revocation in page.revocations:
                 problem = await conn.run_sync(take_revocation_sync, revocation, peer, now)
                 if problem is not None:
@@ -377,7 +379,7 @@ async def _pull(node: Node, peer: str, timeout_s: float, skipped: Counter[str]) 
     return "ok"
 
 
-def _report_skipped(node: Node, peer: str, skipped: Counter[str]) -> None:
+def _report_skipped(node: FederationNode, peer: str, skipped: Counter[str]) -> None:
     """Entries of a peer's catch-up that were not applied: counted, and one process-log line
     naming the peer (ids and reason codes only) so an operator can find a member gone bad."""
     if not skipped:
@@ -387,10 +389,7 @@ def _report_skipped(node: Node, peer: str, skipped: Counter[str]) -> None:
     log.warning("catchup.skipped", peer=peer, skipped=sum(skipped.values()), reasons=dict(skipped))
 
 
-async def expire_consents(node: Node) -> list[str]:
+async def expire_consents(node: FederationNode) -> list[str]:
     """Scheduled: mark consents past ``valid_until`` (release also checks at decision time)."""
-    async with begin_write(node.engine) as conn:
+    async with node.store.writing() as conn:
         return await store.mark_expired(conn, node.clock.now())
-
-
-Job = Callable[[], Awaitable[Any]]

@@ -1,8 +1,9 @@
 """Persistent replay memory: a fast in-memory check backed by the ``seen_message`` table.
 
 The in-memory map answers ``check_and_remember`` synchronously inside envelope verification.
-The row is inserted in the same transaction as the request's log entry, and its primary key is
-the final word when several processes share one database (a duplicate insert is a replay).
+The row is inserted in the same transaction as the request's log entry (by the exchange log), and
+its primary key is the final word when several processes share one database (a duplicate insert
+is a replay).
 """
 
 from __future__ import annotations
@@ -10,24 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from protocol.errors import Reason
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..store.engine import begin_write
 from ..store.tables import SeenMessage
 
 T_SEEN = SeenMessage.__table__  # type: ignore[attr-defined]
-
-
-class ChangeRejected(Exception):
-    """A state change refused for a protocol reason; the log records it as refused."""
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 class PersistentSeenIds:
@@ -45,20 +34,6 @@ class PersistentSeenIds:
             return True
         self._seen[key] = expires_at
         return False
-
-    @staticmethod
-    async def persist(
-        conn: AsyncConnection, sender: str, message_id: str, expires_at: datetime
-    ) -> None:
-        try:
-            async with conn.begin_nested():
-                await conn.execute(
-                    T_SEEN.insert().values(
-                        sender=sender, message_id=message_id, expires_at=expires_at
-                    )
-                )
-        except IntegrityError:
-            raise ChangeRejected(Reason.REPLAYED, f"message id {message_id} already seen") from None
 
     async def prune(self, engine: AsyncEngine, now: datetime) -> int:
         """Forget ids past their expiry (in memory and in the table); a scheduled job runs this."""

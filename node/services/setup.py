@@ -11,6 +11,7 @@ from protocol.encoding import b64url_encode
 from protocol.keys import SigningKey, save_private_key
 
 from ..config import CONFIG_NAME, ConfigError, NodeConfig, load_config, render_config
+from ..errors import InvalidInput
 from ..store import peers as peer_store
 from ..store.engine import (
     BACKUP_GUIDE,
@@ -26,8 +27,10 @@ from ..store.tables import OwnKey
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
-class SetupError(Exception):
+class SetupError(InvalidInput):
     """The node directory cannot be created as asked; the message says why."""
+
+    code = "setup_refused"
 
 
 async def init_node(
@@ -42,11 +45,14 @@ async def init_node(
     store_url: str,
     clock: Clock,
     store_schema: str = "",
+    key_passphrase_file: str = "",
 ) -> NodeConfig:
     """Create ``directory`` with config, a fresh Ed25519 key (0600) and a migrated database.
 
     All or nothing: a store that already holds a node (its config and key lost, say) is
     refused, and on any failure every file and directory this made is removed again.
+    ``key_passphrase_file``: encrypt the key with the passphrase in that file (it becomes
+    ``keys.passphrase_file``; a relative path is relative to ``directory``).
     """
     config_path = directory / CONFIG_NAME
     if config_path.exists():
@@ -64,6 +70,7 @@ async def init_node(
             port=port,
             store_url=store_url,
             store_schema=store_schema,
+            key_passphrase_file=key_passphrase_file,
         )
         config_path.write_text(text, encoding="utf-8")
         made.append(config_path)

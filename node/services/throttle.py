@@ -14,7 +14,6 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..store import web_auth
@@ -43,21 +42,19 @@ class LoginThrottle:
     async def attempt(
         self,
         engine: AsyncEngine,
-        sync: Engine | None,
         user_id: str,
         source: str,
         now: datetime,
     ) -> bool:
         """Count a login attempt of ``user_id`` from ``source``; False if either is over its
         limit (then check no password). The source is counted first and, once over its limit,
-        alone: a locked source cannot add rows for any number of user ids. ``sync``: the
-        store's synchronous twin on SQLite (``Node.sync_engine``), None on PostgreSQL."""
+        alone: a locked source cannot add rows for any number of user ids."""
         subjects = [
             (subject("source", source), self.per_source),
             (subject("user", user_id), self.per_user),
         ]
         return await web_auth.count_attempt(
-            engine, sync, subjects, now, now - timedelta(seconds=self.window_s)
+            engine, subjects, now, now - timedelta(seconds=self.window_s)
         )
 
     async def succeeded(self, engine: AsyncEngine, user_id: str, source: str) -> None:

@@ -16,9 +16,9 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..errors import Conflict, FieldProblem, InvalidInput, NotFound
 from ..store import records
 from ..store.tables import User
-from .errors import Conflict, InvalidInput, NotFound
 
 ROLES = ("professional", "lead", "operator")
 USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -46,7 +46,11 @@ async def active_user(engine: AsyncEngine, user_id: str) -> User | None:
 
 
 def unknown_user(user_id: str) -> NotFound:
-    return NotFound(f"no user {user_id!r} on this node: 'barnplan users list' shows its users")
+    return NotFound(
+        f"no user {user_id!r} on this node: 'barnplan users list' shows its users",
+        code="no_user",
+        params={"user_id": user_id},
+    )
 
 
 async def add_user(
@@ -60,16 +64,30 @@ async def add_user(
     """Create a user and return it with its new bearer token. ``provider``: the (issuer,
     stored subject) they sign in with through the agency's OpenID provider."""
     if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", {"role": "unknown role"})
+        raise InvalidInput(
+            f"role must be one of {', '.join(ROLES)}",
+            code="unknown_role",
+            fields={"role": FieldProblem("unknown_role", "unknown role")},
+        )
     if not USER_ID.match(user_id):
         raise InvalidInput(
-            "user id: letters, digits, _ and - only (at most 64)", {"user_id": "invalid"}
+            "user id: letters, digits, _ and - only (at most 64)",
+            code="bad_user_id",
+            fields={"user_id": FieldProblem("bad_user_id", "invalid")},
         )
     if not display_name.strip():
-        raise InvalidInput("display name must not be empty", {"display_name": "required"})
-    if len(display_name.strip()) > 200:  # the column's limit, which reading a user checks
         raise InvalidInput(
-            "display name: at most 200 characters", {"display_name": "at most 200 characters"}
+            "display name must not be empty",
+            code="missing",
+            fields={"display_name": FieldProblem("missing", "required")},
+        )
+    if len(display_name.strip()) > 200:  # the column's limit, which reading a user checks
+        limit = {"max_length": 200}
+        raise InvalidInput(
+            "display name: at most 200 characters",
+            code="max_length",
+            params=limit,
+            fields={"display_name": FieldProblem("max_length", "at most 200 characters", limit)},
         )
     token = new_token()
     user = User(
@@ -85,8 +103,12 @@ async def add_user(
         await records.insert_user(engine, user)
     except IntegrityError:
         if provider and await records.user_by_subject(engine, *provider) is not None:
-            raise Conflict("a user with this --subject at this provider already exists") from None
-        raise Conflict(f"user {user_id} already exists") from None
+            raise Conflict(
+                "a user with this --subject at this provider already exists", code="subject_exists"
+            ) from None
+        raise Conflict(
+            f"user {user_id} already exists", code="user_exists", params={"user_id": user_id}
+        ) from None
     return user, token
 
 

@@ -4,13 +4,10 @@ A node's log grows to millions of entries and an operator verifies all of them, 
 loop. It was ~25-50 µs an entry through SQLAlchemy's async streaming, a dict per row and a new
 ``json.dumps`` encoder per row. Here, on SQLite:
 
-- rows are read with the standard ``sqlite3`` driver from a read-only connection of their own,
+- rows are read from a read-only driver connection of their own (``engine.connect_read_only``),
   in a worker thread (off the event loop, and not through the async pool);
-- each entry's canonical JSON is built with one ``%`` format over the columns in sorted-key order
-  and the ``json`` module's own string encoder, so the bytes are exactly those of ``entry_hash``
-  (the definition in SPEC.md §7.8) without building a dict or an encoder per row; any row whose
-  values are not the usual types (a hand-edited ``at``, a float in ``released`` ...) is hashed
-  by ``entry_hash`` itself, so no row is ever judged by a different definition;
+- each entry is hashed from its stored values by ``log_entry.values_hash``, the one definition
+  of the entry's text form and hash (SPEC.md §7.8), without a dict per row;
 - a long chain is cut into seq ranges, one per core: this thread walks the first and a child
   process (``child_main``) walks each other range from its own read-only connection, since
   the walk is pure Python and one process gets one core (threads would share the GIL; hashlib
@@ -19,58 +16,27 @@ loop. It was ~25-50 µs an entry through SQLAlchemy's async streaming, a dict pe
   and seq continuity across each cut, so the result, including which entry is named first and
   why, is exactly that of one sequential walk.
 
-This module imports nothing heavier than ``sqlite3`` so that a child process starts in
-milliseconds; the PostgreSQL path (``exchange_log.verify_chain``) feeds the same walker from
-SQLAlchemy's stream.
+A child process imports this module, the pure ``log_entry`` and the engine module (for the
+read-only connection), in a few hundred milliseconds, against seconds of walking; the PostgreSQL
+path (``exchange_log.verify_chain``) feeds the same walker from SQLAlchemy's stream.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from json.encoder import encode_basestring
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-GENESIS = "0" * 64
-# the exchange_log table's columns in the order the walker unpacks them (a test holds them to the
-# table); exchange_log re-exports these two
-COLUMNS = (
-    "seq",
-    "at",
-    "direction",
-    "peer",
-    "message_type",
-    "message_id",
-    "plan_id",
-    "consent_id",
-    "purpose",
-    "professional",
-    "categories",
-    "released",
-    "withheld",
-    "outcome",
-    "reason",
-    "prev_hash",
-    "hash",
-)
-# entry_hash's canonical JSON (sort_keys, no spaces, ensure_ascii=False) with the keys in sorted
-# order: at categories consent_id direction message_id message_type outcome peer plan_id
-# prev_hash professional purpose reason released seq withheld. ``at`` is always digits and
-# punctuation, so it is quoted here; every other string goes through ``encode_basestring``.
-_CANONICAL = (
-    '{"at":"%sZ","categories":%s,"consent_id":%s,"direction":%s,"message_id":%s,'
-    '"message_type":%s,"outcome":%s,"peer":%s,"plan_id":%s,"prev_hash":%s,"professional":%s,'
-    '"purpose":%s,"reason":%s,"released":%d,"seq":%d,"withheld":%s}'
-)
+from .engine import connect_read_only
+from .log_entry import COLUMNS, GENESIS, format_at, sqlite_at, sqlite_at_text, values_hash
+
 _SELECT_RANGE = (
     f"SELECT {', '.join(COLUMNS)} FROM exchange_log WHERE seq >= ? AND seq <= ? ORDER BY seq"
 )
@@ -113,93 +79,6 @@ def edited(seq: int) -> ChainProblem:
     return ChainProblem(seq, "edited", "the entry's content does not match its hash")
 
 
-def sqlite_at(value: Any) -> datetime:
-    """``at`` as SQLAlchemy + ``UTCDateTime`` read it from SQLite (naive text, UTC re-attached)."""
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def sqlite_at_text(value: Any) -> str | None:
-    """``format_at`` of the stored text without its ``Z``, or None to take the reference path.
-
-    ``format_at`` is strftime ``%Y-%m-%dT%H:%M:%S.%f`` of the UTC time, which is what
-    ``isoformat`` prints for a naive time of a four-digit year, at a fraction of the cost.
-    """
-    if type(value) is not str:
-        return None
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is not None or parsed.year < 1000:
-        return None
-    return parsed.isoformat("T", "microseconds")
-
-
-def aware_at_text(value: Any) -> str | None:
-    """The same for an aware datetime, as PostgreSQL's driver returns ``at``."""
-    if type(value) is not datetime or value.tzinfo is None:
-        return None
-    utc = value.astimezone(UTC)
-    if utc.year < 1000:
-        return None
-    return utc.replace(tzinfo=None).isoformat("T", "microseconds")
-
-
-def entry_text(
-    at_iso: str,
-    categories: Any,
-    consent_id: Any,
-    direction: Any,
-    message_id: Any,
-    message_type: Any,
-    outcome: Any,
-    peer: Any,
-    plan_id: Any,
-    prev_hash: Any,
-    professional: Any,
-    purpose: Any,
-    reason: Any,
-    released: Any,
-    seq: Any,
-    withheld: Any,
-) -> str | None:
-    """``entry_hash``'s canonical JSON of an entry (``at_iso`` is ``format_at`` without its
-    ``Z``; the other fields in sorted-key order), or None when a value is not of the usual type
-    (then ``entry_hash`` itself must decide). Appends and the walker both hash through this."""
-    if type(released) is not int or type(seq) is not int:
-        return None
-    enc = encode_basestring
-    try:
-        return _CANONICAL % (
-            at_iso,
-            enc(categories),
-            "null" if consent_id is None else enc(consent_id),
-            enc(direction),
-            enc(message_id),
-            enc(message_type),
-            enc(outcome),
-            enc(peer),
-            "null" if plan_id is None else enc(plan_id),
-            enc(prev_hash),
-            "null" if professional is None else enc(professional),
-            "null" if purpose is None else enc(purpose),
-            "null" if reason is None else enc(reason),
-            released,
-            seq,
-            enc(withheld),
-        )
-    except TypeError:  # an unusual value: encode_basestring takes only a str
-        return None
-
-
-def reference_hash(values: Sequence[Any], at: datetime) -> str:
-    """``entry_hash`` of the row exactly as the dict-per-row verifier built it."""
-    # imported here: exchange_log pulls in SQLAlchemy, which a child process never needs
-    from .exchange_log import entry_hash
-
-    row = dict(zip(COLUMNS, values, strict=True))
-    row["at"] = at
-    return entry_hash(row)
-
-
 @dataclass
 class Segment:
     """What walking one run of consecutive entries found.
@@ -238,8 +117,8 @@ class ChainWalker:
 
     Per entry, in this order: its seq is the one expected (else ``missing``/``reordered``), its
     ``prev_hash`` is the previous entry's hash (``broken_link``), its hash is that of its content
-    (``edited``). ``at_text`` turns the driver's ``at`` into ``format_at`` text (or None: that
-    row is hashed by ``reference_hash`` with ``at_value``). With ``expected=None`` the
+    (``edited``). ``at_text`` turns the driver's ``at`` into ``format_at`` text (or None: then
+    ``at_value`` parses it and ``format_at`` formats it). With ``expected=None`` the
     first entry's own seq and ``prev_hash`` are taken (a range that the join checks later).
     """
 
@@ -264,31 +143,12 @@ class ChainWalker:
         segment = self.segment
         if segment.problem is not None:
             return False
-        keep, hashes, at_text = self.keep, segment.hashes, self.at_text
-        sha256 = hashlib.sha256
+        keep, hashes, at_text, at_value = self.keep, segment.hashes, self.at_text, self.at_value
         expected, prev = self.expected, self.prev
         walked = 0
         try:
             for values in rows:
-                (
-                    seq,
-                    at,
-                    direction,
-                    peer,
-                    message_type,
-                    message_id,
-                    plan_id,
-                    consent_id,
-                    purpose,
-                    professional,
-                    categories,
-                    released,
-                    withheld,
-                    outcome,
-                    reason,
-                    prev_hash,
-                    digest,
-                ) = values
+                seq, prev_hash, digest = values[0], values[15], values[16]
                 if segment.first_seq is None:
                     segment.first_seq, segment.first_prev = seq, prev_hash
                     if self.trust_first:  # a range walked on its own: the join checks these
@@ -300,40 +160,14 @@ class ChainWalker:
                     segment.problem = broken_link(seq)
                     return False
                 try:
+                    at = values[1]
                     at_iso = at_text(at)
-                except (ValueError, TypeError):  # not a time at all: written by hand
+                    if at_iso is None:  # not as the driver returns a stored time: parse it
+                        at_iso = format_at(at_value(at))[:-1]
+                    computed = values_hash(values, at_iso)
+                except (ValueError, TypeError):  # not a time at all, or not JSON: by hand
                     segment.problem = edited(seq)
                     return False
-                text = (
-                    None
-                    if at_iso is None
-                    else entry_text(
-                        at_iso,
-                        categories,
-                        consent_id,
-                        direction,
-                        message_id,
-                        message_type,
-                        outcome,
-                        peer,
-                        plan_id,
-                        prev_hash,
-                        professional,
-                        purpose,
-                        reason,
-                        released,
-                        seq,
-                        withheld,
-                    )
-                )
-                if text is not None:
-                    computed = sha256(text.encode("utf-8")).hexdigest()
-                else:
-                    try:
-                        computed = reference_hash(values, self.at_value(at))
-                    except (ValueError, TypeError):
-                        segment.problem = edited(seq)
-                        return False
                 if computed != digest:
                     segment.problem = edited(seq)
                     return False
@@ -379,12 +213,6 @@ def join(segments: Iterable[Segment]) -> ChainResult:
         expected, prev = segment.last_seq + 1, segment.last_hash
     result.head_seq, result.head_hash = expected - 1, prev
     return result
-
-
-def connect_read_only(path: str) -> sqlite3.Connection:
-    """A read-only connection: the verifier can never write, and in WAL it never waits."""
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
-    return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
 
 def walk_range(path: str, lo: int, hi: int, keep: set[int] | None) -> Segment:

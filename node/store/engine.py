@@ -5,25 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from ..errors import Unavailable
 from .migration_head import VERSION_TABLE
+from .sqlite_driver import loop_dbapi
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
-BUSY_TIMEOUT_MS = 5000  # how long a SQLite writer waits for another process's write lock
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
@@ -33,13 +34,17 @@ RESTORE = f"restore it from a backup ({BACKUP_GUIDE})"
 STORE_TABLES = (VERSION_TABLE, "own_key")
 
 
-class StoreError(Exception):
+class StoreError(Unavailable):
     """The store cannot be used as it is (missing, not a database, written by a newer release,
     unreachable); the message names the store and says what to do."""
+
+    code = "store_unavailable"
 
 
 class StoreUrlError(StoreError, ValueError):
     """A store URL names a database this node cannot use."""
+
+    code = "store_url_invalid"
 
 
 def _redacted(url: str) -> str:
@@ -116,6 +121,7 @@ def create_engine(url: str, schema_name: str = "", *, create: bool = False) -> A
         # and closed again on every use, so keep enough for a busy node's concurrent requests
         kwargs["pool_size"] = 32
         kwargs["max_overflow"] = 8
+        kwargs["module"] = loop_dbapi()  # statements on the event loop (sqlite_driver)
     if target.startswith("postgresql"):
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 10
@@ -214,7 +220,7 @@ def _connect_errors(sync_engine: Engine, name: str) -> None:
         ) from original
 
 
-def _sqlite_events(sync_engine: Engine, *, autocheckpoint: bool = True) -> None:
+def _sqlite_events(sync_engine: Engine) -> None:
     @event.listens_for(sync_engine, "connect")
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         # SQLAlchemy's documented recipe: let SQLAlchemy, not the driver, emit BEGIN, so
@@ -224,41 +230,28 @@ def _sqlite_events(sync_engine: Engine, *, autocheckpoint: bool = True) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        if not autocheckpoint:
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
+        # no busy_timeout: the driver never waits on the loop, it retries a statement refused
+        # with SQLITE_BUSY in a worker thread that waits there (sqlite_driver.BUSY_TIMEOUT_MS)
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
     def _sqlite_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # straight to the driver's cursor: a statement through SQLAlchemy costs more than BEGIN
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        finally:
+            cursor.close()
 
 
-def sqlite_sync_twin(engine: AsyncEngine) -> Engine | None:
-    """A synchronous engine on the same SQLite file (same PRAGMAs), or None for PostgreSQL.
-
-    aiosqlite runs every statement, fetch and cursor close as a round trip to its connection
-    thread; on a busy 2-core machine each round trip costs 0.1-1 ms of scheduling, which made a
-    fragment request cost tens of them. Hot paths use this engine instead: a few indexed reads
-    run directly (microseconds; WAL readers never wait for the writer) and a whole log batch
-    runs as ONE call in a worker thread.
-
-    Its connections commit on the event loop thread, so SQLite's automatic WAL checkpoint (which
-    copies ~1,000 pages back and syncs the file, milliseconds) is off on them: the exchange log
-    runs checkpoints in a worker thread instead (``ExchangeLog``).
-    """
-    if engine.dialect.name != "sqlite":
-        return None
-    sync = create_sync_engine(
-        engine.url.set(drivername="sqlite"),
-        pool_size=8,
-        max_overflow=8,
-        connect_args={"check_same_thread": False},
-    )
-    _sqlite_events(sync, autocheckpoint=False)
-    _connect_errors(sync, engine_store_name(engine))
-    return sync
+def connect_read_only(path: str | Path) -> sqlite3.Connection:
+    """A read-only driver connection to the SQLite file at ``path``, for the log verifier's
+    walk (``chain_verify``), which runs in a worker thread and in child processes: it can
+    never write, and in WAL it never waits for a writer. The one place outside the engine's
+    own set-up where the node opens the driver."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
 
 def alembic_config() -> Config:
@@ -334,8 +327,9 @@ def write_lock(engine: AsyncEngine) -> asyncio.Lock | None:
     """SQLite: one asyncio lock per database (pool) and event loop that every writer in this
     process takes before ``BEGIN IMMEDIATE``, so writers queue in the event loop (FIFO, no
     delay) instead of in SQLite's busy handler, which sleeps 1, 2, 5 ... 100 ms between tries:
-    16 concurrent write transactions took 165 ms that way, 29 ms queued. Other processes still
-    wait through busy_timeout. None on PostgreSQL (row locks; writers run in parallel).
+    16 concurrent write transactions took 165 ms that way, 29 ms queued. Other processes' locks
+    are still waited for (in a worker thread, ``sqlite_driver``). None on PostgreSQL (row locks;
+    writers run in parallel).
 
     The locks live on the engine's pool (shared by every ``execution_options`` copy of the
     engine), never in a module-level registry."""
@@ -355,26 +349,13 @@ def write_lock(engine: AsyncEngine) -> asyncio.Lock | None:
 @contextlib.asynccontextmanager
 async def begin_write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A write transaction. On SQLite it is ``BEGIN IMMEDIATE``: the write lock is taken up
-    front (waiting up to busy_timeout), so a transaction that reads then writes can never fail
-    with SQLITE_BUSY_SNAPSHOT because another writer committed in between. Writers of this
-    process take turns first (``write_lock``). Not re-entrant: never nest two."""
+    front (waiting up to ``sqlite_driver.BUSY_TIMEOUT_MS`` for another process), so a
+    transaction that reads then writes can never fail with SQLITE_BUSY_SNAPSHOT because another
+    writer committed in between. Writers of this process take turns first (``write_lock``).
+    Not re-entrant: never nest two."""
     lock = write_lock(engine)
     async with contextlib.AsyncExitStack() as stack:
         if lock is not None:
             await stack.enter_async_context(lock)
         conn = await stack.enter_async_context(engine.execution_options(immediate=True).begin())
         yield conn
-
-
-async def read_with(
-    engine: AsyncEngine, sync: Engine | None, fn: Callable[..., T], *args: Any
-) -> T:
-    """Run ``fn(connection, *args)``, a read written for a synchronous connection, in one read
-    transaction: on SQLite directly on the synchronous twin ``sync`` (a few indexed reads cost
-    microseconds there, against a thread round trip per statement through aiosqlite; WAL readers
-    never wait), elsewhere on the async engine through ``run_sync``."""
-    if sync is not None:
-        with sync.connect() as conn:
-            return fn(conn, *args)
-    async with engine.connect() as aconn:
-        return await aconn.run_sync(fn, *args)

@@ -1,30 +1,37 @@
 """Queries over this agency's own records: users, children, plans, fragments and consents.
 
 Hot paths (the release decision) use SQLAlchemy Core and read everything one request needs in a
-few statements; the ORM models serve as table definitions.
+few statements of one read transaction; the ORM models serve as table definitions. Each query
+exists once, written against a synchronous ``Connection`` and run through the store's
+transaction runner (``run_sync`` on the async engine), the same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlmodel import SQLModel
 
 from protocol.jsontext import parse_json_object
 
 from ..domain.records import FragmentRecord, PlanFacts
-from .chain_verify import sqlite_at
 from .engine import begin_write
-from .tables import Child, Consent, FragmentVersion, Plan, PlanParticipant, User, UTCDateTime
-
-M = TypeVar("M", bound=SQLModel)
+from .revocations import revoked_clause
+from .tables import (
+    Child,
+    Consent,
+    FragmentVersion,
+    Plan,
+    PlanParticipant,
+    User,
+)
 
 T_USER = User.__table__  # type: ignore[attr-defined]
 T_CHILD = Child.__table__  # type: ignore[attr-defined]
@@ -267,19 +274,37 @@ async def plan_facts(
     return await conn.run_sync(plan_facts_sync, plan_id, declined)
 
 
-def plan_facts_sync(conn: Connection, plan_id: str, declined: bool = False) -> PlanFacts | None:
-    """``plan_facts`` on a synchronous connection (in a write transaction's worker thread)."""
-    row = conn.execute(
-        select(T_PLAN.c.lead_node, T_PLAN.c.status).where(T_PLAN.c.plan_id == plan_id)
-    ).first()
-    if row is None or (row[1] == "declined" and not declined):
+# a status of one who takes part, as plain comparisons (NOT IN over a list is re-rendered per
+# execution by SQLAlchemy, an "expanding" parameter)
+_TAKING_PART = and_(*(T_PART.c.status != status for status in NOT_TAKING_PART))
+# The hot reads' statements are built once, here, with bound parameters: building a statement
+# (and its cache key) per request cost more than running it.
+_PLAN_ID = bindparam("plan_id", type_=T_PLAN.c.plan_id.type)
+_CONSENT_ID = bindparam("consent_id", type_=T_CONSENT.c.consent_id.type)
+# the plan's lead, its status and its taking-part members (comma-joined; node ids hold no
+# comma), as scalar subqueries: one statement reads them, alone or with more
+_PLAN_COLUMNS = (
+    select(T_PLAN.c.lead_node).where(T_PLAN.c.plan_id == _PLAN_ID).scalar_subquery(),
+    select(T_PLAN.c.status).where(T_PLAN.c.plan_id == _PLAN_ID).scalar_subquery(),
+    select(func.aggregate_strings(T_PART.c.node_id, ","))
+    .where(and_(T_PART.c.plan_id == _PLAN_ID, _TAKING_PART))
+    .scalar_subquery(),
+)
+_PLAN_FACTS = select(*_PLAN_COLUMNS)
+
+
+def _plan_from(
+    plan_id: str, lead: str | None, status: str | None, members: str | None, declined: bool
+) -> PlanFacts | None:
+    if lead is None or status is None or (status == "declined" and not declined):
         return None
-    members = conn.execute(
-        select(T_PART.c.node_id).where(
-            and_(T_PART.c.plan_id == plan_id, T_PART.c.status.not_in(NOT_TAKING_PART))
-        )
-    )
-    return PlanFacts(plan_id, row[0], frozenset(r[0] for r in members), row[1])
+    return PlanFacts(plan_id, lead, frozenset((members or "").split(",")) - {""}, status)
+
+
+def plan_facts_sync(conn: Connection, plan_id: str, declined: bool = False) -> PlanFacts | None:
+    """``plan_facts`` on a synchronous connection, in one statement."""
+    lead, status, members = conn.execute(_PLAN_FACTS, {"plan_id": plan_id}).one()
+    return _plan_from(plan_id, lead, status, members, declined)
 
 
 # --- fragments ------------------------------------------------------------------------------
@@ -319,26 +344,43 @@ async def latest_fragments(
     return await conn.run_sync(latest_fragments_sync, plan_id, categories)
 
 
+_NEWEST = (
+    select(T_FRAG.c.fragment_id, func.max(T_FRAG.c.version).label("v"))
+    .where(T_FRAG.c.plan_id == _PLAN_ID)
+    .group_by(T_FRAG.c.fragment_id)
+    .subquery()
+)
+_LATEST_ALL = select(T_FRAG).join(
+    _NEWEST,
+    and_(T_FRAG.c.fragment_id == _NEWEST.c.fragment_id, T_FRAG.c.version == _NEWEST.c.v),
+)
+_LATEST = _LATEST_ALL.order_by(T_FRAG.c.authored_at)
+
+
 def latest_fragments_sync(
-    conn: Connection, plan_id: str, categories: list[str] | None = None
+    conn: Connection,
+    plan_id: str,
+    categories: list[str] | None = None,
+    parsed: RecordCache | None = None,
 ) -> dict[str, list[FragmentRecord]]:
-    """This node's current fragments of a plan, by category (one query)."""
-    newest = (
-        select(T_FRAG.c.fragment_id, func.max(T_FRAG.c.version).label("v"))
-        .where(T_FRAG.c.plan_id == plan_id)
-        .group_by(T_FRAG.c.fragment_id)
-        .subquery()
-    )
-    query = select(T_FRAG).join(
-        newest,
-        and_(T_FRAG.c.fragment_id == newest.c.fragment_id, T_FRAG.c.version == newest.c.v),
-    )
-    if categories is not None:
-        query = query.where(T_FRAG.c.category.in_(categories))
-    rows = conn.execute(query.order_by(T_FRAG.c.authored_at)).mappings().all()
+    """This node's current fragments of a plan, by category (one query). A fragment version
+    never changes once written, so one found in ``parsed`` under (fragment id, version) is
+    reused rather than parsed again. The categories are picked here rather than in SQL: an
+    IN over a list is re-rendered per execution, and a plan holds few current fragments."""
+    if categories is not None and not categories:
+        return {}
+    wanted = None if categories is None else frozenset(categories)
+    rows = conn.execute(_LATEST, {"plan_id": plan_id}).mappings().all()
     result: dict[str, list[FragmentRecord]] = defaultdict(list)
     for row in rows:
-        record = _record(row)
+        if wanted is not None and row["category"] not in wanted:
+            continue
+        key = (row["fragment_id"], int(row["version"]))
+        record: FragmentRecord | None = parsed.get(key) if parsed is not None else None
+        if record is None:
+            record = _record(row)
+            if parsed is not None:
+                parsed.put(key, record)
         result[record.category].append(record)
     return dict(result)
 
@@ -391,30 +433,6 @@ async def consents_for_plan(engine: AsyncEngine, plan_id: str) -> list[dict[str,
         return await conn.run_sync(consents_for_plan_sync, plan_id)
 
 
-# plan, participants, consent statement and revocation in one statement (node ids hold no comma)
-_RELEASE_SQL = (
-    "SELECT (SELECT lead_node FROM plan WHERE plan_id = ?1), "
-    "(SELECT status FROM plan WHERE plan_id = ?1), "
-    "(SELECT group_concat(node_id, ',') FROM plan_participant "
-    "WHERE plan_id = ?1 AND status NOT IN ('declined', 'failed')), "
-    "(SELECT statement FROM consent WHERE consent_id = ?2), "
-    # revoked within the consent's own plan (a tombstone: within the plan asked about)
-    "EXISTS (SELECT 1 FROM revocation WHERE consent_id = ?2 AND plan_id = "
-    "COALESCE((SELECT plan_id FROM consent WHERE consent_id = ?2), ?1))"
-)
-# the newest version of each of a plan's fragments ({} is an optional category filter)
-_LATEST_SQL = (
-    "SELECT f.fragment_id, f.version, f.category FROM fragment_version f "
-    "JOIN (SELECT fragment_id, MAX(version) AS v FROM fragment_version WHERE plan_id = ? "
-    "GROUP BY fragment_id) n ON f.fragment_id = n.fragment_id AND f.version = n.v{} "
-    "ORDER BY f.authored_at"
-)
-_VERSION_SQL = (
-    "SELECT plan_id, indicators, content, authored_at FROM fragment_version "
-    "WHERE fragment_id = ? AND version = ?"
-)
-
-
 class RecordCache(Protocol):
     """Where already-parsed fragment versions are kept (``ReleaseCache.records``)."""
 
@@ -423,96 +441,46 @@ class RecordCache(Protocol):
     def put(self, key: Any, value: Any) -> None: ...
 
 
-def release_facts_sqlite(
-    db: Any,
+@dataclass(frozen=True)
+class ReleaseFacts:
+    """What one release decision reads: the plan (None: unknown here, or declined), the held
+    consent statement as its stored JSON text (the caller parses it, or reuses a parse of the
+    same text), whether the consent is revoked, and the plan's current fragments of the asked
+    categories (only read when something may be released)."""
+
+    plan: PlanFacts | None
+    statement: str | None
+    revoked: bool
+    fragments: dict[str, list[FragmentRecord]]
+
+
+# revoked within the consent's own plan (a tombstone: within the plan asked about)
+_CONSENT_PLAN = (
+    select(T_CONSENT.c.plan_id).where(T_CONSENT.c.consent_id == _CONSENT_ID).scalar_subquery()
+)
+_RELEASE_FACTS = select(
+    *_PLAN_COLUMNS,
+    select(T_CONSENT.c.statement).where(T_CONSENT.c.consent_id == _CONSENT_ID).scalar_subquery(),
+    revoked_clause(_CONSENT_ID, func.coalesce(_CONSENT_PLAN, _PLAN_ID)),
+)
+
+
+def release_facts(
+    conn: Connection,
     plan_id: str,
     consent_id: str,
     categories: list[str],
     parsed: RecordCache | None = None,
-) -> tuple[PlanFacts | None, str | None, bool, dict[str, list[FragmentRecord]]]:
-    """What a release decision reads (``plan_facts``, ``consent_statement``, ``is_revoked``,
-    ``latest_fragments``) on the raw sqlite3 connection, in one read transaction: ~50 µs instead
-    of ~3 ms of SQLAlchemy statement building, thread round trips and result handling.
-
-    The consent statement comes back as its stored JSON text, for the caller to parse (or reuse
-    a parse of the same text). A fragment version never changes once written, so one found in
-    ``parsed`` under (fragment id, version) is reused rather than parsed again.
-    Times are SQLAlchemy's SQLite storage format (always with microseconds), stored as UTC."""
-
-    db.execute("BEGIN")
-    try:
-        lead, status, members, raw, revoked_flag = db.execute(
-            _RELEASE_SQL, (plan_id, consent_id)
-        ).fetchone()
-        plan: PlanFacts | None = None
-        if lead is not None and status != "declined":
-            plan = PlanFacts(plan_id, lead, frozenset((members or "").split(",")) - {""}, status)
-        revoked = bool(revoked_flag)
-        result: dict[str, list[FragmentRecord]] = {}
-        if plan is not None and raw is not None and not revoked and categories:
-            result = latest_fragments_raw(db, plan_id, categories, parsed)
-    finally:
-        db.execute("ROLLBACK")
-    return plan, raw, revoked, result
-
-
-def latest_fragments_raw(
-    db: Any, plan_id: str, categories: list[str] | None, parsed: RecordCache | None = None
-) -> dict[str, list[FragmentRecord]]:
-    """``latest_fragments_sync`` on a raw sqlite3 connection, inside the caller's transaction;
-    a version found in ``parsed`` under (fragment id, version) is reused, not parsed again."""
-    if categories is not None and not categories:
-        return {}
-    where = f" WHERE f.category IN ({', '.join('?' * len(categories))})" if categories else ""
-    result: dict[str, list[FragmentRecord]] = defaultdict(list)
-    for fragment_id, version, category in db.execute(
-        _LATEST_SQL.format(where), (plan_id, *(categories or ()))
-    ):
-        key = (fragment_id, int(version))
-        record: FragmentRecord | None = parsed.get(key) if parsed is not None else None
-        if record is None:  # a version never changes: its content is read and parsed once
-            r = db.execute(_VERSION_SQL, key).fetchone()
-            record = FragmentRecord(
-                fragment_id=fragment_id,
-                plan_id=r[0],
-                version=int(version),
-                category=category,
-                indicators=tuple(i for i in r[1].split(",") if i),
-                content=json.loads(r[2]),
-                authored_at=sqlite_at(r[3]),
-            )
-            if parsed is not None:
-                parsed.put(key, record)
-        result[category].append(record)
-    return dict(result)
-
-
-def consent_texts_raw(db: Any, plan_id: str) -> list[str]:
-    """``consents_for_plan_sync``'s statements as stored JSON text, on a raw sqlite3 connection."""
-    sql = "SELECT statement FROM consent WHERE plan_id = ? ORDER BY received_at"
-    return [r[0] for r in db.execute(sql, (plan_id,))]
-
-
-def participants_raw(db: Any, plan_id: str) -> dict[str, str]:
-    """``participants_sync`` on a raw sqlite3 connection."""
-    sql = "SELECT node_id, status FROM plan_participant WHERE plan_id = ?"
-    return {r[0]: r[1] for r in db.execute(sql, (plan_id,))}
-
-
-def rows_as_models(db: Any, model: type[M], where: str, params: tuple[Any, ...]) -> list[M]:
-    """Rows of ``model``'s table matching ``where`` (SQL with ``?`` marks) read on a raw
-    sqlite3 connection, as models: times are SQLAlchemy's SQLite text and become aware UTC, as
-    ``UTCDateTime`` returns them. For hot reads, where SQLAlchemy's per-statement work cost
-    more than the statement."""
-    table = model.__table__  # type: ignore[attr-defined]
-    names = [c.name for c in table.columns]
-    times = {c.name for c in table.columns if isinstance(c.type, UTCDateTime)}
-    sql = f"SELECT {', '.join(names)} FROM {table.name} WHERE {where}"
-    out: list[M] = []
-    for row in db.execute(sql, params):
-        values = dict(zip(names, row, strict=True))
-        for name in times:
-            if values[name] is not None:
-                values[name] = sqlite_at(values[name])
-        out.append(model.model_validate(values))
-    return out
+) -> ReleaseFacts:
+    """Every read of a release decision, in one read transaction of at most two statements:
+    the plan (``plan_facts``), the consent statement and whether it is revoked in one, then the
+    current fragments of the asked categories (only when the plan and consent are held and not
+    revoked)."""
+    lead, status, members, statement, is_revoked = conn.execute(
+        _RELEASE_FACTS, {"plan_id": plan_id, "consent_id": consent_id}
+    ).one()
+    plan = _plan_from(plan_id, lead, status, members, False)
+    fragments: dict[str, list[FragmentRecord]] = {}
+    if plan is not None and statement is not None and not is_revoked and categories:
+        fragments = latest_fragments_sync(conn, plan_id, categories, parsed)
+    return ReleaseFacts(plan, statement, bool(is_revoked), fragments)

@@ -19,16 +19,21 @@ T_PEER_STATE = PeerState.__table__  # type: ignore[attr-defined]
 T_CONSENT = Consent.__table__  # type: ignore[attr-defined]
 
 
-def _of(consent_id: str, plan_id: str) -> Any:
+def _of(consent_id: Any, plan_id: Any) -> Any:
     """A revocation is of a consent *in a plan*: the plan of the consent's statement, or for a
     tombstone the plan its notice named. One bound to another plan revokes nothing here."""
     return and_(T_REVOCATION.c.consent_id == consent_id, T_REVOCATION.c.plan_id == plan_id)
 
 
+def revoked_clause(consent_id: Any, plan_id: Any) -> Any:
+    """Whether ``consent_id`` is revoked within ``plan_id`` (values or SQL expressions), as
+    an EXISTS a larger read can select (``records.release_facts``)."""
+    return select(T_REVOCATION.c.seq).where(_of(consent_id, plan_id)).exists()
+
+
 def is_revoked_sync(conn: Connection, consent_id: str, plan_id: str) -> bool:
     """Is ``consent_id`` revoked within ``plan_id`` (pass the plan of its statement when held)?"""
-    row = conn.execute(select(T_REVOCATION.c.seq).where(_of(consent_id, plan_id))).first()
-    return row is not None
+    return bool(conn.execute(select(revoked_clause(consent_id, plan_id))).scalar())
 
 
 async def is_revoked(conn: AsyncConnection, consent_id: str, plan_id: str) -> bool:

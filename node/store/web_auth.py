@@ -13,10 +13,10 @@ from datetime import datetime
 
 from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .engine import begin_write, read_with
+from .engine import begin_write
 from .tables import LoginThrottle, WebSession
 
 T_SESSION = WebSession.__table__  # type: ignore[attr-defined]
@@ -112,7 +112,6 @@ async def delete_session(engine: AsyncEngine, session_hash: str) -> None:
 
 async def count_attempt(
     engine: AsyncEngine,
-    sync: Engine | None,
     subjects: list[tuple[str, int]],
     now: datetime,
     window_start: datetime,
@@ -124,10 +123,12 @@ async def count_attempt(
     back), so concurrent attempts, in this process or another, cannot all pass the check
     before any of them is counted. A window that began at ``window_start`` or earlier is over:
     its rows are purged and a subject's count starts again at this attempt. A subject already
-    at its limit is refused by a read alone (on SQLite on the synchronous twin ``sync``: an
-    indexed read of microseconds), so a flood from a locked source costs little and never
-    queues for the store's write lock (on SQLite the one every exchange-log append needs)."""
-    if await read_with(engine, sync, _at_limit, dict(subjects), window_start):
+    at its limit is refused by a read alone (an indexed read), so a flood from a locked source
+    costs little and never queues for the store's write lock (on SQLite the one every
+    exchange-log append needs)."""
+    async with engine.connect() as conn:
+        at_limit = await conn.run_sync(_at_limit, dict(subjects), window_start)
+    if at_limit:
         return False
     async with begin_write(engine) as conn:
         await conn.execute(delete(T_THROTTLE).where(T_THROTTLE.c.window_start <= window_start))

@@ -12,12 +12,12 @@ from typing import Annotated, Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..errors import FieldProblem, InvalidInput, NodeError, field_problems
 from ..services import children, consents, fragments, plans
-from ..services.errors import ServiceError
 from ..store import records
 from .auth import USER_KEY, require
 from .keys import NODE_KEY
-from .problems import problem
+from .problems import problem, problem_for
 
 routes = web.RouteTableDef()
 PROFESSIONALS = ("professional", "lead")
@@ -73,33 +73,29 @@ class ConsentIn(Input):
     evidence_ref: str
 
 
-class BadRequest(Exception):
-    def __init__(self, response: web.Response) -> None:
-        self.response = response
-
-
 async def parse(request: web.Request, model: type[M]) -> M:
-    """Parse and validate a JSON body; bad input becomes a problem document, nothing saved."""
+    """Parse and validate a JSON body; bad input is ``InvalidInput`` (a problem document),
+    nothing saved. Each field's problem carries pydantic's error type as its code."""
     try:
         data = json.loads(await request.read() or b"null")
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest(problem(400, "Malformed JSON", "the body is not valid JSON")) from None
+        raise InvalidInput("the body is not valid JSON", code="malformed_json") from None
     if not isinstance(data, dict):
-        raise BadRequest(problem(400, "Malformed JSON", "the body must be a JSON object"))
+        raise InvalidInput("the body must be a JSON object", code="malformed_json")
     if _has_nul(data):
-        raise BadRequest(
-            problem(
-                422,
-                "Invalid input",
-                "text must not contain NUL characters",
-                {"body": "contains a NUL (U+0000) character"},
-            )
+        raise InvalidInput(
+            "text must not contain NUL characters",
+            code="nul_character",
+            fields={
+                "body": FieldProblem("nul_character", "contains a NUL (U+0000) character"),
+            },
         )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = {".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in exc.errors()}
-        raise BadRequest(problem(422, "Invalid input", "fix the listed fields", errors)) from None
+        raise InvalidInput(
+            "fix the listed fields", code="invalid_fields", fields=field_problems(exc)
+        ) from None
 
 
 def _has_nul(value: Any) -> bool:
@@ -129,10 +125,8 @@ def json_api(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRe
             return problem(404, "Not found", "no such resource")
         try:
             result = await handler(request)
-        except BadRequest as bad:
-            return bad.response
-        except ServiceError as exc:
-            return problem(exc.status, exc.title, exc.detail, exc.errors)
+        except NodeError as exc:
+            return problem_for(exc)
         if isinstance(result, web.StreamResponse):
             return result
         status = 201 if request.method == "POST" else 200

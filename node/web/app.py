@@ -18,8 +18,6 @@ from .keys import NODE_KEY
 from .pages import setup_pages
 from .wellknown import routes as wellknown_routes
 
-NODE_DOCUMENT_PATH = "/.well-known/barnplan/node"
-
 
 def create_app(node: Node) -> web.Application:
     """Build the app for ``node``; the node's HTTP client lives and dies with the app."""

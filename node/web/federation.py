@@ -24,6 +24,7 @@ from aiohttp import hdrs, web
 from protocol.canonical import encode_json
 from protocol.errors import Reason
 
+from ..errors import Refusal
 from ..httpio import read_limited
 from ..services import inbound
 from .auth import HandlerType
@@ -35,6 +36,42 @@ FEDERATION_ROUTE = "federation.messages"
 log = structlog.get_logger("barnplan.web")
 routes = web.RouteTableDef()
 
+# The HTTP status of a refusal (SPEC.md §9): by the refusal's code where the node answers
+# otherwise than its reason says, else by its reason, else 400. A reply that is no refusal is 200.
+STATUS_BY_CODE: dict[str, int] = {
+    "refused": 400,  # a handler refusing what a message says, whatever the reason (§9)
+    "not_json": 415,  # SPEC §8: a request not sent as application/json
+    "not_lead_of_plan": 404,  # a consent statement for a plan this node is not in
+    "checkpoint_conflict": 409,  # a checkpoint contradicting one witnessed earlier (§6.3)
+}
+HTTP_STATUS: dict[Reason, int] = {
+    Reason.MALFORMED: 400,
+    Reason.TOO_DEEP: 400,
+    Reason.UNKNOWN_TYPE: 400,
+    Reason.UNSUPPORTED_VERSION: 400,
+    Reason.UNKNOWN_SENDER: 401,
+    Reason.UNKNOWN_KEY: 401,
+    Reason.KEY_NOT_VALID: 401,
+    Reason.BAD_SIGNATURE: 401,
+    Reason.NOT_YET_VALID: 401,
+    Reason.EXPIRED: 401,
+    Reason.OUTSIDE_SKEW: 401,
+    Reason.REPLAYED: 409,
+    Reason.WRONG_AUDIENCE: 421,
+    Reason.TOO_LARGE: 413,
+    Reason.INTERNAL: 500,
+}
+
+
+def status_of(refusal: Refusal | None) -> int:
+    """The HTTP status of an answer to a peer's message."""
+    if refusal is None:
+        return 200
+    by_code = STATUS_BY_CODE.get(refusal.code)
+    if by_code is not None:
+        return by_code
+    return HTTP_STATUS.get(refusal.reason, 400)
+
 
 @routes.post("/federation/v1/messages", name=FEDERATION_ROUTE)
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -42,13 +79,15 @@ async def messages(request: web.Request) -> web.StreamResponse:
     try:
         data = await read_limited(request.content, node.config.server.max_body_bytes)
         if is_json(request.headers.getall(hdrs.CONTENT_TYPE, [])):
-            status, reply = await node.inbound.handle(data)
+            refusal, reply = await node.inbound.handle(data)
         else:
-            status, reply = await refuse_media_type(node.inbound, data)
+            refusal, reply = await refuse_media_type(node.inbound, data)
     except Exception as exc:  # what error_pages does for the other routes: no traceback out
         log.error("federation.unhandled", error=exc.__class__.__name__)
         return problem(500, "Internal error", "the node could not complete the request")
-    return web.Response(status=status, body=reply_bytes(reply), content_type="application/json")
+    return web.Response(
+        status=status_of(refusal), body=reply_bytes(reply), content_type="application/json"
+    )
 
 
 @web.middleware
@@ -78,11 +117,11 @@ def is_json(values: list[str]) -> bool:
     )
 
 
-async def refuse_media_type(handler: inbound.Inbound, data: bytes) -> tuple[int, dict[str, Any]]:
+async def refuse_media_type(handler: inbound.Inbound, data: bytes) -> inbound.Answer:
     """A request that is not JSON: refused before its body is parsed as an envelope, addressed
     and logged as every request refused before verification is."""
     return await handler.refuse_unverified(
-        data, Reason.MALFORMED, "Content-Type must be application/json", 415
+        data, Reason.MALFORMED, "Content-Type must be application/json", code="not_json"
     )
 
 

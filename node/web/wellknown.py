@@ -6,13 +6,15 @@ from importlib import resources
 
 from aiohttp import web
 
+from ..services.peers import WELL_KNOWN
+from ..store.log_counts import counts_after
 from ..store.verifications import last_verification
 from .keys import NODE_KEY
 
 routes = web.RouteTableDef()
 
 
-@routes.get("/.well-known/barnplan/node")
+@routes.get(WELL_KNOWN)
 async def node_document(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
     # a key change made by the CLI a moment ago is published at once, never the old key's
@@ -35,8 +37,10 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition: counts and latencies by type, outcome and reason; no personal
-    data. Restrict it to the monitoring network at the proxy."""
+    data. Restrict it to the monitoring network at the proxy. The exchange log's counts are
+    brought up to date first, so messages other processes (CLI commands) logged are in them."""
     node = request.app[NODE_KEY]
+    node.metrics.count_log(await counts_after(node.engine, node.metrics.log_counted_to))
     verification = await last_verification(node.engine)
     if verification is not None:
         node.metrics.set_last_verification(verification.ok, verification.at)

@@ -22,7 +22,13 @@ from node.runtime import open_node
 from node.services.passwords import set_password
 from protocol.clock import Clock
 from tests.conftest import StoreFactory
-from tests.support.federation import RunningNode, free_port, start_federation, stop_all
+from tests.support.federation import (
+    RunningNode,
+    free_port,
+    sqlite_stores,
+    start_federation,
+    stop_all,
+)
 
 PASSWORD = "rätt-häst-batteri-1"
 CHILD_PNR = "20150315-2389"  # synthetic test identity (valid Luhn)
@@ -36,10 +42,7 @@ async def web_federation(
 ) -> AsyncIterator[list[RunningNode]]:
     """Nodes on SQLite, each trusting the others, every user with ``PASSWORD``."""
 
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{base / (name + '.db')}", ""
-
-    async with web_federation_on(base, specs, sqlite, clock) as nodes:
+    async with web_federation_on(base, specs, sqlite_stores(base), clock) as nodes:
         yield nodes
 
 

@@ -21,6 +21,8 @@ from tests.support.plans import link_invitation as link_over_api
 
 from .support import CHILD_NAME, CHILD_PNR, PASSWORD, add_child, web_federation
 
+pytestmark = pytest.mark.slow  # a real browser (Chromium) on in-process nodes
+
 LAPTOP = {"width": 1280, "height": 900}
 TABLET = {"width": 820, "height": 1180}
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

@@ -16,6 +16,8 @@ from tests.support.federation import SCHOOL, RunningNode
 from .support import CHILD_NAME, CHILD_PNR, web_federation
 from .test_browser_flow import login, new_page
 
+pytestmark = pytest.mark.slow  # a real browser (Chromium) on in-process nodes
+
 
 @pytest.fixture
 async def school(tmp_path: Path, clock: ManualClock) -> AsyncIterator[RunningNode]:

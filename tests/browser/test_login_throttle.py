@@ -20,7 +20,7 @@ import pytest
 
 from protocol.clock import ManualClock
 from tests.conftest import StoreFactory
-from tests.support.federation import SCHOOL, RunningNode
+from tests.support.federation import SCHOOL, RunningNode, sqlite_stores
 from tests.support.nodes import init_node
 
 from .support import PASSWORD, PageClient, restart, second_instance, web_federation_on
@@ -130,13 +130,11 @@ async def school_on_sqlite(
 ) -> AsyncIterator[RunningNode]:
     monkeypatch.setenv(TRUSTED_PROXIES_ENV, "127.0.0.1")
 
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path / (name + '.db')}", ""
-
-    async with web_federation_on(tmp_path, [SCHOOL], sqlite, clock) as (node,):
+    async with web_federation_on(tmp_path, [SCHOOL], sqlite_stores(tmp_path), clock) as (node,):
         yield node
 
 
+@pytest.mark.slow  # ten thousand and one login requests
 async def test_a_flood_of_failures_with_distinct_user_ids_does_not_lift_a_lock(
     school_on_sqlite: RunningNode, clients: AsyncExitStack
 ) -> None:
@@ -160,6 +158,7 @@ async def test_a_flood_of_failures_with_distinct_user_ids_does_not_lift_a_lock(
     assert outcome(*await try_login(someone, "lead", PASSWORD)) == "throttled"
 
 
+@pytest.mark.slow  # a barnplan serve process
 def test_serve_refuses_a_trusted_proxy_that_is_not_an_address_in_one_line(tmp_path: Path) -> None:
     """A typo there would silently leave every browser counted as the proxy: refused at start,
     with one line naming the variable (no traceback)."""

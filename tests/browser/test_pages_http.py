@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from node.config import NodeConfig
-from node.services.errors import InvalidInput
+from node.errors import InvalidInput
 from node.services.passwords import login as password_login
 from node.services.passwords import set_password
 from node.store import records
@@ -380,6 +380,7 @@ def test_cookies_are_secure_on_https_unless_overridden(tmp_path: Path) -> None:
     assert (tmp_path / "web-session.key").stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.slow  # barnplan CLI subprocesses
 async def test_cli_sets_a_password_from_stdin(pair: list[RunningNode]) -> None:
     directory = pair[1].node.config.directory
     done = subprocess.run(

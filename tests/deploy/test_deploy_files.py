@@ -17,7 +17,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.support.nodes import NodeProcess, free_port, init_node
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -316,11 +316,12 @@ def proxied_node(tmp_path: Path) -> Iterator[tuple[NodeProcess, int, Path]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while not (tmp_path / "nginx.pid").exists():
+
+        def started() -> bool:
             assert proc.poll() is None, (tmp_path / "error.log").read_text()
-            assert time.monotonic() < deadline, "nginx did not start"
-            time.sleep(0.05)
+            return (tmp_path / "nginx.pid").exists()
+
+        wait_until(started, timeout=10, what="nginx starts (writes its pid file)")
         yield node, https_port, tmp_path / "certs"
     finally:
         proc.send_signal(signal.SIGQUIT)

@@ -20,6 +20,8 @@ from protocol.documents import verify_node_document
 from protocol.keys import fingerprint
 from tests.support.nodes import NodeProcess, free_port, init_node
 
+pytestmark = pytest.mark.slow  # barnplan serve processes and CLI subprocesses
+
 FED = "halland.barnplan.se"
 SKOLA = ("skola.test.se", "school", "Testskolan")
 IFO = ("ifo.test.se", "social_services", "Testkommun IFO")

@@ -36,6 +36,8 @@ from protocol.errors import KeyFileError, Reason, VerificationError
 from protocol.keys import PublicKey, SigningKey, fingerprint, load_private_key
 from tests.support.nodes import NodeProcess, barnplan, init_node
 
+pytestmark = pytest.mark.slow  # barnplan serve processes and CLI subprocesses
+
 A = ("skola.test.se", "school", "Testskolan")
 B = ("ifo.test.se", "social_services", "Testkommun IFO")
 

@@ -25,6 +25,8 @@ from tests.deploy.test_federation_cli import barnplan, peer_ids
 from tests.support.nodes import NodeProcess, free_port, init_node
 from tests.support.tls import Pki, make_pki
 
+pytestmark = pytest.mark.slow  # barnplan serve processes and CLI subprocesses
+
 PEER = ("skola.test.se", "school", "Testskolan")
 DOC_PATH = "/.well-known/barnplan/node"
 

@@ -7,7 +7,11 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.support.nodes import barnplan, init_node
+
+pytestmark = pytest.mark.slow  # barnplan serve processes and CLI subprocesses
 
 
 def test_peers_add_marks_the_current_key_and_the_retired_one(tmp_path: Path) -> None:

@@ -14,6 +14,8 @@ from node.config import ConfigError, load_config
 from tests.conftest import POSTGRES_URL, run_psql
 from tests.support.nodes import barnplan, init_node
 
+pytestmark = pytest.mark.slow  # barnplan CLI subprocesses on PostgreSQL
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cret-Ä-for-tests"
 

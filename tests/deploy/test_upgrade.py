@@ -35,6 +35,8 @@ from protocol.encoding import b64url_encode
 from protocol.keys import SigningKey, fingerprint, save_private_key
 from tests.conftest import T0
 
+pytestmark = pytest.mark.slow  # every earlier schema head migrated and opened, on each store
+
 NODE = "skola.test.se"
 PEER = "ifo.test.se"
 T_DATA = datetime(2026, 11, 20, 8, 30, 15, tzinfo=UTC)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # node processes (barnplan serve)
+
 REPO = Path(__file__).resolve().parents[2]
 STEPS = [f"[{n}]" for n in range(1, 13)]
 

@@ -15,12 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 READY = "Nodes keep running"
@@ -58,14 +58,6 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds:.0f} s: {what}")
-        time.sleep(0.2)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name
@@ -89,7 +81,7 @@ def test_stopping_the_demo_stops_its_nodes(tmp_path: Path, sig: signal.Signals) 
             assert script.poll() is None, out.read_text(errors="replace")[-3000:]
             return READY in out.read_text(errors="replace")
 
-        wait_for(ready, 600, "the demo waits with its nodes running")
+        wait_until(ready, timeout=600, what="the demo waits with its nodes running", interval=0.2)
         ports = [int(p) for p in SERVING.findall(out.read_text(errors="replace"))]
         assert len(ports) == 4 and all(answers(p) for p in ports)
         nodes = {pid: cmd for pid, cmd in in_session(script.pid).items() if " node serve " in cmd}
@@ -98,8 +90,18 @@ def test_stopping_the_demo_stops_its_nodes(tmp_path: Path, sig: signal.Signals) 
         os.kill(script.pid, sig)  # the script's process only: not its process group
 
         script.wait(timeout=60)
-        wait_for(lambda: not set(nodes) & set(in_session(script.pid)), 30, "nodes exit")
-        wait_for(lambda: not any(port_open(p) for p in ports), 30, "every port closed")
+        wait_until(
+            lambda: not set(nodes) & set(in_session(script.pid)),
+            timeout=30,
+            what="nodes exit",
+            interval=0.2,
+        )
+        wait_until(
+            lambda: not any(port_open(p) for p in ports),
+            timeout=30,
+            what="every port closed",
+            interval=0.2,
+        )
         assert in_session(script.pid) == {}  # nothing the demo started is left
     finally:
         if script.poll() is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,9 @@ from tests.integration.test_release_flow import consent_body, fragment
 from tests.support.federation import BUP, SCHOOL, SOCIAL
 from tests.support.nodes import barnplan
 from tests.support.procfed import ProcNode, ask_signed, make_nodes, run, trust_all
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # node processes (barnplan serve)
 
 CATEGORY = {SCHOOL[0]: "education", SOCIAL[0]: "social", BUP[0]: "mental_health"}
 CRASH_TRIALS = int(os.environ.get("BARNPLAN_CRASH_TRIALS", "20"))
@@ -82,15 +84,6 @@ def refused(requester: ProcNode, holder: ProcNode, plan_id: str, consent_id: str
     return released == 0 and reasons == ["consent_revoked"]
 
 
-def wait_for(check: object, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_a_peer_that_was_down_refuses_as_soon_as_it_is_back(trio: list[ProcNode]) -> None:
     school, social, bup = trio
     plan_id = plan_everyone_shares(trio)
@@ -100,14 +93,24 @@ def test_a_peer_that_was_down_refuses_as_soon_as_it_is_back(trio: list[ProcNode]
     bup.stop()
     status, result = social.api("POST", f"/consents/{consent_id}/revoke", "prof")
     assert status == 201, result
-    assert wait_for(lambda: refused(school, social, plan_id, consent_id), 1.0)
+    wait_until(
+        lambda: refused(school, social, plan_id, consent_id),
+        timeout=1.0,
+        what="social, which revoked, refuses",
+        interval=0.1,
+    )
 
     def backlog() -> list[dict[str, object]]:
         listed = barnplan("outbox", "--json", "--dir", str(social.directory)).stdout
         return json.loads(listed)  # type: ignore[no-any-return]
 
     # several backoff steps for the notice to BUP (0.25–0.5, 0.5–1, 1–2 s ...)
-    assert wait_for(lambda: any(int(i["attempts"]) >= 3 for i in backlog()), 30.0), backlog()
+    wait_until(
+        lambda: any(int(i["attempts"]) >= 3 for i in backlog()),
+        timeout=30.0,
+        what=lambda: f"three attempts at the notice to BUP: {backlog()}",
+        interval=0.1,
+    )
     pending = backlog()
     assert [item["peer"] for item in pending] == [bup.node_id]
     assert "unreachable" in str(pending[0]["last_error"])
@@ -131,6 +134,11 @@ def test_a_crash_right_after_the_revocation_commit_loses_no_notice(trio: list[Pr
         social.proc = None
         assert not refused(school, bup, plan_id, consent_id), "notice left before the crash"
         social.start()
-        assert wait_for(lambda cid=consent_id: refused(school, bup, plan_id, cid), 10.0), trial
+        wait_until(
+            lambda cid=consent_id: refused(school, bup, plan_id, cid),
+            timeout=10.0,
+            what=f"trial {trial}: BUP refuses after social's restart",
+            interval=0.1,
+        )
         status, shared = school.api("GET", f"/plans/{plan_id}/shared?consent_id={consent_id}")
         assert status == 200 and shared["status"] == "revoked", (trial, shared)

@@ -32,6 +32,7 @@ from tests.support.plans import (
     record_consent,
     rich_fragment,
 )
+from tests.support.waiting import wait_until_async
 
 LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
 
@@ -159,11 +160,13 @@ async def test_a_cancelled_assembly_still_logs_what_finished(
     before = len(await log_rows(school))
     task = asyncio.create_task(assemble(school.node, lead(school), plan_id))
     answered = {social.node_id, badfrag.node_id}
-    deadline = asyncio.get_running_loop().time() + 10
-    # until the slow peer has the request and the two others' replies were checked
-    while not ("fragments.request" in slow.received and answered <= checked_replies):
-        assert asyncio.get_running_loop().time() < deadline, (slow.received, checked_replies)
-        await asyncio.sleep(0.01)
+    await wait_until_async(
+        lambda: "fragments.request" in slow.received and answered <= checked_replies,
+        timeout=10,
+        what=lambda: (
+            f"the slow peer asked and both replies checked: {slow.received=} {checked_replies=}"
+        ),
+    )
     assert not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

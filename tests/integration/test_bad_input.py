@@ -314,6 +314,7 @@ async def assert_refused_with_only_a_log_row(pair: Pair, data: bytes, case: FedC
     assert row["released"] == 0
 
 
+@pytest.mark.slow  # a federation started for each of the many cases
 @pytest.mark.parametrize("case_name", sorted(FEDERATION_CASES))
 async def test_bad_federation_input_gets_a_signed_4xx_error_and_only_a_log_row(
     pair: Pair, case_name: str
@@ -554,6 +555,7 @@ API_CASES: dict[str, ApiCase] = {
 }
 
 
+@pytest.mark.slow  # a federation started for each of the many cases
 @pytest.mark.parametrize("case_name", sorted(API_CASES))
 async def test_bad_api_input_gets_a_4xx_problem_document_and_writes_nothing(
     pair: Pair, case_name: str

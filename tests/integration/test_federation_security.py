@@ -62,17 +62,6 @@ class World:
     consent_id: str
 
 
-@pytest.fixture
-async def trio(
-    tmp_path: Path, store_factory: StoreFactory, clock: ManualClock
-) -> AsyncIterator[list[RunningNode]]:
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP], store_factory, clock)
-    try:
-        yield nodes
-    finally:
-        await stop_all(nodes)
-
-
 async def author(node: RunningNode, plan_id: str, category: str, marker: str) -> None:
     status, body = await node.api(
         "POST", f"/plans/{plan_id}/fragments", "prof", fragment(category, marker)

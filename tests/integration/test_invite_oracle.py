@@ -11,34 +11,17 @@ anything about a plan it does not lead. A child is linked only by a professional
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from node.store import records
 from node.store.tables import Plan
 from protocol.canonical import canonicalize
-from protocol.clock import ManualClock
 from protocol.envelope import sign_envelope
-from tests.conftest import StoreFactory
 from tests.integration.test_federation_security import log_rows, post, verify_reply
-from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.federation import RunningNode
 from tests.support.plans import CHILD_PNR, CHILD_PNR_DIGITS, add_child, create_plan
 
 ABSENT_PNR = "20120704-1235"  # synthetic, valid, and not on record at BUP
-
-
-@pytest.fixture
-async def trio(
-    tmp_path: Path, store_factory: StoreFactory, clock: ManualClock
-) -> AsyncIterator[list[RunningNode]]:
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP], store_factory, clock)
-    try:
-        yield nodes
-    finally:
-        await stop_all(nodes)
 
 
 def invitation(sender: RunningNode, to: RunningNode, plan_id: str, pnr: str) -> dict[str, Any]:

@@ -7,11 +7,8 @@ goes through the outbox; attackers send real signed envelopes over HTTP.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -38,24 +35,19 @@ from protocol.envelope import sign_envelope
 from protocol.errors import Reason, VerificationError
 from protocol.keys import PublicKey, SigningKey, load_private_key
 from protocol.signing import sign_object
-from tests.conftest import StoreFactory
 from tests.integration.test_revocation import plan_with_consent
 from tests.support.fakepeer import FakePeer
-from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.federation import SCHOOL, RunningNode
+from tests.support.waiting import wait_until_async
 
 ENDPOINT = "/federation/v1/messages"
 
 
 @pytest.fixture
-async def trio(
-    tmp_path: Path, store_factory: StoreFactory, clock: ManualClock
-) -> AsyncIterator[list[RunningNode]]:
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP], store_factory, clock)
+def trio(trio: list[RunningNode], clock: ManualClock) -> list[RunningNode]:
+    """The shared ``trio``, an hour on."""
     clock.advance(3600)  # a key change needs the current key valid for a second before it
-    try:
-        yield nodes
-    finally:
-        await stop_all(nodes)
+    return trio
 
 
 def key_file_of(node: RunningNode) -> SigningKey:
@@ -67,17 +59,20 @@ def key_file_of(node: RunningNode) -> SigningKey:
 async def settle(node: RunningNode, within: float = 20.0) -> None:
     """Deliver ``node``'s due outbox items and wait until no due item is left undelivered
     (the node's own scheduler may be delivering some at the same moment)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
+    due: list[OutboxItem] = []
+
+    async def delivered() -> bool:
         await node.node.outbox.drain()
         await node.node.outbox.close()  # a drain the scheduler started
         async with node.node.engine.connect() as conn:
             rows = await outbox_rows(conn)
         now = node.node.clock.now()
-        if not [r for r in rows if r.next_attempt_at <= now]:
-            return
-        assert asyncio.get_running_loop().time() < deadline, rows
-        await asyncio.sleep(0.05)
+        due[:] = [r for r in rows if r.next_attempt_at <= now]
+        return not due
+
+    await wait_until_async(
+        delivered, timeout=within, what=lambda: f"no due outbox item left: {due}", interval=0.05
+    )
 
 
 async def post(node: RunningNode, envelope: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 import node.store.tables  # noqa: F401 - registers every table on SQLModel.metadata
-from protocol.clock import ManualClock
-from tests.conftest import StoreFactory
-from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.federation import RunningNode
 from tests.support.plans import (
     add_child,
     add_fragment,
@@ -30,17 +26,6 @@ from tests.support.plans import (
     record_consent,
     rich_fragment,
 )
-
-
-@pytest.fixture
-async def trio(
-    tmp_path: Path, store_factory: StoreFactory, clock: ManualClock
-) -> AsyncIterator[list[RunningNode]]:
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP], store_factory, clock)
-    try:
-        yield nodes
-    finally:
-        await stop_all(nodes)
 
 
 async def dump_every_table(running: RunningNode) -> dict[str, str]:

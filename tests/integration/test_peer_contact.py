@@ -6,76 +6,58 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from node.store import peers as peer_store
 from protocol.clock import ManualClock, format_time
-from tests.support.federation import SCHOOL, SOCIAL, start_federation, stop_all
+from tests.support.federation import RunningNode
 
 
 async def test_a_peer_heard_from_has_its_last_contact_in_the_store(
-    tmp_path: Path, clock: ManualClock
+    sqlite_pair: list[RunningNode], clock: ManualClock
 ) -> None:
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path / (name + '.db')}", ""
+    school, social = sqlite_pair
+    assert (await peer_store.get_peer(school.node.engine, social.node_id)).last_contact_at is None
+    first = clock.now()
+    await social.node.peers.send(school.node_id, "hello", {"started_at": format_time(first)})
+    stored = await peer_store.get_peer(school.node.engine, social.node_id)
+    assert stored is not None and stored.last_contact_at == first
 
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL], sqlite, clock)
-    try:
-        school, social = nodes
-        assert (
-            await peer_store.get_peer(school.node.engine, social.node_id)
-        ).last_contact_at is None
-        first = clock.now()
-        await social.node.peers.send(school.node_id, "hello", {"started_at": format_time(first)})
-        stored = await peer_store.get_peer(school.node.engine, social.node_id)
-        assert stored is not None and stored.last_contact_at == first
+    clock.advance(30)  # within the minute: memory only
+    await social.node.peers.send(school.node_id, "hello", {"started_at": format_time(first)})
+    assert school.node.last_contact[social.node_id] == clock.now()
+    stored = await peer_store.get_peer(school.node.engine, social.node_id)
+    assert stored is not None and stored.last_contact_at == first
 
-        clock.advance(30)  # within the minute: memory only
-        await social.node.peers.send(school.node_id, "hello", {"started_at": format_time(first)})
-        assert school.node.last_contact[social.node_id] == clock.now()
-        stored = await peer_store.get_peer(school.node.engine, social.node_id)
-        assert stored is not None and stored.last_contact_at == first
+    clock.advance(31)
+    await social.node.peers.send(school.node_id, "hello", {"started_at": format_time(first)})
+    stored = await peer_store.get_peer(school.node.engine, social.node_id)
+    assert stored is not None and stored.last_contact_at == clock.now()
 
-        clock.advance(31)
-        await social.node.peers.send(school.node_id, "hello", {"started_at": format_time(first)})
-        stored = await peer_store.get_peer(school.node.engine, social.node_id)
-        assert stored is not None and stored.last_contact_at == clock.now()
-
-        listed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "node",
-                "peers",
-                "list",
-                "--json",
-                "--dir",
-                str(school.node.config.directory),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        [peer] = json.loads(listed.stdout)
-        assert peer["last_contact_at"] == clock.now().isoformat()
-    finally:
-        await stop_all(nodes)
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "node",
+            "peers",
+            "list",
+            "--json",
+            "--dir",
+            str(school.node.config.directory),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    [peer] = json.loads(listed.stdout)
+    assert peer["last_contact_at"] == clock.now().isoformat()
 
 
 async def test_an_unreachable_peer_is_named_by_a_short_code_not_a_class_name(
-    tmp_path: Path, clock: ManualClock
+    sqlite_pair: list[RunningNode], clock: ManualClock
 ) -> None:
     """The outbox's last error and the exchange log said ``ClientConnectorError``."""
-
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path / (name + '.db')}", ""
-
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL], sqlite, clock)
-    try:
-        school, social = nodes
-        await social.stop()
-        hello = {"started_at": format_time(clock.now())}
-        result = await school.node.peers.send(social.node_id, "hello", hello)
-        assert (result.outcome, result.reason) == ("unreachable", "connect_failed")
-    finally:
-        await stop_all(nodes)
+    school, social = sqlite_pair
+    await social.stop()
+    hello = {"started_at": format_time(clock.now())}
+    result = await school.node.peers.send(social.node_id, "hello", hello)
+    assert (result.outcome, result.reason) == ("unreachable", "connect_failed")

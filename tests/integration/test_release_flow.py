@@ -4,33 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from node.services.outbound import FEDERATION_PATH
-from protocol.clock import ManualClock
 from protocol.envelope import sign_envelope
-from tests.conftest import StoreFactory
-from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.federation import RunningNode
 from tests.support.plans import link_invitation
 
 CHILD_PNR = "20150315-2389"  # synthetic test identity (valid Luhn)
 CHILD_NAME = "Testa Testsson"
-
-
-@pytest.fixture
-async def trio(
-    tmp_path: Path, store_factory: StoreFactory, clock: ManualClock
-) -> AsyncIterator[list[RunningNode]]:
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP], store_factory, clock)
-    try:
-        yield nodes
-    finally:
-        await stop_all(nodes)
 
 
 def fragment(category: str, marker: str, indicator: str = "safe") -> dict[str, Any]:

@@ -32,6 +32,7 @@ from tests.support.federation import (
     stop_all,
 )
 from tests.support.plans import link_invitation
+from tests.support.waiting import wait_until_async
 
 T_REVOCATION = RevocationRecord.__table__  # type: ignore[attr-defined]
 
@@ -122,13 +123,13 @@ async def wait_until_refused(
     category: str,
     within: float,
 ) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
+    async def refused() -> bool:
         released, reasons = await ask(requester, holder, plan_id, consent_id, category)
-        if released == 0 and reasons == ["consent_revoked"]:
-            return
-        assert asyncio.get_running_loop().time() < deadline, f"{holder.node_id} still releases"
-        await asyncio.sleep(0.05)
+        return released == 0 and reasons == ["consent_revoked"]
+
+    await wait_until_async(
+        refused, timeout=within, what=f"{holder.node_id} refuses (it still releases)", interval=0.05
+    )
 
 
 async def log_rows(node: RunningNode) -> list[ExchangeLogEntry]:

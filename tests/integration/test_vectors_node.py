@@ -21,9 +21,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from node.services.inbound import HTTP_STATUS
 from node.services.outbound import FEDERATION_PATH
 from node.services.peers import FetchedPeer, trust_peer
+from node.web.federation import HTTP_STATUS
 from protocol.clock import ManualClock, parse_time
 from protocol.documents import verify_node_document
 from protocol.envelope import StaticKeyRing, verify_envelope
@@ -33,6 +33,8 @@ from protocol.keys import PublicKey, fingerprint
 from protocol.messages import REPLY_TYPES
 from tests.conftest import StoreFactory
 from tests.support.federation import RunningNode, start_node
+
+pytestmark = pytest.mark.slow  # every protocol vector against a node on each store
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "protocol" / "vectors"

@@ -30,6 +30,8 @@ from hypothesis import strategies as st
 from protocol.clock import ManualClock
 from tests.support.federation import SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
 
+pytestmark = pytest.mark.slow  # schemathesis drives the whole API
+
 if TYPE_CHECKING:
     from schemathesis import Case, HookContext
 

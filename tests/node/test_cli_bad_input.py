@@ -7,7 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.support.nodes import NodeProcess, barnplan, init_node
+
+pytestmark = pytest.mark.slow  # barnplan CLI subprocesses, seconds each
 
 PNR = "201503152389"  # synthetic test identity (valid Luhn)
 

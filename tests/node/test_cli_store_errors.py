@@ -23,6 +23,8 @@ from protocol.clock import ManualClock
 from tests.conftest import POSTGRES_URL, run_psql
 from tests.support.nodes import NodeProcess, barnplan, init_node
 
+pytestmark = pytest.mark.slow  # barnplan CLI subprocesses, seconds each
+
 GUIDE = "deploy/OPERATIONS.md"
 # commands that open the store: through the node (migrating), directly, writing, and serve
 STORE_COMMANDS = (

@@ -61,8 +61,7 @@ from tests.support.federation import (
     SCHOOL,
     SOCIAL,
     RunningNode,
-    start_federation,
-    stop_all,
+    sqlite_federation,
 )
 from tests.support.plans import (
     CHILD_NAME,
@@ -75,6 +74,8 @@ from tests.support.plans import (
     rich_fragment,
     shared_plan_world,
 )
+
+pytestmark = pytest.mark.slow  # most tests run the second FHIR validator (Node.js) per export
 
 fhir = pytest.importorskip("fhir.resources.R4B.bundle", reason="fhir.resources (dev extra)")
 Bundle = fhir.Bundle
@@ -99,30 +100,16 @@ NOT_IN_VALUE_SET = re.compile(r'^Code "([^"]+)" \(([^)]+)\) not found in value s
 # --- fixtures -------------------------------------------------------------------------------
 
 
-def sqlite_in(tmp_path: Path) -> Any:
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path / (name + '.db')}", ""
-
-    return sqlite
-
-
 @pytest.fixture
 async def trio(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[RunningNode]]:
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP], sqlite_in(tmp_path), clock)
-    try:
+    async with sqlite_federation(tmp_path, [SCHOOL, SOCIAL, BUP], clock) as nodes:
         yield nodes
-    finally:
-        await stop_all(nodes)
 
 
 @pytest.fixture
 async def four(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[RunningNode]]:
-    specs = [SCHOOL, SOCIAL, BUP, POLICE]
-    nodes = await start_federation(tmp_path, specs, sqlite_in(tmp_path), clock)
-    try:
+    async with sqlite_federation(tmp_path, [SCHOOL, SOCIAL, BUP, POLICE], clock) as nodes:
         yield nodes
-    finally:
-        await stop_all(nodes)
 
 
 # --- the checks -----------------------------------------------------------------------------

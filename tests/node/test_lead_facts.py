@@ -1,11 +1,11 @@
-"""``lead_facts_sqlite`` (the raw sqlite3 reads of an assembly) returns what ``lead_facts`` does.
+"""``lead_facts``: every read of an assembly in one read transaction, on SQLite and PostgreSQL.
 
-A real SQLite federation on loopback builds the lead's store through the API (children, plans,
+A real federation on loopback builds the lead's store through the API (children, plans,
 invitations linked, left pending and declined, consents, fragment versions, a revocation); one
-plan without a child is written through the store, as the API cannot make one. For each case
-both reads must give equal ``LeadFacts`` field by field (times aware UTC on both sides), or both
-raise ``NotFound``; the raw connection must be left outside any transaction either way.
-``records.latest_fragments_raw`` must equal ``latest_fragments_sync`` and reuse parsed versions.
+plan without a child is written through the store, as the API cannot make one. For each case the
+read gives the expected ``LeadFacts`` (times aware UTC), the same with a parsed-record cache and
+without one, or raises ``NotFound``. ``records.latest_fragments_sync`` filters by category and
+reuses parsed versions from the cache it is given.
 """
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ import pytest
 from sqlmodel import SQLModel
 
 from node.domain.records import FragmentRecord
-from node.services.assembly import LeadFacts, lead_facts, lead_facts_sqlite
-from node.services.errors import NotFound
+from node.errors import NotFound
+from node.services.assembly import LeadFacts, lead_facts
 from node.services.release_cache import ReleaseCache
 from node.store import records
-from node.store.engine import begin_write, read_with
+from node.store.engine import begin_write
+from node.store.store import Store
 from node.store.tables import Plan
 from protocol.clock import ManualClock
+from tests.conftest import StoreFactory
 from tests.support.federation import (
     BUP,
     POLICE,
@@ -58,19 +60,12 @@ class Fed:
     police: RunningNode  # no child: declines the invitation
     clock: ManualClock
 
-    @property
-    def db(self) -> Any:
-        reader = self.school.node.release_reader()
-        assert reader is not None, "an SQLite node has a raw release reader"
-        return reader
-
 
 @pytest.fixture
-async def fed(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Fed]:
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path / (name + '.db')}", ""
-
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP, POLICE], sqlite, clock)
+async def fed(
+    tmp_path: Path, clock: ManualClock, store_factory: StoreFactory
+) -> AsyncIterator[Fed]:
+    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP, POLICE], store_factory, clock)
     school, social, bup, police = nodes
     try:
         yield Fed(school, social, bup, police, clock)
@@ -186,26 +181,22 @@ def assert_same_facts(got: LeadFacts, expected: LeadFacts) -> None:
 async def both(
     fed: Fed, plan_id: str, consent_id: str | None, parsed: Any = None
 ) -> tuple[LeadFacts, LeadFacts]:
-    """(raw, SQLAlchemy) facts, checked equal; the raw connection is left idle."""
-    node = fed.school.node
-    expected = await read_with(node.engine, node.sync_engine, lead_facts, plan_id, consent_id)
-    db = fed.db
+    """(with a parsed-record cache, without one) facts, checked equal."""
+    engine = fed.school.node.engine
     cache = ReleaseCache().records if parsed is None else parsed  # an empty cache is falsy
-    got = lead_facts_sqlite(db, plan_id, consent_id, cache)
-    assert not db.in_transaction
+    got = await Store(engine).read(lead_facts, plan_id, consent_id, cache)
+    expected = await Store(engine).read(lead_facts, plan_id, consent_id)
     assert_same_facts(got, expected)
     return got, expected
 
 
 async def both_not_found(fed: Fed, plan_id: str, consent_id: str | None = None) -> None:
-    node = fed.school.node
-    with pytest.raises(NotFound) as sqlalchemy_error:
-        await read_with(node.engine, node.sync_engine, lead_facts, plan_id, consent_id)
-    db = fed.db
-    with pytest.raises(NotFound) as raw_error:
-        lead_facts_sqlite(db, plan_id, consent_id, ReleaseCache().records)
-    assert not db.in_transaction
-    assert str(raw_error.value) == str(sqlalchemy_error.value)
+    engine = fed.school.node.engine
+    with pytest.raises(NotFound) as cached_error:
+        await Store(engine).read(lead_facts, plan_id, consent_id, ReleaseCache().records)
+    with pytest.raises(NotFound) as plain_error:
+        await Store(engine).read(lead_facts, plan_id, consent_id)
+    assert str(cached_error.value) == str(plain_error.value)
 
 
 def ids(own: dict[str, list[FragmentRecord]]) -> list[tuple[str, int]]:
@@ -272,7 +263,7 @@ async def test_a_revoked_consent_reads_the_same_record_and_no_own_fragments(fed:
     assert older.revocation is None and ids(older.own) == w.current
 
 
-async def test_a_led_plan_without_a_child_reads_the_same(fed: Fed) -> None:
+async def test_a_led_plan_without_a_child_reads_as_held(fed: Fed) -> None:
     school, social = fed.school, fed.social
     plan = Plan(
         plan_id=str(uuid.uuid4()),
@@ -299,7 +290,7 @@ async def test_a_led_plan_without_a_child_reads_the_same(fed: Fed) -> None:
     assert ids(facts.own) == [(fragment_id, 1)]
 
 
-async def test_unknown_participant_only_and_unconsented_plans_are_not_found_by_both(
+async def test_unknown_participant_only_and_unconsented_plans_are_not_found(
     fed: Fed,
 ) -> None:
     school, social = fed.school, fed.social
@@ -330,61 +321,51 @@ async def test_unknown_participant_only_and_unconsented_plans_are_not_found_by_b
     await both_not_found(fed, ours)
 
 
-# --- latest_fragments_raw ----------------------------------------------------------------------
+# --- latest_fragments_sync ---------------------------------------------------------------------
 
 
-def sync_fragments(fed: Fed, plan_id: str, categories: list[str] | None) -> Any:
-    sync = fed.school.node.sync_engine
-    assert sync is not None
-    with sync.connect() as conn:
-        return records.latest_fragments_sync(conn, plan_id, categories)
+async def fragments(
+    fed: Fed, plan_id: str, categories: list[str] | None, parsed: Any = None
+) -> Any:
+    return await fed.school.node.store.read(
+        records.latest_fragments_sync, plan_id, categories, parsed
+    )
 
 
-async def test_latest_fragments_raw_matches_sync_and_reuses_parsed_versions(fed: Fed) -> None:
+async def test_latest_fragments_filter_by_category_and_reuse_parsed_versions(fed: Fed) -> None:
     w = await lead_plan(fed)
-    db = fed.db
+    assert await fragments(fed, w.plan_id, []) == {}
 
-    assert records.latest_fragments_raw(db, w.plan_id, []) == {}
-    assert not db.in_transaction
-    assert sync_fragments(fed, w.plan_id, []) == {}
-
+    everything = await fragments(fed, w.plan_id, None)
     for categories in (
-        None,
         ["education"],
         ["family", "health"],
         ["social"],  # only an old version of "d" is in it: nothing current
         ["police", "education"],
     ):
-        raw = records.latest_fragments_raw(db, w.plan_id, categories)
-        assert not db.in_transaction
-        assert_same_records(raw, sync_fragments(fed, w.plan_id, categories))
-        if categories is not None:
-            assert set(raw) <= set(categories)
-    picked = records.latest_fragments_raw(db, w.plan_id, ["family", "health"])
-    assert sorted(picked) == ["family", "health"]
-    assert records.latest_fragments_raw(db, w.plan_id, ["social"]) == {}
+        picked = await fragments(fed, w.plan_id, categories)
+        assert picked == {c: everything[c] for c in categories if c in everything}
+    assert sorted(await fragments(fed, w.plan_id, ["family", "health"])) == ["family", "health"]
+    assert await fragments(fed, w.plan_id, ["social"]) == {}
 
     # the same ``parsed`` cache: the very same record objects on the second read
     cache = ReleaseCache().records
-    first = records.latest_fragments_raw(db, w.plan_id, None, cache)
-    second = records.latest_fragments_raw(db, w.plan_id, None, cache)
+    first = await fragments(fed, w.plan_id, None, cache)
+    second = await fragments(fed, w.plan_id, None, cache)
     assert list(first) == list(second)
     for category, group in first.items():
         assert all(a is b for a, b in zip(group, second[category], strict=True))
-    only = records.latest_fragments_raw(db, w.plan_id, ["education"], cache)
+    only = await fragments(fed, w.plan_id, ["education"], cache)
     assert all(a is b for a, b in zip(only["education"], first["education"], strict=True))
     # without a cache: equal records, parsed afresh
-    fresh = records.latest_fragments_raw(db, w.plan_id, None)
+    fresh = await fragments(fed, w.plan_id, None)
     assert fresh == first
     assert all(a is not b for a, b in zip(fresh["health"], first["health"], strict=True))
 
-    # lead_facts_sqlite through the same cache hands out the same objects too
-    facts = lead_facts_sqlite(db, w.plan_id, None, cache)
-    again = lead_facts_sqlite(db, w.plan_id, None, cache)
-    assert not db.in_transaction
+    # lead_facts through the same cache hands out the same objects too
+    facts, _ = await both(fed, w.plan_id, None, cache)
     for category, group in first.items():
         assert all(a is b for a, b in zip(group, facts.own[category], strict=True))
-        assert all(a is b for a, b in zip(group, again.own[category], strict=True))
 
     # a new version is parsed (and is current); the unchanged ones are still reused
     fed.clock.advance(1)
@@ -393,17 +374,6 @@ async def test_latest_fragments_raw_matches_sync_and_reuses_parsed_versions(fed:
     (b4,) = after.own["health"]
     assert (b4.fragment_id, b4.version) == (w.frags["b"], 4)
     assert b4 is not first["health"][0]
-    assert records.latest_fragments_raw(db, w.plan_id, ["health"], cache)["health"][0] is b4
+    assert (await fragments(fed, w.plan_id, ["health"], cache))["health"][0] is b4
     assert all(a is b for a, b in zip(after.own["education"], first["education"], strict=True))
     assert after.own["family"][0] is first["family"][0]
-
-
-async def test_the_node_s_own_release_cache_serves_assembly_reads(fed: Fed) -> None:
-    """As ``assemble`` calls it: the node's reader and its release cache's parsed records."""
-    w = await lead_plan(fed)
-    node = fed.school.node
-    facts, _ = await both(fed, w.plan_id, None, node.release_cache.records)
-    again = lead_facts_sqlite(fed.db, w.plan_id, None, node.release_cache.records)
-    assert not fed.db.in_transaction
-    for category, group in facts.own.items():
-        assert all(a is b for a, b in zip(group, again.own[category], strict=True))

@@ -16,19 +16,17 @@ import pytest
 
 from protocol.clock import ManualClock
 from tests.integration.test_release_flow import consent_body, fragment, setup_plan
-from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, sqlite_federation
 from tests.support.nodes import barnplan_async
+
+pytestmark = pytest.mark.slow  # barnplan CLI subprocesses against three nodes
 
 
 @pytest.fixture
 async def traffic(
     tmp_path: Path, clock: ManualClock
 ) -> AsyncIterator[tuple[list[RunningNode], str]]:
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path / (name + '.db')}", ""
-
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP], sqlite, clock)
-    try:
+    async with sqlite_federation(tmp_path, [SCHOOL, SOCIAL, BUP], clock) as nodes:
         school, social, _ = nodes
         plan_id, _ = await setup_plan(nodes)
         await social.api("POST", f"/plans/{plan_id}/fragments", "prof", fragment("social", "S"))
@@ -36,8 +34,6 @@ async def traffic(
         await school.api("POST", f"/plans/{plan_id}/consents", "lead", consent_body(grants))
         await school.api("GET", f"/plans/{plan_id}/shared", "lead")
         yield nodes, plan_id
-    finally:
-        await stop_all(nodes)
 
 
 cli = barnplan_async

@@ -14,6 +14,8 @@ import pytest
 from protocol.documents import verify_node_document
 from tests.support.nodes import NodeProcess, barnplan, free_port, init_node
 
+pytestmark = pytest.mark.slow  # barnplan serve processes and CLI subprocesses
+
 
 @pytest.fixture
 def two_nodes(tmp_path: Path) -> Iterator[tuple[NodeProcess, NodeProcess]]:

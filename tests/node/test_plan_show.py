@@ -21,20 +21,16 @@ from rich.console import Console
 
 from node.cli.shared_view import render_shared_plan
 from protocol.clock import SystemClock
-from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, sqlite_federation
 from tests.support.plans import CHILD_NAME, shared_plan_world
+
+pytestmark = pytest.mark.slow  # barnplan CLI subprocesses against three nodes
 
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[list[RunningNode]]:
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path / (name + '.db')}", ""
-
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP], sqlite, SystemClock())
-    try:
+    async with sqlite_federation(tmp_path, [SCHOOL, SOCIAL, BUP], SystemClock()) as nodes:
         yield nodes
-    finally:
-        await stop_all(nodes)
 
 
 async def barnplan(*args: str) -> tuple[int, str, str]:

@@ -1,7 +1,7 @@
 """A holder's real reply to ``fragments.request`` is a valid, verifiable ``fragments.response``.
 
 The holder signs its release replies with ``sign_prepared_envelope``, which does not validate the
-body against ``FragmentsResponse`` (the body holds resent fragments as ``Precanonical`` parts).
+body against ``FragmentsResponse`` (the body holds resent signed fragments from the cache).
 So these tests take the reply exactly as the federation endpoint writes it (``Inbound.handle``,
 then ``reply_bytes``) and check what the requester would: the envelope verifies with the holder's
 keys, the body validates against the model and the committed JSON Schema, every fragment verifies
@@ -25,7 +25,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from node.web.federation import reply_bytes
-from protocol.canonical import Precanonical, canonicalize
+from protocol.canonical import canonicalize
 from protocol.clock import ManualClock
 from protocol.documents import verify_fragment
 from protocol.envelope import MemorySeenIds, Verified, sign_envelope, verify_envelope
@@ -111,7 +111,7 @@ def request_bytes(world: World, categories: list[str], consent_id: str | None = 
 class Reply:
     request_id: str
     wire: bytes
-    signed: dict[str, Any]  # the reply object as the holder signed it (Precanonical parts)
+    signed: dict[str, Any]  # the reply object as the holder signed it
     verified: Verified
     body: FragmentsResponse
 
@@ -120,8 +120,8 @@ async def ask(world: World, categories: list[str], consent_id: str | None = None
     """Send a request through the holder's federation endpoint logic, and take the reply as the
     requester would: from the bytes the endpoint writes."""
     data = request_bytes(world, categories, consent_id)
-    status, signed = await world.social.node.inbound.handle(data)
-    assert status == 200, signed
+    refusal, signed = await world.social.node.inbound.handle(data)
+    assert refusal is None, signed
     wire = reply_bytes(signed)
     school = world.school.node
     verified = verify_envelope(
@@ -166,11 +166,10 @@ def check_fragments(world: World, reply: Reply) -> list[dict[str, Any]]:
         assert (model.plan_id, model.consent_id) == (world.plan_id, world.consent_id)
         assert model.category.value == "social"
         assert schema_errors("fragment", sent) == []
-    # the holder resent its cached, precomputed objects; the wire carries exactly their values
+    # the holder resent its cached signed objects; the wire carries exactly their values
     resent = reply.signed["body"]["fragments"]
-    assert all(isinstance(p, Precanonical) for p in resent)
-    assert [p.value for p in resent] == fragments
-    assert [p.canonical for p in resent] == [canonicalize(f) for f in fragments]
+    assert resent == fragments
+    assert [canonicalize(p) for p in resent] == [canonicalize(f) for f in fragments]
     return fragments
 
 

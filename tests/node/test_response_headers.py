@@ -10,30 +10,15 @@ pages and the federation endpoint (which answers with plan content).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
-import pytest
 from multidict import CIMultiDictProxy
 
-from protocol.clock import ManualClock, format_time
+from protocol.clock import format_time
 from protocol.envelope import sign_envelope
-from tests.support.federation import SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.federation import RunningNode
 
 HTML = {"Accept": "text/html"}
-
-
-@pytest.fixture
-async def pair(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[RunningNode]]:
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path / (name + '.db')}", ""
-
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL], sqlite, clock)
-    try:
-        yield nodes
-    finally:
-        await stop_all(nodes)
 
 
 def assert_protected(what: str, headers: CIMultiDictProxy[str], cacheable: bool = False) -> None:
@@ -44,9 +29,9 @@ def assert_protected(what: str, headers: CIMultiDictProxy[str], cacheable: bool 
 
 
 async def test_every_kind_of_response_carries_nosniff_no_store_and_no_server_version(
-    pair: list[RunningNode],
+    sqlite_pair: list[RunningNode],
 ) -> None:
-    school, social = pair
+    school, social = sqlite_pair
     bearer = {"Authorization": f"Bearer {school.tokens['prof']}"}
     status, _ = await school.api(
         "POST", "/children", "prof", {"name": "Testa Testsson", "personnummer": "20150315-2389"}

@@ -28,8 +28,7 @@ from tests.support.federation import (
     SCHOOL,
     SOCIAL,
     RunningNode,
-    start_federation,
-    stop_all,
+    sqlite_federation,
 )
 from tests.support.plans import (
     add_child,
@@ -56,14 +55,8 @@ def validator() -> Draft202012Validator:
 
 @pytest.fixture
 async def four(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[RunningNode]]:
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path / (name + '.db')}", ""
-
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP, POLICE], sqlite, clock)
-    try:
+    async with sqlite_federation(tmp_path, [SCHOOL, SOCIAL, BUP, POLICE], clock) as nodes:
         yield nodes
-    finally:
-        await stop_all(nodes)
 
 
 def test_the_schema_is_a_valid_2020_12_schema_marked_hand_written() -> None:

@@ -13,6 +13,8 @@ import pytest
 
 from tests.support.nodes import barnplan, init_node
 
+pytestmark = pytest.mark.slow  # barnplan serve processes
+
 
 def test_a_second_serve_on_the_same_directory_refuses_and_names_the_first(
     tmp_path: Path,

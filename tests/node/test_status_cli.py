@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from protocol.clock import ManualClock
-from tests.support.federation import SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
+from tests.support.federation import RunningNode
 from tests.support.nodes import barnplan, barnplan_async, init_node
 
+pytestmark = pytest.mark.slow  # barnplan CLI subprocesses, seconds each
+
 cli = barnplan_async
-
-
-@pytest.fixture
-async def pair(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[RunningNode]]:
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path / (name + '.db')}", ""
-
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL], sqlite, clock)
-    try:
-        yield nodes
-    finally:
-        await stop_all(nodes)
 
 
 async def status_json(directory: Path) -> tuple[int, dict[str, object]]:
@@ -34,9 +22,9 @@ async def status_json(directory: Path) -> tuple[int, dict[str, object]]:
 
 
 async def test_status_reports_a_node_and_its_problems_until_they_are_fixed(
-    pair: list[RunningNode],
+    sqlite_pair: list[RunningNode],
 ) -> None:
-    school, social = pair
+    school, social = sqlite_pair
     directory = school.node.config.directory
     code, report = await status_json(directory)
     assert code == 1

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from node.errors import NotFound
 from node.services import users
-from node.services.errors import NotFound
 from node.services.passwords import login, set_password
 from node.store import records
 from node.store.engine import create_engine, migrate

@@ -29,6 +29,8 @@ from tests.browser.support import PASSWORD, PageClient
 from tests.conftest import StoreFactory
 from tests.support.federation import SCHOOL, RunningNode, start_federation, stop_all
 
+pytestmark = pytest.mark.slow  # barnplan CLI subprocesses, seconds each
+
 TOKEN_LINE = re.compile(r"^token: (bp_\S+)$", re.MULTILINE)
 LOGIN_FAILED = "Fel användar-id eller lösenord."
 

@@ -72,7 +72,9 @@ async def test_state_missing_tampered_or_stale_is_refused(
     with pytest.raises(OidcError) as missing:
         await client.complete(answer, None, CALLBACK)
     assert missing.value.code == "state_missing"
-    for state in ("", answer["state"][:-1] + "A", "x"):
+    last = answer["state"][-1]
+    flipped = answer["state"][:-1] + ("A" if last != "A" else "B")
+    for state in ("", flipped, "x"):
         with pytest.raises(OidcError) as tampered:
             await client.complete({**answer, "state": state}, pending, CALLBACK)
         assert tampered.value.code == "state_mismatch"

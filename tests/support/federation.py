@@ -7,6 +7,8 @@ in the test's event loop lets tests share an injected clock and inspect each nod
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,3 +133,35 @@ async def stop_all(nodes: list[RunningNode]) -> None:
     for n in nodes:
         await n.stop()
         await n.node.close()
+
+
+def sqlite_stores(base: Path) -> Callable[[str], tuple[str, str]]:
+    """A store per node name: the SQLite file ``base/NAME.db`` (a ``store_factory`` on SQLite)."""
+
+    def make(name: str) -> tuple[str, str]:
+        return f"sqlite:///{base / (name + '.db')}", ""
+
+    return make
+
+
+@asynccontextmanager
+async def federation(
+    base: Path,
+    specs: list[tuple[str, str, str]],
+    stores: Callable[[str], tuple[str, str]],
+    clock: Clock,
+) -> AsyncIterator[list[RunningNode]]:
+    """Nodes for ``specs`` on the stores ``stores`` makes, each trusting the others; stopped and
+    closed on exit (a node the test already stopped is fine)."""
+    nodes = await start_federation(base, specs, stores, clock)
+    try:
+        yield nodes
+    finally:
+        await stop_all(nodes)
+
+
+def sqlite_federation(
+    base: Path, specs: list[tuple[str, str, str]], clock: Clock
+) -> AbstractAsyncContextManager[list[RunningNode]]:
+    """``federation`` on SQLite files in ``base``."""
+    return federation(base, specs, sqlite_stores(base), clock)

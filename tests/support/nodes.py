@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.fleet import free_port as free_port  # ports below the ephemeral range
+from tests.support.ports import free_port as free_port  # ports below the ephemeral range
+from tests.support.waiting import wait_until
 
 
 def barnplan(
@@ -50,19 +50,20 @@ class NodeProcess:
             text=True,
             env={**os.environ, **(env or {})},
         )
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+        proc = self.proc
+
+        def healthy() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(
                     f"{self.node_id} exited: {(self.directory / 'serve.log').read_text()}"
                 )
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
+                    return resp.status == 200
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.node_id} did not start in {wait}s")
+                return False
+
+        wait_until(healthy, timeout=wait, what=f"{self.node_id} starts (answers /healthz)")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:

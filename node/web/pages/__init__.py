@@ -48,14 +48,18 @@ def setup_pages(app: web.Application, node: Node, settings: PageSettings | None 
         app.on_cleanup.append(provider.close)
         # called by the provider, not a browser: not a page (no session, no CSRF check)
         app.router.add_post(BACKCHANNEL_LOGOUT_PATH, backchannel_logout)
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # the language is the request's: ``render`` puts its gettext callables in each page's
+    # context, where the extension's ``_`` finds them; these are only the fallback (msgids)
+    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     storage = EncryptedCookieStorage(
         settings.session_key,
         cookie_name=SESSION_COOKIE,

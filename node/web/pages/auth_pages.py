@@ -31,11 +31,28 @@ from .core import (
     translator,
 )
 from .forms import first
+from .i18n import N_
 from .provider_link import CALLBACK_PATH, ProviderLink
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("barnplan.pages")
 PENDING = "oidc_pending"  # the session key of a sign-in started at the provider
+# what a refused sign-in's page says, by ``IdentityRefused.code``
+REFUSED = {
+    "no_role": N_(
+        "%(name)s kände igen dig, men du har ingen roll i barnplan på den här noden. Be din "
+        "organisations behörighetsadministratör om en roll."
+    ),
+    "unknown_user": N_(
+        "%(name)s kände igen dig, men du är inte registrerad som användare på den här noden. "
+        "Be nodens driftansvarige lägga till dig."
+    ),
+    "disabled": N_("Ditt konto på den här noden är avstängt. Kontakta nodens driftansvarige."),
+    "no_subject": N_(
+        "%(name)s skickade inte det användar-id som den här noden behöver. Kontakta nodens "
+        "driftansvarige."
+    ),
+}
 
 
 @routes.get("/")
@@ -49,7 +66,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     if user is not None:
         return see_other(home_for(user))
     t = translator(request)
-    notice = t("logged_out") if request.query.get("out") == "1" else ""
+    notice = t.gettext("Du är utloggad.") if request.query.get("out") == "1" else ""
     return await login_page(request, local_path(request.query.get("next")) or "", notice=notice)
 
 
@@ -91,18 +108,21 @@ async def login(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE_KEY]
     t = translator(request)
     if not state.settings.passwords:
-        return await login_page(request, target or "", error=t("passwords_off"), status=403)
+        return await login_page(request, target or "", error=t.gettext(
+                "Inloggning med lösenord är avstängd på den här noden. Logga in med din "
+                "organisations inloggning."
+            ), status=403)
     source = client_address(request, state.settings.trusted_proxies)
     now = node.clock.now()
-    if not await state.throttle.attempt(node.engine, node.sync_engine, user_id, source, now):
-        error = t("login_throttled")
+    if not await state.throttle.attempt(node.engine, user_id, source, now):
+        error = t.gettext("För många misslyckade försök. Vänta en stund och försök igen.")
     else:
         user = await passwords.login(node.engine, user_id, password)
         if user is not None:
             await state.throttle.succeeded(node.engine, user_id, source)
             await start_session(request, user)
             return see_other(target or home_for(user))
-        error = t("login_failed")
+        error = t.gettext("Fel användar-id eller lösenord.")
     return await login_page(request, target or "", error=error, user_id=user_id, status=401)
 
 
@@ -173,7 +193,7 @@ async def provider_callback(request: web.Request) -> web.StreamResponse:
     except IdentityRefused as exc:
         log.warning("pages.sign_in_refused", reason=exc.code)
         t = translator(request)
-        text = t(f"sign_in_{exc.code}", name=provider.name)
+        text = t.gettext(REFUSED[exc.code], name=provider.name)
         return await login_page(request, next_path, error=text, status=403)
     sid = signed.claims.get("sid")
     await start_session(request, user, signed.id_token, sid if isinstance(sid, str) else None)
@@ -187,9 +207,19 @@ async def _sign_in_failed(
     log.warning("pages.sign_in_failed", reason=code)
     t = translator(request)
     if code == "provider_unreachable":
-        text, status = t("sign_in_provider_down", name=provider.name), 503
+        text = t.gettext(
+            "Inloggningstjänsten %(name)s svarar inte just nu. Försök igen om en stund. "
+            "Kvarstår felet, kontakta nodens driftansvarige.",
+            name=provider.name,
+        )
+        status = 503
     else:
-        text, status = t("sign_in_failed", name=provider.name), 400
+        text = t.gettext(
+            "Inloggningen via %(name)s kunde inte slutföras, så du är inte inloggad. Börja om "
+            "genom att klicka på knappen nedan.",
+            name=provider.name,
+        )
+        status = 400
     return await login_page(request, next_path, error=text, status=status)
 
 

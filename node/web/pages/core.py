@@ -30,14 +30,15 @@ from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
 
 from ...config import ConfigError, NodeConfig
+from ...errors import NodeError
 from ...local_secret import load_or_create_secret
 from ...services import passwords, sessions
-from ...services.errors import ServiceError
 from ...services.throttle import LoginThrottle
 from ...services.users import active_user
 from ...store.tables import User
 from ..keys import NODE_KEY
-from .i18n import LANGS, Translator, pick_lang
+from ..problems import answer_for
+from .i18n import LANGS, N_, Translator, pick_lang
 from .provider_link import ProviderLink
 
 log = structlog.get_logger("barnplan.pages")
@@ -287,8 +288,10 @@ async def render(
     node = request.app[NODE_KEY]
     lang = lang_of(request)
     other = "en" if lang == "sv" else "sv"
+    t = Translator(lang)
     base = {
-        "t": Translator(lang),
+        **t.callables(),
+        "t": t,
         "lang": lang,
         "other_lang": other,
         # from the parsed path, and only if it is a local one: a 404 page at "//evil.example/x"
@@ -304,22 +307,39 @@ async def render(
     return aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)
 
 
+# an error page's title and text by status (msgids); a status not listed reads as 500's title
+ERROR_TITLES = {
+    403: N_("Åtkomst nekad"),
+    404: N_("Sidan finns inte"),
+    405: N_("Metoden stöds inte"),
+    409: N_("Det gick inte"),
+}
+ERROR_TEXTS = {
+    403: N_("Du har inte behörighet till den här sidan."),
+    404: N_("Det finns ingen sådan sida här."),
+}
+SERVER_ERROR_TITLE = N_("Något gick fel")
+
+
 async def error_page(
-    request: web.Request, status: int, text_key: str | None = None, detail: str | None = None
+    request: web.Request, status: int, text: str | None = None, detail: str | None = None
 ) -> web.Response:
-    known = {403, 404, 405, 409}
-    title_key = f"error_{status}_title" if status in known else "error_500_title"
+    """The error page: ``text`` a msgid to translate, ``detail`` a sentence already in the
+    page's language; neither given, the status's own text (or none)."""
     t = translator(request)
-    text = detail or (t(text_key) if text_key else t(f"error_{status}_text"))
-    if text == f"error_{status}_text":
-        text = ""
+    message = text or ERROR_TEXTS.get(status)
+    shown = detail or (t.gettext(message) if message else "")
+    title = t.gettext(ERROR_TITLES.get(status, SERVER_ERROR_TITLE))
     return await render(
-        request, "error.html", {"title": t(title_key), "text": text, "status": status}, status
+        request, "error.html", {"title": title, "text": shown, "status": status}, status
     )
 
 
-async def service_error_page(request: web.Request, exc: ServiceError) -> web.Response:
-    return await error_page(request, exc.status, detail=exc.detail)
+async def service_error_page(request: web.Request, exc: NodeError) -> web.Response:
+    """A node error as a page: its status from the one mapping (``web/problems.py``), its
+    sentence in the page's language."""
+    status, _title = answer_for(exc)
+    return await error_page(request, status, detail=translator(request).problem(exc))
 
 
 def roles(*allowed: str) -> Callable[[Handler], Handler]:
@@ -397,7 +417,14 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     if user is not None:
         request[PAGE_USER] = user
     if request.method == "POST" and not await csrf_valid(request, session):
-        return await error_page(request, 403, "error_csrf_text")
+        return await error_page(
+            request,
+            403,
+            N_(
+                "Formuläret saknade en giltig säkerhetskod (CSRF) och skickades inte. Inget har "
+                "sparats. Ladda om sidan och försök igen."
+            ),
+        )
     if user is None and request.path not in PUBLIC_PATHS:
         if request.method == "GET":
             return see_other(f"/login?next={_quote(request.path_qs)}")

@@ -15,6 +15,8 @@ from typing import Any
 
 from protocol.codes import Category
 
+from ...errors import FieldProblem
+
 Form = Mapping[str, list[str]]
 ROW = re.compile(r"^(needs|goals|actions|events|person)-(\d{1,3})-([a-z_]+)$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -157,6 +159,7 @@ class FragmentForm:
 
 
 def field_errors(form: FragmentForm, errors: Mapping[str, str]) -> dict[str, str]:
+    """The service's field errors (already worded) under the form's own field ids."""
     mapped: dict[str, str] = {}
     for key, message in errors.items():
         mapped.setdefault(form.field_id(key), message)
@@ -207,27 +210,33 @@ class ConsentForm:
         ]
         return cls(people, set(), today, until, "", purpose)
 
-    def service_args(self, froms: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    def service_args(self, froms: list[str]) -> tuple[dict[str, Any], dict[str, FieldProblem]]:
         """Keyword arguments for ``consents.record_consent`` and the form's own field errors.
 
         The grant index the service reports errors by is mapped back with ``grant_field``.
         """
-        errors: dict[str, str] = {}
+        errors: dict[str, FieldProblem] = {}
         required, given = [], []
         for i, person in enumerate(self.people):
             if is_blank("person", person):
                 continue
             if not re.match(r"^[A-Za-z0-9_-]{1,32}$", person["ref"]):
-                errors[f"person-{i}-ref"] = "letters, digits, _ and - only (at most 32)"
+                errors[f"person-{i}-ref"] = FieldProblem(
+                    "consenter_ref", "letters, digits, _ and - only (at most 32)"
+                )
             if person["role"] not in ("guardian", "child", "young_person"):
-                errors[f"person-{i}-role"] = "one of guardian, child, young_person"
+                errors[f"person-{i}-role"] = FieldProblem(
+                    "one_of", "one of guardian, child, young_person"
+                )
             entry = {"ref": person["ref"], "role": person["role"]}
             if person.get("required"):
                 required.append(entry)
             if person.get("given"):
                 given.append(entry)
         if not required:
-            errors["person-0-required"] = "at least one person whose consent is required"
+            errors["person-0-required"] = FieldProblem(
+                "no_required_consenter", "at least one person whose consent is required"
+            )
         grouped: dict[tuple[str, str], list[str]] = {}
         for source, target, category in sorted(self.grants):
             if category in {c.value for c in Category}:
@@ -237,7 +246,9 @@ class ConsentForm:
             for (source, target), categories in grouped.items()
         ]
         if not grants:
-            errors["grants"] = "tick at least one category that may be shared"
+            errors["grants"] = FieldProblem(
+                "no_grants", "tick at least one category that may be shared"
+            )
         self.grant_sources = [source for source, _ in grouped]
         self.froms = froms
         args = {

@@ -15,10 +15,10 @@ from aiohttp_session import get_session
 
 from protocol.codes import Category
 
+from ...errors import InvalidInput, NodeError, NotFound
 from ...services import consents as consent_service
 from ...services import plans as plan_service
 from ...services.assembly import assemble
-from ...services.errors import InvalidInput, NotFound, ServiceError
 from ...services.revocation import record_revocation
 from ...store import records
 from ..keys import NODE_KEY
@@ -35,6 +35,7 @@ from .core import (
     user_of,
 )
 from .forms import ConsentForm, first
+from .i18n import N_
 
 routes = web.RouteTableDef()
 
@@ -54,8 +55,12 @@ async def _consent_page(
     try:
         view = await plan_service.plan_view(node, plan_id)
         if view["role"] != "lead":
-            raise NotFound(f"no plan {plan_id} led by this node")
-    except ServiceError as exc:
+            raise NotFound(
+                f"no plan {plan_id} led by this node",
+                code="no_led_plan",
+                params={"plan_id": plan_id},
+            )
+    except NodeError as exc:
         return await service_error_page(request, exc)
     members = [
         p["node_id"] for p in view["participants"] if p["status"] not in ("declined", "failed")
@@ -106,21 +111,22 @@ async def record_consent(request: web.Request) -> web.StreamResponse:
     args, errors = form.service_args(froms)
     t = translator(request)
     if errors:
-        return await _consent_page(request, form, {k: t.error(v) for k, v in errors.items()}, 422)
+        shown = {k: t.problem(v) for k, v in errors.items()}
+        return await _consent_page(request, form, shown, 422)
     try:
         result = await consent_service.record_consent(node, user_of(request), plan_id, **args)
     except InvalidInput as exc:
         mapped: dict[str, str] = {}
-        for key, message in exc.errors.items():
-            mapped.setdefault(form.field_id(key), t.error(message))
+        for key, message in t.fields(exc).items():
+            mapped.setdefault(form.field_id(key), message)
         return await _consent_page(request, form, mapped, 422)
-    except ServiceError as exc:
+    except NodeError as exc:
         return await service_error_page(request, exc)
     session = await get_session(request)
-    flash(session, t("consent_recorded"))
+    flash(session, t.gettext("Samtycket är registrerat och skickat."))
     outcomes = ", ".join(f"{d['node_id']}: {d['outcome']}" for d in result["distribution"])
     if outcomes:
-        flash(session, f"{t('distribution')}: {outcomes}")
+        flash(session, f"{t.gettext('Utskick')}: {outcomes}")
     return see_other(f"/plans/{plan_id}")
 
 
@@ -141,7 +147,7 @@ async def _assembled(request: web.Request) -> dict[str, Any] | web.Response:
                 status=404,
             )
         return await service_error_page(request, exc)
-    except ServiceError as exc:
+    except NodeError as exc:
         return await service_error_page(request, exc)
 
 
@@ -192,7 +198,7 @@ def fhir_converter() -> Callable[..., Any] | None:
 async def fhir_export(request: web.Request) -> web.StreamResponse:
     converter = fhir_converter()
     if converter is None:
-        return await error_page(request, 404, "fhir_missing")
+        return await error_page(request, 404, N_("FHIR-export finns inte ännu på den här noden."))
     shared = await _assembled(request)
     if isinstance(shared, web.Response):
         return shared
@@ -245,7 +251,7 @@ async def revoke(request: web.Request) -> web.StreamResponse:
     t = translator(request)
     if first(form, "confirm") != "yes":
         return await _revoke_page(
-            request, consent_id, {"confirm": t("revoke_confirm_missing")}, 422
+            request, consent_id, {"confirm": t.gettext("Bekräfta genom att kryssa i rutan.")}, 422
         )
     statement = next(
         (
@@ -259,9 +265,12 @@ async def revoke(request: web.Request) -> web.StreamResponse:
         return await error_page(request, 404)
     try:
         result = await record_revocation(request.app[NODE_KEY], user_of(request), consent_id)
-    except ServiceError as exc:
+    except NodeError as exc:
         return await service_error_page(request, exc)
-    flash(await get_session(request), t("revoked_done", n=len(result["notified"])))
+    flash(
+        await get_session(request),
+        t.gettext("Samtycket är återkallat. %(n)s deltagare meddelas.", n=len(result["notified"])),
+    )
     return see_other(_after(request, first(form, "back")))
 
 

@@ -94,10 +94,10 @@ async def exchange_log(request: web.Request) -> web.StreamResponse:
         for k in ("since", "until", "peer", "plan_id", "type", "outcome", "reason")
     }
     errors: dict[str, str] = {}
-    since = _day(values["since"], "since", errors, t("bad_date"))
-    until = _day(values["until"], "until", errors, t("bad_date"))
+    since = _day(values["since"], "since", errors, t.gettext("Ange ett datum som ÅÅÅÅ-MM-DD."))
+    until = _day(values["until"], "until", errors, t.gettext("Ange ett datum som ÅÅÅÅ-MM-DD."))
     if values["plan_id"] and not UUID.match(values["plan_id"]):
-        errors["plan_id"] = t("bad_plan_id")
+        errors["plan_id"] = t.gettext("Ett plan-id ser ut som 8-4-4-4-12 hexadecimala tecken.")
     try:
         page = max(1, int(q.get("page", "1")))
     except ValueError:

@@ -11,12 +11,13 @@ from aiohttp_session import get_session
 
 from protocol.codes import ActionStatus, Category, Indicator, Purpose
 
+from ...errors import Conflict, InvalidInput, NodeError, NotFound
 from ...services import children as child_service
 from ...services import fragments as fragment_service
 from ...services import plans as plan_service
-from ...services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from ...store import records
 from ..keys import NODE_KEY
+from ..problems import answer_for
 from .common import agency_names, child_names, consents_with_state, read_form
 from .core import (
     PROFESSIONALS,
@@ -90,13 +91,16 @@ async def link_invitation(request: web.Request) -> web.StreamResponse:
         )
     except InvalidInput as exc:
         t = translator(request)
-        errors = {f"child_id-{plan_id}": t.error(m) for m in exc.errors.values()}
+        errors = {f"child_id-{plan_id}": m for m in t.fields(exc).values()}
         return await _plans_page(request, errors, {plan_id: child_id}, status=422)
-    except ServiceError as exc:
+    except NodeError as exc:
         return await service_error_page(request, exc)
     flash(
         await get_session(request),
-        translator(request)("invitation_linked", outcome=view["lead_notified"]),
+        translator(request).gettext(
+            "Inbjudan är kopplad. Den ledande noden fick besked: %(outcome)s.",
+            outcome=view["lead_notified"],
+        ),
     )
     return see_other(f"/plans/{plan_id}")
 
@@ -109,9 +113,9 @@ async def decline_invitation(request: web.Request) -> web.StreamResponse:
         await plan_service.resolve_invitation(
             request.app[NODE_KEY], user_of(request), plan_id, child_id=None, decline=True
         )
-    except ServiceError as exc:
+    except NodeError as exc:
         return await service_error_page(request, exc)
-    flash(await get_session(request), translator(request)("invitation_declined"))
+    flash(await get_session(request), translator(request).gettext("Inbjudan är avböjd."))
     return see_other("/plans")
 
 
@@ -155,9 +159,9 @@ async def add_child(request: web.Request) -> web.StreamResponse:
         )
     except (InvalidInput, Conflict) as exc:  # Conflict: the child is already recorded
         t = translator(request)
-        errors = {k: t.error(v) for k, v in exc.errors.items()}
-        return await _children_page(request, values, errors, status=exc.status)
-    flash(await get_session(request), translator(request)("child_added"))
+        status, _title = answer_for(exc)
+        return await _children_page(request, values, t.fields(exc), status=status)
+    flash(await get_session(request), translator(request).gettext("Barnet är tillagt."))
     return see_other("/children")
 
 
@@ -207,11 +211,11 @@ async def create_plan(request: web.Request) -> web.StreamResponse:
         view = await plan_service.create_plan(request.app[NODE_KEY], user_of(request), **args)
     except InvalidInput as exc:
         t = translator(request)
-        errors = {k: t.error(v) for k, v in exc.errors.items()}
+        errors = t.fields(exc)
         return await _new_plan_page(request, args, errors, status=422)
-    except ServiceError as exc:
+    except NodeError as exc:
         return await service_error_page(request, exc)
-    flash(await get_session(request), translator(request)("plan_created"))
+    flash(await get_session(request), translator(request).gettext("Planen är skapad."))
     return see_other(f"/plans/{view['plan_id']}")
 
 
@@ -234,7 +238,7 @@ async def _plan_page(
             if view["status"] == "active"
             else []
         )
-    except ServiceError as exc:
+    except NodeError as exc:
         return await service_error_page(request, exc)
     names = await child_names(node)
     return await render(
@@ -283,7 +287,7 @@ async def _save_fragment(
         )
     except InvalidInput as exc:
         t = translator(request)
-        errors = {k: t.error(v) for k, v in field_errors(form, exc.errors).items()}
+        errors = field_errors(form, t.fields(exc))
         return form, errors, None
     return form, None, saved
 
@@ -294,7 +298,7 @@ async def add_fragment(request: web.Request) -> web.StreamResponse:
     plan_id = request.match_info["plan_id"]
     try:
         form, errors, saved = await _save_fragment(request, None)
-    except ServiceError as exc:
+    except NodeError as exc:
         return await service_error_page(request, exc)
     if saved is None:
         return await _plan_page(request, plan_id, form, errors, 422 if errors else 200)
@@ -304,7 +308,9 @@ async def add_fragment(request: web.Request) -> web.StreamResponse:
 async def _saved(request: web.Request, plan_id: str, saved: dict[str, Any]) -> web.Response:
     flash(
         await get_session(request),
-        translator(request)("fragment_saved", version=saved["version"]),
+        translator(request).gettext(
+            "Planfragmentet är sparat (version %(version)s).", version=saved["version"]
+        ),
     )
     return see_other(f"/plans/{plan_id}#fragment-{saved['fragment_id']}")
 
@@ -325,8 +331,12 @@ async def _edit_page(
             if f["fragment_id"] == fragment_id
         ]
         if not current:
-            raise NotFound(f"no fragment {fragment_id} in plan {plan_id}")
-    except ServiceError as exc:
+            raise NotFound(
+                f"no fragment {fragment_id} in plan {plan_id}",
+                code="no_fragment",
+                params={"fragment_id": fragment_id, "plan_id": plan_id},
+            )
+    except NodeError as exc:
         return await service_error_page(request, exc)
     return await render(
         request,
@@ -355,7 +365,7 @@ async def edit_fragment_form(request: web.Request) -> web.StreamResponse:
 async def edit_fragment(request: web.Request) -> web.StreamResponse:
     try:
         form, errors, saved = await _save_fragment(request, request.match_info["fragment_id"])
-    except ServiceError as exc:
+    except NodeError as exc:
         return await service_error_page(request, exc)
     if saved is None:
         return await _edit_page(request, form, errors, 422 if errors else 200)

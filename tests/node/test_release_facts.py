@@ -1,18 +1,18 @@
-"""``records.release_facts_sqlite`` (a holder's release reads on the raw sqlite3 connection)
-returns what the SQLAlchemy reads of ``fragments_request`` do on PostgreSQL.
+"""``records.release_facts``: every read of a holder's release decision, in one read
+transaction, on SQLite and PostgreSQL.
 
-Real SQLite nodes on loopback: school leads a plan with social services (linked by its
-professional: it has the child), BUP and police (no child: pending). Social services, the
-holder, authors fragments with several versions, one of which moves between categories; the
-consent school records reaches every participant. States the API cannot make (a ``failed`` or
-extra participant, a declined plan at a linked holder, plans with no member left) are written
-through ``node.store.records`` inside ``begin_write``.
+Real nodes on loopback: school leads a plan with social services (linked by its professional: it
+has the child), BUP and police (no child: pending). Social services, the holder, authors
+fragments with several versions, one of which moves between categories; the consent school
+records reaches every participant. States the API cannot make (a ``failed`` or extra
+participant, a declined plan at a linked holder, plans with no member left) are written through
+``node.store.records`` inside ``begin_write``.
 
-For every case the raw read (with the node's parsed-record cache as the handler passes it, and
-without one) must equal, field by field, ``records.plan_facts``, ``records.consent_statement``
-(the stored text parsed), ``revocations.is_revoked`` and ``records.latest_fragments`` (asked only
-when the plan, the consent and no revocation allow it, as the handler does), and the raw
-connection must be outside any transaction afterwards.
+For every case the read (with the node's parsed-record cache as the handler passes it, and
+without one) is checked against what the plan's, the consent's, the revocation's and the
+fragments' own reads say (``records.plan_facts``, ``records.consent_statement``,
+``revocations.is_revoked``, ``records.latest_fragments``; the fragments only when the plan, the
+consent and no revocation allow them, as the handler does), and against the expected values.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from node.store import records, revocations
 from node.store.engine import begin_write
 from node.store.tables import Plan
 from protocol.clock import ManualClock
+from tests.conftest import StoreFactory
 from tests.support.federation import (
     BUP,
     POLICE,
@@ -68,11 +69,10 @@ class Fed:
 
 
 @pytest.fixture
-async def fed(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Fed]:
-    def sqlite(name: str) -> tuple[str, str]:
-        return f"sqlite:///{tmp_path / (name + '.db')}", ""
-
-    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP, POLICE], sqlite, clock)
+async def fed(
+    tmp_path: Path, clock: ManualClock, store_factory: StoreFactory
+) -> AsyncIterator[Fed]:
+    nodes = await start_federation(tmp_path, [SCHOOL, SOCIAL, BUP, POLICE], store_factory, clock)
     school, social, bup, police = nodes
     try:
         yield Fed(school, social, bup, police, clock)
@@ -188,10 +188,10 @@ class Facts:
     current: dict[str, list[FragmentRecord]]  # latest_fragments asked regardless of the gate
 
 
-async def sqlalchemy_facts(
+async def separate_facts(
     node: RunningNode, plan_id: str, consent_id: str, categories: Sequence[str]
 ) -> Facts:
-    """What ``fragments_request`` reads where there is no raw reader (PostgreSQL)."""
+    """The same facts, each from its own read."""
     async with node.node.engine.connect() as conn:
         plan = await records.plan_facts(conn, plan_id)
         statement = await records.consent_statement(conn, consent_id)
@@ -203,19 +203,17 @@ async def sqlalchemy_facts(
     return Facts(plan, statement, revoked, current if allowed else {}, current)
 
 
-def raw_facts(
+async def release_facts(
     node: RunningNode,
     plan_id: str,
     consent_id: str,
     categories: Sequence[str],
     parsed: records.RecordCache | None,
 ) -> tuple[PlanFacts | None, str | None, bool, dict[str, list[FragmentRecord]]]:
-    db = node.node.release_reader()
-    assert db is not None, "an SQLite node has a raw release reader"
-    assert not db.in_transaction
-    result = records.release_facts_sqlite(db, plan_id, consent_id, list(categories), parsed)
-    assert not db.in_transaction, "the release read left its transaction open"
-    return result
+    facts = await node.node.store.read(
+        records.release_facts, plan_id, consent_id, list(categories), parsed
+    )
+    return facts.plan, facts.statement, facts.revoked, facts.fragments
 
 
 def assert_same_plan(got: PlanFacts | None, expected: PlanFacts | None) -> None:
@@ -241,11 +239,12 @@ def assert_same_exact_records(
 async def both(
     node: RunningNode, plan_id: str, consent_id: str, categories: Sequence[str]
 ) -> tuple[tuple[PlanFacts | None, str | None, bool, dict[str, list[FragmentRecord]]], Facts]:
-    """(raw, SQLAlchemy) facts, checked equal; the raw read runs with the node's own parsed
-    cache (as the handler calls it) and without one, both equal."""
-    expected = await sqlalchemy_facts(node, plan_id, consent_id, categories)
-    first = raw_facts(node, plan_id, consent_id, categories, node.node.release_cache.records)
-    for got in (first, raw_facts(node, plan_id, consent_id, categories, None)):
+    """(``release_facts``, separate) facts, checked equal; ``release_facts`` runs with the
+    node's own parsed cache (as the handler calls it) and without one, both equal."""
+    expected = await separate_facts(node, plan_id, consent_id, categories)
+    cache = node.node.release_cache.records
+    first = await release_facts(node, plan_id, consent_id, categories, cache)
+    for got in (first, await release_facts(node, plan_id, consent_id, categories, None)):
         plan, raw, revoked, fragments = got
         assert_same_plan(plan, expected.plan)
         assert (raw is None) == (expected.statement is None), (raw, expected.statement)
@@ -264,7 +263,7 @@ def ids(fragments: dict[str, list[FragmentRecord]]) -> dict[str, list[tuple[str,
 # --- the cases ---------------------------------------------------------------------------------
 
 
-async def test_a_participant_plan_of_mixed_member_statuses_reads_the_same(fed: Fed) -> None:
+async def test_a_participant_plan_of_mixed_member_statuses_reads_as_it_holds_it(fed: Fed) -> None:
     w = await build_world(fed)
     school, social = fed.school, fed.social
     members = await records.participants(social.node.engine, w.plan_id)
@@ -301,7 +300,7 @@ async def test_a_participant_plan_of_mixed_member_statuses_reads_the_same(fed: F
         assert again.fragments and set(again.fragments) <= set(categories)
 
 
-async def test_a_lead_holding_its_own_plan_reads_the_same(fed: Fed) -> None:
+async def test_a_lead_holding_its_own_plan_reads_as_it_holds_it(fed: Fed) -> None:
     """At the lead every status comes from the API: lead, linked, pending, declined."""
     w = await build_world(fed)
     school = fed.school
@@ -502,11 +501,8 @@ class FailingCache:
         raise AssertionError("not reached")
 
 
-async def test_a_failure_inside_the_read_leaves_no_transaction_open(fed: Fed) -> None:
+async def test_a_failure_inside_the_read_leaves_the_store_serving(fed: Fed) -> None:
     w = await build_world(fed)
-    db = fed.social.node.release_reader()
-    assert db is not None
     with pytest.raises(RuntimeError, match="cache failure"):
-        records.release_facts_sqlite(db, w.plan_id, w.consent_id, ["social"], FailingCache())
-    assert not db.in_transaction
-    await both(fed.social, w.plan_id, w.consent_id, ["social"])  # the connection still serves
+        await release_facts(fed.social, w.plan_id, w.consent_id, ["social"], FailingCache())
+    await both(fed.social, w.plan_id, w.consent_id, ["social"])  # the store still serves

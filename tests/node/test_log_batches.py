@@ -1,29 +1,23 @@
-"""On SQLite the exchange log writes its rows with the ``sqlite3`` driver, bypassing SQLAlchemy.
-
-Those rows must be exactly what SQLAlchemy itself would have written: times as the text a
-``UTCDateTime`` column stores (``sqlite_time``), entries that read back through ``query_log``
-with the drafted fields and an aware UTC ``at``, a chain that ``verify_chain`` accepts, and
-replay-memory rows whose ``expires_at`` reads back as given. Replays are caught within a batch
-and across batches. A batch that carries a ``SyncChange`` still runs through SQLAlchemy, and
-commits the change with its entry.
+"""The exchange log's group commit: concurrent appends go into one transaction, on SQLite and
+PostgreSQL alike, and read back exactly as drafted (every column, an aware UTC ``at``), in a chain
+that ``verify_chain`` accepts. Replays are caught within a batch and across batches, and their
+replay-memory rows read back with the expiry given. A state change commits with its entry, and
+one that fails is rolled back to its savepoint while its entry is logged as ``failed``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from node.store.engine import create_engine, migrate, sqlite_sync_twin
+from node.store.engine import create_engine, migrate
 from node.store.exchange_log import (
     T_SEEN,
     DuplicateMessage,
@@ -31,11 +25,10 @@ from node.store.exchange_log import (
     LogDraft,
     LogFilter,
     SeenId,
-    SyncChange,
     query_log,
-    sqlite_time,
     verify_chain,
 )
+from node.store.revocations import insert_revocation
 from node.store.tables import PeerState, RevocationRecord
 
 T = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
@@ -49,45 +42,32 @@ T_PEER_STATE = PeerState.__table__  # type: ignore[attr-defined]
 
 @dataclass
 class Store:
-    path: Path
     engine: AsyncEngine
-    sync: Engine
     log: ExchangeLog
-    batches: list[tuple[str, int]]  # (path taken, batch size), as the spies saw them
-
-    def raw(self) -> sqlite3.Connection:
-        """A connection of its own: it sees only what was committed."""
-        return sqlite3.connect(self.path)
+    batches: list[int]  # the size of each batch written, as the spy saw them
 
 
 @pytest.fixture
-async def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Store]:
-    path = tmp_path / "node.db"
-    engine = create_engine(f"sqlite:///{path}", create=True)
+async def store(
+    store_target: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Store]:
+    url, schema = store_target
+    engine = create_engine(url, schema, create=True)
     await migrate(engine)
-    sync = sqlite_sync_twin(engine)
-    assert sync is not None
-    log = ExchangeLog(engine, lambda: T, sync)
-    batches: list[tuple[str, int]] = []
-    spy(monkeypatch, log, "_write_on_loop", batches)
-    spy(monkeypatch, log, "_write_sync", batches)
+    log = ExchangeLog(engine, lambda: T)
+    batches: list[int] = []
+    real: Callable[..., Awaitable[Any]] = log._write
+
+    async def recording(batch: list[Any]) -> Any:
+        batches.append(len(batch))
+        return await real(batch)
+
+    monkeypatch.setattr(log, "_write", recording)
     try:
-        yield Store(path, engine, sync, log, batches)
+        yield Store(engine, log, batches)
     finally:
         await log.close()
-        log.close_connection()
-        sync.dispose()
         await engine.dispose()
-
-
-def spy(monkeypatch: pytest.MonkeyPatch, log: ExchangeLog, name: str, seen: list[Any]) -> None:
-    real: Callable[..., Any] = getattr(log, name)
-
-    def recording(batch: list[Any], *args: Any, **kwargs: Any) -> Any:
-        seen.append((name, len(batch)))
-        return real(batch, *args, **kwargs)
-
-    monkeypatch.setattr(log, name, recording)
 
 
 def draft(n: int, **fields: Any) -> LogDraft:
@@ -144,37 +124,7 @@ async def assert_chain_intact(store: Store, entries: int) -> None:
     assert chain.entries == entries and chain.head_seq == entries
 
 
-# --- sqlite_time ------------------------------------------------------------------------------
-
-
-TIMES = [
-    pytest.param(datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC), id="microsecond-0"),
-    pytest.param(datetime(2026, 11, 23, 9, 0, 0, 123456, tzinfo=UTC), id="microseconds"),
-    pytest.param(datetime(2026, 11, 23, 0, 30, 0, 1, tzinfo=CEST), id="offset-east-day-before"),
-    pytest.param(
-        datetime(2026, 12, 31, 20, 0, 0, 999999, tzinfo=WEST), id="offset-west-year-after"
-    ),
-    pytest.param(datetime(1000, 1, 1, 0, 0, 0, tzinfo=UTC), id="year-1000"),
-    pytest.param(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), id="year-9999"),
-    pytest.param(datetime(5, 6, 7, 8, 9, 10, tzinfo=UTC), id="year-5"),
-    pytest.param(datetime(999, 12, 31, 23, 0, 0, 5, tzinfo=UTC), id="year-999"),
-]
-
-
-@pytest.mark.parametrize("when", TIMES)
-async def test_sqlite_time_is_the_text_sqlalchemy_stores(store: Store, when: datetime) -> None:
-    async with store.engine.begin() as conn:
-        await conn.execute(
-            T_SEEN.insert(), [{"sender": PEER, "message_id": "m", "expires_at": when}]
-        )
-    with contextlib.closing(store.raw()) as raw:
-        (stored,) = raw.execute("SELECT expires_at FROM seen_message").fetchone()
-    assert isinstance(stored, str)
-    assert sqlite_time(when) == stored
-    assert (await seen_rows(store))[(PEER, "m")] == when
-
-
-# --- appends on the raw path ------------------------------------------------------------------
+# --- appends ----------------------------------------------------------------------------------
 
 
 def varied_drafts() -> list[LogDraft]:
@@ -202,7 +152,7 @@ async def test_concurrent_appends_without_seen_ids_read_back_as_drafted(store: S
     drafts = varied_drafts()
     seqs = await asyncio.gather(*(store.log.append(d) for d in drafts))
     assert sorted(seqs) == [1, 2, 3, 4, 5]
-    assert store.batches == [("_write_on_loop", 5)]  # one batch, on the raw path
+    assert store.batches == [5]  # one batch: one transaction
     assert drafts[3].at == T  # the log's clock stamped the draft without a time
 
     rows = await entries(store)
@@ -231,7 +181,7 @@ async def test_seen_ids_are_remembered_and_replays_refused_within_and_across_bat
     outcomes = await asyncio.gather(
         *(store.log.append(d, None, s) for d, s in first), return_exceptions=True
     )
-    assert store.batches == [("_write_on_loop", 5)]
+    assert store.batches == [5]
     assert outcomes[:3] == [1, 2, 3] and outcomes[4] == 5
     assert isinstance(outcomes[3], DuplicateMessage) and str(outcomes[3]) == "id-1"
 
@@ -244,7 +194,7 @@ async def test_seen_ids_are_remembered_and_replays_refused_within_and_across_bat
     later = await asyncio.gather(
         *(store.log.append(d, None, s) for d, s in second), return_exceptions=True
     )
-    assert store.batches[1:] == [("_write_on_loop", 3)]
+    assert store.batches[1:] == [3]
     assert isinstance(later[0], DuplicateMessage) and later[1:] == [7, 8]
     alone = draft(9)
     with pytest.raises(DuplicateMessage):  # and alone, in a batch of its own
@@ -268,41 +218,37 @@ async def test_seen_ids_are_remembered_and_replays_refused_within_and_across_bat
     }
 
 
-# --- a batch with a SyncChange ----------------------------------------------------------------
+# --- a batch with state changes --------------------------------------------------------------
 
 
-def revocation(n: int, revoked_at: datetime) -> SyncChange:
-    def apply(conn: Connection) -> None:
-        conn.execute(
-            T_REVOCATION.insert(),
-            [
-                {
-                    "consent_id": f"33333333-3333-4333-8333-{n:012d}",
-                    "plan_id": "11111111-1111-4111-8111-111111111111",
-                    "revoked_at": revoked_at,
-                    "revoked_by": PEER,
-                    "notice_id": f"44444444-4444-4444-8444-{n:012d}",
-                    "recorded_at": T,
-                }
-            ],
+def revocation(n: int, revoked_at: datetime) -> Callable[[AsyncConnection], Awaitable[None]]:
+    async def apply(conn: AsyncConnection) -> None:
+        await insert_revocation(
+            conn,
+            consent_id=f"33333333-3333-4333-8333-{n:012d}",
+            plan_id="11111111-1111-4111-8111-111111111111",
+            revoked_at=revoked_at,
+            revoked_by=PEER,
+            notice_id=f"44444444-4444-4444-8444-{n:012d}",
+            now=T,
         )
 
-    return SyncChange(apply)
+    return apply
 
 
-def failing_change(conn: Connection) -> None:
-    conn.execute(T_PEER_STATE.insert(), [{"node_id": PEER, "revocation_cursor": 7}])
+async def failing_change(conn: AsyncConnection) -> None:
+    await conn.execute(T_PEER_STATE.insert(), [{"node_id": PEER, "revocation_cursor": 7}])
     raise RuntimeError("the change fails after writing")
 
 
-async def test_a_batch_with_a_sync_change_runs_through_sqlalchemy_and_commits_with_it(
+async def test_a_batch_with_state_changes_commits_them_with_their_entries(
     store: Store,
 ) -> None:
     revoked_at = datetime(2026, 11, 23, 10, 15, 0, tzinfo=CEST)
     batch = [
         (draft(1, message_type="consent.revoke", outcome="ok"), revocation(1, revoked_at), None),
         (draft(2), None, SeenId(PEER, "id-2", T + timedelta(minutes=1))),
-        (draft(3, message_type="consent.revoke", outcome="ok"), SyncChange(failing_change), None),
+        (draft(3, message_type="consent.revoke", outcome="ok"), failing_change, None),
         # a replay: its change must not run
         (
             draft(4, message_type="consent.revoke", outcome="ok"),
@@ -313,21 +259,21 @@ async def test_a_batch_with_a_sync_change_runs_through_sqlalchemy_and_commits_wi
     outcomes = await asyncio.gather(
         *(store.log.append(d, c, s) for d, c, s in batch), return_exceptions=True
     )
-    assert store.batches == [("_write_sync", 4)]  # the SQLAlchemy path, not the raw one
+    assert store.batches == [4]
     assert outcomes[:2] == [1, 2]
     assert isinstance(outcomes[2], RuntimeError)
     assert isinstance(outcomes[3], DuplicateMessage)
 
     # committed: another connection sees the change and the entries
-    with contextlib.closing(store.raw()) as raw:
-        consents = raw.execute("SELECT consent_id, revoked_at FROM revocation").fetchall()
-        cursors = raw.execute("SELECT node_id FROM peer_state").fetchall()
-        logged = raw.execute(
-            "SELECT seq, outcome, reason FROM exchange_log ORDER BY seq"
-        ).fetchall()
-    assert consents == [("33333333-3333-4333-8333-000000000001", sqlite_time(revoked_at))]
+    async with store.engine.connect() as conn:
+        consents = (await conn.execute(select(T_REVOCATION.c.consent_id))).all()
+        cursors = (await conn.execute(select(T_PEER_STATE.c.node_id))).all()
+        logged = (
+            await conn.exec_driver_sql("SELECT seq, outcome, reason FROM exchange_log ORDER BY seq")
+        ).all()
+    assert [tuple(r) for r in consents] == [("33333333-3333-4333-8333-000000000001",)]
     assert cursors == []  # the failed change was rolled back to its savepoint
-    assert logged == [
+    assert [tuple(r) for r in logged] == [
         (1, "ok", None),
         (2, "released", None),
         (3, "failed", "internal"),
@@ -343,7 +289,7 @@ async def test_a_batch_with_a_sync_change_runs_through_sqlalchemy_and_commits_wi
     await assert_chain_intact(store, 4)
     assert await seen_rows(store) == {(PEER, "id-2"): T + timedelta(minutes=1)}
 
-    # and the next batch without changes takes the raw path, continuing the same chain
+    # and the next batch continues the same chain
     assert await store.log.append(draft(5), None, SeenId(PEER, "id-5", T)) == 5
-    assert store.batches[1:] == [("_write_on_loop", 1)]
+    assert store.batches[1:] == [1]
     await assert_chain_intact(store, 5)
