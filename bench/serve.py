@@ -17,10 +17,11 @@ and returns the very reply bytes the node produced, doing nothing else. One load
 benchmark process posts with a fixed number of concurrent requests over keep-alive connections,
 blocks of requests alternating between the two servers (interleaved, so machine drift hits both).
 A third process, ``bench.bare_server --signatures``, is the same bare server plus one Ed25519
-verify and one sign per request and nothing else: the ceiling the goal was reasoned from ("one
-verify and one sign per request"), timed in the same interleaved blocks (`signatures_vs_bare`).
-`serve_beyond_signatures_us` is the node's own work per request beyond those two signatures,
-with the budget the goal would leave it in this run.
+verify and one sign per request and nothing else, timed in the same interleaved blocks
+(`signatures_vs_bare`). The goal is stated against it (issue #15): `serve_vs_signatures`, node
+requests per second divided by the signatures-only server's, at least 0.5 — the node's own work
+beyond its two signatures costs at most what they cost. `serve_beyond_signatures_us` is that own
+work per request, with the budget the goal would leave it in this run.
 The client runs on the same two cores as the server it measures, so both absolute rates are
 lower than a dedicated client would see; the bare server suffers more from that (the client is a
 larger share of its total work), which makes `serve_vs_bare` an optimistic ratio.
@@ -66,7 +67,7 @@ from .fleet import (
 )
 from .harness import BenchmarkError, Figure, RunConfig
 
-GOAL = 0.35
+GOAL = 0.5  # serve_vs_signatures: issue #15 restated it against the signatures-only server
 CONCURRENCY = 24
 FRAGMENTS = 3
 CATEGORY = "education"
@@ -238,9 +239,11 @@ def figures(
     node_blocks, bare_blocks, sig_blocks = blocks["node"], blocks["bare"], blocks["signatures"]
     triples = list(zip(node_blocks, bare_blocks, sig_blocks, strict=True))
     ratio = statistics.median(n.rps / b.rps for n, b, _ in triples)
+    vs_signatures = statistics.median(n.rps / s.rps for n, _, s in triples)
     sig_ratio = statistics.median(s.rps / b.rps for _, b, s in triples)
     beyond_us = statistics.median((1 / n.rps - 1 / s.rps) * 1e6 for n, _, s in triples)
-    budget_us = statistics.median((1 / (GOAL * b.rps) - 1 / s.rps) * 1e6 for _, b, s in triples)
+    # the node's own work per request that would meet the goal: 1/(goal × sig_rps) − 1/sig_rps
+    budget_us = statistics.median((1 / GOAL - 1) / s.rps * 1e6 for _, _, s in triples)
     node_rps = statistics.median(b.rps for b in node_blocks)
     bare_rps = statistics.median(b.rps for b in bare_blocks)
     sig_rps = statistics.median(b.rps for b in sig_blocks)
@@ -252,6 +255,21 @@ def figures(
     )
     return [
         Figure(
+            name="serve_vs_signatures",
+            value=vs_signatures,
+            unit="ratio",
+            description=(
+                "fragment requests served per second by one node process divided by requests "
+                "per second of the signatures-only server (``bench.bare_server --signatures``: "
+                "one Ed25519 verify and one sign per request, the same reply bytes): the share "
+                "of the ceiling the node reaches with its own work on top of the two "
+                f"signatures; median of per-block ratios ({how})"
+            ),
+            goal="the node's own work costs at most what its two signatures cost",
+            threshold=GOAL,
+            higher_is_better=True,
+        ),
+        Figure(
             name="serve_vs_bare",
             value=ratio,
             unit="ratio",
@@ -262,9 +280,6 @@ def figures(
                 "by requests per second of a bare aiohttp process returning the same "
                 f"{reply_bytes}-byte reply; median of per-block ratios ({how})"
             ),
-            goal="a signed, decided, logged exchange costs at most ~3× a bare round trip",
-            threshold=GOAL,
-            higher_is_better=True,
         ),
         Figure(
             name="signatures_vs_bare",
@@ -286,9 +301,9 @@ def figures(
                 "server time per request the node spends beyond what the signatures-only "
                 "server spends (1/serve_rps − 1/signatures_rps): parsing and validating the "
                 "request, the consent decision, the store reads, the exchange-log append with "
-                "the replay-memory row, building the reply. For `serve_vs_bare` to reach "
+                "the replay-memory row, building the reply. For `serve_vs_signatures` to reach "
                 f"{GOAL} in this run it would have to fit in {budget_us:.0f} µs "
-                "(1/(goal × bare_rps) − 1/signatures_rps); median over blocks"
+                "((1/goal − 1)/signatures_rps); median over blocks"
             ),
         ),
         Figure(

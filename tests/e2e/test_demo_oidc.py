@@ -16,8 +16,9 @@ import pytest
 
 from node.cli.dev_provider import provider_unavailable
 from tests.support.oidc import sign_in_at_provider
+from tests.support.waiting import wait_until
 
-from .test_demo_signals import READY, REPO, in_session, wait_for
+from .test_demo_signals import READY, REPO, in_session
 
 IFO = re.compile(r"ifo\.kungsbacka\.se\s+(http://127\.0\.0\.1:\d+)/")
 
@@ -58,7 +59,7 @@ def test_the_demo_with_a_provider(tmp_path: Path) -> None:
             assert script.poll() is None, out.read_text(errors="replace")[-3000:]
             return READY in out.read_text(errors="replace")
 
-        wait_for(ready, 600, "the demo waits with its nodes running")
+        wait_until(ready, timeout=600, what="the demo waits with its nodes running", interval=0.2)
         printed = out.read_text(errors="replace")
         assert "Logga in med Demo-inloggning" in printed and "prof@ifo.kungsbacka.se" in printed
         match = IFO.search(printed)
@@ -70,7 +71,7 @@ def test_the_demo_with_a_provider(tmp_path: Path) -> None:
 
         os.kill(script.pid, signal.SIGTERM)
         script.wait(timeout=60)
-        wait_for(lambda: in_session(script.pid) == {}, 30, "nodes and provider exit")
+        wait_until(lambda: in_session(script.pid) == {}, timeout=30, what="nodes and provider exit")
     finally:
         if script.poll() is None:
             script.kill()
