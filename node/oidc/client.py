@@ -28,6 +28,8 @@ from joserfc.jws import extract_compact
 
 from protocol.clock import Clock
 
+from ..errors import NodeError
+
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 DISCOVERY_MAX_AGE_S = 3600.0  # how long provider metadata is trusted before it is read again
 JWKS_MIN_REFETCH_S = 10.0  # unknown key ids fetch the JWKS again at most this often
@@ -37,15 +39,15 @@ BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_MAX_AGE_S = 300  # a back-channel logout token older than this is refused
 
 
-class OidcError(Exception):
+class OidcError(NodeError):
     """A sign-in that cannot go on. ``code`` says why, for the page and the process log:
     provider_unreachable, provider_invalid, state_missing, state_mismatch, sign_in_expired,
-    provider_error, token_refused, id_token_invalid, logout_token_invalid."""
+    provider_error, token_refused, id_token_invalid, logout_token_invalid; ``why`` is the
+    detail (a JOSE error's name, the provider's error code), never token contents."""
 
-    def __init__(self, code: str, detail: str = "") -> None:
-        super().__init__(f"{code}: {detail}" if detail else code)
-        self.code = code
-        self.detail = detail
+    def __init__(self, code: str, why: str = "") -> None:
+        super().__init__(f"{code}: {why}" if why else code, code=code)
+        self.why = why
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import Forbidden
+
 # a Swedish personnummer or samordningsnummer in any of its usual forms (Luhn not checked: a
 # subject that merely looks like one is hashed too, which costs nothing)
 IDENTITY_NUMBER = re.compile(r"^(\d{2})?\d{6}[-+]?\d{4}$", re.ASCII)
@@ -45,14 +47,13 @@ class Person:
     claim_role: str | None  # the role the claims grant, if ``[oidc.roles]`` maps one
 
 
-class IdentityRefused(Exception):
+class IdentityRefused(Forbidden):
     """The sign-in was genuine but names no one who may use this node. ``code``: no_subject
     (the subject claim is missing), unknown_user (no pre-registered user and no role mapping),
     no_role (the claims grant no role), disabled (the user is disabled)."""
 
     def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+        super().__init__(f"sign-in refused: {code}", code=code)
 
 
 def stored_subject(subject: str, key: bytes, always_hash: bool = False) -> str:

@@ -113,7 +113,7 @@ async def test_a_code_is_used_once_and_only_with_its_verifier(
     with pytest.raises(OidcError) as replayed:
         await client.complete(answer, pending, CALLBACK)
     assert replayed.value.code == "token_refused"
-    assert replayed.value.detail == "invalid_grant"
+    assert replayed.value.why == "invalid_grant"
 
 
 async def test_token_for_another_client_is_refused(
@@ -129,7 +129,7 @@ async def test_token_for_another_client_is_refused(
     with pytest.raises(OidcError) as refused:
         await ours.validate_id_token(their_sign_in.id_token, pending.nonce)
     assert refused.value.code == "id_token_invalid"
-    assert refused.value.detail == "InvalidClaimError"  # aud
+    assert refused.value.why == "InvalidClaimError"  # aud
 
 
 async def test_wrong_issuer_is_refused(
@@ -177,7 +177,7 @@ async def test_expired_and_not_yet_valid_tokens_are_refused(
     )
     with pytest.raises(OidcError) as expired:
         await late.validate_id_token(signed.id_token, pending.nonce)
-    assert expired.value.detail == "ExpiredTokenError"
+    assert expired.value.why == "ExpiredTokenError"
     early = OidcClient(
         settings_for(oidc_provider), http, ManualClock(clock.now() - timedelta(hours=2))
     )
