@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -102,6 +102,20 @@ async def sqlite_pair(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[
 
     async with sqlite_federation(tmp_path, [SCHOOL, SOCIAL], clock) as nodes:
         yield nodes
+
+
+@pytest.fixture
+async def migrated_engine(store_target: tuple[str, str]) -> AsyncIterator[Any]:
+    """A new store at the migration head, on each backend (SQLite file, PostgreSQL schema)."""
+    from node.store.engine import create_engine, migrate
+
+    url, schema = store_target
+    engine = create_engine(url, schema, create=True)
+    try:
+        await migrate(engine)
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture

@@ -26,23 +26,18 @@ def passphrase_file(base: Path, text: str = PASSPHRASE) -> Path:
     return path
 
 
+def init_args(base: Path, port: int, *extra: str) -> list[str]:
+    directory = base / "skola.test.se"
+    return [
+        "init", str(directory), "--id", "skola.test.se", "--agency-name", "Testskolan",
+        "--kind", "school", "--port", str(port), *extra,
+    ]  # fmt: skip
+
+
 def init(base: Path, *extra: str) -> NodeProcess:
     port = free_port()
-    directory = base / "skola.test.se"
-    barnplan(
-        "init",
-        str(directory),
-        "--id",
-        "skola.test.se",
-        "--agency-name",
-        "Testskolan",
-        "--kind",
-        "school",
-        "--port",
-        str(port),
-        *extra,
-    )
-    return NodeProcess(directory, "skola.test.se", port)
+    barnplan(*init_args(base, port, *extra))
+    return NodeProcess(base / "skola.test.se", "skola.test.se", port)
 
 
 def set_setting(directory: Path, old: str, new: str) -> None:
@@ -121,22 +116,8 @@ def test_one_passphrase_source_only(tmp_path: Path) -> None:
 
 def test_init_with_an_empty_passphrase_file_makes_nothing(tmp_path: Path) -> None:
     secret = passphrase_file(tmp_path, "")
-    port = free_port()
-    directory = tmp_path / "skola.test.se"
-    done = barnplan(
-        "init",
-        str(directory),
-        "--id",
-        "skola.test.se",
-        "--agency-name",
-        "Testskolan",
-        "--kind",
-        "school",
-        "--port",
-        str(port),
-        "--encrypt-key",
-        str(secret),
-        check=False,
-    )
+    args = init_args(tmp_path, free_port(), "--encrypt-key", str(secret))
+    done = barnplan(*args, check=False)
     assert done.returncode != 0 and "is empty" in done.stderr and "Traceback" not in done.stderr
+    directory = tmp_path / "skola.test.se"
     assert not directory.exists() or not any(directory.iterdir())

@@ -7,8 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -18,7 +16,7 @@ from node.cli.dev_provider import provider_unavailable
 from tests.support.oidc import sign_in_at_provider
 from tests.support.waiting import wait_until
 
-from .test_demo_signals import READY, REPO, in_session
+from .test_demo_signals import READY, in_session, start_demo
 
 IFO = re.compile(r"ifo\.kungsbacka\.se\s+(http://127\.0\.0\.1:\d+)/")
 
@@ -41,18 +39,7 @@ def test_the_demo_with_a_provider(tmp_path: Path) -> None:
     why = provider_unavailable()
     if why:
         pytest.skip(why)
-    out = tmp_path / "demo.out"
-    env = {**os.environ, "BARNPLAN_VENV": sys.prefix, "PYTHONUNBUFFERED": "1"}
-    with out.open("wb") as sink:
-        script = subprocess.Popen(
-            ["bash", str(REPO / "deploy" / "demo.sh"), "--oidc", "--dir", str(tmp_path / "d")],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    script, out = start_demo(tmp_path, "--oidc")
     try:
 
         def ready() -> bool:

@@ -58,16 +58,14 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name
-)
-def test_stopping_the_demo_stops_its_nodes(tmp_path: Path, sig: signal.Signals) -> None:
+def start_demo(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """``bash deploy/demo.sh --dir TMP/demo EXTRA`` as a user starts it (no ``--no-wait``), in
+    a session of its own; its output goes to the returned file."""
     out = tmp_path / "demo.out"
     env = {**os.environ, "BARNPLAN_VENV": sys.prefix, "PYTHONUNBUFFERED": "1"}
     with out.open("wb") as sink:
         script = subprocess.Popen(
-            ["bash", str(REPO / "deploy" / "demo.sh"), "--dir", str(tmp_path / "demo")],
+            ["bash", str(REPO / "deploy" / "demo.sh"), *extra, "--dir", str(tmp_path / "demo")],
             cwd=REPO,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -75,6 +73,15 @@ def test_stopping_the_demo_stops_its_nodes(tmp_path: Path, sig: signal.Signals) 
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    return script, out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name
+)
+def test_stopping_the_demo_stops_its_nodes(tmp_path: Path, sig: signal.Signals) -> None:
+    script, out = start_demo(tmp_path)
     try:
 
         def ready() -> bool:

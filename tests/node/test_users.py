@@ -4,8 +4,6 @@ web session alike."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -13,21 +11,14 @@ from node.errors import NotFound
 from node.services import users
 from node.services.passwords import login, set_password
 from node.store import records
-from node.store.engine import create_engine, migrate
 from protocol.clock import ManualClock
 
 PASSWORD = "ett-långt-lösenord-1"
 
 
 @pytest.fixture
-async def engine(store_target: tuple[str, str]) -> AsyncIterator[AsyncEngine]:
-    url, schema = store_target
-    engine = create_engine(url, schema, create=True)
-    try:
-        await migrate(engine)
-        yield engine
-    finally:
-        await engine.dispose()
+async def engine(migrated_engine: AsyncEngine) -> AsyncEngine:
+    return migrated_engine
 
 
 async def test_a_replaced_token_is_refused_and_the_new_one_accepted(

@@ -20,14 +20,18 @@ from joserfc.jwk import OctKey
 from sqlalchemy import text
 
 from node.config import load_config
-from node.runtime import open_node
 from node.services.passwords import set_password
-from node.services.setup import init_node
 from node.services.users import add_user
 from node.store.exchange_log import LogFilter, query_log
 from protocol.clock import ManualClock
-from tests.support.federation import SCHOOL, SOCIAL, RunningNode, connect_all, stop_all
-from tests.support.nodes import free_port
+from tests.support.federation import (
+    SCHOOL,
+    SOCIAL,
+    RunningNode,
+    connect_all,
+    start_node,
+    stop_all,
+)
 from tests.support.oidc import (
     Client,
     Provider,
@@ -60,31 +64,8 @@ async def start(
     configure: Any = None,
     host_name: str = "127.0.0.1",
 ) -> RunningNode:
-    """A node serving on 127.0.0.1; ``host_name`` is the name in its base URL (browsers keep
-    cookies per host, not per port: two nodes a browser signs in to need two names)."""
-    node_id, name, kind = spec
-    port = free_port()
-    directory = base / node_id
-    await init_node(
-        directory,
-        node_id=node_id,
-        agency_name=name,
-        agency_kind=kind,
-        base_url=f"http://{host_name}:{port}",
-        host="127.0.0.1",
-        port=port,
-        store_url=f"sqlite:///{base / (node_id + '.db')}",
-        store_schema="",
-        clock=clock,
-    )
-    if configure is not None:
-        configure(directory, port)
-    node = await open_node(load_config(directory), clock)
-    running = RunningNode(node, None, port)
-    _, token = await add_user(node.engine, "ops", "Test operator", "operator", clock.now())
-    running.tokens["ops"] = token
-    await running.start()
-    return running
+    store = (f"sqlite:///{base / (spec[0] + '.db')}", "")
+    return await start_node(base, spec, store, clock, configure, host_name)
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ numbers are stored only as a keyed hash."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,7 +12,6 @@ from node.oidc.identity import HASHED_PREFIX, ClaimRules, IdentityRefused, store
 from node.services import users
 from node.services.provider_sign_in import sign_in
 from node.store import records
-from node.store.engine import create_engine, migrate
 from protocol.clock import ManualClock
 
 ISSUER = "https://idp.kommun.test"
@@ -27,14 +24,8 @@ RULES = ClaimRules(
 
 
 @pytest.fixture
-async def engine(store_target: tuple[str, str]) -> AsyncIterator[AsyncEngine]:
-    url, schema = store_target
-    engine = create_engine(url, schema, create=True)
-    try:
-        await migrate(engine)
-        yield engine
-    finally:
-        await engine.dispose()
+async def engine(migrated_engine: AsyncEngine) -> AsyncEngine:
+    return migrated_engine
 
 
 async def user_count(engine: AsyncEngine) -> int:

@@ -81,8 +81,17 @@ class RunningNode:
 
 
 async def start_node(
-    base: Path, spec: tuple[str, str, str], store: tuple[str, str], clock: Clock
+    base: Path,
+    spec: tuple[str, str, str],
+    store: tuple[str, str],
+    clock: Clock,
+    configure: Callable[[Path, int], None] | None = None,
+    host_name: str = "127.0.0.1",
 ) -> RunningNode:
+    """A node serving on 127.0.0.1 with users lead, prof and ops. ``configure(directory,
+    port)`` may change its barnplan.toml before it opens; ``host_name`` is the name in its base
+    URL (browsers keep cookies per host, not per port: two nodes one browser signs in to need
+    two names)."""
     node_id, name, kind = spec
     port = free_port()
     directory = base / node_id
@@ -91,13 +100,15 @@ async def start_node(
         node_id=node_id,
         agency_name=name,
         agency_kind=kind,
-        base_url=f"http://127.0.0.1:{port}",
+        base_url=f"http://{host_name}:{port}",
         host="127.0.0.1",
         port=port,
         store_url=store[0],
         store_schema=store[1],
         clock=clock,
     )
+    if configure is not None:
+        configure(directory, port)
     node = await open_node(load_config(directory), clock)
     running = RunningNode(node, None, port)
     for user_id, role in (("lead", "lead"), ("prof", "professional"), ("ops", "operator")):
