@@ -354,6 +354,9 @@ def _benchmark_order(doc: Mapping[str, Any]) -> list[str]:
     )
 
 
+FINDINGS = Path(__file__).resolve().parent / "FINDINGS.md"
+
+
 def render_markdown(doc: Mapping[str, Any], json_name: str) -> str:
     """docs/BENCHMARKS.md from the figures file alone, so the two can never disagree."""
     machines: list[str] = []
@@ -415,6 +418,8 @@ def render_markdown(doc: Mapping[str, Any], json_name: str) -> str:
         for index, machine in enumerate(machines):
             lines.append(f"- **{chr(ord('A') + index)}**: {machine}")
         lines.append("")
+    if FINDINGS.exists():  # what profiling found: written by people, kept with the figures
+        lines += [FINDINGS.read_text(encoding="utf-8").strip(), ""]
     return "\n".join(lines)
 
 
