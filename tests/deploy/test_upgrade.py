@@ -112,6 +112,7 @@ def special_rows(key: SigningKey, peer_key: SigningKey) -> dict[str, dict[str, A
             "valid_from": key.valid_from,
             "valid_until": None,
             "file": "node.key",
+            "introduction": None,  # (0013 on) a signed key change, or none for a first key
         },
         "peer": {
             "node_id": PEER,
@@ -134,7 +135,8 @@ def fill(conn: Connection, special: dict[str, dict[str, Any]]) -> list[str]:
             for fk in column.foreign_keys:
                 parent = fk.column
                 row[column.name] = inserted[parent.table.name][parent.name]
-        row.update(special.get(table.name, {}))
+        # only the columns the start revision has (a later one added ``introduction``)
+        row.update({k: v for k, v in special.get(table.name, {}).items() if k in table.c})
         conn.execute(table.insert().values(**row))
         inserted[table.name] = row
     return sorted(inserted)
