@@ -191,13 +191,7 @@ class NodeConfig(Section):
             return f"sqlite:///{(self.directory / 'node.db').resolve()}"
         if not self.store.password_file:
             return self.store.url
-        path = Path(self.store.password_file)
-        path = path if path.is_absolute() else self.directory / path
-        try:
-            password = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            why = getattr(exc, "strerror", None) or str(exc)
-            raise ConfigError(f"store.password_file: cannot read {path}: {why}") from None
+        password = self.secret_file("store.password_file", self.store.password_file).strip()
         try:
             parsed = make_url(self.store.url)
         except ArgumentError:
@@ -207,16 +201,21 @@ class NodeConfig(Section):
     def oidc_client_secret(self) -> str:
         """The client secret from ``oidc.client_secret_file``: a ``ConfigError`` naming the
         setting if it cannot be read or is empty."""
-        path = Path(self.oidc.client_secret_file)
+        secret = self.secret_file("oidc.client_secret_file", self.oidc.client_secret_file).strip()
+        if not secret:
+            raise ConfigError(f"oidc.client_secret_file: {self.oidc.client_secret_file} is empty")
+        return secret
+
+    def secret_file(self, setting: str, value: str) -> str:
+        """The text of the file a ``*_file`` setting names (relative to the node directory);
+        a ``ConfigError`` naming the setting if it cannot be read."""
+        path = Path(value)
         path = path if path.is_absolute() else self.directory / path
         try:
-            secret = path.read_text(encoding="utf-8").strip()
+            return path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             why = getattr(exc, "strerror", None) or str(exc)
-            raise ConfigError(f"oidc.client_secret_file: cannot read {path}: {why}") from None
-        if not secret:
-            raise ConfigError(f"oidc.client_secret_file: {path} is empty")
-        return secret
+            raise ConfigError(f"{setting}: cannot read {path}: {why}") from None
 
     @property
     def key_path(self) -> Path:
@@ -242,15 +241,10 @@ class NodeConfig(Section):
         return value.encode()
 
     def _passphrase_from_file(self) -> bytes:
-        path = Path(self.keys.passphrase_file)
-        path = path if path.is_absolute() else self.directory / path
-        try:
-            value = path.read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            why = getattr(exc, "strerror", None) or str(exc)
-            raise ConfigError(f"keys.passphrase_file: cannot read {path}: {why}") from None
+        value = self.secret_file("keys.passphrase_file", self.keys.passphrase_file)
+        value = value.rstrip("\r\n")
         if not value:
-            raise ConfigError(f"keys.passphrase_file: {path} is empty")
+            raise ConfigError(f"keys.passphrase_file: {self.keys.passphrase_file} is empty")
         return value.encode()
 
 
