@@ -14,7 +14,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+import structlog
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.documents import sign_checkpoint, sign_witness, verify_checkpoint, verify_witness
@@ -29,6 +30,7 @@ from ..store.verifications import record_verification
 from .inbound import Outcome
 from .ports import FederationNode
 
+log = structlog.get_logger("barnplan.audit")
 T_CHECKPOINT = LogCheckpoint.__table__  # type: ignore[attr-defined]
 T_WITNESS = CheckpointWitness.__table__  # type: ignore[attr-defined]
 T_WITNESSED = WitnessedCheckpoint.__table__  # type: ignore[attr-defined]
@@ -113,8 +115,11 @@ async def checkpoint_and_witness(node: FederationNode) -> dict[str, str]:
 
 
 async def handle_checkpoint(node: FederationNode, message: Verified) -> Outcome:
-    """Countersign a peer's checkpoint and keep a copy; a different head for a seq we already
-    witnessed means the peer's history was rewritten, and we refuse to sign it."""
+    """Countersign a peer's checkpoint and keep a copy. A different head for a seq we already
+    witnessed means the peer's history was rewritten, and a seq below the highest we witnessed
+    means its log was rewound (a restore from backup, or worse): both are refused, as
+    transparency logs' witnesses refuse a checkpoint that is not a consistent extension of
+    what they signed."""
     body = message.body
     assert isinstance(body, LogCheckpointMessage)
     try:
@@ -132,10 +137,22 @@ async def handle_checkpoint(node: FederationNode, message: Verified) -> Outcome:
                 )
             )
         ).first()
+        highest = (
+            await conn.execute(
+                select(func.max(T_WITNESSED.c.seq)).where(T_WITNESSED.c.origin == checkpoint.node)
+            )
+        ).scalar_one_or_none()
     if held is not None and held[0] != checkpoint.head:
         raise Refusal(
             Reason.MALFORMED,
             "conflicts with a checkpoint witnessed earlier",
+            code="checkpoint_conflict",
+        )
+    if held is None and highest is not None and checkpoint.seq < highest:
+        log.warning("audit.rewound_log", origin=checkpoint.node, seq=checkpoint.seq, seen=highest)
+        raise Refusal(
+            Reason.MALFORMED,
+            f"a shorter log than one witnessed earlier (entry {highest})",
             code="checkpoint_conflict",
         )
     witness = sign_witness(checkpoint, node.identity.key, node.clock.now())

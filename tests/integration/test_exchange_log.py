@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from node.services.audit import checkpoint_and_witness, make_checkpoint, verify_log
 from node.store.engine import begin_write
 from node.store.exchange_log import GENESIS, entry_hash
-from node.store.tables import ExchangeLogEntry, LogCheckpoint
+from node.store.tables import ExchangeLogEntry, LogCheckpoint, WitnessedCheckpoint
 from protocol.clock import ManualClock
 from protocol.documents import sign_checkpoint
 from tests.conftest import StoreFactory
@@ -22,6 +22,7 @@ from tests.integration.test_release_flow import consent_body, fragment, setup_pl
 from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode, start_federation, stop_all
 
 LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
+WITNESSED = WitnessedCheckpoint.__table__  # type: ignore[attr-defined]
 CHECKPOINTS = LogCheckpoint.__table__  # type: ignore[attr-defined]
 Mutation = Callable[[AsyncConnection, list[dict[str, Any]]], Coroutine[Any, Any, None]]
 
@@ -197,3 +198,36 @@ async def test_a_peer_refuses_to_witness_a_rewritten_history(
     )
     result = await school.node.peers.send(social.node_id, "log.checkpoint", {"checkpoint": forged})
     assert result.outcome == "refused", result
+
+
+async def test_a_peer_refuses_to_witness_a_rewound_log(
+    busy_lead: tuple[RunningNode, list[RunningNode]],
+    clock: ManualClock,
+) -> None:
+    """A checkpoint below the highest seq a witness signed for that node (a restored, rewound
+    log) is refused, even at a seq the witness never saw; the same checkpoint again is not."""
+    school, nodes = busy_lead
+    social = nodes[1]
+    async with social.node.engine.connect() as conn:
+        witnessed = (
+            await conn.execute(
+                select(WITNESSED.c.seq, WITNESSED.c.signed).where(
+                    WITNESSED.c.origin == school.node_id
+                )
+            )
+        ).all()
+    [(highest, signed)] = witnessed
+    assert highest > 2
+    rewound = sign_checkpoint(
+        node_id=school.node_id,
+        seq=highest - 2,
+        head="1" * 64,
+        at=clock.now(),
+        key=school.node.identity.key,
+    )
+    result = await school.node.peers.send(social.node_id, "log.checkpoint", {"checkpoint": rewound})
+    assert result.outcome == "refused", result
+    again = await school.node.peers.send(
+        social.node_id, "log.checkpoint", {"checkpoint": json.loads(signed)}
+    )
+    assert again.outcome == "ok", again  # the checkpoint it did witness is signed again
