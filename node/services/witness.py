@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 import structlog
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.clock import parse_time
@@ -36,7 +36,7 @@ from protocol.messages import LogCheckpointMessage, LogWitnessMessage
 from protocol.models import Checkpoint, RestoreDeclaration
 
 from ..domain.witness_rule import Held, Link, Problem, declaration_problem, judge
-from ..errors import Conflict, Refusal
+from ..errors import Conflict, InvalidInput, Refusal
 from ..store import witnessed
 from ..store.exchange_log import LogDraft, log_head
 from ..store.tables import CheckpointWitness
@@ -287,12 +287,26 @@ async def _ask(node: FederationNode, peer: str, body: dict[str, Any]) -> str:
     return "ok"
 
 
-async def declare_restore(node: FederationNode, note: str | None) -> dict[str, Any]:
+async def declare_restore(
+    node: FederationNode, note: str | None, seq: int | None = None
+) -> dict[str, Any]:
     """Declare that this node's exchange log was restored from a backup: sign a restore
-    declaration of the log's head as it is now, record it and append its entry to the log in
-    one transaction (the entry follows the declared one directly, or nothing is written). The
-    next checkpoint round sends it to every peer with the checkpoints that follow it."""
-    seq, head = await log_head(node.engine)
+    declaration naming the entry the log was restored to (``seq``; by default the log's head
+    now, which is that entry when the node has not run since the restore), record it and
+    append its entry to the log in one transaction (nothing is written if the log moved
+    meanwhile). The next checkpoint round sends it to every peer with the checkpoints above it.
+    """
+    current, current_hash = await log_head(node.engine)
+    if seq is None:
+        seq, head = current, current_hash
+    else:
+        if not 0 <= seq <= current:
+            raise InvalidInput(
+                f"the log has entries 1 to {current}: name one of them (or 0)",
+                code="restore_seq",
+            )
+        async with node.store.reading() as conn:
+            head = await witnessed.entry_hash_at(conn, seq)
     now = node.clock.now()
     signed = sign_restore(
         node_id=node.node_id, seq=seq, head=head, at=now, key=node.identity.key, note=note
@@ -300,10 +314,7 @@ async def declare_restore(node: FederationNode, note: str | None) -> dict[str, A
     declared = Link(seq, head)
 
     async def change(conn: AsyncConnection) -> None:
-        current = (
-            await conn.execute(text("SELECT seq FROM exchange_log ORDER BY seq DESC LIMIT 1"))
-        ).scalar_one_or_none()
-        if int(current or 0) != seq:
+        if await witnessed.entry_hash_at(conn, await witnessed.head_seq(conn)) != current_hash:
             raise Conflict(
                 "the exchange log moved while the restore was declared: stop the node "
                 "(barnplan serve) and declare again",

@@ -15,17 +15,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..domain.witness_rule import Held, Link
-from .tables import CheckpointWitness, LogCheckpoint, LogRestore, WitnessedCheckpoint, WitnessEvent
+from .log_entry import GENESIS
+from .tables import (
+    CheckpointWitness,
+    ExchangeLogEntry,
+    LogCheckpoint,
+    LogRestore,
+    WitnessedCheckpoint,
+    WitnessEvent,
+)
 
 T_WITNESSED = WitnessedCheckpoint.__table__  # type: ignore[attr-defined]
 T_EVENT = WitnessEvent.__table__  # type: ignore[attr-defined]
 T_RESTORE = LogRestore.__table__  # type: ignore[attr-defined]
 T_CHECKPOINT = LogCheckpoint.__table__  # type: ignore[attr-defined]
 T_WITNESS = CheckpointWitness.__table__  # type: ignore[attr-defined]
+T_LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
 
 REFUSED = "refused"
 RESTORE = "restore"
@@ -213,6 +222,24 @@ async def record_declaration(
             seq=declared.seq, head_hash=declared.head, signed=json.dumps(signed), declared_at=now
         )
     )
+
+
+async def head_seq(conn: AsyncConnection) -> int:
+    """The exchange log's last entry (0 for an empty log)."""
+    last = (await conn.execute(select(func.max(T_LOG.c.seq)))).scalar_one_or_none()
+    return int(last or 0)
+
+
+async def entry_hash_at(conn: AsyncConnection, seq: int) -> str:
+    """The hash of log entry ``seq`` (``GENESIS`` for 0, the empty log's head)."""
+    if seq == 0:
+        return GENESIS
+    found = (
+        await conn.execute(select(T_LOG.c.hash).where(T_LOG.c.seq == seq))
+    ).scalar_one_or_none()
+    if found is None:
+        raise LookupError(f"no log entry {seq}")
+    return str(found)
 
 
 async def to_witness(conn: AsyncConnection, peer: str, limit: int) -> list[ToWitness]:
