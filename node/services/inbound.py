@@ -87,8 +87,10 @@ class RecordedRefusal(Refusal):
     """A handler's refusal that also records state with its log entry, in the entry's
     transaction (a witness's refusal keeps an event for its operators: ``services.witness``)."""
 
-    def __init__(self, reason: Reason, detail: str, change: StateChange) -> None:
-        super().__init__(reason, detail)
+    def __init__(
+        self, reason: Reason, detail: str, change: StateChange, *, code: str | None = None
+    ) -> None:
+        super().__init__(reason, detail, code=code)
         self.change = change
 
 

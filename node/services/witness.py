@@ -49,6 +49,7 @@ T_WITNESS = CheckpointWitness.__table__  # type: ignore[attr-defined]
 ROUND_LIMIT = 256
 BAD_DECLARATION = "bad_declaration"
 RESTORE_ACCEPTED = "restore_accepted"
+CONFLICT = "checkpoint_conflict"  # the refusal's code: answered with HTTP 409
 
 
 # --- as a witness ---------------------------------------------------------------------------------
@@ -172,7 +173,10 @@ def _refusal(
     async def change(conn: AsyncConnection) -> None:
         await witnessed.record_refusal(conn, origin, checkpoint, problem, seen, now)
 
-    return RecordedRefusal(reason, f"{detail} (entry {checkpoint.seq})", change)
+    # checkpoint_inconsistent is HTTP 409 (a conflict with what was witnessed), a bad
+    # declaration 400 as any handler's refusal (node/web/federation.py)
+    code = CONFLICT if reason is Reason.CHECKPOINT_INCONSISTENT else None
+    return RecordedRefusal(reason, f"{detail} (entry {checkpoint.seq})", change, code=code)
 
 
 def _sign(
@@ -209,7 +213,9 @@ def _sign(
             node.metrics.witness_restores.inc()
             held = await witnessed.witnessed_log(conn, origin, link.seq)
         if judge(link, prior, held.held) is not None:
-            raise Refusal(Reason.CHECKPOINT_INCONSISTENT, "the witnessed log moved meanwhile")
+            raise Refusal(
+                Reason.CHECKPOINT_INCONSISTENT, "the witnessed log moved meanwhile", code=CONFLICT
+            )
         await witnessed.record_witnessed(conn, origin, link, json.dumps(body.checkpoint), now)
 
     return Outcome(

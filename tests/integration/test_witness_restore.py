@@ -14,6 +14,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from protocol.clock import ManualClock, format_time
 from protocol.documents import sign_restore
 from tests.browser.support import PageClient, web_federation_on
 from tests.conftest import POSTGRES_URL, StoreFactory
-from tests.support.federation import SCHOOL, SOCIAL, RunningNode
+from tests.support.federation import SCHOOL, SOCIAL, RunningNode, sqlite_federation
+from tests.support.nodes import barnplan_async
 
 EVENTS = WitnessEvent.__table__  # type: ignore[attr-defined]
 ACKS = CheckpointWitness.__table__  # type: ignore[attr-defined]
@@ -296,3 +298,46 @@ async def test_a_forged_or_malformed_restore_declaration_is_refused(
     assert restores(social) == 0
     # and the honest round still goes on as before
     assert await checkpoint_and_witness(school.node) == {social.node_id: "ok"}
+
+
+@pytest.mark.slow  # barnplan CLI subprocesses
+async def test_barnplan_log_restored_is_the_way_back(tmp_path: Path) -> None:
+    """The operator's command, as OPERATIONS §3 says: restore the backup, then declare it; the
+    witness accepts, and sets aside what it witnessed after the backup. Bad input changes
+    nothing. (The CLI runs on the real clock, so the nodes' clock is set to it first.)"""
+    clock = ManualClock(datetime.now(UTC))
+    async with sqlite_federation(tmp_path, [SCHOOL, SOCIAL], clock) as (school, social):
+        directory = str(school.node.config.directory)
+        await traffic(school, social, 3)
+        assert await checkpoint_and_witness(school.node) == {social.node_id: "ok"}
+        backup = tmp_path / "school.backup"
+        await take_backup(school, backup)
+        await traffic(school, social, 4)
+        assert await checkpoint_and_witness(school.node) == {social.node_id: "ok"}
+        await restore_backup(school, backup)
+        restored = await head(school)
+
+        for bad, says in (
+            (("--note", "x" * 201), "at most 200 characters"),
+            (("--seq", str(restored + 1)), f"the log has entries 1 to {restored}"),
+        ):
+            ran = await barnplan_async("log", "restored", "--dir", directory, *bad)
+            assert ran.returncode != 0 and says in ran.stderr, ran
+        assert await head(school) == restored  # nothing written, not even a log entry
+
+        clock.set(datetime.now(UTC))
+        note = "restored from the backup of 3 December"
+        ran = await barnplan_async("log", "restored", "--dir", directory, "--note", note)
+        assert ran.returncode == 0, ran.stderr
+        assert f"continues from entry {restored}" in ran.stdout
+        assert f"{social.node_id:32} ok" in ran.stdout
+        assert restores(social) == 1
+        accepted = (await events(social))[-1]
+        assert (accepted["kind"], accepted["seq"]) == ("restore", restored)
+        assert json.loads(accepted["signed"])["note"] == note
+        assert len(json.loads(accepted["superseded"])) == 1
+        entries = await query_log(school.node.engine, LogFilter(message_type="log.restore"), 10)
+        assert [(e["outcome"], e["seq"]) for e in entries] == [("declared", restored + 1)]
+        clock.set(datetime.now(UTC))
+        await traffic(school, social, 2)
+        assert await checkpoint_and_witness(school.node) == {social.node_id: "ok"}
