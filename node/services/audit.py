@@ -20,11 +20,12 @@ from sqlalchemy import select
 from protocol.documents import sign_checkpoint, verify_checkpoint, verify_witness
 from protocol.errors import ProtocolError
 
+from ..store import witnessed
 from ..store.exchange_log import ChainProblem, log_head, verify_chain
 from ..store.tables import CheckpointWitness, LogCheckpoint, LogVerification
 from ..store.verifications import record_verification
 from .ports import FederationNode
-from .witness import witness_round
+from .witness import declaration_problems, witness_round
 
 log = structlog.get_logger("barnplan.audit")
 T_CHECKPOINT = LogCheckpoint.__table__  # type: ignore[attr-defined]
@@ -79,10 +80,13 @@ async def verify_log(node: FederationNode) -> VerifyReport:
             (await conn.execute(select(T_CHECKPOINT).order_by(T_CHECKPOINT.c.seq))).mappings().all()
         )
         witnesses = (await conn.execute(select(T_WITNESS))).mappings().all()
-    chain = await verify_chain(node.engine, keep={int(c["seq"]) for c in checkpoints})
+        declarations = await witnessed.declarations(conn)
+    keep = {int(c["seq"]) for c in checkpoints} | {seq for seq, _ in declarations}
+    chain = await verify_chain(node.engine, keep=keep)
     problems: list[ChainProblem] = []
     if chain.problem is not None:
         problems.append(chain.problem)
+    problems.extend(declaration_problems(node, declarations, chain.hashes))
     own_keys = node.identity.public_keys()
     checked: dict[int, str] = {}
     last_good = 0

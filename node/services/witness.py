@@ -38,7 +38,7 @@ from protocol.models import Checkpoint, RestoreDeclaration
 from ..domain.witness_rule import Held, Link, Problem, declaration_problem, judge
 from ..errors import Conflict, InvalidInput, Refusal
 from ..store import witnessed
-from ..store.exchange_log import LogDraft, log_head
+from ..store.exchange_log import GENESIS, ChainProblem, LogDraft, log_head
 from ..store.tables import CheckpointWitness
 from .inbound import Outcome, RecordedRefusal
 from .ports import FederationNode
@@ -163,6 +163,7 @@ def _refusal(
     now = node.clock.now()
     log.warning(
         "witness.refused",
+        peer=origin,
         problem=problem,
         seq=checkpoint.seq,
         seen=None if seen is None else seen.seq,
@@ -206,6 +207,7 @@ def _sign(
             )
             log.warning(  # a peer's history changed: worth an operator's look, as a refusal is
                 "witness.restore_accepted",
+                peer=origin,
                 seq=declared_now.seq,
                 seen=None if held.held.latest is None else held.held.latest.seq,
                 superseded=moved,
@@ -291,6 +293,30 @@ async def _ask(node: FederationNode, peer: str, body: dict[str, Any]) -> str:
                 )
             )
     return "ok"
+
+
+def declaration_problems(
+    node: FederationNode, declarations: list[tuple[int, dict[str, Any]]], hashes: dict[int, str]
+) -> list[ChainProblem]:
+    """For ``log verify``: each of this node's restore declarations is signed by it and names
+    an entry of its log with that entry's hash (``hashes``: the chain's, by seq)."""
+    problems = []
+    for seq, signed in declarations:
+        try:
+            declaration = verify_restore(signed, node.identity.public_keys())
+        except ProtocolError as exc:
+            problems.append(ChainProblem(seq, "bad_declaration", f"restore declaration: {exc}"))
+            continue
+        held = GENESIS if seq == 0 else hashes.get(seq)
+        if declaration.seq != seq or declaration.node != node.node_id or held != declaration.head:
+            problems.append(
+                ChainProblem(
+                    seq,
+                    "bad_declaration",
+                    f"the restore declaration of entry {seq} does not match the log",
+                )
+            )
+    return problems
 
 
 async def declare_restore(

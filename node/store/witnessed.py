@@ -214,6 +214,14 @@ async def latest_declaration(conn: AsyncConnection) -> tuple[Link, dict[str, Any
     return Link(int(row[0]), str(row[1])), json.loads(row[2])
 
 
+async def declarations(conn: AsyncConnection) -> list[tuple[int, dict[str, Any]]]:
+    """This node's restore declarations, oldest first: (the entry declared, as signed)."""
+    rows = (
+        await conn.execute(select(T_RESTORE.c.seq, T_RESTORE.c.signed).order_by(T_RESTORE.c.id))
+    ).all()
+    return [(int(seq), json.loads(signed)) for seq, signed in rows]
+
+
 async def record_declaration(
     conn: AsyncConnection, declared: Link, signed: dict[str, Any], now: datetime
 ) -> None:

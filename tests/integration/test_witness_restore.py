@@ -27,7 +27,7 @@ from node.runtime import open_node
 from node.services.audit import checkpoint_and_witness, make_checkpoint, verify_log
 from node.services.witness import declare_restore
 from node.store.exchange_log import LogFilter, log_head, query_log
-from node.store.tables import CheckpointWitness, WitnessEvent
+from node.store.tables import CheckpointWitness, LogRestore, WitnessEvent
 from protocol.clock import ManualClock, format_time
 from protocol.documents import sign_restore
 from tests.browser.support import PageClient, web_federation_on
@@ -37,6 +37,7 @@ from tests.support.nodes import barnplan_async
 
 EVENTS = WitnessEvent.__table__  # type: ignore[attr-defined]
 ACKS = CheckpointWitness.__table__  # type: ignore[attr-defined]
+RESTORES = LogRestore.__table__  # type: ignore[attr-defined]
 INCONSISTENT = "refused: checkpoint_inconsistent"
 
 
@@ -341,3 +342,18 @@ async def test_barnplan_log_restored_is_the_way_back(tmp_path: Path) -> None:
         clock.set(datetime.now(UTC))
         await traffic(school, social, 2)
         assert await checkpoint_and_witness(school.node) == {social.node_id: "ok"}
+
+
+async def test_log_verify_checks_the_restore_declarations(pair: list[RunningNode]) -> None:
+    """A declaration is signed and names an entry of the log with its hash: one changed in the
+    store fails ``log verify``."""
+    school, social = pair
+    await traffic(school, social, 3)
+    await declare_restore(school.node, None)
+    assert await checkpoint_and_witness(school.node) == {social.node_id: "ok"}
+    assert (await verify_log(school.node)).ok
+    async with school.node.store.writing() as conn:
+        await conn.execute(RESTORES.update().values(seq=1))  # the declared entry, in the row
+    report = await verify_log(school.node)
+    assert not report.ok
+    assert [p["kind"] for p in report.problems] == ["bad_declaration"]
