@@ -26,6 +26,7 @@ from protocol.codes import Category
 from protocol.errors import Reason
 from protocol.messages import MESSAGE_TYPES, OTHER_TYPE
 
+from .domain.witness_rule import Problem
 from .store.log_counts import LogCounts
 from .version import Build
 
@@ -35,6 +36,7 @@ TYPES = frozenset(MESSAGE_TYPES)
 CATEGORIES = frozenset(c.value for c in Category)
 # a released category is counted with the reason "" (nothing withheld it)
 REASONS = frozenset(r.value for r in Reason) | {""}
+WITNESS_PROBLEMS = frozenset(p.value for p in Problem) | {"bad_declaration"}
 
 
 class BoundedCounter:
@@ -123,6 +125,23 @@ class Metrics:
             "barnplan_peer_document_fetches_total",
             "Fetches of a peer's node document after its key was unknown or ended (SPEC §4.6)",
             ["outcome"],  # applied, unchanged, refused (§4.6), failed (unreachable, not §4.4)
+            registry=self.registry,
+        )
+
+        self.witness_refusals = BoundedCounter(
+            Counter(
+                "barnplan_witness_refusals_total",
+                "Peers' checkpoints this node refused to witness: not a consistent extension "
+                "of what it witnessed of their logs (a rewound or rewritten log), or a bad "
+                "restore declaration (SPEC §7.8)",
+                ["reason"],
+                registry=self.registry,
+            ),
+            WITNESS_PROBLEMS,
+        )
+        self.witness_restores = Counter(
+            "barnplan_witness_restores_accepted_total",
+            "Peers' restore declarations this node accepted as a witness (SPEC §7.8)",
             registry=self.registry,
         )
 

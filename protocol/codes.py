@@ -129,6 +129,10 @@ REASON_LABELS: dict[str, tuple[str, str]] = {
     "plan_unknown": ("Okänd plan", "Plan unknown"),
     "not_participant": ("Inte deltagare i planen", "Not a participant in the plan"),
     "no_fragments": ("Inga uppgifter i kategorin", "No fragments in this category"),
+    "checkpoint_inconsistent": (
+        "Kontrollpunkten fortsätter inte loggen som bevittnats",
+        "Checkpoint does not extend the log witnessed",
+    ),
     "no_match": ("Inget barn matchar", "No matching child"),
     "declined": ("Avböjd", "Declined"),
     "internal": ("Internt fel", "Internal error"),

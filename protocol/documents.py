@@ -25,7 +25,14 @@ from .clock import format_time, parse_time
 from .errors import MalformedError, ProtocolError, Reason, VerificationError
 from .jsontext import parse_json_object, refuse_floats
 from .keys import PublicKey, SigningKey, key_owner
-from .models import Checkpoint, ConsentStatement, Fragment, NodeDocument, Witness
+from .models import (
+    Checkpoint,
+    ConsentStatement,
+    Fragment,
+    NodeDocument,
+    RestoreDeclaration,
+    Witness,
+)
 from .signing import read_sig, sign_object, signing_input
 
 M = TypeVar("M", bound=BaseModel)
@@ -221,3 +228,28 @@ def verify_witness(data: Received, keys: Sequence[PublicKey]) -> Witness:
     obj, witness = read_signed(Witness, data, "witness")
     check_signature(obj, witness.witness, keys, parse_time(witness.at))
     return witness
+
+
+def sign_restore(
+    *, node_id: str, seq: int, head: str, at: datetime, key: SigningKey, note: str | None = None
+) -> dict[str, Any]:
+    """A restore declaration (SPEC.md §7.8): the node's log continues from entry ``seq``."""
+    obj: dict[str, Any] = {
+        "v": PROTOCOL_VERSION,
+        "type": "restore",
+        "node": node_id,
+        "seq": seq,
+        "head": head,
+        "at": format_time(at),
+    }
+    if note:
+        obj["note"] = note
+    signed = sign_object(obj, key)
+    read_signed(RestoreDeclaration, signed, "restore")  # what every receiver will check
+    return signed
+
+
+def verify_restore(data: Received, keys: Sequence[PublicKey]) -> RestoreDeclaration:
+    obj, declaration = read_signed(RestoreDeclaration, data, "restore")
+    check_signature(obj, declaration.node, keys, parse_time(declaration.at))
+    return declaration

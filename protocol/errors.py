@@ -42,6 +42,8 @@ class Reason(StrEnum):
     PLAN_UNKNOWN = "plan_unknown"
     NOT_PARTICIPANT = "not_participant"
     NO_FRAGMENTS = "no_fragments"
+    # log witnessing (§7.8)
+    CHECKPOINT_INCONSISTENT = "checkpoint_inconsistent"
     # plan linking: retired (a plan.invite.reply no longer says how the invitation went, §7.1);
     # reserved, never reused
     NO_MATCH = "no_match"

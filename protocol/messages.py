@@ -131,10 +131,22 @@ class Hello(WireModel):
     started_at: Timestamp
 
 
+class CheckpointRef(WireModel):
+    """An entry of the sender's exchange log by seq and hash: the link (its previous checkpoint
+    or restore declaration) that a checkpoint follows (SPEC.md §7.8)."""
+
+    seq: Annotated[int, Strict(), Field(ge=0)]
+    head: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
 class LogCheckpointMessage(WireModel):
-    """Asks the receiver to countersign (witness) the sender's log checkpoint."""
+    """Asks the receiver to countersign (witness) the sender's log checkpoint. ``prior`` names
+    the link the checkpoint follows in the sender's log, ``restore`` the sender's latest restore
+    declaration: the witness signs only a consistent extension of what it witnessed."""
 
     checkpoint: dict[str, Any]
+    prior: Omittable[CheckpointRef] = None
+    restore: Omittable[dict[str, Any]] = None
 
 
 class LogWitnessMessage(WireModel):

@@ -247,6 +247,21 @@ class Checkpoint(WireModel):
     sig: Signature
 
 
+class RestoreDeclaration(WireModel):
+    """A node's signed statement that its exchange log was restored from a backup: the log
+    now continues from entry ``seq`` (hash ``head``), and what its peers witnessed above that
+    entry is no longer its history (SPEC.md §7.8)."""
+
+    v: Literal[1]
+    type: Literal["restore"]
+    node: NodeId
+    seq: Annotated[int, Field(ge=0)]
+    head: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    at: Timestamp
+    note: Omittable[ShortText] = None
+    sig: Signature
+
+
 class Witness(WireModel):
     """A peer's countersignature over another node's checkpoint."""
 

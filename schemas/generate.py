@@ -33,6 +33,7 @@ RECORDS = {
     "consent_statement": "ConsentStatement",
     "checkpoint": "Checkpoint",
     "witness": "Witness",
+    "restore": "RestoreDeclaration",
 }
 Labels = dict[str, dict[str, dict[str, str]]]
 

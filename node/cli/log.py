@@ -16,6 +16,7 @@ import click
 from protocol.clock import parse_time
 
 from ..services.audit import checkpoint_and_witness, verify_log
+from ..services.witness import declare_restore
 from ..store.exchange_log import COLUMNS, LogFilter, entry_json, query_log
 from .main import describe, echo_json, fail, node_dir_option, run_async, user_errors
 from .opened import opened_node
@@ -192,3 +193,50 @@ async def checkpoint(directory: Path) -> None:
     for peer, outcome in sorted(outcomes.items()):
         click.echo(f"{peer:32} {outcome}")
     click.echo("checkpoint made")
+
+
+@log.command("restored")
+@node_dir_option
+@click.option(
+    "--note",
+    default="",
+    help="The operator's statement, sent to peers with the declaration (at most 200 "
+    "characters; no personal data), e.g. 'restored from the backup of 2026-12-03'.",
+)
+@click.option(
+    "--seq",
+    type=click.IntRange(min=0),
+    default=None,
+    help="The log entry the backup ended with, if the node ran since the restore "
+    "(default: the log's last entry now). 'barnplan log' lists the entries with their times.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@run_async
+async def restored(directory: Path, note: str, seq: int | None, as_json: bool) -> None:
+    """Declare that this node's store was restored from a backup (SPEC §7.8).
+
+    Peers' witnesses refuse the checkpoints of a log that went back (a restore rewinds it)
+    until it is declared. Run this once after restoring, before 'barnplan serve': it signs a
+    restore declaration naming the entry the log was restored to (its last entry now, or
+    --seq), records it in the exchange log, and sends it to every peer with a new checkpoint.
+    Peers accept the history that continues from it and show the restore to their operators.
+    """
+    if len(note) > 200:
+        raise click.BadParameter("at most 200 characters", param_hint="--note")
+    async with opened_node(_directory(directory)) as node:
+        declaration = await declare_restore(node, note or None, seq)
+        outcomes = await checkpoint_and_witness(node)
+    if as_json:
+        echo_json({"declaration": declaration, "peers": outcomes})
+        return
+    click.echo(
+        f"restore declared: the exchange log continues from entry {declaration['seq']} "
+        f"(head {declaration['head'][:16]}…)"
+    )
+    for peer, outcome in sorted(outcomes.items()):
+        click.echo(f"{peer:32} {outcome}")
+    if any(outcome != "ok" for outcome in outcomes.values()):
+        click.echo(
+            "peers not reached are sent the declaration with the next checkpoint "
+            "('barnplan log checkpoint', or the running node's own schedule)"
+        )

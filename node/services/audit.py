@@ -2,38 +2,34 @@
 
 A checkpoint is the log head (seq, hash) signed with the node key, made by a scheduled job and
 on demand. Each checkpoint is sent to every peer, which keeps a copy and countersigns it (a
-witness). ``verify_log`` recomputes the chain, checks every checkpoint against it and every
-witness against its checkpoint: deletion, editing, reordering and truncation break the chain;
+witness) if it extends what that peer witnessed before (``services.witness``). ``verify_log``
+recomputes the chain, checks every checkpoint against it and every witness against its
+checkpoint: deletion, editing, reordering and truncation break the chain;
 a consistent rewrite of the chain from some point on no longer matches a signed checkpoint.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import select
 
-from protocol.documents import sign_checkpoint, sign_witness, verify_checkpoint, verify_witness
-from protocol.envelope import Verified
-from protocol.errors import ProtocolError, Reason
-from protocol.messages import LogCheckpointMessage, LogWitnessMessage
+from protocol.documents import sign_checkpoint, verify_checkpoint, verify_witness
+from protocol.errors import ProtocolError
 
-from ..errors import Refusal
+from ..store import witnessed
 from ..store.exchange_log import ChainProblem, log_head, verify_chain
-from ..store.tables import CheckpointWitness, LogCheckpoint, LogVerification, WitnessedCheckpoint
+from ..store.tables import CheckpointWitness, LogCheckpoint, LogVerification
 from ..store.verifications import record_verification
-from .inbound import Outcome
 from .ports import FederationNode
+from .witness import declaration_problems, witness_round
 
 log = structlog.get_logger("barnplan.audit")
 T_CHECKPOINT = LogCheckpoint.__table__  # type: ignore[attr-defined]
 T_WITNESS = CheckpointWitness.__table__  # type: ignore[attr-defined]
-T_WITNESSED = WitnessedCheckpoint.__table__  # type: ignore[attr-defined]
 
 
 async def make_checkpoint(node: FederationNode) -> dict[str, Any] | None:
@@ -58,119 +54,10 @@ async def make_checkpoint(node: FederationNode) -> dict[str, Any] | None:
 
 
 async def checkpoint_and_witness(node: FederationNode) -> dict[str, str]:
-    """Make a checkpoint and ask every peer to countersign it; returns outcome per peer."""
-    signed = await make_checkpoint(node)
-    if signed is None:
-        async with node.store.reading() as conn:
-            row = (
-                await conn.execute(
-                    select(T_CHECKPOINT.c.signed).order_by(T_CHECKPOINT.c.seq.desc()).limit(1)
-                )
-            ).first()
-        if row is None:
-            return {}
-        signed = json.loads(row[0])
-    peers = node.keyring.node_ids()
-    results = await asyncio.gather(
-        *(node.peers.send(p, "log.checkpoint", {"checkpoint": signed}) for p in peers)
-    )
-    outcomes: dict[str, str] = {}
-    for result in results:
-        outcomes[result.peer] = result.outcome
-        if not result.ok or result.reply is None:
-            continue
-        body = result.reply.body
-        assert isinstance(body, LogWitnessMessage)
-        try:
-            witness = verify_witness(body.witness, node.keyring.keys_for(result.peer) or [])
-        except ProtocolError as exc:
-            outcomes[result.peer] = f"bad_witness: {exc.reason.value}"
-            continue
-        if (
-            witness.witness != result.peer
-            or witness.origin != node.node_id
-            or witness.seq != signed["seq"]
-            or witness.head != signed["head"]
-        ):
-            outcomes[result.peer] = "bad_witness: mismatch"
-            continue
-        async with node.store.writing() as conn:
-            exists = (
-                await conn.execute(
-                    select(T_WITNESS.c.seq).where(
-                        (T_WITNESS.c.seq == witness.seq) & (T_WITNESS.c.witness == result.peer)
-                    )
-                )
-            ).first()
-            if not exists:
-                await conn.execute(
-                    T_WITNESS.insert().values(
-                        seq=witness.seq,
-                        witness=result.peer,
-                        signed=json.dumps(body.witness),
-                        received_at=node.clock.now(),
-                    )
-                )
-    return outcomes
-
-
-async def handle_checkpoint(node: FederationNode, message: Verified) -> Outcome:
-    """Countersign a peer's checkpoint and keep a copy. A different head for a seq we already
-    witnessed means the peer's history was rewritten, and a seq below the highest we witnessed
-    means its log was rewound (a restore from backup, or worse): both are refused, as
-    transparency logs' witnesses refuse a checkpoint that is not a consistent extension of
-    what they signed."""
-    body = message.body
-    assert isinstance(body, LogCheckpointMessage)
-    try:
-        checkpoint = verify_checkpoint(body.checkpoint, node.keyring.keys_for(message.sender) or [])
-    except ProtocolError as exc:
-        raise Refusal(exc.reason, f"checkpoint: {exc.detail}") from None
-    if checkpoint.node != message.sender:
-        raise Refusal(Reason.UNKNOWN_KEY, "a node sends only its own checkpoints")
-    async with node.store.reading() as conn:
-        held = (
-            await conn.execute(
-                select(T_WITNESSED.c.head_hash).where(
-                    (T_WITNESSED.c.origin == checkpoint.node)
-                    & (T_WITNESSED.c.seq == checkpoint.seq)
-                )
-            )
-        ).first()
-        highest = (
-            await conn.execute(
-                select(func.max(T_WITNESSED.c.seq)).where(T_WITNESSED.c.origin == checkpoint.node)
-            )
-        ).scalar_one_or_none()
-    if held is not None and held[0] != checkpoint.head:
-        raise Refusal(
-            Reason.MALFORMED,
-            "conflicts with a checkpoint witnessed earlier",
-            code="checkpoint_conflict",
-        )
-    if held is None and highest is not None and checkpoint.seq < highest:
-        log.warning("audit.rewound_log", origin=checkpoint.node, seq=checkpoint.seq, seen=highest)
-        raise Refusal(
-            Reason.MALFORMED,
-            f"a shorter log than one witnessed earlier (entry {highest})",
-            code="checkpoint_conflict",
-        )
-    witness = sign_witness(checkpoint, node.identity.key, node.clock.now())
-    now = node.clock.now()
-
-    async def change(conn: AsyncConnection) -> None:
-        if held is None:
-            await conn.execute(
-                T_WITNESSED.insert().values(
-                    origin=checkpoint.node,
-                    seq=checkpoint.seq,
-                    head_hash=checkpoint.head,
-                    signed=json.dumps(body.checkpoint),
-                    received_at=now,
-                )
-            )
-
-    return Outcome(body={"witness": witness}, change=change)
+    """Make a checkpoint and ask every peer to countersign the ones it has not, in order
+    (``services.witness``); returns the outcome per peer."""
+    await make_checkpoint(node)
+    return await witness_round(node)
 
 
 @dataclass
@@ -193,10 +80,13 @@ async def verify_log(node: FederationNode) -> VerifyReport:
             (await conn.execute(select(T_CHECKPOINT).order_by(T_CHECKPOINT.c.seq))).mappings().all()
         )
         witnesses = (await conn.execute(select(T_WITNESS))).mappings().all()
-    chain = await verify_chain(node.engine, keep={int(c["seq"]) for c in checkpoints})
+        declarations = await witnessed.declarations(conn)
+    keep = {int(c["seq"]) for c in checkpoints} | {seq for seq, _ in declarations}
+    chain = await verify_chain(node.engine, keep=keep)
     problems: list[ChainProblem] = []
     if chain.problem is not None:
         problems.append(chain.problem)
+    problems.extend(declaration_problems(node, declarations, chain.hashes))
     own_keys = node.identity.public_keys()
     checked: dict[int, str] = {}
     last_good = 0

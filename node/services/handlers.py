@@ -22,7 +22,7 @@ from ..errors import Refusal
 from ..store import records
 from ..store import revocations as revocation_store
 from ..store.tables import Plan
-from . import audit, key_updates, revocation
+from . import key_updates, revocation, witness
 from .inbound import Handler, Outcome
 from .ports import FederationNode
 
@@ -212,7 +212,7 @@ HANDLERS: dict[str, Handler] = {
     "hello": revocation.handle_hello,
     "consent.revoke": revocation.handle_revoke,
     "revocations.since": revocation.handle_since,
-    "log.checkpoint": audit.handle_checkpoint,
+    "log.checkpoint": witness.handle_checkpoint,
     "plan.invite": plan_invite,
     "plan.link": plan_link,
     "consent.statement": consent_statement,

@@ -38,7 +38,15 @@ from .ports import FederationNode
 
 log = structlog.get_logger("barnplan.federation")
 
-__all__ = ["ANONYMOUS", "UNVERIFIED", "Answer", "Handler", "Inbound", "Outcome"]
+__all__ = [
+    "ANONYMOUS",
+    "UNVERIFIED",
+    "Answer",
+    "Handler",
+    "Inbound",
+    "Outcome",
+    "RecordedRefusal",
+]
 # the exchange log's peer for a message refused before its signature verified: not a node id
 # (it has one label), so no peer's entries and these can be confused
 UNVERIFIED = "unverified"
@@ -75,6 +83,17 @@ class Outcome:
 Handler = Callable[[FederationNode, Verified], Awaitable[Outcome]]
 
 
+class RecordedRefusal(Refusal):
+    """A handler's refusal that also records state with its log entry, in the entry's
+    transaction (a witness's refusal keeps an event for its operators: ``services.witness``)."""
+
+    def __init__(
+        self, reason: Reason, detail: str, change: StateChange, *, code: str | None = None
+    ) -> None:
+        super().__init__(reason, detail, code=code)
+        self.change = change
+
+
 class Inbound:
     """Dispatches verified messages to handlers; owned by the node, one per process."""
 
@@ -108,6 +127,7 @@ class Inbound:
                 refusal.reason,
                 refusal.detail,
                 refusal.code,
+                refusal.change if isinstance(refusal, RecordedRefusal) else None,
             )
         except Exception as exc:  # a bug or a store failure while deciding: SPEC §8 ``internal``
             return await self._fail(message, exc)
@@ -247,9 +267,11 @@ class Inbound:
         reason: Reason,
         detail: str,
         code: str | None = None,
+        change: StateChange | None = None,
     ) -> Answer:
-        """Log a refusal under ``peer`` and answer it with a signed ``error`` to ``claims.to``.
-        Types are recorded only from the message types of this version (``type_label``)."""
+        """Log a refusal under ``peer`` (with ``change``, if the refusal records state) and
+        answer it with a signed ``error`` to ``claims.to``. Types are recorded only from the
+        message types of this version (``type_label``)."""
         node = self._node
         message_type = type_label(claims.type)
         await node.exchange_log.append(
@@ -260,7 +282,8 @@ class Inbound:
                 message_id=claims.id or "-",
                 outcome="refused",
                 reason=reason.value,
-            )
+            ),
+            change,
         )
         log.warning(  # a refusal is worth an operator's look: misconfigured or hostile peer
             "federation.refused",

@@ -328,6 +328,40 @@ class WitnessedCheckpoint(SQLModel, table=True):
     received_at: datetime = Field(sa_column=utc_column())
 
 
+class WitnessEvent(SQLModel, table=True):
+    """What this node did as a witness that its operators must see (SPEC.md §7.8): a peer's
+    checkpoint it refused as not a consistent extension of what it witnessed (``refused``,
+    with the ``problem``), or a peer's restore declaration it accepted (``restore``), with the
+    checkpoints of that peer the declaration set aside kept as evidence."""
+
+    __tablename__ = "witness_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    origin: str = Field(max_length=253, index=True)
+    at: datetime = Field(sa_column=utc_column(index=True))
+    kind: str = Field(max_length=16)  # refused | restore
+    problem: str | None = Field(default=None, max_length=32)
+    # refused: the checkpoint's seq and head; restore: the entry the log was restored to
+    seq: int
+    head_hash: str = Field(max_length=64)
+    seen_seq: int | None = None  # the highest seq witnessed of that log before
+    signed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    superseded: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class LogRestore(SQLModel, table=True):
+    """This node's own restore declarations (``barnplan log restored``); the latest is sent
+    with every checkpoint, so its peers' witnesses accept the history continuing from it."""
+
+    __tablename__ = "log_restore"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int
+    head_hash: str = Field(max_length=64)
+    signed: str = Field(sa_column=Column(Text, nullable=False))
+    declared_at: datetime = Field(sa_column=utc_column())
+
+
 class LogVerification(SQLModel, table=True):
     """The outcome of one ``barnplan log verify`` run (whichever process ran it), so the
     running node's ``/metrics`` and ``barnplan status`` can say when the log was last verified

@@ -42,7 +42,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "refused": 400,  # a handler refusing what a message says, whatever the reason (§9)
     "not_json": 415,  # SPEC §8: a request not sent as application/json
     "not_lead_of_plan": 404,  # a consent statement for a plan this node is not in
-    "checkpoint_conflict": 409,  # a checkpoint contradicting one witnessed earlier (§6.3)
+    "checkpoint_conflict": 409,  # a checkpoint not extending the log witnessed (§7.8)
 }
 HTTP_STATUS: dict[Reason, int] = {
     Reason.MALFORMED: 400,

@@ -29,7 +29,13 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from protocol.canonical import canonicalize
 from protocol.clock import ManualClock, format_time
-from protocol.documents import build_node_document, sign_consent, sign_fragment
+from protocol.documents import (
+    build_node_document,
+    sign_checkpoint,
+    sign_consent,
+    sign_fragment,
+    sign_restore,
+)
 from protocol.encoding import b64url_decode, b64url_encode
 from protocol.envelope import (
     DEFAULT_SKEW_S,
@@ -43,7 +49,7 @@ from protocol.keys import PublicKey, SigningKey, fingerprint, make_key_id
 from protocol.signing import sign_object, signing_input
 
 HERE = Path(__file__).resolve().parent
-SUBDIRS = ("node-document", "envelopes", "fragments", "consent", "key-update")
+SUBDIRS = ("node-document", "envelopes", "fragments", "consent", "key-update", "restore")
 
 NODE = "vectors.barnplan.test"  # the node whose keys sign every vector
 PEER = "peer.barnplan.test"  # the verifying node: the audience of every envelope
@@ -571,6 +577,56 @@ def build() -> dict[str, Any]:
         wire(sign_object(without(consent, "type", "sig"), current)),
     )
 
+    # --- restore declarations (§7.8) ------------------------------------------------------------
+    restore = sign_restore(
+        node_id=NODE,
+        seq=1041,
+        head=hashlib.sha256(b"entry 1041").hexdigest(),
+        at=T - timedelta(minutes=5),
+        key=current,
+        note="Återställd från säkerhetskopian 2026-11-22",
+    )
+    out.add(
+        "restore/valid",
+        "restore",
+        VALID,
+        "A restore declaration: the test node's log continues from entry 1041 (§7.8).",
+        {"trust": TRUST},
+        wire(restore),
+    )
+    out.add(
+        "restore/bad_signature-seq-changed",
+        "restore",
+        "bad_signature",
+        "The entry restored to changed after signing.",
+        {"trust": TRUST},
+        wire({**restore, "seq": 1040}),
+    )
+    out.add(
+        "restore/unknown_key-signed-by-another-node",
+        "restore",
+        "unknown_key",
+        f"node is {NODE} but the declaration is signed by a key of {OTHER}.",
+        {"trust": TRUST},
+        wire(resign(restore, other)),
+    )
+    out.add(
+        "restore/key_not_valid-retired-key",
+        "restore",
+        "key_not_valid",
+        "Signed by the retired key with an 'at' after that key's valid_until.",
+        {"trust": TRUST},
+        wire(resign(restore, retired)),
+    )
+    out.add(
+        "restore/malformed-note-too-long",
+        "restore",
+        "malformed",
+        "A note of 201 characters, signed: at most 200.",
+        {"trust": TRUST},
+        wire(resign(restore, current, note="x" * 201)),
+    )
+
     # --- envelopes: valid ---------------------------------------------------------------------
     clock = ManualClock(T)
 
@@ -687,6 +743,47 @@ def build() -> dict[str, Any]:
         "A signed error reply (HTTP 409 for this reason) to one of the verifier's requests.",
         envelope_check(reply_type="fragments.response"),
         wire(envelope("error", error_body, "error", re=fixed_uuid("peer replayed"))),
+    )
+    checkpoint = sign_checkpoint(
+        node_id=NODE,
+        seq=1046,
+        head=hashlib.sha256(b"entry 1046").hexdigest(),
+        at=T - timedelta(minutes=1),
+        key=current,
+    )
+    checkpoint_body = {
+        "checkpoint": checkpoint,
+        "prior": {"seq": restore["seq"], "head": restore["head"]},
+        "restore": restore,
+    }
+    out.add(
+        "envelopes/valid-log-checkpoint-after-restore",
+        "envelope",
+        VALID,
+        "A log.checkpoint asking the verifier to witness entry 1046, following the restore "
+        "declaration of restore/valid (its link, 'prior'), which it carries (§7.8).",
+        envelope_check(),
+        wire(envelope("log.checkpoint", checkpoint_body, "log.checkpoint")),
+    )
+    inconsistent_body = {
+        "reason": "checkpoint_inconsistent",
+        "detail": "does not follow the latest checkpoint witnessed (entry 1046)",
+    }
+    out.add(
+        "envelopes/valid-error-checkpoint-inconsistent",
+        "envelope",
+        VALID,
+        "A witness's signed refusal (HTTP 409) of a checkpoint that does not extend what it "
+        "witnessed of the requester's log (§7.8 step 3).",
+        envelope_check(reply_type="log.witness"),
+        wire(
+            envelope(
+                "error",
+                inconsistent_body,
+                "error checkpoint_inconsistent",
+                re=fixed_uuid("peer log.checkpoint"),
+            )
+        ),
     )
     before_rotation = T.replace(month=5, day=31)
     out.add(

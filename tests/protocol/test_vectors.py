@@ -25,7 +25,12 @@ import pytest
 
 from protocol.canonical import canonicalize
 from protocol.clock import ManualClock, parse_time
-from protocol.documents import verify_consent, verify_fragment, verify_node_document
+from protocol.documents import (
+    verify_consent,
+    verify_fragment,
+    verify_node_document,
+    verify_restore,
+)
 from protocol.encoding import b64url_decode, b64url_encode
 from protocol.envelope import MemorySeenIds, SeenIds, StaticKeyRing, read_claims, verify_envelope
 from protocol.errors import ProtocolError, Reason
@@ -76,6 +81,8 @@ def check(vector: dict[str, Any], seen: SeenIds | None = None) -> None:
         verify_fragment(data, keys)
     elif kind == "consent":
         verify_consent(data, keys)
+    elif kind == "restore":
+        verify_restore(data, keys)
     elif kind == "envelope":
         seen = seen if seen is not None else MemorySeenIds()
         for earlier in verify["seen_first"]:

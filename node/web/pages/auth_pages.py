@@ -108,10 +108,15 @@ async def login(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE_KEY]
     t = translator(request)
     if not state.settings.passwords:
-        return await login_page(request, target or "", error=t.gettext(
+        return await login_page(
+            request,
+            target or "",
+            error=t.gettext(
                 "Inloggning med lösenord är avstängd på den här noden. Logga in med din "
                 "organisations inloggning."
-            ), status=403)
+            ),
+            status=403,
+        )
     source = client_address(request, state.settings.trusted_proxies)
     now = node.clock.now()
     if not await state.throttle.attempt(node.engine, user_id, source, now):

@@ -21,7 +21,7 @@ from ...oidc.identity import HASHED_PREFIX
 from ...services import followup
 from ...services.audit import verify_log
 from ...store import peers as peer_store
-from ...store import records
+from ...store import records, witnessed
 from ...store import revocations as revocation_store
 from ...store.exchange_log import LogFilter, entry_json, log_head, query_log
 from ..keys import NODE_KEY
@@ -60,6 +60,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
             "peers": len(node.keyring.node_ids()),
             "backlog": backlog,
             "verification": request.app[PAGE_STATE].last_verify,
+            "witness_events": await witnessed.recent_events(node.engine, 10),
         },
     )
 
