@@ -560,8 +560,14 @@ async def users_passwd(directory: Path, user_id: str, password_stdin: bool) -> N
     """
     import sys
 
+    from ..config import load_config
     from ..services import passwords as password_service
 
+    if not load_config(directory).auth.passwords:
+        raise click.ClickException(
+            "passwords are off on this node ([auth] passwords = false in barnplan.toml): staff "
+            "sign in through the identity provider; turn passwords on first to set one"
+        )
     password: str
     if password_stdin:
         try:

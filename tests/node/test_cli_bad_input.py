@@ -132,6 +132,18 @@ def test_a_question_with_nobody_to_answer_says_what_to_pass_instead(tmp_path: Pa
     assert "Aborted!" not in ran.stderr and "Traceback" not in ran.stderr
 
 
+def test_setting_a_password_is_refused_when_passwords_are_off(tmp_path: Path) -> None:
+    node = init_node(tmp_path, "skola.test.se", "school", "Testskolan")
+    barnplan("users", "add", "anna", "--name", "Anna", "--role", "lead",
+             "--dir", str(node.directory))  # fmt: skip
+    config = node.directory / "barnplan.toml"
+    config.write_text(config.read_text().replace("passwords = true", "passwords = false"))
+    ran = barnplan("users", "passwd", "anna", "--password-stdin", "--dir", str(node.directory),
+                   check=False, input="a long enough password\n")  # fmt: skip
+    assert ran.returncode == 1 and "passwords = false" in ran.stderr
+    assert "Traceback" not in ran.stderr and "password set" not in ran.stdout
+
+
 def test_the_log_listing_reports_a_missing_store_in_one_line(tmp_path: Path) -> None:
     node = init_node(tmp_path, "skola.test.se", "school", "Testskolan")
     (node.directory / "node.db").unlink()
