@@ -119,6 +119,16 @@ class OidcClient:
         self._keys: KeySet | None = None
         self._keys_refetched_at = -JWKS_MIN_REFETCH_S
 
+    def known_endpoints(self) -> tuple[str, ...]:
+        """The browser-facing endpoints (authorization, logout) from the discovery document
+        already read, if any: pages' form-action must allow a form post to end there."""
+        info = self._info
+        if info is None:
+            return ()
+        return tuple(
+            u for u in (info.authorization_endpoint, info.end_session_endpoint) if u is not None
+        )
+
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:
         try:
             async with self._http.get(url, headers={"Accept": "application/json"}) as response:

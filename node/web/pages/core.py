@@ -364,10 +364,10 @@ SECURITY_HEADERS = {
 }  # nosniff and no-store: every response's, in ``web.headers``
 
 
-def content_security_policy(provider_origin: str | None) -> str:
-    """Pages load and post only to this node; with a provider, signing out (a form posted
-    here) may also end at the provider's logout, which browsers check against form-action."""
-    form_action = f"'self' {provider_origin}" if provider_origin else "'self'"
+def content_security_policy(provider_origins: tuple[str, ...] = ()) -> str:
+    """Pages load and post only to this node; with a provider, signing in or out (a form
+    posted here) may also end at the provider, which browsers check against form-action."""
+    form_action = " ".join(["'self'", *provider_origins])
     return (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
         f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
@@ -393,8 +393,8 @@ async def pages_guard(request: web.Request, handler: Handler) -> web.StreamRespo
         response = await error_page(request, 500, detail="")
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    provider_origin = state.provider.origin if state.provider else None
-    response.headers.setdefault("Content-Security-Policy", content_security_policy(provider_origin))
+    origins = state.provider.form_origins() if state.provider else ()
+    response.headers.setdefault("Content-Security-Policy", content_security_policy(origins))
     if asked in LANGS:
         response.set_cookie(
             LANG_COOKIE,

@@ -34,13 +34,18 @@ class ProviderLink:
         self.issuer = config.oidc.issuer
         issuer = urlsplit(config.oidc.issuer)
         self.name = config.oidc.display_name or issuer.hostname or "OIDC"
-        # where signing out may send the browser (the provider's logout is at its issuer's
-        # origin for every provider this node is documented with)
-        self.origin = f"{issuer.scheme}://{issuer.netloc}"
+        self._issuer_origin = _origin(config.oidc.issuer)
         base = config.node.base_url.rstrip("/")
         self.redirect_uri = base + CALLBACK_PATH
         self.after_logout_uri = base + "/login?out=1"
         self._secret = config.oidc_client_secret()  # read now: a missing file stops serve
+
+    def form_origins(self) -> tuple[str, ...]:
+        """Where a form posted to this node may send the browser on: the provider's sign-in
+        and logout endpoints. The issuer's origin always; the endpoints' own origins once the
+        discovery document is read (a provider may serve its logout from another host)."""
+        known = self._client.known_endpoints() if self._client is not None else ()
+        return tuple(dict.fromkeys([self._issuer_origin, *(_origin(u) for u in known)]))
 
     def client(self) -> OidcClient:
         if self._client is None or self._http is None or self._http.closed:
@@ -59,3 +64,8 @@ class ProviderLink:
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
