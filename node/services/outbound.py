@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from pydantic import BaseModel
 
 from protocol.canonical import encode_json
-from protocol.clock import Clock
-from protocol.envelope import SeenIds, Verified, sign_envelope, verify_envelope
+from protocol.envelope import Verified, sign_envelope, verify_envelope
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import REPLY_TYPES, ErrorBody, FragmentsResponse
 
-from ..config import NodeConfig
 from ..httpio import read_limited
-from ..identity import Identity
-from ..keyring import PeerKeyRing
-from ..metrics import Metrics
-from ..store.exchange_log import ExchangeLog, LogDraft
+from ..store.exchange_log import LogDraft
+from .node_parts import ClientNode
 
 FEDERATION_PATH = "/federation/v1/messages"
 KEY_REASONS = frozenset({Reason.UNKNOWN_KEY, Reason.KEY_NOT_VALID})
@@ -68,41 +64,6 @@ def unreachable_reason(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "disconnected"
     return "connection_failed"
-
-
-class ClientNode(Protocol):
-    """What the peer client needs from its node (``runtime.Node``): who it is and its key, the
-    clock, the peers' keys and addresses, replay memory, the log, metrics, the HTTP client."""
-
-    @property
-    def node_id(self) -> str: ...
-
-    @property
-    def identity(self) -> Identity: ...
-
-    @property
-    def config(self) -> NodeConfig: ...
-
-    @property
-    def clock(self) -> Clock: ...
-
-    @property
-    def keyring(self) -> PeerKeyRing: ...
-
-    @property
-    def seen(self) -> SeenIds: ...
-
-    @property
-    def exchange_log(self) -> ExchangeLog: ...
-
-    @property
-    def metrics(self) -> Metrics: ...
-
-    def http_session(self) -> aiohttp.ClientSession: ...
-
-    async def reload_peers_if_stale(self, min_age_s: float = 0.05) -> bool: ...
-
-    async def relearn(self, peer: str, reason: Reason, data: bytes | None = None) -> bool: ...
 
 
 class PeerClient:
