@@ -79,11 +79,14 @@ def template() -> Catalog:
 
 
 def update() -> None:
-    """Write the template (``.pot``), merge it into each ``.po`` and compile each ``.mo``."""
+    """Write the template (``.pot``), merge it into each ``.po`` and compile each ``.mo``.
+
+    Locations name the file, not the line: a line number changes with every edit above a
+    message, and each such change would make branches that touch the pages conflict here."""
     pot = template()
     pot.header_comment = HEADER.format(what="the template")
     with (LOCALE / f"{DOMAIN}.pot").open("wb") as handle:
-        write_po(handle, pot, omit_header=False, sort_output=True, width=100)
+        write_po(handle, pot, omit_header=False, sort_output=True, width=100, include_lineno=False)
     for lang in LANGS:
         catalog = read(lang)
         catalog.update(template(), no_fuzzy_matching=True)  # its own copy: messages are mutable
@@ -95,7 +98,14 @@ def update() -> None:
                 message.string = message.id  # Swedish is the source: the msgid is the text
         catalog.obsolete.clear()
         with po_path(lang).open("wb") as handle:
-            write_po(handle, catalog, sort_output=True, width=100, include_previous=False)
+            write_po(
+                handle,
+                catalog,
+                sort_output=True,
+                width=100,
+                include_previous=False,
+                include_lineno=False,
+            )
         po_path(lang).with_suffix(".mo").write_bytes(compiled(read(lang)))
         untranslated = [m.id for m in read(lang) if m.id and not m.string]
         if untranslated:
