@@ -101,7 +101,7 @@ async def handle_access_report(node: FederationNode, message: Verified) -> Outco
     assert isinstance(body, AccessReportRequest)
     plan, page = await node.store.read(_report_page, body.plan_id, body.cursor)
     if plan is None or plan.lead_node != message.sender:
-        raise Refusal(Reason.PLAN_UNKNOWN, "no such plan with this lead", code="not_lead_of_plan")
+        raise Refusal(Reason.PLAN_UNKNOWN, "no such plan with this lead")
     more = len(page) > ACCESS_REPORT_PAGE
     page = page[:ACCESS_REPORT_PAGE]
     names_staff = node.config.agency.access_report_names_staff
