@@ -204,7 +204,7 @@ def _lead_reads(conn: Connection, plan_id: str) -> tuple[Plan, dict[str, str], l
             return plan, members, own
 
 
-def _own_entry(node_id: str, plan: Plan, e: LoggedRelease) -> ReleaseEntry:
+def _own_entry(node_id: str, plan: Plan, e: LoggedRelease, names_staff: bool) -> ReleaseEntry:
     return ReleaseEntry(
         at=e.at,
         holder=node_id,
@@ -214,7 +214,7 @@ def _own_entry(node_id: str, plan: Plan, e: LoggedRelease) -> ReleaseEntry:
         released=e.released,
         withheld=e.withheld,
         role=release_role(e.professional, plan),
-        professional=e.professional,  # the lead's own log, shown to its own lead professional
+        professional=e.professional if names_staff else None,  # this agency's own policy
     )
 
 
@@ -292,7 +292,8 @@ async def access_timeline(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.shield(node.exchange_log.append_many(drafts))
-    entries = [_own_entry(node.node_id, plan, e) for e in own]
+    names_staff = node.config.agency.access_report_names_staff
+    entries = [_own_entry(node.node_id, plan, e, names_staff) for e in own]
     for status, received in answers:
         statuses[status.node_id] = status
         entries.extend(received)

@@ -12,17 +12,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from node.services import access_report
 from node.services.access_report import REQUEST_TYPE, AccessTimeline, access_timeline
 from node.services.outbound import LogContext
 from node.store.exchange_log import LogFilter, query_log
 from protocol.clock import format_time
 from protocol.messages import AccessReportRequest, FragmentsRequest
+from tests.support.fakepeer import FakePeer
 from tests.support.federation import RunningNode
 from tests.support.plans import (
     add_child,
     add_fragment,
     consent_body,
     create_linked_plan,
+    create_plan,
+    link_invitation,
     rich_fragment,
     shared_plan_world,
 )
@@ -170,6 +174,35 @@ async def test_policy_names_staff_only_where_the_holder_allows(trio: list[Runnin
     timeline = await access_timeline(school.node, plan_id)
     named = {e.holder: e.professional for e in timeline.entries}
     assert named == {social.node_id: f"{school.node_id}/u/lead", bup.node_id: None}
+
+
+async def test_the_lead_pages_through_a_long_report(
+    trio: list[RunningNode], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of two (instead of 200): the lead follows the cursor until ``more`` is false and
+    shows every release, one request per page in both logs."""
+    school, social, bup = trio
+    plan_id, _ = await shared_plan_world(school, social, bup)
+    monkeypatch.setattr(access_report, "ACCESS_REPORT_PAGE", 2)
+    for _ in range(5):
+        await school.api("GET", f"/plans/{plan_id}/shared")
+        school.node.clock.advance(1)
+    timeline = await access_timeline(school.node, plan_id)
+    assert reported(timeline, social.node_id) == await logged_releases(social, plan_id)
+    assert reported_count(timeline, social.node_id) == 5
+    assert {h.node_id: (h.releases, h.complete) for h in timeline.holders}[social.node_id] == (
+        5,
+        True,
+    )
+    asked = await query_log(
+        school.node.engine,
+        LogFilter(plan_id=plan_id, peer=social.node_id, message_type=REQUEST_TYPE),
+    )
+    assert len(asked) == 3  # 2 + 2 + 1
+    answered = await query_log(
+        social.node.engine, LogFilter(plan_id=plan_id, message_type=REQUEST_TYPE)
+    )
+    assert len(answered) == 3
 
 
 async def test_non_lead_participant_is_refused_and_learns_nothing(
@@ -321,3 +354,72 @@ async def test_report_equals_each_holders_log(trio: list[RunningNode], steps: li
     holder's own exchange log for the plan (each example a new plan in the same federation)."""
     plan_id = await run_history(trio, steps)
     await check_report_is_the_logs(trio, plan_id)
+
+
+# --- a holder gone bad ----------------------------------------------------------------------
+
+
+def release(seq: int, recipient: str, consent_id: str) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "at": "2026-11-23T09:00:00Z",
+        "recipient": recipient,
+        "consent_id": consent_id,
+        "purpose": "sip",
+        "released": ["family"],
+        "withheld": [],
+        "role": "professional",
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["another_plan", "seq_not_after_cursor", "cursor_stands_still", "seqs_not_increasing"],
+)
+async def test_a_report_that_fails_the_checks_is_not_shown(
+    trio: list[RunningNode], clock: Any, case: str
+) -> None:
+    """A signed reply the lead cannot use (for another plan, going back, or paging in a loop)
+    is discarded whole, the holder shown as ``invalid``, and the lead's log says so."""
+    school, social, bup = trio
+    fake = FakePeer("fake.test.se", "good", clock)
+    await fake.start()
+    try:
+        await fake.trusted_by(school)
+        child = await add_child(school)
+        await add_child(social)
+        await add_child(bup)
+        plan_id = await create_plan(school, child, [social.node_id, fake.node_id])
+        await link_invitation(social, plan_id)
+        await fake.link(school, plan_id)
+        consent = str(uuid.uuid4())
+        one = release(3, school.node_id, consent)
+        pages = {
+            "another_plan": [{"plan_id": str(uuid.uuid4()), "releases": [one], "cursor": 3}],
+            "seq_not_after_cursor": [
+                {"plan_id": plan_id, "releases": [one], "cursor": 3, "more": True},
+                {"plan_id": plan_id, "releases": [one], "cursor": 3},
+            ],
+            "cursor_stands_still": [
+                {"plan_id": plan_id, "releases": [one], "cursor": 0, "more": True}
+            ],
+            "seqs_not_increasing": [
+                {
+                    "plan_id": plan_id,
+                    "releases": [one, release(2, school.node_id, consent)],
+                    "cursor": 2,
+                }
+            ],
+        }
+        fake.access_reports = pages[case]
+        timeline = await access_timeline(school.node, plan_id)
+    finally:
+        await fake.stop()
+    status = {h.node_id: (h.status, h.reason) for h in timeline.holders}
+    assert status[fake.node_id] == ("invalid", "malformed")
+    assert status[social.node_id] == ("answered", None)
+    assert reported_count(timeline, fake.node_id) == 0
+    rejected = await query_log(
+        school.node.engine, LogFilter(peer=fake.node_id, message_type="access.report")
+    )
+    assert [(r["outcome"], r["reason"]) for r in rejected] == [("bad_reply", "malformed")]
