@@ -83,10 +83,14 @@ def _release_body(entry: LoggedRelease, plan: Plan, names_staff: bool) -> dict[s
     return body
 
 
-def _report_page(conn: Connection, plan_id: str, cursor: int) -> tuple[Plan | None, list[Any]]:
-    """The plan and one page (plus one, to know whether more follow) in one read."""
+def _report_page(
+    conn: Connection, plan_id: str, sender: str, cursor: int
+) -> tuple[Plan | None, list[LoggedRelease]]:
+    """The plan, if ``sender`` leads it as this node knows it, and one page of its releases
+    (plus one, to know whether more follow), in one read. Nothing more is read for any other
+    sender, so a refusal costs the same whether or not the plan is known here."""
     plan = records.get_plan_sync(conn, plan_id)
-    if plan is None:
+    if plan is None or plan.lead_node != sender:
         return None, []
     return plan, releases_for_plan(conn, plan_id, cursor, ACCESS_REPORT_PAGE + 1)
 
@@ -99,8 +103,8 @@ async def handle_access_report(node: FederationNode, message: Verified) -> Outco
     with the same detail, so the refusal says nothing about what is held here."""
     body = message.body
     assert isinstance(body, AccessReportRequest)
-    plan, page = await node.store.read(_report_page, body.plan_id, body.cursor)
-    if plan is None or plan.lead_node != message.sender:
+    plan, page = await node.store.read(_report_page, body.plan_id, message.sender, body.cursor)
+    if plan is None:
         raise Refusal(Reason.PLAN_UNKNOWN, "no such plan with this lead")
     more = len(page) > ACCESS_REPORT_PAGE
     page = page[:ACCESS_REPORT_PAGE]
