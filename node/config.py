@@ -57,6 +57,9 @@ class AgencySection(Section):
 
     org_number: Annotated[str, Field(pattern=r"^([0-9]{6}-?[0-9]{4})?$")] = ""
     hsa_id: Annotated[str, Field(pattern=r"^(SE[0-9]{10}-[A-Za-z0-9]+)?$", max_length=31)] = ""
+    # the agency's policy: whether its access report (SPEC.md §7.12) names the acting
+    # professional's reference beside the role; off by default (role only)
+    access_report_names_staff: bool = False
 
     @field_validator("org_number")
     @classmethod
@@ -291,6 +294,9 @@ base_url = "{base_url}"
 org_number = ""
 # The agency's HSA-id, e.g. SE2321000131-E000000000001 (empty: not stated).
 hsa_id = ""
+# Name the acting professional (their reference) in the access report this node gives the
+# plan's lead, not only their role (false: role only; set it only if the agency's policy says so).
+access_report_names_staff = false
 
 [server]
 host = "{host}"

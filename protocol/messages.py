@@ -3,7 +3,8 @@
 Request/reply pairs: plan.invite → plan.invite.reply; plan.link → ack; consent.statement →
 consent.ack; fragments.request → fragments.response; consent.revoke → consent.revoke.ack;
 revocations.since → revocations.list; hello → hello.ack; log.checkpoint → log.witness;
-keys.update → keys.update.ack. Any request may instead be answered with
+keys.update → keys.update.ack; access.report.request → access.report. Any request may instead
+be answered with
 ``error``. Replies carry the request's id in the envelope's ``re``.
 """
 
@@ -166,6 +167,43 @@ class KeysUpdateAck(WireModel):
     status: Literal["applied", "current", "superseded"]
 
 
+# the most releases one access.report carries; the lead asks again with the cursor for more
+ACCESS_REPORT_PAGE = 200
+
+
+class AccessReportRequest(WireModel):
+    """The plan's lead asks a holder which releases it made under the plan's consents
+    (SPEC.md §7.12). ``cursor``: 0 the first time, then the previous reply's ``cursor``."""
+
+    plan_id: Uuid
+    cursor: Annotated[int, Strict(), Field(ge=0)]
+    purpose: Purpose
+    professional: ProfessionalRef
+
+
+class ReleaseRecord(WireModel):
+    """One release decision the holder made: a ``fragments.request`` it answered for the plan,
+    as its own exchange log records it. ``role``: the acting (requesting) professional's role
+    as the holder knows it; ``professional`` only where the holder's policy names staff."""
+
+    seq: Annotated[int, Strict(), Field(ge=1)]
+    at: Timestamp
+    recipient: NodeId
+    consent_id: Uuid
+    purpose: Purpose
+    released: Annotated[list[Category], Field(max_length=16)]
+    withheld: Annotated[list[Withheld], Field(max_length=64)]
+    role: Literal["lead_professional", "professional"]
+    professional: Omittable[ProfessionalRef] = None
+
+
+class AccessReport(WireModel):
+    plan_id: Uuid
+    releases: Annotated[list[ReleaseRecord], Field(max_length=ACCESS_REPORT_PAGE)]
+    cursor: Annotated[int, Strict(), Field(ge=0)]
+    more: Annotated[bool, Strict()] = False
+
+
 class ErrorBody(WireModel):
     reason: Reason
     detail: ShortText = ""
@@ -190,6 +228,8 @@ MESSAGE_TYPES: dict[str, type[BaseModel]] = {
     "log.witness": LogWitnessMessage,
     "keys.update": KeysUpdate,
     "keys.update.ack": KeysUpdateAck,
+    "access.report.request": AccessReportRequest,
+    "access.report": AccessReport,
     "error": ErrorBody,
 }
 
@@ -203,6 +243,7 @@ REPLY_TYPES: dict[str, str] = {
     "hello": "hello.ack",
     "log.checkpoint": "log.witness",
     "keys.update": "keys.update.ack",
+    "access.report.request": "access.report",
 }
 
 REQUEST_TYPES = frozenset(REPLY_TYPES)

@@ -22,7 +22,7 @@ from ..errors import Refusal
 from ..store import records
 from ..store import revocations as revocation_store
 from ..store.tables import Plan
-from . import key_updates, revocation, witness
+from . import access_report, key_updates, revocation, witness
 from .inbound import Handler, Outcome
 from .ports import FederationNode
 
@@ -218,4 +218,5 @@ HANDLERS: dict[str, Handler] = {
     "consent.statement": consent_statement,
     "fragments.request": fragments_request,
     "keys.update": key_updates.handle_keys_update,
+    "access.report.request": access_report.handle_access_report,
 }

@@ -319,6 +319,20 @@ async def shared_plan(request: web.Request) -> dict[str, Any]:
     )
 
 
+@routes.get("/api/v1/plans/{plan_id}/access-report")
+@require("lead")
+@json_api
+async def access_report(request: web.Request) -> dict[str, Any]:
+    """Who has received what about the child: every participant's releases under the plan's
+    consents, asked now (SPEC §7.12), with this node's own, newest first."""
+    from ..services.access_report import report_for
+
+    timeline = await report_for(
+        request.app[NODE_KEY], request[USER_KEY], request.match_info["plan_id"]
+    )
+    return timeline.as_json()
+
+
 @routes.post("/api/v1/consents/{consent_id}/revoke")
 @require(*PROFESSIONALS)
 @json_api

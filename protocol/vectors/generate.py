@@ -785,6 +785,98 @@ def build() -> dict[str, Any]:
             )
         ),
     )
+    # access report (SPEC §7.12): the lead asks, a holder answers from its exchange log
+    report_request_body = {
+        "plan_id": PLAN_ID,
+        "cursor": 0,
+        "purpose": "sip",
+        "professional": PROFESSIONAL,
+    }
+    report_request = envelope("access.report.request", report_request_body, "access.report.req")
+    out.add(
+        "envelopes/valid-access-report-request",
+        "envelope",
+        VALID,
+        "The plan's lead asks a holder for the releases it made under the plan's consents, "
+        "first page (cursor 0), SPEC §7.12.",
+        envelope_check(),
+        wire(report_request),
+    )
+    report_body = {
+        "plan_id": PLAN_ID,
+        "releases": [
+            {
+                "seq": 1046,
+                "at": "2026-11-23T09:15:03Z",
+                "recipient": PEER,
+                "consent_id": CONSENT_ID,
+                "purpose": "sip",
+                "released": ["mental_health"],
+                "withheld": [{"category": "health", "reason": "category_not_granted"}],
+                "role": "lead_professional",
+            }
+        ],
+        "cursor": 1046,
+        "more": False,
+    }
+    report = envelope(
+        "access.report", report_body, "access.report", re=fixed_uuid("peer access.report.req")
+    )
+    out.add(
+        "envelopes/valid-access-report",
+        "envelope",
+        VALID,
+        "A holder's access report: one release decision (one category released, one withheld) "
+        "from its exchange log, the acting professional by role only; no more pages.",
+        envelope_check(reply_type="access.report"),
+        wire(report),
+    )
+    out.add(
+        "envelopes/valid-error-access-report-not-lead",
+        "envelope",
+        VALID,
+        "The signed refusal a node that is not the plan's lead (or names a plan the holder does "
+        "not know) gets for an access.report.request: plan_unknown in both cases (§7.12).",
+        envelope_check(reply_type="access.report"),
+        wire(
+            envelope(
+                "error",
+                {"reason": "plan_unknown", "detail": "no such plan with this lead"},
+                "error access.report plan_unknown",
+                re=fixed_uuid("peer access.report.req other"),
+            )
+        ),
+    )
+    bad_release = {**report_body["releases"][0], "role": "skolkurator"}  # type: ignore[index]
+    out.add(
+        "envelopes/malformed-access-report-role",
+        "envelope",
+        "malformed",
+        "envelopes/valid-access-report re-signed with a role outside the code list "
+        "(lead_professional, professional): a report names roles, not titles or staff.",
+        envelope_check(reply_type="access.report"),
+        wire(resign(report, current, body={**report_body, "releases": [bad_release]})),
+    )
+    out.add(
+        "envelopes/malformed-access-report-page-too-long",
+        "envelope",
+        "malformed",
+        "envelopes/valid-access-report re-signed with 201 releases: a page holds at most 200.",
+        envelope_check(reply_type="access.report"),
+        wire(
+            resign(
+                report,
+                current,
+                body={
+                    **report_body,
+                    "releases": [
+                        {**report_body["releases"][0], "seq": n}  # type: ignore[index]
+                        for n in range(1, 202)
+                    ],
+                },
+            )
+        ),
+    )
     before_rotation = T.replace(month=5, day=31)
     out.add(
         "envelopes/valid-retired-key-before-rotation",

@@ -573,6 +573,17 @@ async def test_every_operation_answers_as_documented(
     )
     assert again["consent"]["consent_id"] == consent_id
 
+    report = await call(school, "GET", "/api/v1/plans/{plan_id}/access-report", 200, plan_id=plan_a)
+    assert {(h["node_id"], h["status"]) for h in report["holders"]} == {
+        (school.node_id, "answered"),
+        (social.node_id, "answered"),
+    }
+    assert social.node_id in {r["holder"] for r in report["releases"]}
+    await call(
+        school, "GET", "/api/v1/plans/{plan_id}/access-report", 403, user="prof", plan_id=plan_a
+    )
+    await call(school, "GET", "/api/v1/plans/{plan_id}/access-report", 404, plan_id=NOBODY)
+
     # revocation: final, and the shared plan says so
     revoked = await call(
         school, "POST", "/api/v1/consents/{consent_id}/revoke", 201, consent_id=consent_id

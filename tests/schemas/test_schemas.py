@@ -208,6 +208,29 @@ def body(message_type: str) -> dict[str, Any]:
         "log.witness": {"witness": witness()},
         "keys.update": {"document": node_document()},
         "keys.update.ack": {"issued_at": "2026-11-23T09:00:00Z", "status": "applied"},
+        "access.report.request": {
+            "plan_id": PLAN,
+            "cursor": 0,
+            "purpose": "sip",
+            "professional": professional,
+        },
+        "access.report": {
+            "plan_id": PLAN,
+            "releases": [
+                {
+                    "seq": 7,
+                    "at": "2026-11-23T08:00:00Z",
+                    "recipient": A,
+                    "consent_id": CONSENT,
+                    "purpose": "sip",
+                    "released": ["education"],
+                    "withheld": [{"category": "police", "reason": "category_not_granted"}],
+                    "role": "professional",
+                }
+            ],
+            "cursor": 7,
+            "more": False,
+        },
         "error": {"reason": "no_consent", "detail": "no consent for this plan"},
     }
     if message_type not in bodies:

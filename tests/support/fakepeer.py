@@ -57,6 +57,9 @@ class FakePeer:
     # revoked_by}), whatever the requester's cursor
     revocations: list[dict[str, Any]] = field(default_factory=list)
     document_requests: int = 0  # GETs of its node document (a peer re-fetching it)
+    # the bodies it answers ``access.report.request``s with, one per request in turn (the last
+    # again when they run out), whatever the request asked: a holder gone bad (SPEC §7.12)
+    access_reports: list[dict[str, Any]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
     def __post_init__(self) -> None:
@@ -174,6 +177,10 @@ class FakePeer:
             reply = self._reply(message, "hello.ack", {"ok": True})
         elif kind == "fragments.request":
             return await self._fragments(message)
+        elif kind == "access.report.request" and self.access_reports:
+            answered = self.received.count(kind) - 1
+            body = self.access_reports[min(answered, len(self.access_reports) - 1)]
+            reply = self._reply(message, "access.report", body)
         else:
             return web.Response(status=404)
         return web.json_response(reply)

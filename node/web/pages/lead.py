@@ -18,6 +18,7 @@ from protocol.codes import Category
 from ...errors import InvalidInput, NodeError, NotFound
 from ...services import consents as consent_service
 from ...services import plans as plan_service
+from ...services.access_report import report_for
 from ...services.assembly import assemble
 from ...services.revocation import record_revocation
 from ...store import records
@@ -166,6 +167,20 @@ async def shared_plan(request: web.Request) -> web.StreamResponse:
             "agencies": await agency_names(node),
             "fhir_available": fhir_converter() is not None,
         },
+    )
+
+
+@routes.get("/plans/{plan_id}/access")
+@roles("lead")
+async def access_report(request: web.Request) -> web.StreamResponse:
+    """Vem har fått vad: every participant's releases for the plan, asked now."""
+    node = request.app[NODE_KEY]
+    try:
+        report = await report_for(node, user_of(request), request.match_info["plan_id"])
+    except NodeError as exc:
+        return await service_error_page(request, exc)
+    return await render(
+        request, "access_report.html", {"report": report, "agencies": await agency_names(node)}
     )
 
 
