@@ -27,7 +27,12 @@ def plan() -> None:
 @plan.command("show")
 @node_dir_option
 @click.argument("plan_id")
-@click.option("--as", "as_user", required=True, help="Lead professional's user id.")
+@click.option(
+    "--as",
+    "as_user",
+    required=True,
+    help="A professional's user id (any professional at an agency taking part).",
+)
 @click.option("--consent", "consent_id", default=None, help="Assemble under this consent id.")
 @click.option(
     "--deadline",

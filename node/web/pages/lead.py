@@ -1,5 +1,6 @@
-"""Pages for the lead professional: record consent, view the shared plan (and the family's
-copy, and the FHIR export), and record a revocation."""
+"""Pages for the lead professional: record consent, the family's copy and the FHIR export, and
+record a revocation; and the shared plan, which every professional at a participating agency
+opens (each sees what the consent grants their agency)."""
 
 from __future__ import annotations
 
@@ -140,10 +141,11 @@ async def _assembled(request: web.Request) -> dict[str, Any] | web.Response:
         return await assemble(node, user_of(request), plan_id)
     except NotFound as exc:
         if "no consent" in exc.detail:
+            plan = await records.get_plan(node.engine, plan_id)
             return await render(
                 request,
                 "no_consent.html",
-                {"plan_id": plan_id},
+                {"plan_id": plan_id, "led_here": plan is not None and plan.role == "lead"},
                 status=404,
             )
         return await service_error_page(request, exc)
@@ -152,7 +154,7 @@ async def _assembled(request: web.Request) -> dict[str, Any] | web.Response:
 
 
 @routes.get("/plans/{plan_id}/shared")
-@roles("lead")
+@roles(*PROFESSIONALS)
 async def shared_plan(request: web.Request) -> web.StreamResponse:
     shared = await _assembled(request)
     if isinstance(shared, web.Response):
