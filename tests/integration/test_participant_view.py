@@ -18,43 +18,9 @@ from sqlalchemy import select
 from node.store import records
 from node.store.tables import ExchangeLogEntry
 from tests.support.federation import RunningNode
-from tests.support.plans import (
-    add_child,
-    add_fragment,
-    consent_body,
-    create_linked_plan,
-    rich_fragment,
-)
+from tests.support.plans import plan_led_by_social
 
 LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
-
-
-async def plan_led_by_social(trio: list[RunningNode]) -> tuple[str, str]:
-    """IFO leads; each agency writes two categories; the consent grants the school less than
-    the lead. Returns (plan id, consent id)."""
-    school, social, bup = trio
-    child = await add_child(social)
-    await add_child(school)
-    await add_child(bup)
-    plan_id = await create_linked_plan(social, child, [school, bup])
-    await add_fragment(social, plan_id, rich_fragment("social", "SOC-SOCIAL", "nurtured"))
-    await add_fragment(social, plan_id, rich_fragment("family", "SOC-FAMILY", "safe"))
-    await add_fragment(bup, plan_id, rich_fragment("mental_health", "BUP-MH", "healthy"))
-    await add_fragment(bup, plan_id, rich_fragment("health", "BUP-HEALTH", "healthy"))
-    await add_fragment(school, plan_id, rich_fragment("education", "SKO-EDU", "achieving"))
-    s, ifo, b = school.node_id, social.node_id, bup.node_id
-    grants = [
-        {"from": b, "to": [ifo, s], "categories": ["mental_health"]},
-        {"from": b, "to": [ifo], "categories": ["health"]},
-        {"from": ifo, "to": [s], "categories": ["social"]},
-        {"from": ifo, "to": [b], "categories": ["family"]},
-        {"from": s, "to": [ifo, b], "categories": ["education"]},
-    ]
-    body = consent_body(grants, social.node.clock.now())
-    status, consent = await social.api("POST", f"/plans/{plan_id}/consents", "lead", body)
-    assert status == 201, consent
-    assert {d["node_id"]: d["outcome"] for d in consent["distribution"]} == {s: "ok", b: "ok"}
-    return plan_id, str(consent["consent_id"])
 
 
 def by_node(shared: dict[str, Any]) -> dict[str, dict[str, Any]]:
