@@ -57,7 +57,9 @@ async def show(
         raise click.UsageError("choose one of --json and --fhir")
     async with opened_node(directory) as node:
         actor = await acting_user(node, as_user)
-        shared = await assemble(node, actor, plan_id, consent_id=consent_id, deadline_s=deadline)
+        shared = await assemble(
+            node, actor, plan_id, consent_id=consent_id, deadline_s=deadline, led_here=as_fhir
+        )
     if as_json:
         echo_json(shared)
     elif as_fhir:

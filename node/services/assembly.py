@@ -283,12 +283,16 @@ async def assemble(
     *,
     consent_id: str | None = None,
     deadline_s: float | None = None,
+    led_here: bool = False,
 ) -> dict[str, Any]:
     """Ask every other participant at once for what the consent grants this node, verify,
-    merge with this node's own fragments; return the shared plan (never stored)."""
+    merge with this node's own fragments; return the shared plan (never stored).
+
+    ``led_here``: only for a plan this node leads (the family's copy and the FHIR export are
+    the lead's: they speak for the whole plan), refused before any peer is asked."""
     started = time.monotonic()
     try:
-        return await _assemble(node, actor, plan_id, consent_id, deadline_s)
+        return await _assemble(node, actor, plan_id, consent_id, deadline_s, led_here)
     finally:
         node.metrics.assembly_latency.observe(time.monotonic() - started)
 
@@ -299,6 +303,7 @@ async def _assemble(
     plan_id: str,
     consent_id: str | None,
     deadline_s: float | None,
+    led_here: bool,
 ) -> dict[str, Any]:
     if actor.role not in ("professional", "lead"):
         # operators review logs and queues; they never see plan content
@@ -307,6 +312,10 @@ async def _assemble(
         assembly_facts, plan_id, consent_id, node.clock.now(), node.release_cache.records
     )
     plan, members, revocation, child = facts.plan, facts.members, facts.revocation, facts.child
+    if led_here and plan.role != "lead":
+        raise NotFound(
+            f"no plan {plan_id} led by this node", code="no_led_plan", params={"plan_id": plan_id}
+        )
     statement = node.release_cache.consent(facts.consent)
     ref = professional_ref(node.node_id, actor)
     deadline = deadline_s or node.config.assembly.deadline_s

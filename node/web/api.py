@@ -349,6 +349,7 @@ async def shared_plan_fhir(request: web.Request) -> web.Response:
         request[USER_KEY],
         request.match_info["plan_id"],
         consent_id=request.query.get("consent_id"),
+        led_here=True,
     )
     return web.Response(
         text=json.dumps(shared_plan_to_fhir(shared), ensure_ascii=False),

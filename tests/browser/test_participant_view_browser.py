@@ -101,6 +101,14 @@ async def test_a_school_professional_and_an_ifo_colleague_see_the_plan_their_con
         assert shown in full
     assert "Åtkomst nekad" not in full
 
+    # an agency that does not take part in a plan is told so, plainly
+    outsider = await signed_in(browser, bup, "prof")
+    response = await outsider.goto(f"{bup.url}/plans/4d1c1c7e-4e2a-4c55-9a55-000000000000/shared")
+    assert response is not None and response.status == 404
+    assert (
+        "Er verksamhet deltar inte i den här planen" in await outsider.locator("main").inner_text()
+    )
+
     # an operator never sees plan content
     operator = await signed_in(browser, school, "ops")
     response = await operator.goto(f"{school.url}/plans/{plan_id}/shared")

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from node.store import records
 from node.store.tables import ExchangeLogEntry
 from tests.support.federation import RunningNode
-from tests.support.plans import plan_led_by_social
+from tests.support.plans import create_plan, plan_led_by_social
 
 LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
 
@@ -112,10 +112,27 @@ async def test_a_colleague_at_the_lead_node_sees_the_leads_view_and_others_are_r
         p: v.get("categories") for p, v in by_node(lead).items()
     }
 
+    # the FHIR export and the family's copy speak for the whole plan: the lead node's only
+    status, problem = await school.api("GET", f"/plans/{plan_id}/shared.fhir", "lead")
+    assert status == 404 and problem["code"] == "no_led_plan", problem
+    status, _ = await social.api("GET", f"/plans/{plan_id}/shared.fhir", "lead")
+    assert status == 200
+
     # operators never see plan content
     for node in (social, school):
         status, problem = await node.api("GET", f"/plans/{plan_id}/shared", "ops")
         assert status == 403, problem
+
+    # an invitation not linked yet, then declined: refused, saying which
+    pending_plan = await create_plan(
+        social, (await social.api("GET", "/children", "prof"))[1][0]["child_id"], [bup.node_id]
+    )
+    status, problem = await bup.api("GET", f"/plans/{pending_plan}/shared", "prof")
+    assert status == 403 and problem["code"] == "invitation_not_linked", problem
+    status, _ = await bup.api("POST", f"/invitations/{pending_plan}/decline", "prof")
+    assert status in (200, 201)
+    status, problem = await bup.api("GET", f"/plans/{pending_plan}/shared", "prof")
+    assert status == 403 and problem["code"] == "not_taking_part", problem
 
     # a plan this node does not take part in: a clear refusal
     status, problem = await bup.api(

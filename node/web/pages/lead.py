@@ -134,11 +134,13 @@ async def record_consent(request: web.Request) -> web.StreamResponse:
 # --- the shared plan ------------------------------------------------------------------------
 
 
-async def _assembled(request: web.Request) -> dict[str, Any] | web.Response:
+async def _assembled(
+    request: web.Request, *, led_here: bool = False
+) -> dict[str, Any] | web.Response:
     node = request.app[NODE_KEY]
     plan_id = request.match_info["plan_id"]
     try:
-        return await assemble(node, user_of(request), plan_id)
+        return await assemble(node, user_of(request), plan_id, led_here=led_here)
     except NotFound as exc:
         if "no consent" in exc.detail:
             plan = await records.get_plan(node.engine, plan_id)
@@ -174,7 +176,7 @@ async def shared_plan(request: web.Request) -> web.StreamResponse:
 @routes.get("/plans/{plan_id}/family")
 @roles("lead")
 async def family_copy(request: web.Request) -> web.StreamResponse:
-    shared = await _assembled(request)
+    shared = await _assembled(request, led_here=True)
     if isinstance(shared, web.Response):
         return shared
     node = request.app[NODE_KEY]
@@ -201,7 +203,7 @@ async def fhir_export(request: web.Request) -> web.StreamResponse:
     converter = fhir_converter()
     if converter is None:
         return await error_page(request, 404, N_("FHIR-export finns inte ännu på den här noden."))
-    shared = await _assembled(request)
+    shared = await _assembled(request, led_here=True)
     if isinstance(shared, web.Response):
         return shared
     bundle = converter(shared)
