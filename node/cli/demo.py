@@ -437,7 +437,12 @@ class Demo:
         step(6, "Consent: both guardians consent; police information is NOT shared")
         now = datetime.now(UTC)
         grants = [
-            {"from": n.node_id, "to": [lead.node_id], "categories": [n.category]}
+            # BUP may also tell the school (elevhälsan) about the child's mental health
+            {
+                "from": n.node_id,
+                "to": [lead.node_id, *([SCHOOL] if n.node_id == BUP else [])],
+                "categories": [n.category],
+            }
             for n in self.nodes
             if n.node_id not in (POLICE, LEAD)
         ]
@@ -469,6 +474,14 @@ class Demo:
         step(7, "Assemble: the lead asks every agency at once and merges the shared plan")
         shared = api(lead, "GET", f"/plans/{plan_id}/shared", "lead")
         self.show_plan(shared)
+        # every participant sees the plan its consent allows: the school, what BUP may share
+        seen = api(self.by_id[SCHOOL], "GET", f"/plans/{plan_id}/shared", "prof")
+        shown = sorted({(f["origin"], f["category"]) for f in seen["fragments"]})
+        ok(
+            f"elevhälsan's professional opens the plan too and sees: "
+            f"{', '.join(f'{o} {c}' for o, c in shown)}"
+        )
+        ok(f"not granted to the school by anyone: {', '.join(seen['not_granted'])}")
 
         step(8, "A peer goes down: BUP stops; the plan still assembles")
         bup = self.by_id[BUP]

@@ -27,7 +27,12 @@ def plan() -> None:
 @plan.command("show")
 @node_dir_option
 @click.argument("plan_id")
-@click.option("--as", "as_user", required=True, help="Lead professional's user id.")
+@click.option(
+    "--as",
+    "as_user",
+    required=True,
+    help="A professional's user id (any professional at an agency taking part).",
+)
 @click.option("--consent", "consent_id", default=None, help="Assemble under this consent id.")
 @click.option(
     "--deadline",
@@ -52,7 +57,9 @@ async def show(
         raise click.UsageError("choose one of --json and --fhir")
     async with opened_node(directory) as node:
         actor = await acting_user(node, as_user)
-        shared = await assemble(node, actor, plan_id, consent_id=consent_id, deadline_s=deadline)
+        shared = await assemble(
+            node, actor, plan_id, consent_id=consent_id, deadline_s=deadline, led_here=as_fhir
+        )
     if as_json:
         echo_json(shared)
     elif as_fhir:

@@ -112,9 +112,10 @@ def _participants(plan: dict[str, Any]) -> Table:
         shown = f"{PARTICIPANT_STATUS.get(status, status)} ({status})"
         name = p["node_id"] + (" (huvudansvarig nod)" if p.get("role") == "lead" else "")
         categories = p.get("categories") or p.get("requested") or []
+        # what it withheld, and what the consent lets it share with others but not with this node
         withheld = "; ".join(
             f"{label('category', w['category'])}: {reason_text(w['reason'])}"
-            for w in p.get("withheld", [])
+            for w in [*p.get("withheld", []), *p.get("not_granted", [])]
         )
         table.add_row(
             name,

@@ -1,4 +1,11 @@
-"""The lead assembles the shared plan on demand from every participant, concurrently.
+"""A professional at any participating agency assembles the shared plan on demand, concurrently.
+
+The lead's node and a participant's node run the same code: this node asks every other
+participant (the lead node included) for what the consent it holds grants *this* node, under
+that consent; each holder decides on every request (SPEC §11), and this node's own fragments
+come from its own store. The lead's view is the fullest because the consent grants the lead the
+most; a participant's view shows what the consent grants its agency and says, per agency and
+category, what it is not shown and why (``not_shown``, ``not_granted``).
 
 One deadline for all peers: every request runs with the same timeout and they run at once, so
 the plan arrives in about the time of the slowest answering peer, at most the deadline. A peer
@@ -10,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from protocol.clock import format_time, parse_time
+from protocol.codes import Category
 from protocol.documents import parse_document, verify_fragment
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import FragmentsRequest, FragmentsResponse
@@ -70,9 +80,30 @@ def agencies_named(node: FederationNode, node_ids: list[str]) -> dict[str, dict[
     return found
 
 
+def consent_in_force(
+    statements: list[dict[str, Any]], revoked: Collection[str], now: datetime
+) -> dict[str, Any] | None:
+    """Which of the plan's held consent statements to assemble under: the newest by
+    ``issued_at`` that is in force now (not revoked, within its validity), else the newest held
+    (so the page can say it is revoked or expired); None when none is held.
+
+    The one place this choice is made, for the lead and a participant alike: a statement that
+    replaces another (a later extension of the protocol) is to be excluded here."""
+    if not statements:
+        return None
+
+    def in_force(s: dict[str, Any]) -> bool:
+        return s["consent_id"] not in revoked and parse_time(s["valid_from"]) <= now < parse_time(
+            s["valid_until"]
+        )
+
+    newest_first = sorted(statements, key=lambda s: parse_time(s["issued_at"]), reverse=True)
+    return next((s for s in newest_first if in_force(s)), newest_first[0])
+
+
 @dataclass(frozen=True)
-class LeadFacts:
-    """What the lead reads from its own store for one assembly."""
+class AssemblyFacts:
+    """What the assembling node reads from its own store for one assembly."""
 
     plan: Plan
     consent: dict[str, Any]
@@ -88,23 +119,53 @@ def _no_consent(consent_id: str | None) -> str:
     return "no consent recorded for this plan: record the family's consent first"
 
 
-def lead_facts(
-    conn: Connection, plan_id: str, consent_id: str | None, parsed: RecordCache | None = None
-) -> LeadFacts:
-    """Every read of an assembly, in one read transaction: the plan, the consent (the newest,
-    or the one asked for), whether it is revoked, participants, child, own fragments (a version
-    already parsed is taken from ``parsed``)."""
-    plan = records.get_plan_sync(conn, plan_id)
-    if plan is None or plan.role != "lead":
-        raise NotFound(f"no plan {plan_id} led by this node")
+def _taking_part(plan: Plan | None, plan_id: str) -> Plan:
+    """The plan, if this node takes part in it; a clear refusal otherwise."""
+    if plan is None:  # nothing held here: as for any unknown plan, not found
+        raise NotFound(
+            f"this agency does not take part in plan {plan_id}",
+            code="not_taking_part",
+            params={"plan_id": plan_id},
+        )
+    if plan.status == "declined":
+        raise Forbidden(
+            f"this agency does not take part in plan {plan_id}",
+            code="not_taking_part",
+            params={"plan_id": plan_id},
+        )
+    if plan.status == "pending":
+        raise Forbidden(
+            f"the invitation to plan {plan_id} is not linked to a child here yet",
+            code="invitation_not_linked",
+            params={"plan_id": plan_id},
+        )
+    return plan
+
+
+def assembly_facts(
+    conn: Connection,
+    plan_id: str,
+    consent_id: str | None,
+    now: datetime,
+    parsed: RecordCache | None = None,
+) -> AssemblyFacts:
+    """Every read of an assembly, in one read transaction: the plan (led here or joined), the
+    consent (the one asked for, or ``consent_in_force``), whether it is revoked, participants,
+    child, own fragments (a version already parsed is taken from ``parsed``)."""
+    plan = _taking_part(records.get_plan_sync(conn, plan_id), plan_id)
     statements = records.consents_for_plan_sync(conn, plan_id)
     if consent_id is not None:
         statements = [s for s in statements if s["consent_id"] == consent_id]
-    if not statements:
+    revoked = {
+        s["consent_id"]
+        for s in statements
+        if revocation_store.get_revocation_sync(conn, s["consent_id"], plan_id) is not None
+    }
+    consent = consent_in_force(statements, revoked, now)
+    if consent is None:
         raise NotFound(_no_consent(consent_id))
-    consent = statements[-1]
     revocation = revocation_store.get_revocation_sync(conn, consent["consent_id"], plan_id)
-    return LeadFacts(
+    return AssemblyFacts(
         plan=plan,
         consent=consent,
         members=records.participants_sync(conn, plan_id),
@@ -114,6 +175,62 @@ def lead_facts(
         if revocation is not None
         else records.latest_fragments_sync(conn, plan_id, None, parsed),
     )
+
+
+# statuses of a participant this node knows does not (yet) take part: the lead knows who linked;
+# a participant only knows who was invited, so it asks them and lets each holder decide
+def _not_linked(own_role: str, status: str) -> bool:
+    if status in records.NOT_TAKING_PART:
+        return True
+    return own_role == "lead" and status in ("pending", "invited")
+
+
+def not_granted_by(statement: ConsentStatement, holder: str, viewer: str) -> list[dict[str, str]]:
+    """The categories the consent lets ``holder`` release to someone, but not to ``viewer``,
+    each with the reason code the holder would give (SPEC §11)."""
+    named = {c.value for g in statement.grants if g.from_ == holder for c in g.categories}
+    mine = set(granted_from(statement, holder, viewer))
+    reason = Reason.CATEGORY_NOT_GRANTED if mine else Reason.REQUESTER_NOT_GRANTED
+    return [{"category": c, "reason": reason.value} for c in sorted(named - mine)]
+
+
+def not_granted_at_all(statement: ConsentStatement, viewer: str) -> list[str]:
+    """The categories no other agency may release to ``viewer`` under the consent."""
+    granted = {
+        c.value
+        for g in statement.grants
+        if g.from_ != viewer and viewer in g.to
+        for c in g.categories
+    }
+    return [c.value for c in Category if c.value not in granted]
+
+
+def explain_not_shown(participants: list[dict[str, Any]], viewer: str) -> list[dict[str, Any]]:
+    """What the viewer is not shown, per agency: one entry per (agency, reason) with its
+    categories (empty when the whole agency is not shown: it did not answer, or is not linked).
+    Derived only from the holders' answers and the consent, as codes; pages word them."""
+    shown: list[dict[str, Any]] = []
+    for p in participants:
+        if p["node_id"] == viewer:
+            continue
+        groups: dict[tuple[str, str | None], list[str]] = {}
+        for w in [*p.get("withheld", []), *p.get("not_granted", [])]:
+            groups.setdefault(("withheld", w["reason"]), []).append(w["category"] or "")
+        status = p["status"]
+        if status not in ("included", "withheld", "not_requested"):
+            groups.setdefault((status, p.get("reason")), [])
+        elif status == "withheld" and not p.get("withheld") and p.get("reason"):
+            groups.setdefault(("withheld", p["reason"]), [])
+        for (kind, reason), cats in groups.items():
+            shown.append(
+                {
+                    "node_id": p["node_id"],
+                    "status": kind,
+                    "reason": reason,
+                    "categories": sorted({c for c in cats if c}),
+                }
+            )
+    return shown
 
 
 def _check_reply(
@@ -166,11 +283,16 @@ async def assemble(
     *,
     consent_id: str | None = None,
     deadline_s: float | None = None,
+    led_here: bool = False,
 ) -> dict[str, Any]:
-    """Ask every participant at once, verify, merge; return the shared plan (never stored)."""
+    """Ask every other participant at once for what the consent grants this node, verify,
+    merge with this node's own fragments; return the shared plan (never stored).
+
+    ``led_here``: only for a plan this node leads (the family's copy and the FHIR export are
+    the lead's: they speak for the whole plan), refused before any peer is asked."""
     started = time.monotonic()
     try:
-        return await _assemble(node, actor, plan_id, consent_id, deadline_s)
+        return await _assemble(node, actor, plan_id, consent_id, deadline_s, led_here)
     finally:
         node.metrics.assembly_latency.observe(time.monotonic() - started)
 
@@ -181,11 +303,19 @@ async def _assemble(
     plan_id: str,
     consent_id: str | None,
     deadline_s: float | None,
+    led_here: bool,
 ) -> dict[str, Any]:
-    if actor.role != "lead":
-        raise Forbidden("only the lead professional assembles the shared plan")
-    facts = await node.store.read(lead_facts, plan_id, consent_id, node.release_cache.records)
+    if actor.role not in ("professional", "lead"):
+        # operators review logs and queues; they never see plan content
+        raise Forbidden("only professionals see a shared plan", code="operator_reads_content")
+    facts = await node.store.read(
+        assembly_facts, plan_id, consent_id, node.clock.now(), node.release_cache.records
+    )
     plan, members, revocation, child = facts.plan, facts.members, facts.revocation, facts.child
+    if led_here and plan.role != "lead":
+        raise NotFound(
+            f"no plan {plan_id} led by this node", code="no_led_plan", params={"plan_id": plan_id}
+        )
     statement = node.release_cache.consent(facts.consent)
     ref = professional_ref(node.node_id, actor)
     deadline = deadline_s or node.config.assembly.deadline_s
@@ -193,7 +323,7 @@ async def _assemble(
     statuses: dict[str, dict[str, Any]] = {}
     asks: dict[str, list[str]] = {}
     for peer in peers:
-        if members[peer] in ("declined", "failed", "pending", "invited"):
+        if _not_linked(plan.role, members[peer]):
             statuses[peer] = {"node_id": peer, "status": "not_linked", "reason": members[peer]}
             continue
         categories = granted_from(statement, peer, node.node_id)
@@ -296,8 +426,29 @@ async def _assemble(
     received = [v for _, verified in answers for v in verified]
     for entry, _ in answers:
         statuses[entry["node_id"]] = entry
+    for peer in peers:
+        missing = not_granted_by(statement, peer, node.node_id)
+        if revocation is None and statuses[peer]["status"] != "not_linked" and missing:
+            statuses[peer]["not_granted"] = missing
     own = _own_fragments(node, facts.own, statement.consent_id)
     merged = merge_fragments(own + received)
+    participants: list[dict[str, Any]] = [
+        {
+            "node_id": node.node_id,
+            **({"role": "lead"} if plan.role == "lead" else {}),
+            "viewer": True,
+            **(
+                {"status": "withheld", "reason": Reason.CONSENT_REVOKED.value}
+                if revocation is not None
+                else {
+                    "status": "included",
+                    "fragments": len(own),
+                    "categories": sorted({v.fragment.category.value for v in own}),
+                }
+            ),
+        },
+        *({**statuses[p], **({"role": "lead"} if p == plan.lead_node else {})} for p in peers),
+    ]
     return {
         "plan_id": plan_id,
         "assembled_at": format_time(node.clock.now()),
@@ -306,7 +457,8 @@ async def _assemble(
         "purpose": plan.purpose,
         "reason": plan.reason,
         "child": {"name": child.name, "personnummer": child.personnummer} if child else None,
-        "lead_node": node.node_id,
+        "lead_node": plan.lead_node,
+        "viewer": {"node_id": node.node_id, "role": plan.role},
         "lead_professional": plan.lead_professional,
         "responsible_node": plan.responsible_node,
         "consent": {
@@ -323,21 +475,10 @@ async def _assemble(
             [node.node_id, *members, plan.responsible_node]
             + [n for g in statement.grants for n in (g.from_, *g.to)],
         ),
-        "participants": [
-            {
-                "node_id": node.node_id,
-                "role": "lead",
-                **(
-                    {"status": "withheld", "reason": Reason.CONSENT_REVOKED.value}
-                    if revocation is not None
-                    else {
-                        "status": "included",
-                        "fragments": len(own),
-                        "categories": sorted({v.fragment.category.value for v in own}),
-                    }
-                ),
-            },
-            *(statuses[p] for p in peers),
-        ],
+        "participants": participants,
+        "not_shown": explain_not_shown(participants, node.node_id),
+        "not_granted": []
+        if revocation is not None
+        else not_granted_at_all(statement, node.node_id),
         **merged,
     }

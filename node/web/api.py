@@ -304,10 +304,11 @@ async def record_consent(request: web.Request) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/plans/{plan_id}/shared")
-@require("lead")
+@require(*PROFESSIONALS)
 @json_api
 async def shared_plan(request: web.Request) -> dict[str, Any]:
-    """Assemble the shared plan now from every participant (nothing received is stored)."""
+    """Assemble the shared plan now from every participant, as the consent grants this node
+    (any professional at a participating agency; nothing received is stored)."""
     from ..services.assembly import assemble
 
     consent_id = request.query.get("consent_id")
@@ -362,6 +363,7 @@ async def shared_plan_fhir(request: web.Request) -> web.Response:
         request[USER_KEY],
         request.match_info["plan_id"],
         consent_id=request.query.get("consent_id"),
+        led_here=True,
     )
     return web.Response(
         text=json.dumps(shared_plan_to_fhir(shared), ensure_ascii=False),

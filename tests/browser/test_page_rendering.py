@@ -30,6 +30,7 @@ def shared_plan(**overrides: Any) -> dict[str, Any]:
         "reason": "Oro för skolfrånvaro",
         "child": {"name": "Testa Testsson", "personnummer": "201503152389"},
         "lead_node": "skola.test.se",
+        "viewer": {"node_id": "skola.test.se", "role": "lead"},
         "lead_professional": "skola.test.se/u/lead",
         "responsible_node": "skola.test.se",
         "consent": {
@@ -60,6 +61,8 @@ def shared_plan(**overrides: Any) -> dict[str, Any]:
             {"node_id": "hab.test.se", "status": "unreachable", "reason": "ClientConnectorError"},
             {"node_id": "fritid.test.se", "status": "not_linked", "reason": "pending"},
         ],
+        "not_shown": [],
+        "not_granted": [],
         "summaries": [{"text": "Sammanfattning BUP", "provenance": PROV}],
         "indicators": {
             "healthy": {"needs": [{"what": "Sömn", "provenance": PROV}], "goals": [], "actions": []}
@@ -84,18 +87,18 @@ def shared_plan(**overrides: Any) -> dict[str, Any]:
     return plan
 
 
-def render(template: str, **context: Any) -> str:
+def render(template: str, lang: str = "sv", **context: Any) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         extensions=["jinja2.ext.i18n"],
     )
-    t = Translator("sv")
+    t = Translator(lang)
     base = {
         **t.callables(),
         "t": t,
-        "lang": "sv",
+        "lang": lang,
         "other_lang": "en",
         "other_lang_url": "/?lang=en",
         "user": None,
@@ -157,3 +160,57 @@ def test_a_revoked_plan_says_so() -> None:
     )
     assert "Samtycket återkallades 2026-11-24 11:00" in page
     assert 'data-status="revoked"' in page and "Återkalla samtycket" not in page
+
+
+def test_a_participant_is_told_what_it_is_not_shown_and_why() -> None:
+    not_shown = [
+        {
+            "node_id": "bup.test.se",
+            "status": "withheld",
+            "reason": "category_not_granted",
+            "categories": ["health"],
+        },
+        {
+            "node_id": "bup.test.se",
+            "status": "withheld",
+            "reason": "no_fragments",
+            "categories": ["mental_health"],
+        },
+        {
+            "node_id": "ifo.test.se",
+            "status": "withheld",
+            "reason": "consent_expired",
+            "categories": [],
+        },
+        {"node_id": "polis.test.se", "status": "timed_out", "reason": "timeout", "categories": []},
+        {"node_id": "vc.test.se", "status": "invalid", "reason": "bad_signature", "categories": []},
+        {
+            "node_id": "fritid.test.se",
+            "status": "not_linked",
+            "reason": "pending",
+            "categories": [],
+        },
+    ]
+    shared = shared_plan(
+        viewer={"node_id": "skola.test.se", "role": "participant"},
+        not_shown=not_shown,
+        not_granted=["police", "leisure"],
+    )
+    page = render("shared.html", shared=shared, fhir_available=False)
+    for sentence in (
+        "Det här visas inte för er",
+        "Testregionen BUP delar inte Hälsa och sjukvård med er enligt samtycket.",
+        "Testregionen BUP har inget om Psykisk hälsa i planen.",
+        "ifo.test.se lämnar inte ut något. Skäl: Samtycket har gått ut.",
+        "polis.test.se svarade inte i tid.",
+        "Svaret från vc.test.se gick inte att kontrollera och visas inte.",
+        "fritid.test.se har inte kopplat planen än.",
+        "Ingen annan verksamhet får dela detta med er enligt samtycket: Polis, Fritid",
+    ):
+        assert sentence in page, sentence
+    # a participant is not offered the lead's tools
+    assert "Återkalla samtycket" not in page and "/family" not in page
+    english = render("shared.html", lang="en", shared=shared, fhir_available=False)
+    assert "Testregionen BUP does not share Health with you under the consent." in english
+    assert "Testregionen BUP has nothing about Mental health in the plan." in english
+    assert "Det här visas inte" not in english and "delar inte" not in english

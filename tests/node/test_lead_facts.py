@@ -1,9 +1,9 @@
-"""``lead_facts``: every read of an assembly in one read transaction, on SQLite and PostgreSQL.
+"""``assembly_facts``: every read of an assembly in one read transaction, on SQLite and PostgreSQL.
 
 A real federation on loopback builds the lead's store through the API (children, plans,
 invitations linked, left pending and declined, consents, fragment versions, a revocation); one
 plan without a child is written through the store, as the API cannot make one. For each case the
-read gives the expected ``LeadFacts`` (times aware UTC), the same with a parsed-record cache and
+read gives the expected ``AssemblyFacts`` (times aware UTC), the same with a parsed-record cache and
 without one, or raises ``NotFound``. ``records.latest_fragments_sync`` filters by category and
 reuses parsed versions from the cache it is given.
 """
@@ -21,7 +21,7 @@ from sqlmodel import SQLModel
 
 from node.domain.records import FragmentRecord
 from node.errors import NotFound
-from node.services.assembly import LeadFacts, lead_facts
+from node.services.assembly import AssemblyFacts, assembly_facts
 from node.services.release_cache import ReleaseCache
 from node.store import records
 from node.store.engine import begin_write
@@ -169,7 +169,7 @@ def assert_same_model(got: SQLModel | None, expected: SQLModel | None) -> None:
         assert_same_value(name, getattr(got, name), getattr(expected, name))
 
 
-def assert_same_facts(got: LeadFacts, expected: LeadFacts) -> None:
+def assert_same_facts(got: AssemblyFacts, expected: AssemblyFacts) -> None:
     assert_same_model(got.plan, expected.plan)
     assert got.consent == expected.consent
     assert got.members == expected.members
@@ -180,22 +180,26 @@ def assert_same_facts(got: LeadFacts, expected: LeadFacts) -> None:
 
 async def both(
     fed: Fed, plan_id: str, consent_id: str | None, parsed: Any = None
-) -> tuple[LeadFacts, LeadFacts]:
+) -> tuple[AssemblyFacts, AssemblyFacts]:
     """(with a parsed-record cache, without one) facts, checked equal."""
     engine = fed.school.node.engine
     cache = ReleaseCache().records if parsed is None else parsed  # an empty cache is falsy
-    got = await Store(engine).read(lead_facts, plan_id, consent_id, cache)
-    expected = await Store(engine).read(lead_facts, plan_id, consent_id)
+    got = await Store(engine).read(assembly_facts, plan_id, consent_id, fed.clock.now(), cache)
+    expected = await Store(engine).read(assembly_facts, plan_id, consent_id, fed.clock.now())
     assert_same_facts(got, expected)
     return got, expected
 
 
-async def both_not_found(fed: Fed, plan_id: str, consent_id: str | None = None) -> None:
+async def both_not_found(
+    fed: Fed, plan_id: str, consent_id: str | None = None, error: type[Exception] = NotFound
+) -> None:
     engine = fed.school.node.engine
-    with pytest.raises(NotFound) as cached_error:
-        await Store(engine).read(lead_facts, plan_id, consent_id, ReleaseCache().records)
-    with pytest.raises(NotFound) as plain_error:
-        await Store(engine).read(lead_facts, plan_id, consent_id)
+    with pytest.raises(error) as cached_error:
+        await Store(engine).read(
+            assembly_facts, plan_id, consent_id, fed.clock.now(), ReleaseCache().records
+        )
+    with pytest.raises(error) as plain_error:
+        await Store(engine).read(assembly_facts, plan_id, consent_id, fed.clock.now())
     assert str(cached_error.value) == str(plain_error.value)
 
 
@@ -249,7 +253,11 @@ async def test_a_revoked_consent_reads_the_same_record_and_no_own_fragments(fed:
     status, answer = await fed.school.api("POST", f"/consents/{w.newer}/revoke", "prof")
     assert status == 201, answer
 
-    revoked, _ = await both(fed, w.plan_id, None)
+    # by default the consent still in force is read (the older one), not the revoked one
+    default, _ = await both(fed, w.plan_id, None)
+    assert default.consent["consent_id"] == w.older and default.revocation is None
+
+    revoked, _ = await both(fed, w.plan_id, w.newer)
     assert revoked.consent["consent_id"] == w.newer
     assert revoked.revocation is not None
     assert revoked.revocation.consent_id == w.newer
@@ -290,14 +298,14 @@ async def test_a_led_plan_without_a_child_reads_as_held(fed: Fed) -> None:
     assert ids(facts.own) == [(fragment_id, 1)]
 
 
-async def test_unknown_participant_only_and_unconsented_plans_are_not_found(
+async def test_joined_plans_read_and_unknown_or_unconsented_are_not_found(
     fed: Fed,
 ) -> None:
     school, social = fed.school, fed.social
     await add_child(school)
     child_at_social = await add_child(social)
 
-    await both_not_found(fed, str(uuid.uuid4()))
+    await both_not_found(fed, str(uuid.uuid4()))  # not taking part: nothing held here
 
     # social leads, the school only takes part (linked, with the consent it was sent)
     theirs = await create_linked_plan(social, child_at_social, [school])
@@ -310,9 +318,12 @@ async def test_unknown_participant_only_and_unconsented_plans_are_not_found(
     assert status == 201, answer
     stored = await records.get_plan(school.node.engine, theirs)
     assert stored is not None and stored.role == "participant" and stored.status == "active"
-    assert await records.consents_for_plan(school.node.engine, theirs)  # not why it is refused
-    await both_not_found(fed, theirs)
-    await both_not_found(fed, theirs, answer["consent_id"])
+    # a plan joined here reads as one led here: with the consent this node was sent
+    joined, _ = await both(fed, theirs, None)
+    assert joined.plan.role == "participant"
+    assert joined.consent["consent_id"] == answer["consent_id"]
+    assert joined.members[social.node_id] == "lead"
+    await both_not_found(fed, theirs, str(uuid.uuid4()))
 
     # led here, but no consent recorded yet (fragments alone do not make one)
     child_id = (await school.api("GET", "/children", "prof"))[1][0]["child_id"]
@@ -362,7 +373,7 @@ async def test_latest_fragments_filter_by_category_and_reuse_parsed_versions(fed
     assert fresh == first
     assert all(a is not b for a, b in zip(fresh["health"], first["health"], strict=True))
 
-    # lead_facts through the same cache hands out the same objects too
+    # assembly_facts through the same cache hands out the same objects too
     facts, _ = await both(fed, w.plan_id, None, cache)
     for category, group in first.items():
         assert all(a is b for a, b in zip(group, facts.own[category], strict=True))

@@ -601,7 +601,7 @@ async def test_every_operation_answers_as_documented(
     await call(school, "GET", "/api/v1/plans", 401, token="Basic bGVhZDp4")
     await call(school, "GET", "/api/v1/children", 403, user="ops")
     await call(school, "POST", "/api/v1/plans", 403, user="prof", body={})
-    await call(school, "GET", "/api/v1/plans/{plan_id}/shared", 403, user="prof", plan_id=plan_a)
+    await call(school, "GET", "/api/v1/plans/{plan_id}/shared", 403, user="ops", plan_id=plan_a)
     await call(school, "GET", "/api/v1/plans/{plan_id}", 404, plan_id=NOBODY)
     await call(school, "GET", "/api/v1/plans/{plan_id}/fragments", 404, plan_id=NOBODY)
     await call(school, "GET", "/api/v1/plans/{plan_id}/consents", 404, plan_id=NOBODY)

@@ -131,15 +131,42 @@ async def test_plan_show_renders_the_shared_plan(live: list[RunningNode], tmp_pa
     assert careplan["note"][0]["text"].startswith("Planen är ofullständig")
 
 
-async def test_plan_show_refuses_a_professional(live: list[RunningNode], tmp_path: Path) -> None:
+async def test_plan_show_serves_a_professional_and_refuses_an_operator(
+    live: list[RunningNode], tmp_path: Path
+) -> None:
     school, social, bup = live
     plan_id, _ = await shared_plan_world(school, social, bup)
     directory = str(tmp_path / school.node_id)
-    code, _, err = await barnplan("plan", "show", plan_id, "--as", "prof", "--dir", directory)
+    # any professional at the lead's agency sees the plan (issue 17), not only the lead
+    code, out, err = await barnplan(
+        "plan", "show", plan_id, "--as", "prof", "--dir", directory, "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["viewer"] == {"node_id": school.node_id, "role": "lead"}
+    code, _, err = await barnplan("plan", "show", plan_id, "--as", "ops", "--dir", directory)
     assert code == 1
-    assert err.startswith("error: only the lead professional assembles the shared plan")
+    assert err.startswith("error: only professionals see a shared plan")
     code, _, err = await barnplan("plan", "show", plan_id, "--as", "nobody", "--dir", directory)
     assert code == 1 and "no user 'nobody'" in err
+
+
+async def test_plan_show_at_a_participant_shows_what_the_consent_grants_it(
+    live: list[RunningNode], tmp_path: Path
+) -> None:
+    school, social, bup = live
+    plan_id, _ = await shared_plan_world(school, social, bup)
+    directory = str(tmp_path / bup.node_id)
+    code, out, err = await barnplan("plan", "show", plan_id, "--as", "prof", "--dir", directory)
+    assert code == 0, err
+    assert f"{school.node_id} (huvudansvarig nod)" in out
+    # the consent lets social services share social with the school only: BUP is told why
+    assert "Mottagaren omfattas inte (requester_not_granted)" in " ".join(out.split())
+    assert "BUP-M" in out and "SOC-M" not in out and "SKO-M" not in out
+    # the FHIR export is the lead node's
+    code, _, err = await barnplan(
+        "plan", "show", plan_id, "--as", "lead", "--fhir", "--dir", directory
+    )
+    assert code == 1 and "no plan" in err and "led by this node" in err
 
 
 async def test_a_revoked_plan_says_so(live: list[RunningNode]) -> None:

@@ -149,6 +149,7 @@ def test_the_schema_rejects_what_assemble_never_returns() -> None:
         "reason": "",
         "child": None,
         "lead_node": "skola.test.se",
+        "viewer": {"node_id": "skola.test.se", "role": "lead"},
         "lead_professional": "skola.test.se/u/lead",
         "responsible_node": "skola.test.se",
         "consent": {
@@ -168,8 +169,11 @@ def test_the_schema_rejects_what_assemble_never_returns() -> None:
                 "fragments": 0,
                 "categories": [],
                 "role": "lead",
+                "viewer": True,
             }
         ],
+        "not_shown": [],
+        "not_granted": [],
         "summaries": [],
         "indicators": {},
         "actions": [],

@@ -158,3 +158,33 @@ async def shared_plan_world(
     grants = {social.node_id: ["social"], bup.node_id: ["mental_health"]}
     consent_id = await record_consent(lead, plan_id, grants, lead.node.clock.now())
     return plan_id, consent_id
+
+
+async def plan_led_by_social(trio: list[RunningNode]) -> tuple[str, str]:
+    """``trio`` is (school, social services, BUP). IFO leads; the school and BUP take part. IFO
+    writes social and family, BUP mental_health and health, the school education. The consent
+    grants the school only social (from IFO) and mental_health (from BUP); the lead is granted
+    all the others hold; BUP gets family and education. Returns (plan id, consent id)."""
+    school, social, bup = trio
+    child = await add_child(social)
+    await add_child(school)
+    await add_child(bup)
+    plan_id = await create_linked_plan(social, child, [school, bup])
+    await add_fragment(social, plan_id, rich_fragment("social", "SOC-SOCIAL", "nurtured"))
+    await add_fragment(social, plan_id, rich_fragment("family", "SOC-FAMILY", "safe"))
+    await add_fragment(bup, plan_id, rich_fragment("mental_health", "BUP-MH", "healthy"))
+    await add_fragment(bup, plan_id, rich_fragment("health", "BUP-HEALTH", "healthy"))
+    await add_fragment(school, plan_id, rich_fragment("education", "SKO-EDU", "achieving"))
+    s, ifo, b = school.node_id, social.node_id, bup.node_id
+    grants = [
+        {"from": b, "to": [ifo, s], "categories": ["mental_health"]},
+        {"from": b, "to": [ifo], "categories": ["health"]},
+        {"from": ifo, "to": [s], "categories": ["social"]},
+        {"from": ifo, "to": [b], "categories": ["family"]},
+        {"from": s, "to": [ifo, b], "categories": ["education"]},
+    ]
+    body = consent_body(grants, social.node.clock.now())
+    status, consent = await social.api("POST", f"/plans/{plan_id}/consents", "lead", body)
+    assert status == 201, consent
+    assert {d["node_id"]: d["outcome"] for d in consent["distribution"]} == {s: "ok", b: "ok"}
+    return plan_id, str(consent["consent_id"])

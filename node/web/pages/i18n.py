@@ -59,6 +59,23 @@ PEER_STATUS = {
     "not_requested": N_("Inte efterfrågad"),
 }
 
+# what a viewer of the shared plan is not shown, and why (``assembly.explain_not_shown``): by the
+# holder's reason code for what it withheld, or by how the agency answered when it did not
+NOT_SHOWN_REASONS = {
+    "category_not_granted": N_("%(agency)s delar inte %(categories)s med er enligt samtycket."),
+    "requester_not_granted": N_("%(agency)s delar inte %(categories)s med er enligt samtycket."),
+    "no_fragments": N_("%(agency)s har inget om %(categories)s i planen."),
+}
+NOT_SHOWN_OTHER = N_("%(agency)s visar inte %(categories)s. Skäl: %(reason)s.")
+NOT_SHOWN_ALL = N_("%(agency)s lämnar inte ut något. Skäl: %(reason)s.")
+NOT_SHOWN_STATUS = {
+    "timed_out": N_("%(agency)s svarade inte i tid. Det som finns där visas inte nu."),
+    "unreachable": N_("%(agency)s gick inte att nå. Det som finns där visas inte nu."),
+    "invalid": N_("Svaret från %(agency)s gick inte att kontrollera och visas inte."),
+    "refused": N_("%(agency)s nekade frågan. Skäl: %(reason)s."),
+    "not_linked": N_("%(agency)s har inte kopplat planen än."),
+}
+
 # the words for a code a page shows: a direction, a peer's reachability, a plan role, a role
 TERMS: dict[str, dict[str, str]] = {
     "direction": {"in": N_("in"), "out": N_("ut")},
@@ -126,6 +143,11 @@ ERROR_TEXTS: dict[str, str] = {
     "not_lead": N_("Bara samordnaren (huvudansvarig) kan göra det här."),
     "not_professional": N_("Bara yrkesverksamma kan göra det här."),
     "operator_reads_content": N_("Driftansvariga läser inte planernas innehåll."),
+    "not_taking_part": N_("Er verksamhet deltar inte i den här planen, så den visas inte här."),
+    "invitation_not_linked": N_(
+        "Inbjudan till planen är inte kopplad till ett barn här än. Koppla den under Mina planer "
+        "först."
+    ),
     "store_unavailable": N_("Nodens databas går inte att nå just nu. Försök igen om en stund."),
     # the consent form's own
     "consenter_ref": N_("Bokstäver, siffror, _ och - (högst 32 tecken)."),
@@ -213,6 +235,26 @@ class Translator:
     def peer_status(self, status: str) -> str:
         message = PEER_STATUS.get(status)
         return self.gettext(message) if message else status
+
+    def categories(self, codes: list[str]) -> str:
+        """Categories as a list people read: "Hälsa, Socialt"."""
+        return ", ".join(self.label("category", c) for c in codes)
+
+    def not_shown(self, entry: dict[str, Any], agency: str) -> str:
+        """One sentence of what the viewer is not shown from ``agency`` and why."""
+        categories = self.categories(entry["categories"])
+        values = {
+            "agency": agency,
+            "categories": categories,
+            "reason": self.reason(entry["reason"]),
+        }
+        if entry["status"] == "withheld":
+            message = NOT_SHOWN_REASONS.get(entry["reason"] or "")
+            if message is None or not categories:
+                message = NOT_SHOWN_OTHER if categories else NOT_SHOWN_ALL
+        else:
+            message = NOT_SHOWN_STATUS.get(entry["status"], NOT_SHOWN_ALL)
+        return self.gettext(message, **values)
 
     def problem(self, problem: FieldProblem | NodeError) -> str:
         """An error's sentence in this language, from its code and params; the English message

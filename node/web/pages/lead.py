@@ -1,5 +1,6 @@
-"""Pages for the lead professional: record consent, view the shared plan (and the family's
-copy, and the FHIR export), and record a revocation."""
+"""Pages for the lead professional: record consent, the family's copy and the FHIR export, and
+record a revocation; and the shared plan, which every professional at a participating agency
+opens (each sees what the consent grants their agency)."""
 
 from __future__ import annotations
 
@@ -134,17 +135,20 @@ async def record_consent(request: web.Request) -> web.StreamResponse:
 # --- the shared plan ------------------------------------------------------------------------
 
 
-async def _assembled(request: web.Request) -> dict[str, Any] | web.Response:
+async def _assembled(
+    request: web.Request, *, led_here: bool = False
+) -> dict[str, Any] | web.Response:
     node = request.app[NODE_KEY]
     plan_id = request.match_info["plan_id"]
     try:
-        return await assemble(node, user_of(request), plan_id)
+        return await assemble(node, user_of(request), plan_id, led_here=led_here)
     except NotFound as exc:
         if "no consent" in exc.detail:
+            plan = await records.get_plan(node.engine, plan_id)
             return await render(
                 request,
                 "no_consent.html",
-                {"plan_id": plan_id},
+                {"plan_id": plan_id, "led_here": plan is not None and plan.role == "lead"},
                 status=404,
             )
         return await service_error_page(request, exc)
@@ -153,7 +157,7 @@ async def _assembled(request: web.Request) -> dict[str, Any] | web.Response:
 
 
 @routes.get("/plans/{plan_id}/shared")
-@roles("lead")
+@roles(*PROFESSIONALS)
 async def shared_plan(request: web.Request) -> web.StreamResponse:
     shared = await _assembled(request)
     if isinstance(shared, web.Response):
@@ -187,7 +191,7 @@ async def access_report(request: web.Request) -> web.StreamResponse:
 @routes.get("/plans/{plan_id}/family")
 @roles("lead")
 async def family_copy(request: web.Request) -> web.StreamResponse:
-    shared = await _assembled(request)
+    shared = await _assembled(request, led_here=True)
     if isinstance(shared, web.Response):
         return shared
     node = request.app[NODE_KEY]
@@ -214,7 +218,7 @@ async def fhir_export(request: web.Request) -> web.StreamResponse:
     converter = fhir_converter()
     if converter is None:
         return await error_page(request, 404, N_("FHIR-export finns inte ännu på den här noden."))
-    shared = await _assembled(request)
+    shared = await _assembled(request, led_here=True)
     if isinstance(shared, web.Response):
         return shared
     bundle = converter(shared)
