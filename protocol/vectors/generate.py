@@ -755,9 +755,7 @@ def build() -> dict[str, Any]:
         "in the same transaction, marks consent/valid replaced (§7.3).",
         envelope_check(),
         wire(
-            envelope(
-                "consent.statement", {"statement": replacing}, "consent.statement replacing"
-            )
+            envelope("consent.statement", {"statement": replacing}, "consent.statement replacing")
         ),
     )
     other_plan_body = {
