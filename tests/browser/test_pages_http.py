@@ -233,9 +233,13 @@ async def test_consent_form_errors_are_shown_next_to_their_fields(
     status, page = await client.post(
         f"/plans/{plan_id}/consent",
         {
-            "person-0-ref": "vh1",
+            "person-0-name": "Anna Testsson",
             "person-0-role": "guardian",
             "person-0-required": "on",
+            "person-0-answer": "consents",
+            "person-1-role": "child",
+            "person-1-name": "Kim Testsson",
+            "person-1-age": "tolv",
             "grant": f"{social.node_id}|{school.node_id}|social",
             "valid_from": "2026-11-01",
             "valid_until": "2026-10-01",
@@ -245,6 +249,30 @@ async def test_consent_form_errors_are_shown_next_to_their_fields(
     assert status == 422
     assert 'id="valid_until-error"' in page and "Måste vara efter startdatumet." in page
     assert 'id="evidence_ref-error"' in page
+    # each person's problem at its own field, in Swedish
+    assert 'id="person-0-answered_on-error"' in page and "Ange när personen svarade." in page
+    assert 'id="person-0-method-error"' in page
+    assert 'id="person-1-age-error"' in page and "Ange åldern i hela år" in page
+    assert 'value="Anna Testsson"' in page
+    assert "letters, digits" not in page and "Bokstäver, siffror" not in page
+    status, page = await client.get(f"/plans/{plan_id}/consent?lang=en")
+    status, page = await client.post(
+        f"/plans/{plan_id}/consent?lang=en",
+        {
+            "person-0-name": "",
+            "person-0-role": "guardian",
+            "person-0-required": "on",
+            "person-0-answer": "consents",
+            "person-0-method": "signed_form",
+            "grant": f"{social.node_id}|{school.node_id}|social",
+            "valid_from": "2026-11-01",
+            "valid_until": "2027-10-01",
+            "evidence_ref": "Blankett 1",
+        },
+    )
+    # a row without a name is a blank row: no one is required
+    assert status == 422 and 'id="people-error"' in page
+    assert "At least one person whose consent is required." in page
     assert f'value="{social.node_id}|{school.node_id}|social" checked' in page
     assert await records.consents_for_plan(school.node.engine, plan_id) == []
 
@@ -440,10 +468,12 @@ async def test_new_versions_consent_and_a_confirmed_revocation_through_the_pages
     status, page = await client.post(
         f"/plans/{plan_id}/consent",
         {
-            "person-0-ref": "vh1",
+            "person-0-name": "Anna Testsson",
             "person-0-role": "guardian",
             "person-0-required": "on",
-            "person-0-given": "on",
+            "person-0-answer": "consents",
+            "person-0-answered_on": "2026-11-01",
+            "person-0-method": "e_form",
             "grant": f"{social.node_id}|{school.node_id}|social",
             "valid_from": "2026-11-01",
             "valid_until": "2027-11-01",
