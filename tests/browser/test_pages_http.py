@@ -600,7 +600,7 @@ async def test_an_incomplete_consent_is_confirmed_shown_waiting_by_name_and_comp
     assert status == 200 and str(client.response.url).endswith(f"/plans/{plan_id}/consent")
     assert "Det ersätter det tidigare samtycket." in page
     assert "Ofullständigt" not in page and "Gällande" in page
-    first_again, second = await records.consents_for_plan(school.node.engine, plan_id)
+    _, second = await records.consents_for_plan(school.node.engine, plan_id)
     assert second["replaces"] == first["consent_id"]
     assert {c["ref"] for c in second["given_by"]} == {"p1", "p2"}
     assert second["grants"] == first["grants"]

@@ -12,7 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from node.cli.shared_view import render_shared_plan
 from node.services import consent_people
 from node.services.assembly import assemble
 from node.store import consent_people as people_store
@@ -124,8 +126,12 @@ async def test_an_incomplete_consent_is_withheld_until_one_answer_completes_it(
     overview = await consent_people.consent_overview(world.school.node, world.plan_id)
     assert (overview["state"], overview["waiting_for"]) == ("incomplete", ["Bertil Testsson"])
 
-    shared = await assemble(world.school.node, world.lead, world.plan_id)
-    assert shared["consent"]["waiting_for"] == ["Bertil Testsson"]
+    status, shared = await world.school.api("GET", f"/plans/{world.plan_id}/shared", "lead")
+    assert status == 200 and shared["consent"]["waiting_for"] == ["Bertil Testsson"]
+    console = Console(record=True, width=200, highlight=False, color_system=None)
+    render_shared_plan(shared, console)  # barnplan plan show
+    out = console.export_text()
+    assert "Ofullständigt – väntar på Bertil Testsson" in out and "Aktiv (active)" not in out
     for holder in (world.social, world.bup):
         entry = peer_entry(shared, holder.node_id)
         assert entry["status"] == "withheld"
