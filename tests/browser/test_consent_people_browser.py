@@ -29,7 +29,7 @@ async def pair(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[Running
 
 
 async def test_the_lead_records_guardians_by_name_sees_who_is_missing_and_completes_it(
-    browser: Any, pair: list[RunningNode]
+    browser: Any, pair: list[RunningNode], screenshots: Path
 ) -> None:
     school, social = pair
     child = await add_child(school)
@@ -70,6 +70,7 @@ async def test_the_lead_records_guardians_by_name_sees_who_is_missing_and_comple
 
     # told before it is sent; nothing is signed yet
     warning = page.locator("#confirm-incomplete")
+    await page.screenshot(path=str(screenshots / "consent-people-confirm.png"), full_page=True)
     assert "Samtycket blir ofullständigt – väntar på Bertil Testsson." in (
         await warning.inner_text()
     )
@@ -94,6 +95,7 @@ async def test_the_lead_records_guardians_by_name_sees_who_is_missing_and_comple
     await page.get_by_role("link", name="Registrera svaret som saknas").click()
     await page.wait_for_url(re.compile(f"/plans/{plan_id}/consent"))
     form = page.locator("#answer-p2")
+    await page.screenshot(path=str(screenshots / "consent-people-incomplete.png"), full_page=True)
     assert "Registrera svar från Bertil Testsson" in await form.inner_text()
     await form.get_by_label("Svar", exact=True).select_option("consents")
     await form.get_by_label("Datum för svaret").fill("2026-11-21")
