@@ -211,7 +211,7 @@ def _statement(
             "evidence_ref": "x",
             "recorded_by": f"{lead.node_id}/u/lead",
             "issued_at": format_time(now),
-            "replaces": replaces,
+            **({"replaces": replaces} if replaces else {}),
         },
         lead.node.identity.key,
     )
@@ -274,3 +274,24 @@ async def test_an_answer_without_when_and_how_is_refused_at_its_fields(
         "answered_on": "answer_date_missing",
         "method": "answer_method_missing",
     }
+
+
+async def test_a_replaced_statement_that_arrives_after_its_replacement_arrives_replaced(
+    trio: list[RunningNode], clock: ManualClock
+) -> None:
+    world = await build(trio, clock)
+    school, social = world.school, world.social
+    first_id = str(uuid.uuid4())
+    first = _statement(school, world.plan_id, "", clock, consent_id=first_id)
+    second = _statement(school, world.plan_id, first_id, clock)
+    result = await school.node.peers.send(
+        social.node_id, "consent.statement", {"statement": second}
+    )
+    assert result.outcome == "ok"
+    result = await school.node.peers.send(social.node_id, "consent.statement", {"statement": first})
+    assert result.outcome == "ok"
+    async with social.node.store.reading() as conn:
+        assert await people_store.is_replaced(conn, first_id, world.plan_id)
+        assert not await people_store.is_replaced(conn, second["consent_id"], world.plan_id)
+    facts = await social.node.store.read(records.release_facts, world.plan_id, first_id, ["social"])
+    assert facts.statement is not None and facts.replaced
