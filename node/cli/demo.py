@@ -446,30 +446,66 @@ class Demo:
             for n in self.nodes
             if n.node_id not in (POLICE, LEAD)
         ]
+        today = now.date().isoformat()
+        # the lead records each person by name (names stay at the lead; the statement carries
+        # p1, p2, p3); the second guardian has not been asked yet
         consent = api(
             lead,
             "POST",
-            f"/plans/{plan_id}/consents",
+            f"/plans/{plan_id}/consent",
             "lead",
             {
-                "required": [
-                    {"ref": "vh1", "role": "guardian"},
-                    {"ref": "vh2", "role": "guardian"},
-                ],
-                "given_by": [
-                    {"ref": "vh1", "role": "guardian"},
-                    {"ref": "vh2", "role": "guardian"},
+                "people": [
+                    {
+                        "name": "Maria Demosson",
+                        "role": "guardian",
+                        "required": True,
+                        "answer": "consents",
+                        "answered_on": today,
+                        "method": "signed_form",
+                        "form_ref": "Samtyckesblankett SIP 1",
+                    },
+                    {"name": "Johan Demosson", "role": "guardian", "required": True},
+                    {
+                        "name": CHILD["name"],
+                        "role": "child",
+                        "age": 12,
+                        "answer": "consents",
+                        "answered_on": today,
+                        "method": "meeting",
+                        "view": "Vill att skolan och BUP pratar med varandra",
+                    },
                 ],
                 "grants": grants,
                 "purpose": "sip",
                 "valid_from": format_time(now - timedelta(minutes=1)),
                 "valid_until": format_time(now + timedelta(days=365)),
-                "evidence_ref": "Samtyckesblankett SIP, undertecknad av båda vårdnadshavarna",
+                "evidence_ref": "Samtyckesblankett SIP",
             },
         )
+        waiting = ", ".join(consent["waiting_for"])
+        released, reasons = probe(lead, self.by_id[SCHOOL], plan_id, consent["consent_id"])
+        ok(f"incomplete — waiting for {waiting}: {SCHOOL} released {released}, withheld {reasons}")
+        if released or "consenter_missing" not in reasons:
+            raise DemoError(f"an incomplete consent released at {SCHOOL}: {reasons}")
+        # one step completes it: a new statement replaces the incomplete one
+        first_id = consent["consent_id"]
+        consent = api(
+            lead,
+            "POST",
+            f"/plans/{plan_id}/consent/answers",
+            "lead",
+            {"ref": "p2", "answer": "consents", "answered_on": today, "method": "e_form"},
+        )
+        if consent["waiting_for"] or consent["statement"].get("replaces") != first_id:
+            raise DemoError(f"the answer did not complete the consent: {consent}")
         consent_id = consent["consent_id"]
         for d in consent["distribution"]:
             ok(f"signed statement delivered to {d['node_id']}: {d.get('status', d['outcome'])}")
+        released, reasons = probe(lead, self.by_id[SCHOOL], plan_id, first_id)
+        ok(f"the incomplete consent is replaced: {SCHOOL} withholds {reasons} under it")
+        if released or "consent_replaced" not in reasons:
+            raise DemoError(f"a replaced consent released at {SCHOOL}: {reasons}")
 
         step(7, "Assemble: the lead asks every agency at once and merges the shared plan")
         shared = api(lead, "GET", f"/plans/{plan_id}/shared", "lead")

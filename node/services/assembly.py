@@ -31,10 +31,11 @@ from protocol.errors import ProtocolError, Reason
 from protocol.messages import FragmentsRequest, FragmentsResponse
 from protocol.models import ConsentStatement, Fragment
 
+from ..domain.consent_people import missing_refs, waiting_for
 from ..domain.records import FragmentRecord
 from ..domain.shared_plan import VerifiedFragment, merge_fragments
 from ..errors import Forbidden, NotFound
-from ..store import records
+from ..store import consent_people, records
 from ..store import revocations as revocation_store
 from ..store.exchange_log import LogDraft
 from ..store.records import RecordCache
@@ -81,24 +82,30 @@ def agencies_named(node: FederationNode, node_ids: list[str]) -> dict[str, dict[
 
 
 def consent_in_force(
-    statements: list[dict[str, Any]], revoked: Collection[str], now: datetime
+    statements: list[dict[str, Any]],
+    revoked: Collection[str],
+    replaced: Collection[str],
+    now: datetime,
 ) -> dict[str, Any] | None:
     """Which of the plan's held consent statements to assemble under: the newest by
-    ``issued_at`` that is in force now (not revoked, within its validity), else the newest held
-    (so the page can say it is revoked or expired); None when none is held.
+    ``issued_at`` that is in force now (not revoked, not replaced by a later statement of the
+    lead, SPEC §7.3, within its validity), else the newest not replaced (so the page can say it
+    is revoked or expired), else the newest held; None when none is held.
 
-    The one place this choice is made, for the lead and a participant alike: a statement that
-    replaces another (a later extension of the protocol) is to be excluded here."""
+    The one place this choice is made, for the lead and a participant alike."""
     if not statements:
         return None
 
     def in_force(s: dict[str, Any]) -> bool:
-        return s["consent_id"] not in revoked and parse_time(s["valid_from"]) <= now < parse_time(
-            s["valid_until"]
+        return (
+            s["consent_id"] not in revoked
+            and s["consent_id"] not in replaced
+            and parse_time(s["valid_from"]) <= now < parse_time(s["valid_until"])
         )
 
     newest_first = sorted(statements, key=lambda s: parse_time(s["issued_at"]), reverse=True)
-    return next((s for s in newest_first if in_force(s)), newest_first[0])
+    current = [s for s in newest_first if s["consent_id"] not in replaced] or newest_first
+    return next((s for s in current if in_force(s)), current[0])
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,15 @@ class AssemblyFacts:
     revocation: RevocationRecord | None
     child: Child | None
     own: dict[str, list[FragmentRecord]]
+
+
+async def _waiting_for(node: FederationNode, plan_id: str, statement: dict[str, Any]) -> list[str]:
+    """The required people of ``statement`` who have not consented, by name where known."""
+    if not missing_refs(statement):
+        return []
+    async with node.store.reading() as conn:
+        people = await consent_people.people_for_plan(conn, plan_id)
+    return waiting_for(statement, {p.ref: p.name for p in people})
 
 
 def _no_consent(consent_id: str | None) -> str:
@@ -161,7 +177,8 @@ def assembly_facts(
         for s in statements
         if revocation_store.get_revocation_sync(conn, s["consent_id"], plan_id) is not None
     }
-    consent = consent_in_force(statements, revoked, now)
+    replaced = consent_people.replacements_for_plan_sync(conn, plan_id)
+    consent = consent_in_force(statements, revoked, replaced, now)
     if consent is None:
         raise NotFound(_no_consent(consent_id))
     revocation = revocation_store.get_revocation_sync(conn, consent["consent_id"], plan_id)
@@ -468,6 +485,8 @@ async def _assemble(
             "valid_until": statement.valid_until,
             "expired": node.clock.now() >= parse_time(statement.valid_until),
             "given_by": [c.model_dump() for c in statement.given_by],
+            # who the consent still waits for, by name (names stay at this node)
+            "waiting_for": await _waiting_for(node, plan_id, facts.consent),
             "grants": [g.model_dump(by_alias=True, mode="json") for g in statement.grants],
         },
         "agencies": agencies_named(

@@ -5,6 +5,7 @@ Handlers only parse, call one service, and shape the answer; the services decide
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -12,8 +13,8 @@ from typing import Annotated, Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import FieldProblem, InvalidInput, NodeError, field_problems
-from ..services import children, consents, fragments, plans
+from ..errors import FieldProblem, InvalidInput, NodeError, NotFound, field_problems
+from ..services import children, consent_people, consents, fragments, plans
 from ..store import records
 from .auth import USER_KEY, require
 from .keys import NODE_KEY
@@ -61,6 +62,40 @@ class GrantIn(Input):
     from_: Annotated[str, Field(alias="from")]
     to: Annotated[list[str], Field(min_length=1)]
     categories: Annotated[list[str], Field(min_length=1)]
+
+
+class PersonIn(Input):
+    """One person whose consent the plan needs, by name (kept at this node; the statement
+    carries a generated reference). ``ref`` keeps a person already recorded for the plan."""
+
+    ref: str = ""
+    name: Annotated[str, Field(max_length=200)]
+    role: str = "guardian"
+    required: bool = False
+    answer: str = "not_asked"
+    answered_on: str = ""
+    method: str = ""
+    form_ref: str = ""
+    age: int | None = None
+    maturity: str = ""
+    view: str = ""
+
+
+class ConsentPeopleIn(Input):
+    people: Annotated[list[PersonIn], Field(min_length=1, max_length=8)]
+    grants: Annotated[list[GrantIn], Field(min_length=1)]
+    purpose: str = "sip"
+    valid_from: str
+    valid_until: str
+    evidence_ref: str
+
+
+class AnswerIn(Input):
+    ref: str
+    answer: str
+    answered_on: str = ""
+    method: str = ""
+    form_ref: str = ""
 
 
 class ConsentIn(Input):
@@ -300,6 +335,68 @@ async def record_consent(request: web.Request) -> dict[str, Any]:
         valid_from=body.valid_from,
         valid_until=body.valid_until,
         evidence_ref=body.evidence_ref,
+    )
+
+
+def _overview_json(overview: dict[str, Any]) -> dict[str, Any]:
+    current = overview["current"]
+    return {
+        "state": overview["state"],
+        "waiting_for": overview["waiting_for"],
+        "consent_id": current["consent_id"] if current else None,
+        "people": [dataclasses.asdict(p) for p in overview["people"]],
+    }
+
+
+@routes.get("/api/v1/plans/{plan_id}/consent")
+@require("lead")
+@json_api
+async def consent_overview(request: web.Request) -> dict[str, Any]:
+    """The plan's current consent as people: its state, who it waits for, each person's
+    answer (names: the lead only)."""
+    node = request.app[NODE_KEY]
+    plan_id = request.match_info["plan_id"]
+    view = await plans.plan_view(node, plan_id)  # 404 for an unknown plan
+    if view["role"] != "lead":
+        raise NotFound(
+            f"no plan {plan_id} led by this node", code="no_led_plan", params={"plan_id": plan_id}
+        )
+    return _overview_json(await consent_people.consent_overview(node, plan_id))
+
+
+@routes.post("/api/v1/plans/{plan_id}/consent")
+@require("lead")
+@json_api
+async def record_consent_people(request: web.Request) -> dict[str, Any]:
+    body = await parse(request, ConsentPeopleIn)
+    return await consent_people.record_consent_people(
+        request.app[NODE_KEY],
+        request[USER_KEY],
+        request.match_info["plan_id"],
+        people=[p.model_dump() for p in body.people],
+        grants=[g.model_dump(by_alias=True) for g in body.grants],
+        purpose=body.purpose,
+        valid_from=body.valid_from,
+        valid_until=body.valid_until,
+        evidence_ref=body.evidence_ref,
+    )
+
+
+@routes.post("/api/v1/plans/{plan_id}/consent/answers")
+@require("lead")
+@json_api
+async def record_answer(request: web.Request) -> dict[str, Any]:
+    """One person's answer: a new statement replaces the plan's current consent."""
+    body = await parse(request, AnswerIn)
+    return await consent_people.record_answer(
+        request.app[NODE_KEY],
+        request[USER_KEY],
+        request.match_info["plan_id"],
+        body.ref,
+        answer=body.answer,
+        answered_on=body.answered_on,
+        method=body.method,
+        form_ref=body.form_ref,
     )
 
 

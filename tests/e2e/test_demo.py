@@ -36,6 +36,9 @@ def test_demo_walks_through_every_step_from_a_fresh_clone(tmp_path: Path) -> Non
         assert step in out, f"step {step} missing"
     assert out.count("linked to its own record; lead told: ok") == 3  # a professional each
     assert "bup.regionhalland.se is marked unreachable" in out
+    # consent as people: incomplete (withheld) until one answer replaces it
+    assert "incomplete — waiting for Johan Demosson" in out and "consenter_missing" in out
+    assert "withholds consent_replaced under it" in out
     assert out.count("withheld: consent_revoked") == 3
     assert out.count("checkpoint(s)") == 4 and "FAILED" not in out
     assert "Demo complete" in out and "password" in out

@@ -595,6 +595,61 @@ async def test_every_operation_answers_as_documented(
     assert after["status"] == "revoked" and after["revoked_at"] == revoked["revoked_at"]
     assert after["fragments"] == []
 
+    # consent as people: a revoked consent is not completed but recorded anew, by name
+    answer = {"ref": "p2", "answer": "consents", "answered_on": "2026-11-21", "method": "e_form"}
+    await call(
+        school, "POST", "/api/v1/plans/{plan_id}/consent/answers", 409, body=answer, plan_id=plan_a
+    )
+    people = [
+        {
+            "name": "Anna Testsson",
+            "required": True,
+            "answer": "consents",
+            "answered_on": "2026-11-20",
+            "method": "signed_form",
+            "form_ref": "Blankett 2026-117",
+        },
+        {"name": "Bertil Testsson", "required": True},
+        {"name": "Kim Testsson", "role": "child", "age": 12, "view": "Ja"},
+    ]
+    base = consent_body(school, social)
+    body = {k: v for k, v in base.items() if k not in ("required", "given_by")}
+    incomplete = await call(
+        school,
+        "POST",
+        "/api/v1/plans/{plan_id}/consent",
+        201,
+        body={**body, "people": people},
+        plan_id=plan_a,
+    )
+    assert incomplete["waiting_for"] == ["Bertil Testsson"] and incomplete["replaces"] is None
+    overview = await call(school, "GET", "/api/v1/plans/{plan_id}/consent", 200, plan_id=plan_a)
+    assert (overview["state"], overview["waiting_for"]) == ("incomplete", ["Bertil Testsson"])
+    assert [p["ref"] for p in overview["people"]] == ["p1", "p2", "p3"]
+    await call(
+        school,
+        "POST",
+        "/api/v1/plans/{plan_id}/consent/answers",
+        422,
+        body={**answer, "method": ""},
+        plan_id=plan_a,
+    )
+    await call(
+        school,
+        "POST",
+        "/api/v1/plans/{plan_id}/consent/answers",
+        404,
+        body={**answer, "ref": "p9"},
+        plan_id=plan_a,
+    )
+    complete = await call(
+        school, "POST", "/api/v1/plans/{plan_id}/consent/answers", 201, body=answer, plan_id=plan_a
+    )
+    assert complete["waiting_for"] == []
+    assert complete["statement"]["replaces"] == incomplete["consent_id"]
+    await call(school, "GET", "/api/v1/plans/{plan_id}/consent", 403, user="prof", plan_id=plan_a)
+    await call(school, "GET", "/api/v1/plans/{plan_id}/consent", 404, plan_id=NOBODY)
+
     # errors, each a documented problem document
     await call(school, "GET", "/api/v1/children", 401, user=None)
     await call(school, "GET", "/api/v1/me", 401, token="Bearer not-a-token")
