@@ -22,6 +22,7 @@ from .config import NodeConfig
 from .identity import Identity, IdentityError, key_file, load_identity
 from .keyring import PeerKeyRing
 from .metrics import Metrics
+from .services import plan_close
 from .services.handlers import HANDLERS
 from .services.inbound import RELOADABLE, Inbound
 from .services.key_updates import KEY_REASONS, KeyRefresh, Outbox
@@ -112,6 +113,7 @@ class Node:
             try:
                 await self.outbox.refresh_pending()
                 await catch_up(self)
+                await plan_close.catch_up(self)
             finally:
                 self.caught_up.set()
             self.outbox.kick()

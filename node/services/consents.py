@@ -13,7 +13,7 @@ from protocol.documents import sign_consent
 from protocol.errors import MalformedError
 from protocol.messages import ConsentAck
 
-from ..errors import FieldProblem, Forbidden, InvalidInput, NotFound
+from ..errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound
 from ..store import records
 from ..store.tables import User
 from .outbound import LogContext
@@ -52,6 +52,8 @@ async def record_consent(
         raise NotFound(
             f"no plan {plan_id} led by this node", code="no_led_plan", params={"plan_id": plan_id}
         )
+    if plan.status == "closed":  # read-only once closed (SPEC §7.11)
+        raise Conflict("the plan is closed", code="plan_closed")
     members = {
         n
         for n, s in (await records.participants(node.engine, plan_id)).items()

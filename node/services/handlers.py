@@ -22,7 +22,7 @@ from ..errors import Refusal
 from ..store import records
 from ..store import revocations as revocation_store
 from ..store.tables import Plan
-from . import key_updates, revocation, witness
+from . import key_updates, plan_close, revocation, witness
 from .inbound import Handler, Outcome
 from .ports import FederationNode
 
@@ -146,8 +146,13 @@ async def consent_statement(node: FederationNode, message: Verified) -> Outcome:
     valid_until = parse_time(statement.valid_until)
     now = node.clock.now()
 
+    # the nodes the lead's statement names take part in the plan: an agency the lead invited
+    # after this node's invitation is learned here (SPEC §7.3), vouched for by the lead's signature
+    named = [n for g in statement.grants for n in (g.from_, *g.to) if n != node.node_id]
+
     async def change(conn: AsyncConnection) -> None:
         await records.insert_consent(conn, raw, valid_until, now)
+        await records.add_participants(conn, statement.plan_id, named, "named")
 
     outcome.body = outcome.body or {"consent_id": statement.consent_id, "status": "stored"}
     outcome.change = change
@@ -218,4 +223,6 @@ HANDLERS: dict[str, Handler] = {
     "consent.statement": consent_statement,
     "fragments.request": fragments_request,
     "keys.update": key_updates.handle_keys_update,
+    "plan.close": plan_close.handle_close,
+    "closures.since": plan_close.handle_since,
 }
