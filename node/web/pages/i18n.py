@@ -47,6 +47,7 @@ PARTICIPANT_STATUS = {
     "linked": N_("Kopplad"),
     "declined": N_("Avböjde"),
     "failed": N_("Nåddes inte"),
+    "named": N_("Med i samtycket"),
 }
 PEER_STATUS = {
     "included": N_("Med i planen"),
@@ -69,6 +70,17 @@ TERMS: dict[str, dict[str, str]] = {
         "unknown": N_("Okänt"),
     },
     "plan_role": {"lead": N_("Leder planen"), "participant": N_("Deltar")},
+    # where a plan stands (node/domain/plan_status.py)
+    "plan_status": {
+        "closed": N_("Avslutad"),
+        "declined": N_("Avböjd"),
+        "waiting_for_links": N_("Väntar på att verksamheterna kopplar"),
+        "waiting_for_consent": N_("Väntar på samtycke"),
+        "consent_incomplete": N_("Samtycket är ofullständigt"),
+        "consent_revoked": N_("Samtycket är återkallat"),
+        "consent_expired": N_("Samtycket har gått ut"),
+        "in_force": N_("Gäller"),
+    },
     "role": {
         "professional": N_("Yrkesverksam"),
         "lead": N_("Samordnare (huvudansvarig)"),
@@ -131,6 +143,12 @@ ERROR_TEXTS: dict[str, str] = {
     "consenter_ref": N_("Bokstäver, siffror, _ och - (högst 32 tecken)."),
     "no_required_consenter": N_("Minst en person vars samtycke krävs."),
     "no_grants": N_("Kryssa i minst en kategori som får delas."),
+    # a plan's life
+    "plan_closed": N_("Planen är avslutad och kan inte ändras."),
+    "not_trusted_peer": N_("Välj en verksamhet som den här noden litar på."),
+    "already_invited": N_("Verksamheten är redan inbjuden."),
+    "date_time": N_("Ange datum som ÅÅÅÅ-MM-DD och tid som TT:MM."),
+    "date_missing": N_("Ange mötets datum."),
 }
 
 
