@@ -15,7 +15,7 @@ from aiohttp_session import get_session
 
 from protocol.codes import Category
 
-from ...errors import InvalidInput, NodeError, NotFound
+from ...errors import Conflict, InvalidInput, NodeError, NotFound
 from ...services import consents as consent_service
 from ...services import plan_close
 from ...services import plans as plan_service
@@ -62,6 +62,8 @@ async def _consent_page(
                 code="no_led_plan",
                 params={"plan_id": plan_id},
             )
+        if view["status"] == "closed":  # read-only once closed (SPEC §7.11)
+            raise Conflict("the plan is closed", code="plan_closed")
     except NodeError as exc:
         return await service_error_page(request, exc)
     members = [
