@@ -112,8 +112,9 @@ class Node:
         async def run() -> None:
             try:
                 await self.outbox.refresh_pending()
-                await catch_up(self)
-                await plan_close.catch_up(self)
+                reached = await catch_up(self)
+                # closures from the peers that answered (a peer down is not waited for twice)
+                await plan_close.catch_up(self, [p for p, o in reached.items() if o == "ok"])
             finally:
                 self.caught_up.set()
             self.outbox.kick()

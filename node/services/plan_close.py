@@ -209,8 +209,11 @@ def take_closure_sync(conn: Connection, entry: Closure, via: str, now: Any) -> R
     return problem
 
 
-async def catch_up(node: FederationNode, timeout_s: float = 3.0) -> dict[str, str]:
-    """Pull the closures missed from every peer (after ``revocation.catch_up`` said hello)."""
+async def catch_up(
+    node: FederationNode, peers: list[str] | None = None, timeout_s: float = 3.0
+) -> dict[str, str]:
+    """Pull the closures missed from ``peers`` (default: every peer), after
+    ``revocation.catch_up`` said hello to them."""
 
     async def one(peer: str) -> str:
         skipped: Counter[str] = Counter()
@@ -225,8 +228,8 @@ async def catch_up(node: FederationNode, timeout_s: float = 3.0) -> dict[str, st
                     reasons=dict(skipped),
                 )
 
-    peers = node.keyring.node_ids()
-    return dict(zip(peers, await asyncio.gather(*(one(p) for p in peers)), strict=True))
+    asked = node.keyring.node_ids() if peers is None else peers
+    return dict(zip(asked, await asyncio.gather(*(one(p) for p in asked)), strict=True))
 
 
 async def _pull(node: FederationNode, peer: str, timeout_s: float, skipped: Counter[str]) -> str:
