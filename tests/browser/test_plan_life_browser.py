@@ -52,7 +52,7 @@ async def status_in_list(page: Any, node: RunningNode) -> str:
 
 
 async def test_the_lead_follows_a_plan_from_creation_to_closing(
-    browser: Any, agencies: list[RunningNode]
+    browser: Any, agencies: list[RunningNode], screenshots: Path
 ) -> None:
     school, social, bup = agencies
     await add_child(school)
@@ -76,6 +76,7 @@ async def test_the_lead_follows_a_plan_from_creation_to_closing(
     assert await lead.get_by_role("link", name="Visa den samlade planen").count() == 0
     # the coordinator is shown by name, never as a node-local reference
     assert await lead.locator("#coordinator").inner_text() == "Test lead"
+    await lead.screenshot(path=str(screenshots / "life-01-created.png"), full_page=True)
     assert "/u/lead" not in await lead.content()
     assert await status_in_list(lead, school) == "Väntar på att verksamheterna kopplar"
 
@@ -128,6 +129,7 @@ async def test_the_lead_follows_a_plan_from_creation_to_closing(
     )
     assert status == 201, answer
     assert await status_in_list(lead, school) == "Gäller"
+    await lead.screenshot(path=str(screenshots / "life-02-plan-list.png"), full_page=True)
     await lead.goto(plan_url)
     assert await lead.get_by_role("link", name="Visa den samlade planen").count() == 1
 
@@ -152,6 +154,7 @@ async def test_the_lead_follows_a_plan_from_creation_to_closing(
     for name in ("Ändra uppgifterna om planen", "Registrera samtycke", "Avsluta planen…"):
         assert await lead.get_by_role("link", name=name).count() == 0
     assert await lead.locator("#editor-heading").count() == 0
+    await lead.screenshot(path=str(screenshots / "life-03-closed.png"), full_page=True)
     assert await status_in_list(lead, school) == "Avslutad"
 
     async def closed_at(node: RunningNode) -> bool:
@@ -168,7 +171,7 @@ async def test_the_lead_follows_a_plan_from_creation_to_closing(
 
 
 async def test_declining_an_invitation_asks_first_and_a_child_not_on_record_is_explained(
-    browser: Any, agencies: list[RunningNode]
+    browser: Any, agencies: list[RunningNode], screenshots: Path
 ) -> None:
     school, social, _bup = agencies
     child = await add_child(school)
@@ -192,6 +195,7 @@ async def test_declining_an_invitation_asks_first_and_a_child_not_on_record_is_e
     await prof.get_by_role("button", name="Avböj inbjudan").click()
     await prof.wait_for_load_state()
     assert "Bekräfta genom att kryssa i rutan." in await prof.content()
+    await prof.screenshot(path=str(screenshots / "life-04-decline.png"), full_page=True)
     stored = await records.get_plan(social.node.engine, plan_id)
     assert stored is not None and stored.status == "pending"  # nothing declined yet
     await prof.get_by_label("Jag vill avböja inbjudan").check()
