@@ -70,7 +70,7 @@ async def close_plan(node: FederationNode, actor: User, plan_id: str) -> dict[st
                 "professional": professional_ref(node.node_id, actor),
             }
         )
-        await store.record_closure(
+        recorded = await store.record_closure(
             conn,
             plan_id=plan_id,
             closed_at=parse_time(notice.closed_at),
@@ -78,6 +78,8 @@ async def close_plan(node: FederationNode, actor: User, plan_id: str) -> dict[st
             notice_id=notice.notice_id,
             now=now,
         )
+        if not recorded:  # another process of this node closed it meanwhile (under the lock)
+            raise Conflict("this plan is already closed", code="plan_closed")
         members = await records.participants_on(conn, plan_id)
         peers = sorted(
             n for n, s in members.items() if n != node.node_id and s not in records.NOT_TAKING_PART
