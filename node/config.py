@@ -164,6 +164,7 @@ class FaultsSection(Section):
     """Fault injection for tests; every switch is off by default and must stay off in production."""
 
     crash_after_revoke_commit: bool = False
+    crash_after_close_commit: bool = False
 
 
 class NodeConfig(Section):
@@ -386,6 +387,8 @@ display_name = ""
 # Test-only fault injection. Never enable in production.
 # Kill the process (SIGKILL) right after a revocation commits, before any notice is sent.
 crash_after_revoke_commit = false
+# Kill the process (SIGKILL) right after closing a plan commits, before any notice is sent.
+crash_after_close_commit = false
 """
 
 

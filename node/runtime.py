@@ -22,6 +22,7 @@ from .config import NodeConfig
 from .identity import Identity, IdentityError, key_file, load_identity
 from .keyring import PeerKeyRing
 from .metrics import Metrics
+from .services import plan_close
 from .services.handlers import HANDLERS
 from .services.inbound import RELOADABLE, Inbound
 from .services.key_updates import KEY_REASONS, KeyRefresh, Outbox
@@ -111,7 +112,9 @@ class Node:
         async def run() -> None:
             try:
                 await self.outbox.refresh_pending()
-                await catch_up(self)
+                reached = await catch_up(self)
+                # closures from the peers that answered (a peer down is not waited for twice)
+                await plan_close.catch_up(self, [p for p, o in reached.items() if o == "ok"])
             finally:
                 self.caught_up.set()
             self.outbox.kick()

@@ -133,6 +133,7 @@ REASON_LABELS: dict[str, tuple[str, str]] = {
     "plan_unknown": ("Okänd plan", "Plan unknown"),
     "not_participant": ("Inte deltagare i planen", "Not a participant in the plan"),
     "no_fragments": ("Inga uppgifter i kategorin", "No fragments in this category"),
+    "plan_closed": ("Planen är avslutad", "The plan is closed"),
     "checkpoint_inconsistent": (
         "Kontrollpunkten fortsätter inte loggen som bevittnats",
         "Checkpoint does not extend the log witnessed",

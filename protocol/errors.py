@@ -43,6 +43,8 @@ class Reason(StrEnum):
     PLAN_UNKNOWN = "plan_unknown"
     NOT_PARTICIPANT = "not_participant"
     NO_FRAGMENTS = "no_fragments"
+    # the plan's lead closed the plan (§7.11): nothing more is released under any of its consents
+    PLAN_CLOSED = "plan_closed"
     # log witnessing (§7.8)
     CHECKPOINT_INCONSISTENT = "checkpoint_inconsistent"
     # plan linking: retired (a plan.invite.reply no longer says how the invitation went, §7.1);

@@ -3,9 +3,9 @@
 Request/reply pairs: plan.invite → plan.invite.reply; plan.link → ack; consent.statement →
 consent.ack; fragments.request → fragments.response; consent.revoke → consent.revoke.ack;
 revocations.since → revocations.list; hello → hello.ack; log.checkpoint → log.witness;
-keys.update → keys.update.ack; access.report.request → access.report. Any request may instead
-be answered with
-``error``. Replies carry the request's id in the envelope's ``re``.
+keys.update → keys.update.ack; plan.close → plan.close.ack; closures.since → closures.list;
+access.report.request → access.report. Any request may instead be answered with ``error``.
+Replies carry the request's id in the envelope's ``re``.
 """
 
 from __future__ import annotations
@@ -204,6 +204,39 @@ class AccessReport(WireModel):
     more: Annotated[bool, Strict()] = False
 
 
+class PlanClose(WireModel):
+    """The lead closed its plan (SPEC.md §7.11): final, sent to each participant until
+    acknowledged, as a revocation is."""
+
+    notice_id: Uuid
+    plan_id: Uuid
+    closed_at: Timestamp
+    closed_by: NodeId
+    professional: ProfessionalRef
+
+
+class PlanCloseAck(WireModel):
+    notice_id: Uuid
+    plan_id: Uuid
+
+
+class ClosuresSince(WireModel):
+    cursor: Annotated[int, Strict(), Field(ge=0)]
+
+
+class Closure(WireModel):
+    seq: Annotated[int, Strict(), Field(ge=1)]
+    plan_id: Uuid
+    closed_at: Timestamp
+    closed_by: NodeId
+
+
+class ClosuresList(WireModel):
+    closures: Annotated[list[Closure], Field(max_length=1000)]
+    cursor: Annotated[int, Strict(), Field(ge=0)]
+    more: Annotated[bool, Strict()] = False
+
+
 class ErrorBody(WireModel):
     reason: Reason
     detail: ShortText = ""
@@ -228,6 +261,10 @@ MESSAGE_TYPES: dict[str, type[BaseModel]] = {
     "log.witness": LogWitnessMessage,
     "keys.update": KeysUpdate,
     "keys.update.ack": KeysUpdateAck,
+    "plan.close": PlanClose,
+    "plan.close.ack": PlanCloseAck,
+    "closures.since": ClosuresSince,
+    "closures.list": ClosuresList,
     "access.report.request": AccessReportRequest,
     "access.report": AccessReport,
     "error": ErrorBody,
@@ -243,6 +280,8 @@ REPLY_TYPES: dict[str, str] = {
     "hello": "hello.ack",
     "log.checkpoint": "log.witness",
     "keys.update": "keys.update.ack",
+    "plan.close": "plan.close.ack",
+    "closures.since": "closures.list",
     "access.report.request": "access.report",
 }
 

@@ -54,6 +54,8 @@ def _consent_problem(
         return Reason.PLAN_UNKNOWN
     if request.requester not in plan.participants:
         return Reason.NOT_PARTICIPANT
+    if plan.status == "closed":  # the lead closed the plan: final (SPEC §7.11)
+        return Reason.PLAN_CLOSED
     if consent.revoked:
         return Reason.CONSENT_REVOKED
     statement = consent.statement

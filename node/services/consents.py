@@ -17,7 +17,7 @@ from protocol.errors import MalformedError
 from protocol.messages import ConsentAck
 
 from ..domain.consent_people import Person
-from ..errors import FieldProblem, Forbidden, InvalidInput, NotFound
+from ..errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound
 from ..store import consent_people, records
 from ..store.tables import ConsentPerson, User
 from .outbound import LogContext
@@ -43,6 +43,8 @@ async def _led_plan(node: FederationNode, actor: User, plan_id: str) -> None:
         raise NotFound(
             f"no plan {plan_id} led by this node", code="no_led_plan", params={"plan_id": plan_id}
         )
+    if plan.status == "closed":  # read-only once closed (SPEC §7.11)
+        raise Conflict("the plan is closed", code="plan_closed")
 
 
 async def _members(node: FederationNode, plan_id: str) -> set[str]:

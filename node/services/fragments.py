@@ -16,7 +16,7 @@ from protocol.keys import SigningKey
 from protocol.models import FragmentContent, LongText
 
 from ..domain.records import FragmentRecord
-from ..errors import FieldProblem, Forbidden, InvalidInput, NotFound, field_problems
+from ..errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound, field_problems
 from ..store import records
 from ..store.store import Store
 from ..store.tables import FragmentVersion, User
@@ -90,6 +90,8 @@ async def author_fragment(
         raise Forbidden("only professionals author fragments", code="not_professional")
     parsed = _validate(category, indicators, content)
     plan = await records.get_plan(node.engine, plan_id)
+    if plan is not None and plan.status == "closed":  # read-only once closed (SPEC §7.11)
+        raise Conflict("the plan is closed", code="plan_closed")
     if plan is None or plan.status != "active":
         raise NotFound(
             f"no active plan {plan_id} on this node", code="no_plan", params={"plan_id": plan_id}

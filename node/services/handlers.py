@@ -22,7 +22,7 @@ from ..errors import Refusal
 from ..store import consent_people, records
 from ..store import revocations as revocation_store
 from ..store.tables import Plan
-from . import access_report, key_updates, revocation, witness
+from . import access_report, key_updates, plan_close, revocation, witness
 from .inbound import Handler, Outcome
 from .ports import FederationNode
 
@@ -159,12 +159,17 @@ async def consent_statement(node: FederationNode, message: Verified) -> Outcome:
     valid_until = parse_time(statement.valid_until)
     now = node.clock.now()
 
+    # the nodes the lead's statement names take part in the plan: an agency the lead invited
+    # after this node's invitation is learned here (SPEC §7.3), vouched for by the lead's signature
+    named = [n for g in statement.grants for n in (g.from_, *g.to) if n != node.node_id]
+
     async def change(conn: AsyncConnection) -> None:
         await records.insert_consent(conn, raw, valid_until, now)
         if replaces:  # durably, with the statement that replaces it (SPEC §7.3)
             await consent_people.record_replacement(
                 conn, replaces, statement.plan_id, statement.consent_id, now
             )
+        await records.add_participants(conn, statement.plan_id, named, "named")
 
     outcome.body = outcome.body or {"consent_id": statement.consent_id, "status": "stored"}
     outcome.change = change
@@ -237,4 +242,6 @@ HANDLERS: dict[str, Handler] = {
     "fragments.request": fragments_request,
     "keys.update": key_updates.handle_keys_update,
     "access.report.request": access_report.handle_access_report,
+    "plan.close": plan_close.handle_close,
+    "closures.since": plan_close.handle_since,
 }

@@ -38,7 +38,7 @@ from ..store import peers as peer_store
 from ..store import revocations as outbox_store
 from ..store.exchange_log import LogDraft
 from ..store.tables import OutboxItem
-from . import revocation
+from . import plan_close, revocation
 from .inbound import Outcome
 from .outbound import KEY_REASONS as KEY_REASONS
 from .peers import PeerError, fetch_peer
@@ -95,6 +95,8 @@ class Outbox(revocation.Outbox):
     async def _deliver(self, item: OutboxItem) -> int:
         if item.message_type == MESSAGE_TYPE:
             return await deliver_announcement(self._node, self._rng, item)
+        if item.message_type == plan_close.MESSAGE_TYPE:
+            return await plan_close.deliver_close(self._node, self._rng, item)
         return await super()._deliver(item)
 
 

@@ -195,6 +195,20 @@ async def set_participant_status(
     await conn.execute(T_PART.update().where(where).values(status=status))
 
 
+async def add_participants(
+    conn: AsyncConnection, plan_id: str, nodes: list[str], status: str
+) -> list[str]:
+    """Add each of ``nodes`` that has no row in the plan yet with ``status``; return those
+    added (a node already recorded keeps its state: declined stays declined)."""
+    known = await participants_on(conn, plan_id)
+    added = [n for n in dict.fromkeys(nodes) if n not in known]
+    if added:
+        await conn.execute(
+            T_PART.insert(), [{"plan_id": plan_id, "node_id": n, "status": status} for n in added]
+        )
+    return added
+
+
 async def update_plan(conn: AsyncConnection, plan_id: str, **values: Any) -> None:
     await conn.execute(T_PLAN.update().where(T_PLAN.c.plan_id == plan_id).values(**values))
 

@@ -167,7 +167,7 @@ class Plan(SQLModel, table=True):
     plan_id: str = Field(primary_key=True, max_length=36)
     child_id: str | None = Field(default=None, foreign_key="child.child_id", max_length=36)
     role: str = Field(max_length=12)  # lead | participant
-    status: str = Field(max_length=12)  # active | pending | declined
+    status: str = Field(max_length=12)  # active | pending | declined | closed
     lead_node: str = Field(max_length=253)
     lead_professional: str = Field(max_length=320)
     responsible_node: str = Field(max_length=253)
@@ -175,6 +175,14 @@ class Plan(SQLModel, table=True):
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     link_personnummer: str | None = Field(default=None, max_length=12)
     created_at: datetime = Field(sa_column=utc_column())
+    # the plan's details, kept at the lead only (migration 0017): who coordinates it and how to
+    # reach them, and the next review meeting
+    coordinator_name: str | None = Field(default=None, max_length=200)
+    coordinator_contact: str | None = Field(default=None, max_length=200)
+    review_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    review_place: str | None = Field(default=None, max_length=200)
+    # when the lead closed the plan (status ``closed``); final (SPEC §7.11)
+    closed_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
 
 
 class PlanParticipant(SQLModel, table=True):
@@ -291,6 +299,22 @@ class PeerState(SQLModel, table=True):
 
     node_id: str = Field(primary_key=True, max_length=253)
     revocation_cursor: int = Field(default=0)
+    # the last closure seq pulled from that peer (closures.since, migration 0017)
+    closure_cursor: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class PlanClosure(SQLModel, table=True):
+    """A plan's closing, recorded by its lead or received from it (SPEC §7.11). Final: never
+    deleted; ``seq`` is this node's own order, the cursor peers page by in ``closures.since``."""
+
+    __tablename__ = "plan_closure"
+
+    seq: int = Field(primary_key=True)
+    plan_id: str = Field(max_length=36, unique=True)
+    closed_at: datetime = Field(sa_column=utc_column())
+    closed_by: str = Field(max_length=253)
+    notice_id: str = Field(max_length=36)
+    recorded_at: datetime = Field(sa_column=utc_column())
 
 
 class LogCheckpoint(SQLModel, table=True):

@@ -443,6 +443,16 @@ async def revoke_consent(request: web.Request) -> dict[str, Any]:
     )
 
 
+@routes.post("/api/v1/plans/{plan_id}/close")
+@require("lead")
+@json_api
+async def close_plan(request: web.Request) -> dict[str, Any]:
+    """Close a plan this node leads: final; every participant is notified durably (SPEC §7.11)."""
+    from ..services.plan_close import close_plan as close
+
+    return await close(request.app[NODE_KEY], request[USER_KEY], request.match_info["plan_id"])
+
+
 @routes.get("/api/v1/plans/{plan_id}/shared.fhir")
 @require("lead")
 @json_api

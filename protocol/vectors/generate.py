@@ -804,6 +804,37 @@ def build() -> dict[str, Any]:
             )
         ),
     )
+    close_body = {
+        "notice_id": fixed_uuid("plan.close notice"),
+        "plan_id": PLAN_ID,
+        "closed_at": "2026-11-23T09:14:30Z",
+        "closed_by": NODE,
+        "professional": PROFESSIONAL,
+    }
+    plan_close = envelope("plan.close", close_body, "plan.close")
+    out.add(
+        "envelopes/valid-plan-close",
+        "envelope",
+        VALID,
+        "A plan.close from the plan's lead (SPEC §7.11): closed_by is the sender.",
+        envelope_check(),
+        wire(plan_close),
+    )
+    out.add(
+        "envelopes/valid-plan-close-ack",
+        "envelope",
+        VALID,
+        "A reply: plan.close.ack echoes the notice's notice_id and plan_id.",
+        envelope_check(reply_type="plan.close.ack"),
+        wire(
+            envelope(
+                "plan.close.ack",
+                {"notice_id": close_body["notice_id"], "plan_id": PLAN_ID},
+                "plan.close.ack",
+                re=fixed_uuid("peer plan.close"),
+            )
+        ),
+    )
     invite_reply = envelope(
         "plan.invite.reply",
         {"plan_id": PLAN_ID, "status": "pending"},
@@ -1085,6 +1116,13 @@ def build() -> dict[str, Any]:
         "never says how the invitation went (SPEC §7.1), so the body fails validation.",
         wire(resign(invite_reply, current, body={"plan_id": PLAN_ID, "status": "linked"})),
         reply_type="plan.invite.reply",
+    )
+    bad(
+        "malformed-plan-close-reason",
+        "malformed",
+        "envelopes/valid-plan-close re-signed with a body member SPEC §7.11 does not define "
+        "('reason'): the body fails validation.",
+        wire(resign(plan_close, current, body={**close_body, "reason": "done"})),
     )
     deepest_ok = {"started_at": "2026-11-23T09:14:00Z", "n": nested(MAX_DEPTH - 2)}
     bad(

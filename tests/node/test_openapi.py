@@ -757,6 +757,19 @@ async def test_every_operation_answers_as_documented(
         data=json.dumps({"name": "x" * 300_000, "personnummer": PNR_A}).encode(),
     )
 
+    # closing a plan (Cilla's): final, a second close is a conflict; its participant that
+    # declined is not notified
+    closed = await call(
+        school, "POST", "/api/v1/plans/{plan_id}/close", 201, plan_id=plans["Cilla"]
+    )
+    assert closed["plan_id"] == plans["Cilla"] and closed["notified"] == []
+    await call(school, "POST", "/api/v1/plans/{plan_id}/close", 409, plan_id=plans["Cilla"])
+    await call(
+        school, "POST", "/api/v1/plans/{plan_id}/close", 403, user="prof", plan_id=plans["Cilla"]
+    )
+    view = await call(school, "GET", "/api/v1/plans/{plan_id}", 200, plan_id=plans["Cilla"])
+    assert (view["status"], view["life_status"]) == ("closed", "closed")
+
     # every documented operation answered its success status at least once
     succeeded = {(m, p) for m, p, status in api.seen if status < 300}
     assert succeeded == set(api.contract.ops)

@@ -231,6 +231,22 @@ def body(message_type: str) -> dict[str, Any]:
             "cursor": 7,
             "more": False,
         },
+        "plan.close": {
+            "notice_id": NOTICE,
+            "plan_id": PLAN,
+            "closed_at": "2026-11-23T09:00:00Z",
+            "closed_by": A,
+            "professional": f"{A}/u/17",
+        },
+        "plan.close.ack": {"notice_id": NOTICE, "plan_id": PLAN},
+        "closures.since": {"cursor": 0},
+        "closures.list": {
+            "closures": [
+                {"seq": 1, "plan_id": PLAN, "closed_at": "2026-11-23T09:00:00Z", "closed_by": A}
+            ],
+            "cursor": 1,
+            "more": False,
+        },
         "error": {"reason": "no_consent", "detail": "no consent for this plan"},
     }
     if message_type not in bodies:

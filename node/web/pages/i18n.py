@@ -47,6 +47,7 @@ PARTICIPANT_STATUS = {
     "linked": N_("Kopplad"),
     "declined": N_("Avböjde"),
     "failed": N_("Nåddes inte"),
+    "named": N_("Med i samtycket"),
 }
 PEER_STATUS = {
     "included": N_("Med i planen"),
@@ -97,6 +98,17 @@ TERMS: dict[str, dict[str, str]] = {
         "signed_form": N_("Underskriven blankett"),
         "e_form": N_("E-tjänst"),
         "meeting": N_("Vid möte"),
+    },
+    # where a plan stands (node/domain/plan_status.py)
+    "plan_status": {
+        "closed": N_("Avslutad"),
+        "declined": N_("Avböjd"),
+        "waiting_for_links": N_("Väntar på att verksamheterna kopplar"),
+        "waiting_for_consent": N_("Väntar på samtycke"),
+        "consent_incomplete": N_("Samtycket är ofullständigt"),
+        "consent_revoked": N_("Samtycket är återkallat"),
+        "consent_expired": N_("Samtycket har gått ut"),
+        "in_force": N_("Gäller"),
     },
     "role": {
         "professional": N_("Yrkesverksam"),
@@ -176,6 +188,12 @@ ERROR_TEXTS: dict[str, str] = {
         "Samtycket är återkallat. Registrera ett nytt samtycke om familjen samtycker igen."
     ),
     "replaces_other_plan": N_("Samtycket som ersätts gäller en annan plan."),
+    # a plan's life
+    "plan_closed": N_("Planen är avslutad och kan inte ändras."),
+    "not_trusted_peer": N_("Välj en verksamhet som den här noden litar på."),
+    "already_invited": N_("Verksamheten är redan inbjuden."),
+    "date_time": N_("Ange datum som ÅÅÅÅ-MM-DD och tid som TT:MM."),
+    "date_missing": N_("Ange mötets datum."),
 }
 
 

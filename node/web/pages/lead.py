@@ -9,7 +9,7 @@ import importlib
 import inspect
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -18,11 +18,13 @@ from aiohttp_session import get_session
 from protocol.codes import Category
 
 from ...domain.consent_people import ANSWERS, METHODS, ROLES, Person
-from ...errors import InvalidInput, NodeError, NotFound
+from ...errors import Conflict, InvalidInput, NodeError, NotFound
 from ...services import consent_people as people_service
+from ...services import plan_close
 from ...services import plans as plan_service
 from ...services.access_report import report_for
 from ...services.assembly import assemble
+from ...services.plans import MEETING_TIME
 from ...services.revocation import record_revocation
 from ...store import records
 from ..keys import NODE_KEY
@@ -76,6 +78,8 @@ async def _consent_page(
                 code="no_led_plan",
                 params={"plan_id": plan_id},
             )
+        if view["status"] == "closed":  # read-only once closed (SPEC §7.11)
+            raise Conflict("the plan is closed", code="plan_closed")
     except NodeError as exc:
         return await service_error_page(request, exc)
     members = [
@@ -378,3 +382,164 @@ async def revoke(request: web.Request) -> web.StreamResponse:
 def _after(request: web.Request, back: str) -> str:
     plan_id = request.match_info["plan_id"]
     return f"/plans/{plan_id}/shared" if back == "shared" else f"/plans/{plan_id}"
+
+
+# --- a plan's life: details, a further agency, closing --------------------------------------
+
+DETAIL_FIELDS = (
+    "reason",
+    "coordinator_name",
+    "coordinator_contact",
+    "review_date",
+    "review_time",
+    "review_place",
+)
+
+
+async def _led_view(request: web.Request) -> dict[str, Any] | web.Response:
+    """The plan of the URL if this node leads it, or the error page to answer with."""
+    node = request.app[NODE_KEY]
+    plan_id = request.match_info["plan_id"]
+    try:
+        view = await plan_service.plan_view(node, plan_id)
+        if view["role"] != "lead":
+            raise NotFound(
+                f"no plan {plan_id} led by this node",
+                code="no_led_plan",
+                params={"plan_id": plan_id},
+            )
+    except NodeError as exc:
+        return await service_error_page(request, exc)
+    return view
+
+
+def _detail_values(view: dict[str, Any]) -> dict[str, str]:
+    review = view["review_at"]
+    local = datetime.fromisoformat(review).astimezone(MEETING_TIME) if review else None
+    return {
+        "reason": view["reason"] or "",
+        "coordinator_name": view["coordinator_name"] or "",
+        "coordinator_contact": view["coordinator_contact"] or "",
+        "review_date": local.date().isoformat() if local else "",
+        "review_time": local.strftime("%H:%M") if local else "",
+        "review_place": view["review_place"] or "",
+    }
+
+
+async def _details_page(
+    request: web.Request,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> web.Response:
+    view = await _led_view(request)
+    if isinstance(view, web.Response):
+        return view
+    return await render(
+        request,
+        "plan_details.html",
+        {"plan": view, "values": values or _detail_values(view), "errors": errors or {}},
+        status,
+    )
+
+
+@routes.get("/plans/{plan_id}/details")
+@roles("lead")
+async def details_form(request: web.Request) -> web.StreamResponse:
+    return await _details_page(request)
+
+
+@routes.post("/plans/{plan_id}/details")
+@roles("lead")
+async def save_details(request: web.Request) -> web.StreamResponse:
+    form = await read_form(request)
+    values = {name: first(form, name) for name in DETAIL_FIELDS}
+    t = translator(request)
+    try:
+        await plan_service.update_details(
+            request.app[NODE_KEY], user_of(request), request.match_info["plan_id"], **values
+        )
+    except InvalidInput as exc:
+        return await _details_page(request, values, t.fields(exc), 422)
+    except NodeError as exc:
+        return await service_error_page(request, exc)
+    flash(await get_session(request), t.gettext("Uppgifterna om planen är sparade."))
+    return see_other(f"/plans/{request.match_info['plan_id']}")
+
+
+@routes.post("/plans/{plan_id}/participants")
+@roles("lead")
+async def invite_participant(request: web.Request) -> web.StreamResponse:
+    plan_id = request.match_info["plan_id"]
+    peer = first(await read_form(request), "participant")
+    t = translator(request)
+    session = await get_session(request)
+    try:
+        view = await plan_service.invite_participant(
+            request.app[NODE_KEY], user_of(request), plan_id, peer
+        )
+    except InvalidInput as exc:
+        for message in t.fields(exc).values():
+            flash(session, message)
+        return see_other(f"/plans/{plan_id}")
+    except NodeError as exc:
+        return await service_error_page(request, exc)
+    agency = (await agency_names(request.app[NODE_KEY])).get(peer, peer)
+    if view["invited"]["outcome"] == "ok":
+        flash(
+            session,
+            t.gettext(
+                "%(agency)s är inbjuden. När de har kopplat planen tar du med dem i nästa "
+                "samtycke.",
+                agency=agency,
+            ),
+        )
+    else:
+        flash(
+            session,
+            t.gettext("Inbjudan nådde inte %(agency)s. Försök igen senare.", agency=agency),
+        )
+    return see_other(f"/plans/{plan_id}")
+
+
+async def _close_page(
+    request: web.Request, errors: dict[str, str] | None = None, status: int = 200
+) -> web.Response:
+    view = await _led_view(request)
+    if isinstance(view, web.Response):
+        return view
+    node = request.app[NODE_KEY]
+    return await render(
+        request,
+        "plan_close.html",
+        {"plan": view, "agencies": await agency_names(node), "errors": errors or {}},
+        status,
+    )
+
+
+@routes.get("/plans/{plan_id}/close")
+@roles("lead")
+async def close_form(request: web.Request) -> web.StreamResponse:
+    return await _close_page(request)
+
+
+@routes.post("/plans/{plan_id}/close")
+@roles("lead")
+async def close_plan(request: web.Request) -> web.StreamResponse:
+    """Closing is final: asked once more, then recorded and sent to every participant."""
+    t = translator(request)
+    if first(await read_form(request), "confirm") != "yes":
+        return await _close_page(
+            request, {"confirm": t.gettext("Bekräfta genom att kryssa i rutan.")}, 422
+        )
+    try:
+        result = await plan_close.close_plan(
+            request.app[NODE_KEY], user_of(request), request.match_info["plan_id"]
+        )
+    except NodeError as exc:
+        return await service_error_page(request, exc)
+    flash(
+        await get_session(request),
+        t.gettext("Planen är avslutad. %(n)s deltagare meddelas.", n=len(result["notified"])),
+    )
+    return see_other(f"/plans/{request.match_info['plan_id']}")

@@ -21,6 +21,7 @@ from ..problems import answer_for
 from .common import agency_names, child_names, consents_with_state, read_form
 from .core import (
     PROFESSIONALS,
+    error_page,
     flash,
     render,
     roles,
@@ -51,7 +52,7 @@ async def _plans_page(
     status: int = 200,
 ) -> web.Response:
     node = request.app[NODE_KEY]
-    plans = await plan_service.list_plan_views(node, "active")
+    plans = await plan_service.my_plan_views(node)
     children = await records.list_children(node.engine)
     by_id = {c.child_id: c for c in children}
     invitations = await plan_service.list_invitations(node)
@@ -105,10 +106,40 @@ async def link_invitation(request: web.Request) -> web.StreamResponse:
     return see_other(f"/plans/{plan_id}")
 
 
+async def _decline_page(
+    request: web.Request, errors: dict[str, str] | None = None, status: int = 200
+) -> web.Response:
+    node = request.app[NODE_KEY]
+    plan_id = request.match_info["plan_id"]
+    invitation = next(
+        (i for i in await plan_service.list_invitations(node) if i["plan_id"] == plan_id), None
+    )
+    if invitation is None:
+        return await error_page(request, 404)
+    return await render(
+        request,
+        "invitation_decline.html",
+        {"invitation": invitation, "agencies": await agency_names(node), "errors": errors or {}},
+        status,
+    )
+
+
+@routes.get("/invitations/{plan_id}/decline")
+@roles(*PROFESSIONALS)
+async def decline_form(request: web.Request) -> web.StreamResponse:
+    return await _decline_page(request)
+
+
 @routes.post("/invitations/{plan_id}/decline")
 @roles(*PROFESSIONALS)
 async def decline_invitation(request: web.Request) -> web.StreamResponse:
+    """Declining is final for this plan (the lead keeps the answer, SPEC §7.2): asked once more."""
     plan_id = request.match_info["plan_id"]
+    if first(await read_form(request), "confirm") != "yes":
+        t = translator(request)
+        return await _decline_page(
+            request, {"confirm": t.gettext("Bekräfta genom att kryssa i rutan.")}, 422
+        )
     try:
         await plan_service.resolve_invitation(
             request.app[NODE_KEY], user_of(request), plan_id, child_id=None, decline=True
@@ -144,7 +175,9 @@ async def _children_page(
 @routes.get("/children")
 @roles(*PROFESSIONALS)
 async def children_page(request: web.Request) -> web.StreamResponse:
-    return await _children_page(request)
+    # an invitation for a child not on record links here with its personnummer filled in
+    given = request.query.get("personnummer", "")[:20]
+    return await _children_page(request, {"name": "", "personnummer": given} if given else None)
 
 
 @routes.post("/children")
@@ -235,12 +268,15 @@ async def _plan_page(
         view = await plan_service.plan_view(node, plan_id)
         fragments = (
             await fragment_service.list_fragments(node, user, plan_id)
-            if view["status"] == "active"
+            if view["status"] in ("active", "closed")
             else []
         )
     except NodeError as exc:
         return await service_error_page(request, exc)
     names = await child_names(node)
+    agencies = await agency_names(node)
+    present = {p["node_id"] for p in view["participants"] if p["status"] != "failed"}
+    invitable = [(p, agencies.get(p, p)) for p in node.keyring.node_ids() if p not in present]
     return await render(
         request,
         "plan.html",
@@ -249,7 +285,8 @@ async def _plan_page(
             "child_name": names.get(view["child_id"] or "", ""),
             "fragments": fragments,
             "consents": await consents_with_state(node, plan_id),
-            "agencies": await agency_names(node),
+            "agencies": agencies,
+            "invitable": invitable,
             "form": form or FragmentForm.empty(),
             "errors": errors or {},
             "action": f"/plans/{plan_id}/fragments",
