@@ -110,9 +110,6 @@ def lead_facts(
     statements = records.consents_for_plan_sync(conn, plan_id)
     if consent_id is not None:
         statements = [s for s in statements if s["consent_id"] == consent_id]
-    else:  # never a consent a later statement of the lead replaced (SPEC §7.3)
-        replaced = consent_people.replacements_for_plan_sync(conn, plan_id)
-        statements = [s for s in statements if s["consent_id"] not in replaced]
     if not statements:
         raise NotFound(_no_consent(consent_id))
     consent = statements[-1]

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, select, update
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .tables import ConsentPerson, ConsentReplacement
@@ -82,20 +81,14 @@ async def record_replacement(
     )
 
 
-def replacements_for_plan_sync(conn: Connection, plan_id: str) -> dict[str, str]:
-    """Replaced consent id → the consent id of the statement that replaced it (for a reader
-    run in one transaction, e.g. the assembly's, which must never choose a replaced one)."""
-    rows = conn.execute(
+async def replacements_for_plan(conn: AsyncConnection, plan_id: str) -> dict[str, str]:
+    """Replaced consent id → the consent id of the statement that replaced it."""
+    rows = await conn.execute(
         select(T_REPLACEMENT.c.consent_id, T_REPLACEMENT.c.replaced_by).where(
             T_REPLACEMENT.c.plan_id == plan_id
         )
     )
     return {str(r[0]): str(r[1]) for r in rows}
-
-
-async def replacements_for_plan(conn: AsyncConnection, plan_id: str) -> dict[str, str]:
-    """Replaced consent id → the consent id of the statement that replaced it."""
-    return await conn.run_sync(replacements_for_plan_sync, plan_id)
 
 
 async def replacements_for_plan_engine(engine: AsyncEngine, plan_id: str) -> dict[str, str]:
