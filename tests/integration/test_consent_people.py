@@ -6,6 +6,7 @@ release, and a request under the replaced consent is withheld ``consent_replaced
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from sqlalchemy import select
+from sqlmodel import SQLModel
 
 from node.cli.shared_view import render_shared_plan
 from node.services import consent_people
@@ -106,6 +109,18 @@ async def record_incomplete(world: World, clock: ManualClock) -> dict[str, Any]:
     )
 
 
+async def rows_mentioning(node: RunningNode, words: tuple[str, ...]) -> list[str]:
+    """The tables of ``node``'s store with a row whose text holds one of ``words``."""
+    found = []
+    async with node.node.engine.connect() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            rows = (await conn.execute(select(table))).all()
+            text = json.dumps([list(r) for r in rows], default=str, ensure_ascii=False)
+            if any(word in text for word in words):
+                found.append(table.name)
+    return found
+
+
 def peer_entry(shared: dict[str, Any], node_id: str) -> dict[str, Any]:
     [entry] = [p for p in shared["participants"] if p["node_id"] == node_id]
     return entry
@@ -125,6 +140,10 @@ async def test_an_incomplete_consent_is_withheld_until_one_answer_completes_it(
     assert {d["status"] for d in first["distribution"]} == {"stored"}
     overview = await consent_people.consent_overview(world.school.node, world.plan_id)
     assert (overview["state"], overview["waiting_for"]) == ("incomplete", ["Bertil Testsson"])
+    # the guardians' names stay at the lead: no row of any table at a participant holds them
+    for holder in (world.social, world.bup):
+        assert not await rows_mentioning(holder, ("Anna", "Bertil"))
+    assert await rows_mentioning(world.school, ("Bertil",)) == ["consent_person"]
 
     status, shared = await world.school.api("GET", f"/plans/{world.plan_id}/shared", "lead")
     assert status == 200 and shared["consent"]["waiting_for"] == ["Bertil Testsson"]

@@ -30,6 +30,7 @@ from tests.support.plans import link_invitation
 
 NAMES = ("Saga Hemligsdotter", "Hemligsdotter", "Vilgot Anonymsson")
 PNRS = ("20150315-2389", "201503152389", "1503152389")
+GUARDIANS = ("Ingrid Tystsdotter", "Tystsdotter", "Bo Diskretsson")  # recorded by name
 
 
 @pytest.fixture
@@ -102,6 +103,22 @@ async def test_no_names_or_identity_numbers_in_exchange_or_process_logs(
     status, _ = await bup.api("POST", f"/consents/{consent['consent_id']}/revoke", "prof")
     assert status == 201
     await catch_up(social.node)
+    # consent recorded by name (names stay at the lead), then completed with one answer
+    people = [
+        {"name": GUARDIANS[0], "required": True, "answer": "consents"}
+        | {"answered_on": "2026-11-20", "method": "signed_form", "form_ref": "Blankett 1"},
+        {"name": GUARDIANS[2], "required": True},
+    ]
+    body = {k: v for k, v in consent_body(grants).items() if k not in ("required", "given_by")}
+    status, named = await school.api(
+        "POST", f"/plans/{plan_id}/consent", "lead", {**body, "people": people}
+    )
+    assert status == 201 and named["waiting_for"] == [GUARDIANS[2]]
+    answer = {"ref": "p2", "answer": "consents", "answered_on": "2026-11-21", "method": "e_form"}
+    status, _ = await school.api("POST", f"/plans/{plan_id}/consent/answers", "lead", answer)
+    assert status == 201
+    status, shared = await school.api("GET", f"/plans/{plan_id}/shared", "lead")
+    assert status == 200
     await checkpoint_and_witness(school.node)
 
     rows: list[str] = []
@@ -114,6 +131,6 @@ async def test_no_names_or_identity_numbers_in_exchange_or_process_logs(
     lines = [line for line in stream.getvalue().splitlines() if line.strip()]
     assert len(rows) > 15 and len(lines) > 15, (len(rows), len(lines))
     assert {json.loads(line)["event"] for line in lines} >= {"http.request", "federation.refused"}
-    for secret in (*NAMES, *PNRS):
+    for secret in (*NAMES, *PNRS, *GUARDIANS):
         assert not [r for r in rows if secret in r], f"{secret!r} in the exchange log"
         assert not [line for line in lines if secret in line], f"{secret!r} in a process log"
