@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from protocol.documents import verify_checkpoint, verify_witness
 from protocol.errors import ProtocolError
 
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NodeError, NotFound, Unavailable
 from ..store import log_archive as store
 from ..store.chain_verify import ChainProblem, ChainWalker
 from ..store.exchange_log import LogDraft, entry_json
@@ -127,7 +127,18 @@ async def archive_log(
     else:
         sha = await _write_file(node, path, first, first_prev, point.seq, checkpoints)
         resumed = False
-    entries = await _delete(node, point, first, sha)
+    try:
+        entries = await _delete(node, point, first, sha)
+    except NodeError:
+        raise
+    except Exception as exc:  # the store failed mid-way: its transaction rolled back
+        log.error("log.archive_failed", last_seq=point.seq, error=exc.__class__.__name__)
+        raise Unavailable(
+            f"{path} is written and kept, but deleting the archived entries from the store "
+            f"failed ({exc.__class__.__name__}: {exc}); the log is unchanged. Run the same "
+            "command again to finish",
+            code="archive_unfinished",
+        ) from exc
     log.info("log.archived", first_seq=first, last_seq=point.seq, entries=entries)
     return ArchiveReport(
         str(path), first, point.seq, entries, point.witnesses, through, sha, resumed
@@ -170,7 +181,8 @@ async def _write_file(
     }
     count, head = 0, first_prev
     try:
-        with temporary.open("x", encoding="utf-8") as out:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        with open(descriptor, "w", encoding="utf-8") as out:
 
             def line(value: dict[str, Any]) -> None:
                 text = json.dumps(value, ensure_ascii=False, sort_keys=True) + "\n"

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from node.errors import Conflict
+from node.errors import Conflict, InvalidInput, Unavailable
 from node.services import log_archive as archiving
 from node.services.audit import checkpoint_and_witness, verify_log
 from node.services.log_archive import archive_log, verify_archive
+from node.services.witness import declare_restore
 from node.store import log_archive as archive_store
-from node.store.exchange_log import log_head
+from node.store.exchange_log import log_head, verify_chain
 from node.store.tables import ExchangeLogEntry, LogArchive
 from protocol.clock import ManualClock, format_time
 from tests.conftest import T0, StoreFactory
@@ -93,6 +94,18 @@ async def test_archive_moves_the_prefix_and_both_parts_verify(
     await traffic(school, social, 1)
     assert set((await checkpoint_and_witness(school.node)).values()) == {"ok"}
     assert (await verify_log(school.node)).ok
+    refusals = social.node.metrics.registry.get_sample_value(
+        "barnplan_witness_refusals_total", {"reason": "shorter_log"}
+    )
+    assert not refusals
+    # the chain walked in several ranges at once starts at the boundary just the same
+    async with school.node.engine.connect() as conn:
+        start = await archive_store.boundary(conn)
+    assert start is not None
+    walked = await verify_chain(school.node.engine, parts=3, start=(start.seq + 1, start.head_hash))
+    assert walked.problem is None and walked.head_seq == (await log_head(school.node.engine))[0]
+    wrong = await verify_chain(school.node.engine, parts=3, start=(1, start.head_hash))
+    assert wrong.problem is not None and wrong.problem.kind == "missing"
 
     # running it again changes nothing: day 2's entries still have no checkpoint after them
     # before that date; and nothing in the live log is older than the first day
@@ -103,6 +116,10 @@ async def test_archive_moves_the_prefix_and_both_parts_verify(
     assert (await entries(school))[0] == checkpointed + 1
     # no personal data: the file holds the log's columns only
     assert "201401012383" not in target.read_text()
+    # a restore cannot be declared to an entry that is only in an archive now
+    with pytest.raises(InvalidInput) as archived:
+        await declare_restore(school.node, None, 1)
+    assert "archived" in str(archived.value)
 
 
 async def test_tampering_after_archiving_is_detected(
@@ -192,8 +209,9 @@ async def test_a_crash_before_the_delete_keeps_the_file_and_the_log_and_a_rerun_
         raise OSError("disk gone")
 
     monkeypatch.setattr(archiving, "delete_entries", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(Unavailable) as unfinished:
         await archive_log(school.node, before, target)
+    assert "Run the same command again" in str(unfinished.value)
     monkeypatch.undo()
     assert target.exists() and (await verify_archive(school.node, target)).ok
     assert (await entries(school))[0] == 1  # nothing deleted
