@@ -261,7 +261,8 @@ async def archive(
     can be verified on its own ('barnplan log verify --archive FILE'); the live log keeps
     verifying from there ('barnplan log verify'). The file is written and flushed to disk
     before the entries are deleted, in one transaction; if the run is interrupted, run the
-    same command again. Keep the file as the agency's retention decision says (deploy/OPERATIONS.md §9).
+    same command again. Keep the file as the agency's retention decision says
+    (deploy/OPERATIONS.md §9).
     """
     when = _time(before)
     assert when is not None

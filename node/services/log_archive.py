@@ -336,6 +336,7 @@ async def verify_archive(node: FederationNode, path: Path) -> ArchiveCheck:
     end: dict[str, Any] | None = None
     walker: ChainWalker | None = None
     checkpoints: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    rows: list[tuple[Any, ...]] = []  # entries read, fed to the walker in parts
     try:
         with path.open(encoding="utf-8") as f:
             for number, value in _lines(f):
@@ -361,7 +362,15 @@ async def verify_archive(node: FederationNode, path: Path) -> ArchiveCheck:
                 elif checkpoints:
                     raise ValueError(f"line {number}: an entry after the checkpoints")
                 else:
-                    walker.feed([tuple(value[c] for c in COLUMNS)])
+                    rows.append(tuple(value[c] for c in COLUMNS))
+                    if len(rows) >= 10_000:
+                        walker.feed(rows)
+                        rows.clear()
+                if rows and ("end" in value or "checkpoint" in value):
+                    walker.feed(rows)
+                    rows.clear()
+            if walker is not None and rows:
+                walker.feed(rows)
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         check.problems.append(_problem(0, "unreadable", f"{path}: {exc}"))
         return check
@@ -386,20 +395,23 @@ async def verify_archive(node: FederationNode, path: Path) -> ArchiveCheck:
         check.problems.append(
             _problem(check.last_seq, "edited", "the end line does not match the entries")
         )
-    hashes = _hashes_of(path, check) if segment.problem is None else {}
+    wanted = {int(cp["seq"]) for cp, _ in checkpoints if isinstance(cp.get("seq"), int)}
+    hashes = _hashes_of(path, wanted) if segment.problem is None else {}
     _check_checkpoints(node, check, checkpoints, own_keys, hashes)
     await _link_note(node, check)
     check.ok = not check.problems
     return check
 
 
-def _hashes_of(path: Path, check: ArchiveCheck) -> dict[int, str]:
-    """seq → hash of the archive's entries (read again: only the checkpoints' seqs are kept)."""
+def _hashes_of(path: Path, wanted: set[int]) -> dict[int, str]:
+    """seq → hash of the archive's entries at ``wanted`` seqs (the checkpoints', which come
+    after the entries in the file: so it is read again rather than every hash kept)."""
     hashes: dict[int, str] = {}
     with path.open(encoding="utf-8") as f:
         for _, value in _lines(f):
-            if "seq" in value and "hash" in value and "format" not in value:
-                hashes[int(value["seq"])] = str(value["hash"])
+            seq = value.get("seq")
+            if isinstance(seq, int) and seq in wanted and "format" not in value:
+                hashes[seq] = str(value["hash"])
     return hashes
 
 

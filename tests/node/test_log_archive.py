@@ -219,6 +219,11 @@ async def test_a_crash_before_the_delete_keeps_the_file_and_the_log_and_a_rerun_
         assert (await conn.execute(select(func.count()).select_from(T_ARCHIVE))).scalar() == 0
     assert (await verify_log(school.node)).ok
     assert not list(tmp_path.glob(".a.jsonl.*"))  # no temporary file left behind
+    async with school.node.engine.connect() as conn:
+        outcomes = await conn.execute(
+            select(T_LOG.c.outcome).where(T_LOG.c.message_type == "log.archive")
+        )
+        assert [r[0] for r in outcomes] == ["failed"]  # the attempt is on record
 
     report = await archive_log(school.node, before, target)  # the same command again
     assert report is not None and report.resumed and report.last_seq == checkpointed
