@@ -269,3 +269,34 @@ async def test_status_facts_of_growth(pair: list[RunningNode], clock: ManualCloc
     assert [n for _, n, _ in days] == [2, 3]
     assert all(b > 2 * 64 * n for _, n, b in days)  # two hashes an entry at least
     assert size.entries == 5 and size.bytes == sum(b for _, _, b in days)
+
+
+async def test_consecutive_archives_chain(
+    pair: list[RunningNode], clock: ManualClock, tmp_path: Path
+) -> None:
+    school, social = pair
+    first_checkpoint = await history(school, social, clock)
+    first = tmp_path / "1.jsonl"
+    assert await archive_log(school.node, T0 + timedelta(days=2), first) is not None
+    clock.advance(DAY)
+    second_checkpoint = (await log_head(school.node.engine))[0]
+    assert set((await checkpoint_and_witness(school.node)).values()) == {"ok"}
+    clock.advance(DAY)
+    await traffic(school, social, 1)
+    second = tmp_path / "2.jsonl"
+    report = await archive_log(school.node, clock.now(), second)
+    assert report is not None
+    assert (report.first_seq, report.last_seq) == (first_checkpoint + 1, second_checkpoint)
+    check = await verify_archive(school.node, second)
+    assert check.ok, check.problems
+    assert check.first_prev == (await verify_archive(school.node, first)).last_head
+    assert f"continues the archive that ended at entry {first_checkpoint}" in check.notes
+    verified = await verify_log(school.node)
+    assert verified.ok and verified.archived_through == second_checkpoint
+    # the first archive's boundary is no longer the live one, and the live log still holds the
+    # second's log.archive entry only
+    async with school.node.engine.connect() as conn:
+        assert await archive_store.archive_entries(conn, school.node_id, first_checkpoint) == []
+        assert (
+            len(await archive_store.archive_entries(conn, school.node_id, second_checkpoint)) == 1
+        )
