@@ -59,10 +59,15 @@ def show(report: NodeStatus) -> None:
             f"({_when(report.last_checkpoint_at)}), "
             f"{report.last_checkpoint_witnesses} witness(es)"
         )
-    if report.log_last_seq is not None:
+    if report.log_growth:  # the log was read (a store too old to read shows none)
+        span = (
+            f", entries {report.log_first_seq} to {report.log_last_seq}"
+            if report.log_last_seq is not None
+            else ""
+        )
         click.echo(
-            f"log       {report.log_entries} entries ({_size(report.log_bytes)}), "
-            f"{report.log_first_seq} to {report.log_last_seq}"
+            f"log size  {report.log_entries} entries in the store "
+            f"({_size(report.log_bytes)}){span}"
         )
     if report.log_archived is not None:
         archived = report.log_archived
