@@ -66,8 +66,7 @@ def show(report: NodeStatus) -> None:
             else ""
         )
         click.echo(
-            f"log size  {report.log_entries} entries in the store "
-            f"({_size(report.log_bytes)}){span}"
+            f"log size  {report.log_entries} entries in the store ({_size(report.log_bytes)}){span}"
         )
     if report.log_archived is not None:
         archived = report.log_archived
