@@ -121,12 +121,27 @@ async def archive_log(
         first = above + 1
         first_prev = previous.head_hash if previous is not None else GENESIS
         checkpoints = await store.checkpoints_between(conn, first, point.seq)
-    if path.exists():
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise Conflict(
+                f"{path} exists and is not a file: choose another name", code="archive_exists"
+            )
         sha = await _resumable(node, path, first, point.seq)
         resumed = True
     else:
         sha = await _write_file(node, path, first, first_prev, point.seq, checkpoints)
         resumed = False
+        written = await verify_archive(node, path)
+        if not written.ok:  # the store's own log does not verify: keep it whole, and say so
+            path.unlink()
+            problem = written.problems[0]
+            raise Conflict(
+                f"the archive of entries {first} to {point.seq} does not verify (entry "
+                f"{problem['seq']}: {problem['kind']}: {problem['detail']}): nothing was "
+                "deleted and no file kept; run 'barnplan log verify' and see "
+                "deploy/OPERATIONS.md §6",
+                code="archive_unverified",
+            )
     try:
         entries = await _delete(node, point, first, sha)
     except NodeError:

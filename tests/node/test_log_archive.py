@@ -253,6 +253,15 @@ async def test_refusals_change_nothing(
     assert exists.value.code == "archive_exists"
     assert taken.read_text() == "keep me\n"
     assert (await entries(school))[0] == 1
+    # a log already changed in the range is not archived (the file would not verify)
+    async with school.node.engine.begin() as conn:
+        await conn.execute(update(T_LOG).where(T_LOG.c.seq == 2).values(outcome="refused"))
+    target = tmp_path / "b.jsonl"
+    with pytest.raises(Conflict) as unverified:
+        await archive_log(school.node, clock.now(), target)
+    assert unverified.value.code == "archive_unverified" and "edited" in str(unverified.value)
+    assert not target.exists() and not list(tmp_path.glob(".b.jsonl.*"))
+    assert (await entries(school))[0] == 1
     async with school.node.engine.connect() as conn:
         assert await archive_store.boundary(conn) is None
 
