@@ -84,6 +84,10 @@ async def test_archive_from_the_command_line(
 
     ok = await cli("log", "verify", "--archive", str(target), "-d", directory)
     assert ok.returncode == 0 and "archive verified: OK" in ok.stdout, ok.stdout
+    as_json = await cli("log", "verify", "--archive", str(target), "--json", "-d", directory)
+    checked = json.loads(as_json.stdout)
+    assert checked["ok"] and (checked["first_seq"], checked["last_seq"]) == (1, checkpointed)
+    assert checked["node"] == school.node_id and checked["witnesses"] == 1
     live = await cli("log", "verify", "--json", "-d", directory)
     assert live.returncode == 0, live.stdout
     assert json.loads(live.stdout)["archived_through"] == checkpointed
