@@ -16,6 +16,7 @@ import click
 from protocol.clock import parse_time
 
 from ..services.audit import checkpoint_and_witness, verify_log
+from ..services.log_archive import archive_log, verify_archive
 from ..services.witness import declare_restore
 from ..store.exchange_log import COLUMNS, LogFilter, entry_json, query_log
 from .main import describe, echo_json, fail, node_dir_option, run_async, user_errors
@@ -152,13 +153,26 @@ VERIFY_COULD_NOT_RUN = 2
 
 @log.command("verify")
 @node_dir_option
+@click.option(
+    "--archive",
+    "archive",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Verify this archive file (made by 'barnplan log archive') on its own instead of the "
+    "live log: its hash chain, the signed checkpoint of its last entry and its witnesses.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def verify(directory: Path, as_json: bool) -> None:
+def verify(directory: Path, archive: Path | None, as_json: bool) -> None:
     """Check the hash chain, every checkpoint signature and every witness.
 
+    After 'barnplan log archive' the live log is checked from the archive's last entry on (the
+    boundary is recorded in the store and in the log); --archive FILE checks an archive file.
     Exit 0 when intact, 1 when verification FAILED (the log was changed), 2 when it could not
     run at all (store unreachable, config or key unreadable): an outage is not tampering.
     """
+    if archive is not None:
+        _verify_archive(directory, archive, as_json)
+        return
 
     async def run() -> Any:
         async with opened_node(_directory(directory)) as node:
@@ -172,15 +186,112 @@ def verify(directory: Path, as_json: bool) -> None:
     if as_json:
         echo_json(report.to_json())
     else:
+        archived = (
+            f" (entries up to {report.archived_through} are archived)"
+            if report.archived_through
+            else ""
+        )
         click.echo(
             f"entries {report.entries}, checkpoints {report.checkpoints}, "
-            f"witnesses {report.witnesses}"
+            f"witnesses {report.witnesses}{archived}"
         )
         for p in report.problems:
             click.echo(f"FAIL at entry {p['seq']}: {p['kind']}: {p['detail']}")
         click.echo("log verified: OK" if report.ok else "log verification FAILED")
     if not report.ok:
         sys.exit(VERIFY_FAILED)
+
+
+def _verify_archive(directory: Path, archive: Path, as_json: bool) -> None:
+    async def run() -> Any:
+        async with opened_node(_directory(directory)) as node:
+            return await verify_archive(node, archive)
+
+    try:
+        check = asyncio.run(run())
+    except user_errors() as exc:
+        click.echo(f"error: could not verify the archive: {describe(exc)}", err=True)
+        sys.exit(VERIFY_COULD_NOT_RUN)
+    if as_json:
+        echo_json(check.to_json())
+    else:
+        click.echo(
+            f"archive of {check.node}: entries {check.first_seq} to {check.last_seq} "
+            f"({check.entries}), checkpoints {check.checkpoints}, witnesses {check.witnesses}"
+        )
+        for note in check.notes:
+            click.echo(f"note: {note}")
+        for p in check.problems:
+            click.echo(f"FAIL at entry {p['seq']}: {p['kind']}: {p['detail']}")
+        click.echo("archive verified: OK" if check.ok else "archive verification FAILED")
+    if not check.ok:
+        sys.exit(VERIFY_FAILED)
+
+
+@log.command("archive")
+@node_dir_option
+@click.option(
+    "--before",
+    required=True,
+    help="Archive the entries logged before this day or time (YYYY-MM-DD, UTC midnight, or "
+    "RFC 3339), up to the last checkpoint among them.",
+)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The archive file to write (JSON lines). It must not exist: an archive never "
+    "overwrites a file (but the file an interrupted run left is checked and finished).",
+)
+@click.option(
+    "--unwitnessed",
+    is_flag=True,
+    help="Accept a checkpoint only this node signed (a node without peers); by default the "
+    "archive ends at a checkpoint a peer countersigned.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@run_async
+async def archive(
+    directory: Path, before: str, target: Path, unwitnessed: bool, as_json: bool
+) -> None:
+    """Move old exchange-log entries out of the store into an archive file.
+
+    The archive ends at an entry covered by a signed checkpoint (witnessed by a peer), so it
+    can be verified on its own ('barnplan log verify --archive FILE'); the live log keeps
+    verifying from there ('barnplan log verify'). The file is written and flushed to disk
+    before the entries are deleted, in one transaction; if the run is interrupted, run the
+    same command again. Keep the file as the agency's retention decision says
+    (deploy/OPERATIONS.md §9).
+    """
+    when = _time(before)
+    assert when is not None
+    async with opened_node(_directory(directory)) as node:
+        report = await archive_log(node, when, target, unwitnessed=unwitnessed)
+    if report is None:
+        if as_json:
+            echo_json({"archived": None})
+        else:
+            click.echo(f"nothing to archive: no entry in the live log was logged before {before}")
+        return
+    if as_json:
+        echo_json({"archived": report.to_json()})
+        return
+    done = "finished the interrupted archive" if report.resumed else "archived"
+    click.echo(
+        f"{done}: entries {report.first_seq} to {report.last_seq} ({report.entries}) in "
+        f"{report.path}, sha256 {report.sha256}"
+    )
+    click.echo(
+        f"the archive ends at the checkpoint of entry {report.last_seq}, "
+        f"witnessed by {report.witnesses} peer(s)"
+    )
+    if report.requested_through > report.last_seq:
+        click.echo(
+            f"entries {report.last_seq + 1} to {report.requested_through} were logged before "
+            f"{before} but come after the last checkpoint among them: they stay in the live "
+            "log until an archive after a later checkpoint"
+        )
 
 
 @log.command("checkpoint")

@@ -22,6 +22,17 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value is not None else "never"
 
 
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value, unit = n / 1024, "KB"
+    for larger in ("MB", "GB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger
+    return f"{value:.1f} {unit}"
+
+
 def show(report: NodeStatus) -> None:
     click.echo(f"node      {report.node}")
     click.echo(f"release   barnplan {report.version}")
@@ -48,6 +59,29 @@ def show(report: NodeStatus) -> None:
             f"({_when(report.last_checkpoint_at)}), "
             f"{report.last_checkpoint_witnesses} witness(es)"
         )
+    if report.log_growth:  # the log was read (a store too old to read shows none)
+        span = (
+            f", entries {report.log_first_seq} to {report.log_last_seq}"
+            if report.log_last_seq is not None
+            else ""
+        )
+        click.echo(
+            f"log size  {report.log_entries} entries in the store ({_size(report.log_bytes)}){span}"
+        )
+    if report.log_archived is not None:
+        archived = report.log_archived
+        click.echo(
+            f"archived  entries up to {archived.through} ({_when(archived.at)}; "
+            "'barnplan log verify --archive FILE' checks a file)"
+        )
+    if report.log_growth:
+        days = report.log_growth
+        click.echo(
+            f"growth    last {len(days)} days: {sum(d.entries for d in days)} entries, "
+            f"{_size(sum(d.bytes for d in days))}"
+        )
+        for day in days:
+            click.echo(f"          {day.day} {day.entries:>9} entries {_size(day.bytes):>10}")
     verified = {None: "never", True: "OK", False: "FAILED"}[report.last_verification_ok]
     click.echo(f"verified  {verified} ({_when(report.last_verification_at)})")
     for problem in report.problems:
@@ -61,8 +95,9 @@ def show(report: NodeStatus) -> None:
 @click.option("--no-peers", is_flag=True, help="Do not contact peers (no network).")
 @run_async
 async def status(directory: Path, as_json: bool, no_peers: bool) -> None:
-    """How the node is: release and schema, store, keys, peers, outbox, checkpoints and the
-    last log verification. Changes nothing; contacts peers only to GET their node documents.
+    """How the node is: release and schema, store, keys, peers, outbox, checkpoints, the
+    exchange log's size and growth per day (to plan 'barnplan log archive') and the last log
+    verification. Changes nothing; contacts peers only to GET their node documents.
 
     Exit 0 when all is well, 1 when a problem was found (each one is listed), 2 for bad usage.
     """

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from protocol.documents import sign_checkpoint, verify_checkpoint, verify_witness
 from protocol.errors import ProtocolError
 
-from ..store import witnessed
-from ..store.exchange_log import ChainProblem, log_head, verify_chain
+from ..store import log_archive, witnessed
+from ..store.exchange_log import GENESIS, ChainProblem, log_head, verify_chain
 from ..store.tables import CheckpointWitness, LogCheckpoint, LogVerification
 from ..store.verifications import record_verification
 from .ports import FederationNode
@@ -68,6 +68,7 @@ class VerifyReport:
     checkpoints: int
     witnesses: int
     problems: list[dict[str, Any]] = field(default_factory=list)
+    archived_through: int = 0  # the live log starts after this entry (``log archive``)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,13 +82,26 @@ async def verify_log(node: FederationNode) -> VerifyReport:
         )
         witnesses = (await conn.execute(select(T_WITNESS))).mappings().all()
         declarations = await witnessed.declarations(conn)
+        boundary = await log_archive.boundary(conn)
+        archive_entries = (
+            await log_archive.archive_entries(conn, node.node_id, boundary.seq)
+            if boundary is not None
+            else []
+        )
+    archived = boundary.seq if boundary is not None else 0
     keep = {int(c["seq"]) for c in checkpoints} | {seq for seq, _ in declarations}
-    chain = await verify_chain(node.engine, keep=keep)
+    keep |= set(archive_entries)
+    start = (archived + 1, boundary.head_hash) if boundary is not None else (1, GENESIS)
+    chain = await verify_chain(node.engine, keep=keep, start=start)
     problems: list[ChainProblem] = []
     if chain.problem is not None:
         problems.append(chain.problem)
-    problems.extend(declaration_problems(node, declarations, chain.hashes))
     own_keys = node.identity.public_keys()
+    if boundary is not None and chain.problem is None:
+        problems.extend(_boundary_problems(node, boundary, archive_entries, chain.hashes))
+    problems.extend(
+        declaration_problems(node, [(s, d) for s, d in declarations if s > archived], chain.hashes)
+    )
     checked: dict[int, str] = {}
     last_good = 0
     for row in checkpoints:
@@ -101,6 +115,12 @@ async def verify_log(node: FederationNode) -> VerifyReport:
             problems.append(ChainProblem(seq, "bad_checkpoint", "checkpoint row altered"))
             continue
         checked[seq] = cp.head
+        if seq <= archived:  # its entry is in an archive file: 'log verify --archive' checks it
+            if seq == archived and cp.head != boundary.head_hash:  # type: ignore[union-attr]
+                problems.append(
+                    ChainProblem(seq, "bad_archive", "the archive boundary is not this checkpoint")
+                )
+            continue
         if chain.problem is None and seq > chain.head_seq:
             problems.append(
                 ChainProblem(
@@ -143,6 +163,7 @@ async def verify_log(node: FederationNode) -> VerifyReport:
         checkpoints=len(checkpoints),
         witnesses=len(witnesses),
         problems=[asdict(p) for p in problems],
+        archived_through=archived,
     )
     await record_verification(
         node.engine,
@@ -156,3 +177,32 @@ async def verify_log(node: FederationNode) -> VerifyReport:
         ),
     )
     return report
+
+
+def _boundary_problems(
+    node: FederationNode,
+    boundary: log_archive.Boundary,
+    archive_entries: list[int],
+    hashes: dict[int, str],
+) -> list[ChainProblem]:
+    """The live log starts after an archive: its boundary must be this node's signed checkpoint
+    of the boundary entry, and the live chain must hold the ``log.archive`` entry that names it
+    (appended in the transaction that deleted the entries). Moving the boundary, deleting its
+    record or removing the entry that names it breaks one of these."""
+    seq = boundary.seq
+    try:
+        cp = verify_checkpoint(boundary.signed, node.identity.public_keys())
+    except (ProtocolError, ValueError) as exc:
+        return [ChainProblem(seq, "bad_archive", f"the archive boundary's checkpoint: {exc}")]
+    if cp.seq != seq or cp.head != boundary.head_hash or cp.node != node.node_id:
+        return [ChainProblem(seq, "bad_archive", "the archive boundary record was altered")]
+    if not any(s > seq and s in hashes for s in archive_entries):
+        return [
+            ChainProblem(
+                seq + 1,
+                "bad_archive",
+                f"no intact log.archive entry names the archive that ended at entry {seq}: "
+                "entries were removed after it, or the boundary was moved",
+            )
+        ]
+    return []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import aiohttp
@@ -22,6 +22,7 @@ from protocol.encoding import b64url_decode
 from protocol.keys import fingerprint
 
 from ..config import NodeConfig
+from ..store import log_archive
 from ..store import peers as peer_store
 from ..store.engine import StoreError, create_engine, current_revision
 from ..store.migration_head import expected_revision
@@ -36,6 +37,26 @@ PEER_TIMEOUT_S = 3.0
 # what counts as stale for the report's problems (alerting has its own rules in deploy/)
 OUTBOX_STALE = timedelta(hours=1)
 VERIFICATION_STALE = timedelta(days=2)
+GROWTH_DAYS = 7  # the days of exchange-log growth the report shows, today included
+
+
+@dataclass
+class LogDay:
+    """One UTC day's exchange-log growth (bytes: the entries' data, not the store's pages)."""
+
+    day: str
+    entries: int
+    bytes: int
+
+
+@dataclass
+class LogArchived:
+    """The live log's boundary: the entries up to ``through`` are in archive files."""
+
+    through: int
+    head: str
+    entries: int  # in the latest archive
+    at: datetime
 
 
 @dataclass
@@ -72,6 +93,12 @@ class NodeStatus:
     last_checkpoint_witnesses: int = 0
     last_verification_at: datetime | None = None
     last_verification_ok: bool | None = None
+    log_entries: int = 0  # in the live log (after any archive)
+    log_bytes: int = 0
+    log_first_seq: int | None = None
+    log_last_seq: int | None = None
+    log_growth: list[LogDay] = field(default_factory=list)  # the last GROWTH_DAYS days
+    log_archived: LogArchived | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -148,6 +175,28 @@ async def _store_checks(engine: AsyncEngine, report: NodeStatus, now: datetime) 
     if not any(k.state == "current" for k in report.keys):
         report.problems.append("keys: no current signing key")
     await _outbox_and_log(engine, report, now)
+    await _log_growth(engine, report, now)
+
+
+async def _log_growth(engine: AsyncEngine, report: NodeStatus, now: datetime) -> None:
+    """How big the live exchange log is, how fast it grew over the last days, and where the
+    last archive left it: what an operator plans 'barnplan log archive' from."""
+    since = datetime.combine(now.date() - timedelta(days=GROWTH_DAYS - 1), time(), UTC)
+    async with engine.connect() as conn:
+        size = await log_archive.log_size(conn)
+        days = await log_archive.growth_by_day(conn, since)
+        boundary = await log_archive.boundary(conn)
+    report.log_entries, report.log_bytes = size.entries, size.bytes
+    report.log_first_seq, report.log_last_seq = size.first_seq, size.last_seq
+    counted = {d: (n, b) for d, n, b in days}
+    report.log_growth = [
+        LogDay(day.isoformat(), *counted.get(day, (0, 0)))
+        for day in (since.date() + timedelta(days=i) for i in range(GROWTH_DAYS))
+    ]
+    if boundary is not None:
+        report.log_archived = LogArchived(
+            boundary.seq, boundary.head_hash, boundary.entries, boundary.archived_at
+        )
 
 
 async def _outbox_and_log(engine: AsyncEngine, report: NodeStatus, now: datetime) -> None:

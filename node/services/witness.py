@@ -338,7 +338,14 @@ async def declare_restore(
                 code="restore_seq",
             )
         async with node.store.reading() as conn:
-            head = await witnessed.entry_hash_at(conn, seq)
+            try:
+                head = await witnessed.entry_hash_at(conn, seq)
+            except LookupError:  # archived ('barnplan log archive'): not in the store now
+                raise InvalidInput(
+                    f"entry {seq} is not in the live log (it was archived): name an entry "
+                    "after the last archive ('barnplan status' shows where the log starts)",
+                    code="restore_seq",
+                ) from None
     now = node.clock.now()
     signed = sign_restore(
         node_id=node.node_id, seq=seq, head=head, at=now, key=node.identity.key, note=note

@@ -183,19 +183,21 @@ class ChainWalker:
                 segment.last_seq, segment.last_hash = expected - 1, prev
         return True
 
-    def result(self) -> ChainResult:
-        """This walk as the whole chain's result (a walk that started at entry 1)."""
-        return join([self.segment])
+    def result(self, start: tuple[int, str] = (1, GENESIS)) -> ChainResult:
+        """This walk as the whole chain's result (a walk that started at ``start``)."""
+        return join([self.segment], start)
 
 
-def join(segments: Iterable[Segment]) -> ChainResult:
+def join(segments: Iterable[Segment], start: tuple[int, str] = (1, GENESIS)) -> ChainResult:
     """Chain the ranges' results in seq order, checking seq and link across each cut.
 
     A range was walked trusting its first entry's seq and ``prev_hash``; checking exactly those
-    two here, before taking the range's own findings, gives what one walk from entry 1 gives.
+    two here, before taking the range's own findings, gives what one walk from ``start`` gives.
+    ``start`` is (the first entry's seq, its ``prev_hash``): (1, ``GENESIS``) for a whole log,
+    (N + 1, the head of entry N) for a log whose entries up to N were archived.
     """
-    result = ChainResult()
-    expected, prev = 1, GENESIS
+    expected, prev = start
+    result = ChainResult(head_seq=expected - 1, head_hash=prev)
     for segment in segments:
         if segment.first_seq is None:  # an empty range
             continue
@@ -241,7 +243,12 @@ def default_parts(entries: int) -> int:
     return min(available_cores(), MAX_PARTS) if entries >= PARALLEL_MIN_ENTRIES else 1
 
 
-def verify_sqlite(path: str, keep: set[int] | None, parts: int | None = None) -> ChainResult:
+def verify_sqlite(
+    path: str,
+    keep: set[int] | None,
+    parts: int | None = None,
+    start: tuple[int, str] = (1, GENESIS),
+) -> ChainResult:
     """Verify the chain in the SQLite file at ``path`` (blocking: run it in a worker thread).
 
     ``parts`` ranges are walked at once, this thread taking the first and a child process each
@@ -251,7 +258,7 @@ def verify_sqlite(path: str, keep: set[int] | None, parts: int | None = None) ->
     with contextlib.closing(connect_read_only(path)) as db:
         lo, hi = db.execute("SELECT min(seq), max(seq) FROM exchange_log").fetchone()
     if lo is None:
-        return ChainResult()
+        return ChainResult(head_seq=start[0] - 1, head_hash=start[1])
     if parts is None:
         parts = default_parts(hi - lo + 1)
     ranges = cut(lo, hi, max(1, parts))
@@ -267,7 +274,7 @@ def verify_sqlite(path: str, keep: set[int] | None, parts: int | None = None) ->
             if child is not None and child.poll() is None:
                 child.kill()
                 child.wait()
-    return join(segments)
+    return join(segments, start)
 
 
 def _start_child(

@@ -275,7 +275,11 @@ def _split_replays(
 
 
 async def verify_chain(
-    engine: AsyncEngine, keep: set[int] | None = None, batch: int = 20_000, parts: int | None = None
+    engine: AsyncEngine,
+    keep: set[int] | None = None,
+    batch: int = 20_000,
+    parts: int | None = None,
+    start: tuple[int, str] = (1, GENESIS),
 ) -> ChainResult:
     """Walk the whole chain in seq order; stop at the first entry that does not fit.
 
@@ -284,11 +288,13 @@ async def verify_chain(
     thread, and in ``parts`` ranges at once (child processes; default: one per core for a long
     chain), see ``chain_verify``: a million entries took ~25-50 s through the async stream.
     Elsewhere (PostgreSQL, an in-memory SQLite) the engine streams the rows into the same walker.
+    ``start`` is the first entry's seq and ``prev_hash``: after an archive (``log_archive``),
+    the entry after the boundary and the boundary's head.
     """
     path = _sqlite_file(engine)
     if path is not None:
-        return await asyncio.to_thread(verify_sqlite, path, keep, parts)
-    walker = ChainWalker(keep, aware_at_text, _same)
+        return await asyncio.to_thread(verify_sqlite, path, keep, parts, start)
+    walker = ChainWalker(keep, aware_at_text, _same, expected=start[0], prev=start[1])
     table = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
     query = text(f"SELECT {', '.join(COLUMNS)} FROM exchange_log ORDER BY seq")
     async with engine.connect() as conn:
@@ -296,7 +302,7 @@ async def verify_chain(
         async for part in stream.partitions(batch):
             if not walker.feed(part):
                 break
-    return walker.result()
+    return walker.result(start)
 
 
 def _sqlite_file(engine: AsyncEngine) -> str | None:

@@ -5,6 +5,13 @@ received (``barnplan serve``, and CLI commands that send, such as ``consent revo
 ``log checkpoint``, in processes of their own). ``/metrics`` counts from it, so a message a
 CLI command sent shows in the running node's metrics too: each scrape reads only the entries
 after the last one it counted (the primary key), a few rows, not the whole log.
+
+Archiving (``barnplan log archive``) deletes a prefix of the log and seqs continue after it, so
+a running process's counters never go back: its cursor is past the archived entries, or the
+entries it had not counted yet are simply never counted by it. A process that starts after an
+archive counts the live log only, a counter reset as any restart is (Prometheus's ``rate`` and
+``increase`` handle it); ``barnplan_exchange_log_entries`` stays the head's seq, every entry
+ever logged, archived ones included.
 """
 
 from __future__ import annotations

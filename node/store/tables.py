@@ -445,3 +445,22 @@ class ConsentPerson(SQLModel, table=True):
     maturity: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     view: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     updated_at: datetime = Field(sa_column=utc_column())
+
+
+class LogArchive(SQLModel, table=True):
+    """One ``barnplan log archive`` run: the entries up to ``seq`` (from ``first_seq``) moved
+    out of the store into an archive file. The latest row (highest ``seq``) is the live log's
+    boundary: ``log verify`` walks the chain from entry ``seq + 1``, whose ``prev_hash`` must be
+    ``head_hash``, and checks ``signed`` (this node's checkpoint of entry ``seq``) and the
+    ``log.archive`` entry the run appended (message id ``archive-<seq>``)."""
+
+    __tablename__ = "log_archive"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(index=True)
+    head_hash: str = Field(max_length=64)
+    first_seq: int
+    entries: int
+    signed: str = Field(sa_column=Column(Text, nullable=False))
+    file_sha256: str = Field(max_length=64)
+    archived_at: datetime = Field(sa_column=utc_column())

@@ -1,4 +1,5 @@
-"""Migrations are append-only once they are on main: each script is as it was first committed.
+"""Migrations are append-only once they are on main: each script is as it was first committed
+to main (its first-parent history).
 
 Why: 0008 was edited by a later commit than the one that added it, and a node migrated in
 between said "revision 0008" while lacking a column the code used. Alembic runs a revision once
@@ -42,7 +43,12 @@ def committed_scripts() -> list[Path]:
 @pytest.mark.parametrize("script", committed_scripts() if history_available() else [], ids=str)
 def test_a_committed_migration_is_as_it_was_first_committed(script: Path) -> None:
     relative = str(script.relative_to(ROOT))
-    added = git("log", "--diff-filter=A", "--format=%H", "--", relative).split()
+    # main's own history (first parents): a script a branch added and the merge then changed
+    # (its down_revision re-chained after another branch's migration) lands as merged
+    added = git(
+        "log", "--first-parent", "--diff-filter=A", "--format=%H",
+        "--", relative,
+    ).split()  # fmt: skip
     if not added:
         return  # new in the working tree: its first commit will be its first form
     first = added[-1]
