@@ -29,6 +29,7 @@ from tests.support.plans import create_plan, shared_plan_world
 
 from .axe import axe_source, check_page
 from .support import PASSWORD, web_federation
+from .test_page_rendering import render, shared_plan
 
 WIDTHS = {"laptop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 LANGS = ("sv", "en")
@@ -198,17 +199,48 @@ async def signed_in(browser: Any, node: RunningNode, user: str | None) -> Any:
     return page
 
 
-async def fragment_id(page: Any, url: str) -> str:
-    await page.goto(url)
-    href = await page.locator("a[href*='/fragments/']").first.get_attribute("href")
-    return str(href).rsplit("/", 1)[1]
+class Visitor:
+    """Opens each ``Visit`` as its person: one signed-in browser page per (node, user), the
+    ids of the world filled in, the page's language and width set, its action done."""
 
+    def __init__(self, browser: Any, world: dict[str, Any]) -> None:
+        self.browser = browser
+        self.world = world
+        self.pages: dict[tuple[str, str | None], Any] = {}
+        self.fragment = ""
 
-def concrete(visit: Visit, world: dict[str, Any], fragment: str = "") -> str:
-    """The visit's path with the world's plan, waiting plan, consent and fragment ids."""
-    return visit.path.format(
-        plan=world["plan"], pending=world["pending"], consent=world["consent"], fragment=fragment
-    )
+    async def page_of(self, who: tuple[str, str | None]) -> Any:
+        if who not in self.pages:
+            self.pages[who] = await signed_in(self.browser, self.world["nodes"][who[0]], who[1])
+        return self.pages[who]
+
+    async def path_of(self, visit: Visit) -> str:
+        if "{fragment}" in visit.path and not self.fragment:
+            # the social services professional's own fragment, as the plan page links it
+            page = await self.page_of(PROF)
+            await page.goto(f"{self.world['nodes']['social'].url}/plans/{self.world['plan']}")
+            href = await page.locator("a[href*='/fragments/']").first.get_attribute("href")
+            self.fragment = str(href).rsplit("/", 1)[1]
+        w = self.world
+        return visit.path.format(
+            plan=w["plan"], pending=w["pending"], consent=w["consent"], fragment=self.fragment
+        )
+
+    async def open(self, visit: Visit, lang: str, size: dict[str, int]) -> Any:
+        """The visit's page, as its person sees it in ``lang`` at ``size``."""
+        path = await self.path_of(visit)
+        page = await self.page_of(visit.who)
+        await page.set_viewport_size(size)
+        node = self.world["nodes"][visit.who[0]]
+        response = await page.goto(node.url + with_lang(path, lang))
+        assert response is not None and response.status == visit.status, (
+            visit.name,
+            response and response.status,
+        )
+        if visit.act is not None:
+            await visit.act(page)
+        assert await page.locator("html").get_attribute("lang") == lang
+        return page
 
 
 def with_lang(path: str, lang: str) -> str:
@@ -218,28 +250,12 @@ def with_lang(path: str, lang: str) -> str:
 async def scan(browser: Any, world: dict[str, Any], visits: list[Visit]) -> list[str]:
     """Every visit at every width in both languages; the violations, all of them."""
     source = axe_source()
-    nodes = world["nodes"]
-    pages: dict[tuple[str, str | None], Any] = {}
-    for visit in visits:
-        if visit.who not in pages:
-            pages[visit.who] = await signed_in(browser, nodes[visit.who[0]], visit.who[1])
-    fragment = await fragment_id(pages[PROF], f"{nodes['social'].url}/plans/{world['plan']}")
+    visitor = Visitor(browser, world)
     problems: list[str] = []
     for visit in visits:
-        page = pages[visit.who]
-        node = nodes[visit.who[0]]
-        path = concrete(visit, world, fragment)
         for lang in LANGS:
             for width_name, size in WIDTHS.items():
-                await page.set_viewport_size(size)
-                response = await page.goto(node.url + with_lang(path, lang))
-                assert response is not None and response.status == visit.status, (
-                    visit.name,
-                    response and response.status,
-                )
-                if visit.act is not None:
-                    await visit.act(page)
-                assert await page.locator("html").get_attribute("lang") == lang
+                page = await visitor.open(visit, lang, size)
                 problems += await check_page(page, source, f"{visit.name} [{lang}, {width_name}]")
     return problems
 
@@ -362,20 +378,10 @@ async def test_the_focus_ring_has_3_to_1_contrast_against_what_is_next_to_it(
 async def test_no_page_scrolls_sideways_at_320_px(browser: Any, world: dict[str, Any]) -> None:
     """WCAG 1.4.10: at 320 CSS px every page reflows (the consent grid too); wide tables
     scroll inside their own focusable region, never the page."""
-    nodes = world["nodes"]
-    pages: dict[tuple[str, str | None], Any] = {}
+    visitor = Visitor(browser, world)
     wide = []
     for visit in VISITS:
-        if "{fragment}" in visit.path:
-            continue
-        if visit.who not in pages:
-            pages[visit.who] = await signed_in(browser, nodes[visit.who[0]], visit.who[1])
-        page = pages[visit.who]
-        await page.set_viewport_size({"width": 320, "height": 640})
-        path = concrete(visit, world)
-        await page.goto(nodes[visit.who[0]].url + with_lang(path, "sv"))
-        if visit.act is not None:
-            await visit.act(page)
+        page = await visitor.open(visit, "sv", {"width": 320, "height": 640})
         overflow = await page.evaluate(
             "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
@@ -424,21 +430,11 @@ def found_words(text: str, words: tuple[str, ...], flags: int = 0) -> list[str]:
 async def test_swedish_pages_have_no_english_and_professionals_pages_no_jargon(
     browser: Any, world: dict[str, Any]
 ) -> None:
-    nodes = world["nodes"]
-    pages: dict[tuple[str, str | None], Any] = {}
-    fragment = ""
+    visitor = Visitor(browser, world)
     english = []
     jargon = []
     for visit in VISITS:
-        if visit.who not in pages:
-            pages[visit.who] = await signed_in(browser, nodes[visit.who[0]], visit.who[1])
-        page = pages[visit.who]
-        if not fragment and visit.who == PROF:
-            fragment = await fragment_id(page, f"{nodes['social'].url}/plans/{world['plan']}")
-        path = concrete(visit, world, fragment)
-        await page.goto(nodes[visit.who[0]].url + with_lang(path, "sv"))
-        if visit.act is not None:
-            await visit.act(page)
+        page = await visitor.open(visit, "sv", WIDTHS["laptop"])
         text = await page.title() + "\n" + await page.locator("body").inner_text()
         english += [(visit.name, w) for w in found_words(text, ENGLISH)]
         if visit.who[1] in ("lead", "prof"):
@@ -475,6 +471,20 @@ async def test_every_printout_carries_a_confidentiality_marking(
             assert not await marking.is_visible(), path
 
 
+def visible_text(html: str) -> str:
+    """The page's text without its markup (attributes, where codes may stay, dropped)."""
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def test_a_shared_plan_says_every_peer_detail_in_swedish() -> None:
+    """A peer not yet linked ("pending") and one whose transport failed (an exception's name)
+    read as words on the Swedish page; the codes stay only in attributes."""
+    page = visible_text(render("shared.html", shared=shared_plan(), fhir_available=False))
+    assert "Väntar på koppling" in page and "Tekniskt fel" in page
+    assert not found_words(page, (*ENGLISH, "ClientConnectorError"))
+
+
+@pytest.mark.slow
 async def test_min_plan_spells_out_agencies_and_dates_with_weekday(
     browser: Any, world: dict[str, Any]
 ) -> None:

@@ -236,6 +236,14 @@ class Translator:
     def has_reason(self, code: str | None) -> bool:
         return bool(code) and code in REASON_LABELS
 
+    def detail(self, code: str) -> str:
+        """What an assembly says about a peer beyond a protocol reason: a participant's
+        standing ("pending": waiting to be linked) in words, anything else (an exception's
+        name from the transport) as "technical fault", never the English code itself."""
+        if code in PARTICIPANT_STATUS:
+            return self.participant(code)
+        return self.gettext("Tekniskt fel")
+
     def participant(self, status: str) -> str:
         """A participant's standing in a plan (lead, invited, linked, …)."""
         message = PARTICIPANT_STATUS.get(status)
