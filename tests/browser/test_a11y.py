@@ -25,7 +25,14 @@ from aiohttp import web
 from node.web.pages.core import PAGE_STATE
 from protocol.clock import ManualClock
 from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode
-from tests.support.plans import create_plan, shared_plan_world
+from tests.support.plans import (
+    add_fragment,
+    create_linked_plan,
+    create_plan,
+    record_consent,
+    rich_fragment,
+    shared_plan_world,
+)
 
 from .axe import axe_source, check_page
 from .support import PASSWORD, web_federation
@@ -80,6 +87,7 @@ async def open_log_filters(page: Any) -> None:
     await submit(page, "form button.primary >> nth=0")
 
 
+UNKNOWN_PLAN = "00000000-0000-4000-8000-000000000000"
 LEAD = ("school", "lead")
 PROF = ("social", "prof")
 OPS = ("school", "ops")
@@ -115,6 +123,10 @@ VISITS: list[Visit] = [
     Visit(
         "lead-no-consent", "/plans/{plan_id}/shared", "/plans/{pending}/shared", LEAD, status=404
     ),
+    Visit("lead-plan-revoked", "/plans/{plan_id}", "/plans/{revoked}", LEAD),
+    Visit("lead-shared-revoked", "/plans/{plan_id}/shared", "/plans/{revoked}/shared", LEAD),
+    Visit("lead-family-revoked", "/plans/{plan_id}/family", "/plans/{revoked}/family", LEAD),
+    Visit("lead-plan-unknown", "/plans/{plan_id}", f"/plans/{UNKNOWN_PLAN}", LEAD, status=404),
     Visit("lead-family", "/plans/{plan_id}/family", "/plans/{plan}/family", LEAD),
     Visit(
         "lead-revoke",
@@ -142,6 +154,13 @@ VISITS: list[Visit] = [
     ),
     # the operator
     Visit("ops", "/ops", "/ops", OPS),
+    Visit(
+        "ops-verified",
+        "/ops",
+        "/ops",
+        OPS,
+        act=lambda p: submit(p, "form[action='/ops/verify'] button"),
+    ),
     Visit("ops-log", "/ops/log", "/ops/log", OPS),
     Visit("ops-log-errors", "/ops/log", "/ops/log", OPS, act=open_log_filters),
     Visit("ops-peers", "/ops/peers", "/ops/peers", OPS),
@@ -176,11 +195,19 @@ async def world(tmp_path: Path, clock: ManualClock) -> AsyncIterator[dict[str, A
         plan_id, consent_id = await shared_plan_world(school, social, bup, "A11Y")
         [child] = [c for c in (await school.api("GET", "/children", "lead"))[1]]
         pending = await create_plan(school, child["child_id"], [social.node_id])
+        # a third plan whose consent the family withdrew
+        revoked = await create_linked_plan(school, child["child_id"], [social])
+        await add_fragment(social, revoked, rich_fragment("social", "REV"))
+        grants = {social.node_id: ["social"]}
+        withdrawn = await record_consent(school, revoked, grants, clock.now())
+        status, answer = await school.api("POST", f"/consents/{withdrawn}/revoke", "lead")
+        assert status == 201, answer
         yield {
             "nodes": {"school": school, "social": social, "bup": bup},
             "plan": plan_id,
             "pending": pending,
             "consent": consent_id,
+            "revoked": revoked,
         }
 
 
@@ -223,7 +250,11 @@ class Visitor:
             self.fragment = str(href).rsplit("/", 1)[1]
         w = self.world
         return visit.path.format(
-            plan=w["plan"], pending=w["pending"], consent=w["consent"], fragment=self.fragment
+            plan=w["plan"],
+            pending=w["pending"],
+            consent=w["consent"],
+            revoked=w["revoked"],
+            fragment=self.fragment,
         )
 
     async def open(self, visit: Visit, lang: str, size: dict[str, int]) -> Any:
