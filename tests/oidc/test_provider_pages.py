@@ -327,7 +327,7 @@ async def test_pre_registered_users_only(
         users = await count(school, "app_user")
         callback, query = await provider_round_trip(http, school, "olle")
         status, _, page = await finish(http, callback, query)
-        assert status == 403 and "inte registrerad som användare på den här noden" in page
+        assert status == 403 and "inte registrerad som användare här" in page
         assert await count(school, "app_user") == users
     finally:
         await stop_all([school])

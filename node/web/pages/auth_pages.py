@@ -40,17 +40,17 @@ PENDING = "oidc_pending"  # the session key of a sign-in started at the provider
 # what a refused sign-in's page says, by ``IdentityRefused.code``
 REFUSED = {
     "no_role": N_(
-        "%(name)s kände igen dig, men du har ingen roll i barnplan på den här noden. Be din "
-        "organisations behörighetsadministratör om en roll."
+        "%(name)s kände igen dig, men du har ingen roll i barnplan här. Be din organisations "
+        "behörighetsadministratör om en roll."
     ),
     "unknown_user": N_(
-        "%(name)s kände igen dig, men du är inte registrerad som användare på den här noden. "
-        "Be nodens driftansvarige lägga till dig."
+        "%(name)s kände igen dig, men du är inte registrerad som användare här. Be "
+        "driftansvarig för barnplan i din verksamhet att lägga till dig."
     ),
-    "disabled": N_("Ditt konto på den här noden är avstängt. Kontakta nodens driftansvarige."),
+    "disabled": N_("Ditt konto är avstängt. Kontakta driftansvarig för barnplan i din verksamhet."),
     "no_subject": N_(
-        "%(name)s skickade inte det användar-id som den här noden behöver. Kontakta nodens "
-        "driftansvarige."
+        "%(name)s skickade inte det användar-id som barnplan behöver. Kontakta driftansvarig "
+        "för barnplan i din verksamhet."
     ),
 }
 
@@ -112,8 +112,8 @@ async def login(request: web.Request) -> web.StreamResponse:
             request,
             target or "",
             error=t.gettext(
-                "Inloggning med lösenord är avstängd på den här noden. Logga in med din "
-                "organisations inloggning."
+                "Inloggning med lösenord är avstängd här. Logga in med din organisations "
+                "inloggning."
             ),
             status=403,
         )
@@ -214,7 +214,7 @@ async def _sign_in_failed(
     if code == "provider_unreachable":
         text = t.gettext(
             "Inloggningstjänsten %(name)s svarar inte just nu. Försök igen om en stund. "
-            "Kvarstår felet, kontakta nodens driftansvarige.",
+            "Kvarstår felet, kontakta driftansvarig för barnplan i din verksamhet.",
             name=provider.name,
         )
         status = 503

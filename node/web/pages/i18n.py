@@ -13,6 +13,7 @@ come from ``protocol.codes`` so pages, schemas and the API say the same thing.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from babel.support import NullTranslations, Translations
 from markupsafe import Markup
 
@@ -110,6 +112,33 @@ TERMS: dict[str, dict[str, str]] = {
         "consent_expired": N_("Samtycket har gått ut"),
         "in_force": N_("Gäller"),
     },
+    # a request's message type in the exchange log (the code, as ``barnplan log --type`` takes
+    # it, stays in the row's title); a type not listed shows as its code
+    "message_type": {
+        "consent.revoke": N_("Återkallelse av samtycke"),
+        "consent.statement": N_("Samtyckesbesked"),
+        "fragments.request": N_("Begäran om planfragment"),
+        "hello": N_("Handskakning"),
+        "keys.update": N_("Nyckelbyte"),
+        "log.checkpoint": N_("Loggens kontrollpunkt"),
+        "plan.invite": N_("Inbjudan till plan"),
+        "plan.link": N_("Koppling till plan"),
+        "revocations.since": N_("Fråga om återkallelser"),
+        "plan.close": N_("Avslutande av plan"),
+        "closures.since": N_("Fråga om avslutade planer"),
+        "access.report.request": N_("Fråga om utlämnanden"),
+    },
+    # an exchange's outcome in the exchange log (node/web/pages/ops.py OUTCOMES)
+    "outcome": {
+        "ok": N_("Lyckades"),
+        "released": N_("Utlämnat"),
+        "withheld": N_("Undanhållet"),
+        "refused": N_("Nekade"),
+        "unreachable": N_("Nås inte"),
+        "timeout": N_("Svarade inte i tid"),
+        "bad_reply": N_("Felaktigt svar"),
+        "failed": N_("Misslyckades"),
+    },
     "role": {
         "professional": N_("Yrkesverksam"),
         "lead": N_("Samordnare (huvudansvarig)"),
@@ -119,6 +148,16 @@ TERMS: dict[str, dict[str, str]] = {
         "young_person": N_("Den unge"),
     },
 }
+
+# Abbreviations agencies are named by (a node's agency_name, [node] in barnplan.toml, and its
+# peers' node documents) that a family cannot be expected to know: "Min plan" spells them out.
+AGENCY_ABBREVIATIONS = {
+    "BUP": N_("Barn- och ungdomspsykiatrin"),
+    "IFO": N_("Individ- och familjeomsorgen"),
+    "BVC": N_("Barnavårdscentralen"),
+    "EHT": N_("Elevhälsoteamet"),
+}
+_ABBREVIATION = re.compile(r"\b(" + "|".join(AGENCY_ABBREVIATIONS) + r")\b")
 
 # An error's code (node/errors.py, or pydantic's error type for a form field) -> its sentence,
 # filled from the error's params. A code not listed shows the error's English message.
@@ -141,12 +180,12 @@ ERROR_TEXTS: dict[str, str] = {
     "min_length": N_("Minst %(min_length)s tecken."),
     "one_of": _CHOOSE,
     "required_max_length": N_("Obligatoriskt, högst %(max_length)s tecken."),
-    "no_such_child": N_("Välj ett barn på den här noden."),
+    "no_such_child": N_("Välj ett av barnen som finns registrerade här."),
     "child_exists": N_("Personnumret finns redan (barn %(child_id)s)."),
     "child_mismatch": N_("Barnets personnummer stämmer inte med inbjudan."),
     "no_other_agency": N_("Bjud in minst en annan verksamhet."),
-    "not_trusted_peers": N_("Inte betrodda noder: %(nodes)s"),
-    "not_participant": N_("Måste vara den här noden eller en deltagare."),
+    "not_trusted_peers": N_("Inte anslutna verksamheter: %(nodes)s"),
+    "not_participant": N_("Måste vara din verksamhet eller en deltagare."),
     "unknown_indicators": N_("Okänt område."),
     "rfc3339_time": _DATE,
     "ends_before_start": N_("Måste vara efter startdatumet."),
@@ -157,12 +196,12 @@ ERROR_TEXTS: dict[str, str] = {
     "personnummer_future": N_("Datumdelen ligger i framtiden."),
     "personnummer_check": N_("Kontrollsiffran stämmer inte."),
     # what an error page says
-    "no_plan": N_("Planen %(plan_id)s finns inte på den här noden."),
-    "no_led_plan": N_("Den här noden leder ingen plan %(plan_id)s."),
+    "no_plan": N_("Planen %(plan_id)s finns inte här."),
+    "no_led_plan": N_("Din verksamhet leder ingen plan %(plan_id)s."),
     "no_fragment": N_("Planfragmentet %(fragment_id)s finns inte i planen."),
     "no_invitation": N_("Det finns ingen inbjudan till plan %(plan_id)s."),
     "invitation_resolved": N_("Inbjudan är redan besvarad."),
-    "no_consent": N_("Samtycket %(consent_id)s finns inte på den här noden."),
+    "no_consent": N_("Samtycket %(consent_id)s finns inte här."),
     "already_revoked": N_("Samtycket är redan återkallat."),
     "not_lead": N_("Bara samordnaren (huvudansvarig) kan göra det här."),
     "not_professional": N_("Bara yrkesverksamma kan göra det här."),
@@ -172,7 +211,7 @@ ERROR_TEXTS: dict[str, str] = {
         "Inbjudan till planen är inte kopplad till ett barn här än. Koppla den under Mina planer "
         "först."
     ),
-    "store_unavailable": N_("Nodens databas går inte att nå just nu. Försök igen om en stund."),
+    "store_unavailable": N_("Databasen går inte att nå just nu. Försök igen om en stund."),
     # the consent form's own
     "consenter_ref": N_("Bokstäver, siffror, _ och - (högst 32 tecken)."),
     "no_required_consenter": N_("Minst en person vars samtycke krävs."),
@@ -263,6 +302,14 @@ class Translator:
     def has_reason(self, code: str | None) -> bool:
         return bool(code) and code in REASON_LABELS
 
+    def detail(self, code: str) -> str:
+        """What an assembly says about a peer beyond a protocol reason: a participant's
+        standing ("pending": waiting to be linked) in words, anything else (an exception's
+        name from the transport) as "technical fault", never the English code itself."""
+        if code in PARTICIPANT_STATUS:
+            return self.participant(code)
+        return self.gettext("Tekniskt fel")
+
     def participant(self, status: str) -> str:
         """A participant's standing in a plan (lead, invited, linked, …)."""
         message = PARTICIPANT_STATUS.get(status)
@@ -344,6 +391,26 @@ class Translator:
         """A personnummer as people write it: YYYYMMDD-NNNN."""
         text = value or ""
         return f"{text[:8]}-{text[8:]}" if len(text) == 12 and text.isdigit() else text
+
+    def long_day(self, value: date | str | None) -> str:
+        """A date as people say it, with its weekday ("måndag 7 december 2026"): for the
+        family's copy, where an ISO date is a code; an unreadable value is shown as it is."""
+        if value is None or value == "":
+            return ""
+        try:
+            day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+        except ValueError:
+            return str(value)
+        return str(format_date(day, "EEEE d MMMM y", locale=self.lang))
+
+    def spell_out(self, name: str | None) -> str:
+        """An agency's name with each abbreviation of ``AGENCY_ABBREVIATIONS`` followed by
+        what it stands for: "Testregionen BUP" -> "Testregionen Barn- och
+        ungdomspsykiatrin (BUP)"."""
+        return _ABBREVIATION.sub(
+            lambda m: f"{self.gettext(AGENCY_ABBREVIATIONS[m.group(1)])} ({m.group(1)})",
+            name or "",
+        )
 
     def day(self, value: date | str | None) -> str:
         if value is None or value == "":

@@ -303,7 +303,7 @@ def fhir_converter() -> Callable[..., Any] | None:
 async def fhir_export(request: web.Request) -> web.StreamResponse:
     converter = fhir_converter()
     if converter is None:
-        return await error_page(request, 404, N_("FHIR-export finns inte ännu på den här noden."))
+        return await error_page(request, 404, N_("FHIR-export finns inte ännu här."))
     shared = await _assembled(request, led_here=True)
     if isinstance(shared, web.Response):
         return shared

@@ -99,8 +99,8 @@ async def link_invitation(request: web.Request) -> web.StreamResponse:
     flash(
         await get_session(request),
         translator(request).gettext(
-            "Inbjudan är kopplad. Den ledande noden fick besked: %(outcome)s.",
-            outcome=view["lead_notified"],
+            "Inbjudan är kopplad. Besked till den verksamhet som leder planen: %(outcome)s.",
+            outcome=translator(request).term("outcome", view["lead_notified"]),
         ),
     )
     return see_other(f"/plans/{plan_id}")
