@@ -32,7 +32,12 @@ from .core import (
 from .lead import routes as lead_routes
 from .ops import routes as ops_routes
 from .professional import routes as professional_routes
-from .provider_link import BACKCHANNEL_LOGOUT_PATH, ProviderLink
+from .provider_link import (
+    BACKCHANNEL_LOGOUT_PATH,
+    ProviderLink,
+    resident_provider,
+    staff_provider,
+)
 
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = WEB_DIR / "templates"
@@ -42,10 +47,20 @@ STATIC = WEB_DIR / "static"
 def setup_pages(app: web.Application, node: Node, settings: PageSettings | None = None) -> None:
     """Add the pages to ``app`` (call before the app starts; its middlewares are appended)."""
     settings = settings or settings_for(node.config)
-    provider = ProviderLink(node.config, node.clock) if node.config.oidc.issuer else None
-    app[PAGE_STATE] = PageState(settings, provider)
+    config = node.config
+    provider = (
+        ProviderLink(staff_provider(config), config, node.clock) if config.oidc.issuer else None
+    )
+    residents = (
+        ProviderLink(resident_provider(config), config, node.clock)
+        if config.residents.issuer
+        else None
+    )
+    app[PAGE_STATE] = PageState(settings, provider, residents)
+    for link in (provider, residents):
+        if link is not None:
+            app.on_cleanup.append(link.close)
     if provider is not None:
-        app.on_cleanup.append(provider.close)
         # called by the provider, not a browser: not a page (no session, no CSRF check)
         app.router.add_post(BACKCHANNEL_LOGOUT_PATH, backchannel_logout)
     env = aiohttp_jinja2.setup(

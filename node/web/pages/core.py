@@ -155,7 +155,8 @@ class PageState:
     store, shared by every process) and the last log check."""
 
     settings: PageSettings
-    provider: ProviderLink | None = None
+    provider: ProviderLink | None = None  # the staff's (``[oidc]``)
+    residents: ProviderLink | None = None  # the family's e-identification (``[residents]``)
     resources: set[web.AbstractResource] = field(default_factory=set)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     last_verify: dict[str, Any] | None = None
