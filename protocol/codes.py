@@ -123,6 +123,10 @@ REASON_LABELS: dict[str, tuple[str, str]] = {
         "Samtycke saknas från en vårdnadshavare",
         "A required person has not consented",
     ),
+    "consent_replaced": (
+        "Samtycket har ersatts av ett nyare",
+        "Consent replaced by a newer one",
+    ),
     "category_not_granted": ("Kategorin omfattas inte", "Category not granted"),
     "purpose_not_granted": ("Syftet omfattas inte", "Purpose not granted"),
     "requester_not_granted": ("Mottagaren omfattas inte", "Requester not granted"),

@@ -36,6 +36,7 @@ class Reason(StrEnum):
     CONSENT_REVOKED = "consent_revoked"
     CONSENT_OTHER_PLAN = "consent_other_plan"
     CONSENTER_MISSING = "consenter_missing"
+    CONSENT_REPLACED = "consent_replaced"
     CATEGORY_NOT_GRANTED = "category_not_granted"
     PURPOSE_NOT_GRANTED = "purpose_not_granted"
     REQUESTER_NOT_GRANTED = "requester_not_granted"

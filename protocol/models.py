@@ -232,6 +232,9 @@ class ConsentStatement(WireModel):
     evidence_ref: ShortText
     recorded_by: ProfessionalRef
     issued_at: Timestamp
+    # the consent_id of an earlier statement of the same plan by the same lead that this one
+    # replaces (a completed or changed consent, SPEC.md §6.2 and §7.3)
+    replaces: Omittable[Uuid] = None
     sig: Signature
 
 

@@ -75,11 +75,16 @@ def _header(plan: dict[str, Any]) -> Panel:
     consent = plan["consent"]
     child = plan.get("child") or {}
     revoked = plan["status"] == "revoked"
-    status = (
-        Text(f"ÅTERKALLAD {plan['revoked_at']} (revoked)", style="bold red")
-        if revoked
-        else Text("Aktiv (active)", style="bold green")
-    )
+    waiting = ", ".join(consent.get("waiting_for") or [])
+    if revoked:
+        status = Text(f"ÅTERKALLAD {plan['revoked_at']} (revoked)", style="bold red")
+    elif waiting:
+        status = Text(
+            f"Ofullständigt – väntar på {waiting} (incomplete — waiting for {waiting})",
+            style="bold yellow",
+        )
+    else:
+        status = Text("Aktiv (active)", style="bold green")
     validity = f"{consent['valid_from']} – {consent['valid_until']}"
     if consent.get("expired"):
         validity += "  (utgånget)"

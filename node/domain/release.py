@@ -29,10 +29,12 @@ class ReleaseRequest:
 
 @dataclass(frozen=True)
 class ConsentFacts:
-    """What the holder knows of the named consent: the statement (if any) and revocation."""
+    """What the holder knows of the named consent: the statement (if any), revocation, and
+    whether a later statement of the same plan by its lead replaced it (SPEC.md §7.3)."""
 
     statement: ConsentStatement | None
     revoked: bool
+    replaced: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ def _consent_problem(
         return Reason.CONSENT_UNKNOWN
     if statement.plan_id != request.plan_id:
         return Reason.CONSENT_OTHER_PLAN
+    if consent.replaced:
+        return Reason.CONSENT_REPLACED
     if now < _time(statement.valid_from):
         return Reason.CONSENT_NOT_YET_VALID
     if now >= _time(statement.valid_until):

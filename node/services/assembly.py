@@ -21,10 +21,11 @@ from protocol.errors import ProtocolError, Reason
 from protocol.messages import FragmentsRequest, FragmentsResponse
 from protocol.models import ConsentStatement, Fragment
 
+from ..domain.consent_people import missing_refs, waiting_for
 from ..domain.records import FragmentRecord
 from ..domain.shared_plan import VerifiedFragment, merge_fragments
 from ..errors import Forbidden, NotFound
-from ..store import records
+from ..store import consent_people, records
 from ..store import revocations as revocation_store
 from ..store.exchange_log import LogDraft
 from ..store.records import RecordCache
@@ -80,6 +81,15 @@ class LeadFacts:
     revocation: RevocationRecord | None
     child: Child | None
     own: dict[str, list[FragmentRecord]]
+
+
+async def _waiting_for(node: FederationNode, plan_id: str, statement: dict[str, Any]) -> list[str]:
+    """The required people of ``statement`` who have not consented, by name where known."""
+    if not missing_refs(statement):
+        return []
+    async with node.store.reading() as conn:
+        people = await consent_people.people_for_plan(conn, plan_id)
+    return waiting_for(statement, {p.ref: p.name for p in people})
 
 
 def _no_consent(consent_id: str | None) -> str:
@@ -316,6 +326,8 @@ async def _assemble(
             "valid_until": statement.valid_until,
             "expired": node.clock.now() >= parse_time(statement.valid_until),
             "given_by": [c.model_dump() for c in statement.given_by],
+            # who the consent still waits for, by name (names stay at this node)
+            "waiting_for": await _waiting_for(node, plan_id, facts.consent),
             "grants": [g.model_dump(by_alias=True, mode="json") for g in statement.grants],
         },
         "agencies": agencies_named(

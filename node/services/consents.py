@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.clock import format_time, parse_time
 from protocol.documents import sign_consent
 from protocol.errors import MalformedError
 from protocol.messages import ConsentAck
 
+from ..domain.consent_people import Person
 from ..errors import FieldProblem, Forbidden, InvalidInput, NotFound
-from ..store import records
-from ..store.tables import User
+from ..store import consent_people, records
+from ..store.tables import ConsentPerson, User
 from .outbound import LogContext
 from .ports import FederationNode
 from .users import professional_ref
@@ -31,6 +35,24 @@ def _time_field(value: Any, name: str, errors: dict[str, FieldProblem]) -> str:
         return ""
 
 
+async def _led_plan(node: FederationNode, actor: User, plan_id: str) -> None:
+    if actor.role != "lead":
+        raise Forbidden("only the lead professional records consent", code="not_lead")
+    plan = await records.get_plan(node.engine, plan_id)
+    if plan is None or plan.role != "lead":
+        raise NotFound(
+            f"no plan {plan_id} led by this node", code="no_led_plan", params={"plan_id": plan_id}
+        )
+
+
+async def _members(node: FederationNode, plan_id: str) -> set[str]:
+    return {
+        n
+        for n, s in (await records.participants(node.engine, plan_id)).items()
+        if s not in ("declined", "failed")
+    }
+
+
 async def record_consent(
     node: FederationNode,
     actor: User,
@@ -43,21 +65,19 @@ async def record_consent(
     valid_from: str,
     valid_until: str,
     evidence_ref: str,
+    replaces: str | None = None,
+    people: list[Person] | None = None,
+    errors: dict[str, FieldProblem] | None = None,
 ) -> dict[str, Any]:
-    """Sign and store a consent statement, then distribute it to every participant."""
-    if actor.role != "lead":
-        raise Forbidden("only the lead professional records consent", code="not_lead")
-    plan = await records.get_plan(node.engine, plan_id)
-    if plan is None or plan.role != "lead":
-        raise NotFound(
-            f"no plan {plan_id} led by this node", code="no_led_plan", params={"plan_id": plan_id}
-        )
-    members = {
-        n
-        for n, s in (await records.participants(node.engine, plan_id)).items()
-        if s not in ("declined", "failed")
-    }
-    errors: dict[str, FieldProblem] = {}
+    """Sign and store a consent statement, then distribute it to every participant.
+
+    ``replaces`` names the earlier consent of this plan the statement replaces (SPEC §6.2);
+    it is marked replaced here in the transaction that stores the new one. ``people`` (the
+    names behind the references, kept at this node only) are stored in that transaction too.
+    ``errors`` are the caller's own field problems, reported with the ones found here."""
+    await _led_plan(node, actor, plan_id)
+    members = await _members(node, plan_id)
+    errors = dict(errors or {})
     start = _time_field(valid_from, "valid_from", errors)
     until = _time_field(valid_until, "valid_until", errors)
     if start and until and parse_time(until) <= parse_time(start):
@@ -94,6 +114,8 @@ async def record_consent(
         "recorded_by": professional_ref(node.node_id, actor),
         "issued_at": format_time(node.clock.now()),
     }
+    if replaces:
+        statement["replaces"] = replaces
     try:
         signed = sign_consent(statement, node.identity.key)
     except (MalformedError, ValidationError) as exc:
@@ -105,6 +127,12 @@ async def record_consent(
     now = node.clock.now()
     async with node.store.writing() as conn:
         await records.insert_consent(conn, signed, parse_time(until), now)
+        if replaces:
+            await consent_people.record_replacement(
+                conn, replaces, plan_id, signed["consent_id"], now
+            )
+        if people is not None:
+            await _store_people(conn, plan_id, people, now)
     context = LogContext(
         plan_id=plan_id,
         consent_id=signed["consent_id"],
@@ -124,3 +152,18 @@ async def record_consent(
             entry["status"] = result.reply.body.status
         distribution.append(entry)
     return {"consent_id": signed["consent_id"], "statement": signed, "distribution": distribution}
+
+
+async def _store_people(
+    conn: AsyncConnection, plan_id: str, people: list[Person], now: datetime
+) -> None:
+    """Keep exactly ``people`` as the plan's people: update those known by ``ref``, add the
+    new, forget the ones the lead removed."""
+    known = {p.ref for p in await consent_people.people_for_plan(conn, plan_id)}
+    for person in people:
+        row = ConsentPerson(plan_id=plan_id, updated_at=now, **dataclasses.asdict(person))
+        if person.ref in known:
+            await consent_people.update_person(conn, row)
+        else:
+            await consent_people.insert_person(conn, row)
+    await consent_people.delete_people_except(conn, plan_id, [p.ref for p in people])

@@ -19,7 +19,7 @@ from protocol.messages import (
 from ..domain.personnummer import PersonnummerError, normalize_personnummer
 from ..domain.release import ConsentFacts, ReleaseRequest, decide_release
 from ..errors import Refusal
-from ..store import records
+from ..store import consent_people, records
 from ..store import revocations as revocation_store
 from ..store.tables import Plan
 from . import key_updates, revocation, witness
@@ -119,15 +119,28 @@ async def consent_statement(node: FederationNode, message: Verified) -> Outcome:
         statement, _ = verify_consent(raw, lead_keys)
     except ProtocolError as exc:
         raise Refusal(exc.reason, f"statement: {exc.detail}") from None
+    replaces = statement.replaces
+    if replaces == statement.consent_id:
+        raise Refusal(Reason.MALFORMED, "a statement cannot replace itself")
     async with node.store.reading() as conn:
         # a plan this node declined reads as unknown: it keeps no consent of a plan it is not in
         plan = await records.plan_facts(conn, statement.plan_id)
         known = await records.consent_statement(conn, statement.consent_id)
         revoked = await revocation_store.is_revoked(conn, statement.consent_id, statement.plan_id)
+        replaced_plan = (
+            await conn.run_sync(records.consent_plan_sync, replaces) if replaces else None
+        )
     if plan is None or plan.lead_node != message.sender:
         raise Refusal(Reason.PLAN_UNKNOWN, "no such plan with this lead", code="not_lead_of_plan")
     if known is not None and known["plan_id"] != statement.plan_id:
         raise Refusal(Reason.CONSENT_OTHER_PLAN, "this consent id is held here for another plan")
+    if replaced_plan is not None and replaced_plan != statement.plan_id:
+        # only a plan's own lead replaces its consents: never one of a plan it does not lead
+        raise Refusal(
+            Reason.CONSENT_OTHER_PLAN,
+            "the consent it replaces is held here for another plan",
+            code="replaces_other_plan",
+        )
     outcome = Outcome(
         body={},
         plan_id=statement.plan_id,
@@ -148,6 +161,10 @@ async def consent_statement(node: FederationNode, message: Verified) -> Outcome:
 
     async def change(conn: AsyncConnection) -> None:
         await records.insert_consent(conn, raw, valid_until, now)
+        if replaces:  # durably, with the statement that replaces it (SPEC §7.3)
+            await consent_people.record_replacement(
+                conn, replaces, statement.plan_id, statement.consent_id, now
+            )
 
     outcome.body = outcome.body or {"consent_id": statement.consent_id, "status": "stored"}
     outcome.change = change
@@ -177,7 +194,8 @@ async def fragments_request(node: FederationNode, message: Verified) -> Outcome:
     )
     plan, raw, revoked, fragments = facts.plan, facts.statement, facts.revoked, facts.fragments
     statement = node.release_cache.consent(raw) if raw is not None else None
-    decision = decide_release(request, plan, ConsentFacts(statement, revoked), fragments, now)
+    consent = ConsentFacts(statement, revoked, facts.replaced)
+    decision = decide_release(request, plan, consent, fragments, now)
     signed_at = format_time(now)
     released = [
         node.release_cache.signed(f, body.consent_id, node.identity.key, signed_at)

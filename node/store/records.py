@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from protocol.jsontext import parse_json_object
 
 from ..domain.records import FragmentRecord, PlanFacts
+from .consent_people import replaced_clause
 from .engine import begin_write
 from .revocations import revoked_clause
 from .tables import (
@@ -452,6 +453,7 @@ class ReleaseFacts:
     statement: str | None
     revoked: bool
     fragments: dict[str, list[FragmentRecord]]
+    replaced: bool = False  # by a later statement of the plan's lead (SPEC §7.3)
 
 
 # revoked within the consent's own plan (a tombstone: within the plan asked about)
@@ -462,6 +464,7 @@ _RELEASE_FACTS = select(
     *_PLAN_COLUMNS,
     select(T_CONSENT.c.statement).where(T_CONSENT.c.consent_id == _CONSENT_ID).scalar_subquery(),
     revoked_clause(_CONSENT_ID, func.coalesce(_CONSENT_PLAN, _PLAN_ID)),
+    replaced_clause(_CONSENT_ID, _CONSENT_PLAN),
 )
 
 
@@ -476,11 +479,12 @@ def release_facts(
     the plan (``plan_facts``), the consent statement and whether it is revoked in one, then the
     current fragments of the asked categories (only when the plan and consent are held and not
     revoked)."""
-    lead, status, members, statement, is_revoked = conn.execute(
+    lead, status, members, statement, is_revoked, is_replaced = conn.execute(
         _RELEASE_FACTS, {"plan_id": plan_id, "consent_id": consent_id}
     ).one()
     plan = _plan_from(plan_id, lead, status, members, False)
     fragments: dict[str, list[FragmentRecord]] = {}
-    if plan is not None and statement is not None and not is_revoked and categories:
+    held = plan is not None and statement is not None
+    if held and not is_revoked and not is_replaced and categories:
         fragments = latest_fragments_sync(conn, plan_id, categories, parsed)
-    return ReleaseFacts(plan, statement, bool(is_revoked), fragments)
+    return ReleaseFacts(plan, statement, bool(is_revoked), fragments, bool(is_replaced))

@@ -376,3 +376,48 @@ class LogVerification(SQLModel, table=True):
     checkpoints: int
     witnesses: int
     problems: int
+
+
+class ConsentReplacement(SQLModel, table=True):
+    """A consent replaced within its plan by a later statement of the plan's lead (``replaces``,
+    SPEC.md §7.3). Final, like a revocation: never deleted, so a replaced consent cannot come
+    back. Kept also when the replaced statement has not arrived yet: it arrives replaced."""
+
+    __tablename__ = "consent_replacement"
+    __table_args__ = (
+        UniqueConstraint("consent_id", "plan_id", name="uq_consent_replacement_consent_plan"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    consent_id: str = Field(max_length=36)  # the replaced consent
+    plan_id: str = Field(max_length=36, index=True)
+    replaced_by: str = Field(max_length=36)
+    recorded_at: datetime = Field(sa_column=utc_column())
+
+
+class ConsentPerson(SQLModel, table=True):
+    """A person whose consent a plan needs, as the lead recorded them (at the lead node only:
+    names never leave it; the wire carries ``ref``, a plan-local reference such as ``p1``).
+
+    ``answer`` is consents / declines / not_asked / unreachable; ``answered_on``, ``method``
+    (signed_form / e_form / meeting) and ``form_ref`` say when and how. For the child, ``age``,
+    ``maturity`` (the professional's assessment of age and maturity) and ``view`` (the child's
+    own view on sharing) record what GIRFEC practice asks."""
+
+    __tablename__ = "consent_person"
+    __table_args__ = (UniqueConstraint("plan_id", "ref", name="uq_consent_person_plan_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: str = Field(max_length=36, index=True)
+    ref: str = Field(max_length=32)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    required: bool
+    answer: str = Field(max_length=20)
+    answered_on: str | None = Field(default=None, max_length=10)  # ISO date
+    method: str | None = Field(default=None, max_length=20)
+    form_ref: str | None = Field(default=None, max_length=200)
+    age: int | None = Field(default=None)
+    maturity: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    view: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    updated_at: datetime = Field(sa_column=utc_column())

@@ -86,6 +86,8 @@ def fixed_uuid(label: str) -> str:
 
 PLAN_ID = fixed_uuid("plan")
 CONSENT_ID = fixed_uuid("consent")
+REPLACING_CONSENT_ID = fixed_uuid("consent replacing")
+OTHER_PLAN_CONSENT_ID = fixed_uuid("consent of another plan")
 FRAGMENT_ID = fixed_uuid("fragment")
 PROFESSIONAL = f"{NODE}/u/17"
 
@@ -577,6 +579,34 @@ def build() -> dict[str, Any]:
         wire(sign_object(without(consent, "type", "sig"), current)),
     )
 
+    replacing = sign_consent(
+        {
+            **{k: v for k, v in consent.items() if k not in ("v", "type", "sig")},
+            "consent_id": REPLACING_CONSENT_ID,
+            "grants": wider,
+            "issued_at": "2026-11-20T10:00:00Z",
+            "replaces": CONSENT_ID,
+        },
+        current,
+    )
+    out.add(
+        "consent/valid-replacing",
+        "consent",
+        VALID,
+        "A changed consent (a category added to a grant) that replaces consent/valid: "
+        "'replaces' names the earlier statement of the same plan by the same lead (§6.2, §7.3).",
+        {"trust": TRUST},
+        wire(replacing),
+    )
+    out.add(
+        "consent/malformed-replaces-null",
+        "consent",
+        "malformed",
+        "'replaces' is null, signed: a statement that replaces nothing omits it (§5.2, §6.2).",
+        {"trust": TRUST},
+        wire(sign_object({**unsigned(replacing), "replaces": None}, current)),
+    )
+
     # --- restore declarations (§7.8) ------------------------------------------------------------
     restore = sign_restore(
         node_id=NODE,
@@ -716,6 +746,63 @@ def build() -> dict[str, Any]:
         "A consent.statement carrying the signed statement of consent/valid.",
         envelope_check(),
         wire(statement_message),
+    )
+    out.add(
+        "envelopes/valid-consent-statement-replacing",
+        "envelope",
+        VALID,
+        "A consent.statement carrying consent/valid-replacing: the participant stores it and, "
+        "in the same transaction, marks consent/valid replaced (§7.3).",
+        envelope_check(),
+        wire(
+            envelope("consent.statement", {"statement": replacing}, "consent.statement replacing")
+        ),
+    )
+    other_plan_body = {
+        "reason": "consent_other_plan",
+        "detail": f"the consent it replaces ({OTHER_PLAN_CONSENT_ID}) is held here for "
+        "another plan",
+    }
+    out.add(
+        "envelopes/valid-error-consent-other-plan-replaces",
+        "envelope",
+        VALID,
+        "A participant's signed refusal (HTTP 400) of a consent.statement whose 'replaces' "
+        "names a consent it holds for another plan: nothing is stored or replaced (§7.3).",
+        envelope_check(reply_type="consent.ack"),
+        wire(
+            envelope(
+                "error",
+                other_plan_body,
+                "error consent_other_plan replaces",
+                re=fixed_uuid("peer consent.statement replacing"),
+            )
+        ),
+    )
+    replaced_body = {
+        "plan_id": PLAN_ID,
+        "consent_id": CONSENT_ID,
+        "fragments": [],
+        "withheld": [
+            {"category": "mental_health", "reason": "consent_replaced"},
+            {"category": "health", "reason": "consent_replaced"},
+        ],
+    }
+    out.add(
+        "envelopes/valid-fragments-response-consent-replaced",
+        "envelope",
+        VALID,
+        "The holder's answer to envelopes/valid-fragments-request once consent/valid-replacing "
+        "replaced that request's consent: every category withheld consent_replaced (§11 step 6).",
+        envelope_check(reply_type="fragments.response"),
+        wire(
+            envelope(
+                "fragments.response",
+                replaced_body,
+                "fragments.response consent_replaced",
+                re=fixed_uuid("peer fragments.request replaced"),
+            )
+        ),
     )
     invite_reply = envelope(
         "plan.invite.reply",

@@ -150,8 +150,16 @@ async def test_plan_lifecycle_across_agencies_in_a_browser(
 
     # --- the lead records the family's consent ------------------------------------------
     await lead.goto(f"{school.url}/plans/{plan_id}/consent")
-    await lead.get_by_label("Har samtyckt").first.check()
-    await lead.locator("#person-1-given").check()
+    await lead.fill("#person-0-name", "Anna Testsson")
+    await lead.select_option("#person-0-answer", "consents")
+    await lead.fill("#person-0-answered_on", "2026-11-22")
+    await lead.select_option("#person-0-method", "e_form")
+    await lead.fill("#person-1-name", "Bertil Testsson")
+    await lead.select_option("#person-1-answer", "consents")
+    await lead.fill("#person-1-answered_on", "2026-11-22")
+    await lead.select_option("#person-1-method", "meeting")
+    await lead.fill("#person-2-name", "Testa Testsson")
+    await lead.fill("#person-2-age", "12")
     await lead.get_by_label(f"{SOCIAL[1]} → {SCHOOL[1]}: Socialtjänst").check()
     # BUP may share "health", but has written only mental_health: it withholds (no_fragments)
     await lead.get_by_label(f"{BUP[1]} → {SCHOOL[1]}: Hälsa och sjukvård").check()

@@ -233,9 +233,13 @@ async def test_consent_form_errors_are_shown_next_to_their_fields(
     status, page = await client.post(
         f"/plans/{plan_id}/consent",
         {
-            "person-0-ref": "vh1",
+            "person-0-name": "Anna Testsson",
             "person-0-role": "guardian",
             "person-0-required": "on",
+            "person-0-answer": "consents",
+            "person-1-role": "child",
+            "person-1-name": "Kim Testsson",
+            "person-1-age": "tolv",
             "grant": f"{social.node_id}|{school.node_id}|social",
             "valid_from": "2026-11-01",
             "valid_until": "2026-10-01",
@@ -245,6 +249,30 @@ async def test_consent_form_errors_are_shown_next_to_their_fields(
     assert status == 422
     assert 'id="valid_until-error"' in page and "Måste vara efter startdatumet." in page
     assert 'id="evidence_ref-error"' in page
+    # each person's problem at its own field, in Swedish
+    assert 'id="person-0-answered_on-error"' in page and "Ange när personen svarade." in page
+    assert 'id="person-0-method-error"' in page
+    assert 'id="person-1-age-error"' in page and "Ange åldern i hela år" in page
+    assert 'value="Anna Testsson"' in page
+    assert "letters, digits" not in page and "Bokstäver, siffror" not in page
+    status, page = await client.get(f"/plans/{plan_id}/consent?lang=en")
+    status, page = await client.post(
+        f"/plans/{plan_id}/consent?lang=en",
+        {
+            "person-0-name": "",
+            "person-0-role": "guardian",
+            "person-0-required": "on",
+            "person-0-answer": "consents",
+            "person-0-method": "signed_form",
+            "grant": f"{social.node_id}|{school.node_id}|social",
+            "valid_from": "2026-11-01",
+            "valid_until": "2027-10-01",
+            "evidence_ref": "Blankett 1",
+        },
+    )
+    # a row without a name is a blank row: no one is required
+    assert status == 422 and 'id="people-error"' in page
+    assert "At least one person whose consent is required." in page
     assert f'value="{social.node_id}|{school.node_id}|social" checked' in page
     assert await records.consents_for_plan(school.node.engine, plan_id) == []
 
@@ -440,10 +468,12 @@ async def test_new_versions_consent_and_a_confirmed_revocation_through_the_pages
     status, page = await client.post(
         f"/plans/{plan_id}/consent",
         {
-            "person-0-ref": "vh1",
+            "person-0-name": "Anna Testsson",
             "person-0-role": "guardian",
             "person-0-required": "on",
-            "person-0-given": "on",
+            "person-0-answer": "consents",
+            "person-0-answered_on": "2026-11-01",
+            "person-0-method": "e_form",
             "grant": f"{social.node_id}|{school.node_id}|social",
             "valid_from": "2026-11-01",
             "valid_until": "2027-11-01",
@@ -500,3 +530,82 @@ async def test_every_page_renders_in_english_too(
             assert status == 200 and '<html lang="en">' in page, path
     finally:
         await ops.close()
+
+
+def _consent_form(social: RunningNode, school: RunningNode, **extra: str) -> dict[str, str]:
+    """Two guardians by name, both required; only the first has consented."""
+    return {
+        "person-0-name": "Anna Testsson",
+        "person-0-role": "guardian",
+        "person-0-required": "on",
+        "person-0-answer": "consents",
+        "person-0-answered_on": "2026-11-01",
+        "person-0-method": "signed_form",
+        "person-0-form_ref": "Blankett 2026-117",
+        "person-1-name": "Bertil Testsson",
+        "person-1-role": "guardian",
+        "person-1-required": "on",
+        "person-1-answer": "not_asked",
+        "grant": f"{social.node_id}|{school.node_id}|social",
+        "valid_from": "2026-11-01",
+        "valid_until": "2027-11-01",
+        "evidence_ref": "Blankett 2026-117",
+        **extra,
+    }
+
+
+async def test_an_incomplete_consent_is_confirmed_shown_waiting_by_name_and_completed_in_one_step(
+    pair: list[RunningNode], client: PageClient
+) -> None:
+    school, social = pair
+    await client.login("lead")
+    plan_id = await create_plan(client, school, social)
+    await client.get(f"/plans/{plan_id}/consent")
+    # told before it is sent: nothing is signed until the lead confirms
+    status, page = await client.post(f"/plans/{plan_id}/consent", _consent_form(social, school))
+    assert status == 200
+    assert "Samtycket blir ofullständigt – väntar på Bertil Testsson." in page
+    assert 'id="confirm_incomplete"' in page
+    assert await records.consents_for_plan(school.node.engine, plan_id) == []
+    status, page = await client.post(
+        f"/plans/{plan_id}/consent", _consent_form(social, school, confirm_incomplete="yes")
+    )
+    assert status == 200 and f"/plans/{plan_id}" in str(client.response.url)
+    assert "Ofullständigt – väntar på Bertil Testsson" in page
+    assert "Gällande" not in page
+    [first] = await records.consents_for_plan(school.node.engine, plan_id)
+    assert [c["ref"] for c in first["required"]] == ["p1", "p2"]
+    assert [c["ref"] for c in first["given_by"]] == ["p1"]
+    assert "Testsson" not in str(first) and "replaces" not in first
+    status, page = await client.get(f"/plans/{plan_id}?lang=en")
+    assert "Incomplete — waiting for Bertil Testsson" in page and "In force" not in page
+
+    # the consent page: who answered what, when and how; one form for the missing answer
+    status, page = await client.get(f"/plans/{plan_id}/consent?lang=sv")
+    assert "Ofullständigt – väntar på Bertil Testsson" in page
+    assert "Underskriven blankett (Blankett 2026-117)" in page
+    assert 'id="answer-p2"' in page and 'id="answer-p1"' not in page
+    status, page = await client.post(
+        f"/plans/{plan_id}/consent/answer",
+        {"ref": "p2", "answer": "consents", "answered_on": "2026-11-03", "method": ""},
+    )
+    assert status == 422
+    assert 'id="answer-p2-method-error"' in page
+    assert "Ange hur personen svarade: blankett, e-tjänst eller möte." in page
+    assert len(await records.consents_for_plan(school.node.engine, plan_id)) == 1
+    status, page = await client.post(
+        f"/plans/{plan_id}/consent/answer",
+        {"ref": "p2", "answer": "consents", "answered_on": "2026-11-03", "method": "e_form"},
+    )
+    assert status == 200 and str(client.response.url).endswith(f"/plans/{plan_id}/consent")
+    assert "Det ersätter det tidigare samtycket." in page
+    assert "Ofullständigt" not in page and "Gällande" in page
+    _, second = await records.consents_for_plan(school.node.engine, plan_id)
+    assert second["replaces"] == first["consent_id"]
+    assert {c["ref"] for c in second["given_by"]} == {"p1", "p2"}
+    assert second["grants"] == first["grants"]
+    status, page = await client.get(f"/plans/{plan_id}")
+    assert "Ersatt av ett nyare samtycke" in page and "Gällande" in page
+    # only the current consent can be revoked from the plan page
+    assert f"revoke?consent_id={first['consent_id']}" not in page
+    assert f"revoke?consent_id={second['consent_id']}" in page

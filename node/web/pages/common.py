@@ -6,7 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ...domain.consent_people import waiting_for
 from ...runtime import Node
+from ...store import consent_people as people_store
 from ...store import peers as peer_store
 from ...store import records
 from ...store import revocations as revocation_store
@@ -35,10 +37,14 @@ async def child_names(node: Node) -> dict[str, str]:
 
 
 async def consents_with_state(node: Node, plan_id: str) -> list[dict[str, Any]]:
-    """The plan's consent statements, newest last, each with its revocation (if any)."""
+    """The plan's consent statements, newest last, each with its revocation (if any), the
+    statement that replaced it (if any) and who it still waits for (by name at the lead, whose
+    people are recorded here; by reference elsewhere), plus ``names``: reference -> name."""
     statements = await records.consents_for_plan(node.engine, plan_id)
     result = []
     async with node.engine.connect() as conn:
+        replaced = await people_store.replacements_for_plan(conn, plan_id)
+        names = {p.ref: p.name for p in await people_store.people_for_plan(conn, plan_id)}
         for statement in statements:
             revocation = await revocation_store.get_revocation(
                 conn, statement["consent_id"], plan_id
@@ -47,6 +53,9 @@ async def consents_with_state(node: Node, plan_id: str) -> list[dict[str, Any]]:
                 {
                     "statement": statement,
                     "revoked_at": revocation.revoked_at if revocation else None,
+                    "replaced_by": replaced.get(statement["consent_id"]),
+                    "waiting_for": waiting_for(statement, names),
+                    "names": names,
                 }
             )
     return result

@@ -69,6 +69,18 @@ TERMS: dict[str, dict[str, str]] = {
         "unknown": N_("Okänt"),
     },
     "plan_role": {"lead": N_("Leder planen"), "participant": N_("Deltar")},
+    # a person's answer to the consent, and how it was given (consent as people)
+    "answer": {
+        "consents": N_("Samtycker"),
+        "declines": N_("Samtycker inte"),
+        "not_asked": N_("Inte tillfrågad än"),
+        "unreachable": N_("Går inte att nå"),
+    },
+    "method": {
+        "signed_form": N_("Underskriven blankett"),
+        "e_form": N_("E-tjänst"),
+        "meeting": N_("Vid möte"),
+    },
     "role": {
         "professional": N_("Yrkesverksam"),
         "lead": N_("Samordnare (huvudansvarig)"),
@@ -131,6 +143,17 @@ ERROR_TEXTS: dict[str, str] = {
     "consenter_ref": N_("Bokstäver, siffror, _ och - (högst 32 tecken)."),
     "no_required_consenter": N_("Minst en person vars samtycke krävs."),
     "no_grants": N_("Kryssa i minst en kategori som får delas."),
+    "answer_date_missing": N_("Ange när personen svarade."),
+    "answer_method_missing": N_("Ange hur personen svarade: blankett, e-tjänst eller möte."),
+    "form_ref_missing": N_("Ange den underskrivna blankettens referens."),
+    "child_age": N_("Ange åldern i hela år, 0–%(max)s."),
+    "child_age_missing": N_("Ange barnets ålder: barnets syn vägs efter ålder och mognad."),
+    "no_person": N_("Personen finns inte i planens samtycke."),
+    "no_consent_to_complete": N_("Det finns inget samtycke att komplettera."),
+    "consent_revoked_record_new": N_(
+        "Samtycket är återkallat. Registrera ett nytt samtycke om familjen samtycker igen."
+    ),
+    "replaces_other_plan": N_("Samtycket som ersätts gäller en annan plan."),
 }
 
 

@@ -3,6 +3,7 @@ copy, and the FHIR export), and record a revocation."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
@@ -15,8 +16,9 @@ from aiohttp_session import get_session
 
 from protocol.codes import Category
 
+from ...domain.consent_people import ANSWERS, METHODS, ROLES, Person
 from ...errors import InvalidInput, NodeError, NotFound
-from ...services import consents as consent_service
+from ...services import consent_people as people_service
 from ...services import plans as plan_service
 from ...services.assembly import assemble
 from ...services.revocation import record_revocation
@@ -35,7 +37,7 @@ from .core import (
     user_of,
 )
 from .forms import ConsentForm, first
-from .i18n import N_
+from .i18n import N_, Translator
 
 routes = web.RouteTableDef()
 
@@ -43,12 +45,24 @@ routes = web.RouteTableDef()
 # --- consent --------------------------------------------------------------------------------
 
 
+def _person_row(person: Person) -> dict[str, str]:
+    """A recorded person as a row of the consent form (for a new consent of the family)."""
+    values = dataclasses.asdict(person)
+    row = {k: "" if v is None else str(v) for k, v in values.items()}
+    row["required"] = "on" if person.required else ""
+    return row
+
+
 async def _consent_page(
     request: web.Request,
     form: ConsentForm | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
-    distribution: list[dict[str, Any]] | None = None,
+    *,
+    confirm: bool = False,
+    answer_ref: str = "",
+    answer_errors: dict[str, str] | None = None,
+    answer_values: dict[str, str] | None = None,
 ) -> web.Response:
     node = request.app[NODE_KEY]
     plan_id = request.match_info["plan_id"]
@@ -68,9 +82,23 @@ async def _consent_page(
     froms = [m for m in members if m != node.node_id]
     targets = [node.node_id, *froms]
     today = node.clock.now().date()
-    form = form or ConsentForm.initial(
-        today.isoformat(), (today + timedelta(days=365)).isoformat(), view["purpose"]
-    )
+    overview = await people_service.consent_overview(node, plan_id)
+    if form is None:
+        current = overview["current"]
+        granted = {
+            (g["from"], to, c)
+            for g in (current["grants"] if current else [])
+            for to in g["to"]
+            for c in g["categories"]
+        }
+        form = ConsentForm.initial(
+            today.isoformat(),
+            (today + timedelta(days=365)).isoformat(),
+            view["purpose"],
+            [_person_row(p) for p in overview["people"]],
+            granted,
+        )
+    t = translator(request)
     return await render(
         request,
         "consent.html",
@@ -82,7 +110,15 @@ async def _consent_page(
             "targets": targets,
             "categories": [c.value for c in Category],
             "agencies": await agency_names(node),
-            "distribution": distribution,
+            "overview": overview,
+            "confirm": confirm,
+            "today": today.isoformat(),
+            "roles": [(r, t.term("role", r)) for r in ROLES],
+            "answers": [(a, t.term("answer", a)) for a in ANSWERS],
+            "methods": [(m, t.term("method", m)) for m in METHODS],
+            "answer_ref": answer_ref,
+            "answer_errors": answer_errors or {},
+            "answer_values": answer_values or {},
         },
         status,
     )
@@ -92,6 +128,25 @@ async def _consent_page(
 @roles("lead")
 async def consent_form(request: web.Request) -> web.StreamResponse:
     return await _consent_page(request)
+
+
+def _sent_messages(t: Translator, result: dict[str, Any]) -> list[str]:
+    """What the lead is told after a statement was signed and sent."""
+    messages = [t.gettext("Samtycket är registrerat och skickat.")]
+    if result.get("replaces"):
+        messages.append(t.gettext("Det ersätter det tidigare samtycket."))
+    if result.get("waiting_for"):
+        messages.append(
+            t.gettext(
+                "Ofullständigt – väntar på %(names)s. Deltagarna lämnar inte ut något förrän "
+                "det är komplett.",
+                names=", ".join(result["waiting_for"]),
+            )
+        )
+    outcomes = ", ".join(f"{d['node_id']}: {d['outcome']}" for d in result["distribution"])
+    if outcomes:
+        messages.append(f"{t.gettext('Utskick')}: {outcomes}")
+    return messages
 
 
 @routes.post("/plans/{plan_id}/consent")
@@ -111,10 +166,13 @@ async def record_consent(request: web.Request) -> web.StreamResponse:
     args, errors = form.service_args(froms)
     t = translator(request)
     if errors:
-        shown = {k: t.problem(v) for k, v in errors.items()}
+        shown = {form.field_id(k): t.problem(v) for k, v in errors.items()}
         return await _consent_page(request, form, shown, 422)
+    if form.waiting_for() and not form.confirmed_incomplete:
+        # told before it is sent: holders withhold under an incomplete consent
+        return await _consent_page(request, form, confirm=True)
     try:
-        result = await consent_service.record_consent(node, user_of(request), plan_id, **args)
+        result = await people_service.record_consent_people(node, user_of(request), plan_id, **args)
     except InvalidInput as exc:
         mapped: dict[str, str] = {}
         for key, message in t.fields(exc).items():
@@ -123,11 +181,35 @@ async def record_consent(request: web.Request) -> web.StreamResponse:
     except NodeError as exc:
         return await service_error_page(request, exc)
     session = await get_session(request)
-    flash(session, t.gettext("Samtycket är registrerat och skickat."))
-    outcomes = ", ".join(f"{d['node_id']}: {d['outcome']}" for d in result["distribution"])
-    if outcomes:
-        flash(session, f"{t.gettext('Utskick')}: {outcomes}")
+    for message in _sent_messages(t, result):
+        flash(session, message)
     return see_other(f"/plans/{plan_id}")
+
+
+@routes.post("/plans/{plan_id}/consent/answer")
+@roles("lead")
+async def record_answer(request: web.Request) -> web.StreamResponse:
+    """The one step that completes a consent: one person's answer; a new statement replaces
+    the current one."""
+    node = request.app[NODE_KEY]
+    plan_id = request.match_info["plan_id"]
+    raw = await read_form(request)
+    ref = first(raw, "ref")
+    values = {k: first(raw, k) for k in ("answer", "answered_on", "method", "form_ref")}
+    t = translator(request)
+    try:
+        result = await people_service.record_answer(node, user_of(request), plan_id, ref, **values)
+    except InvalidInput as exc:
+        shown = {f"answer-{ref}-{k}": message for k, message in t.fields(exc).items()}
+        return await _consent_page(
+            request, status=422, answer_ref=ref, answer_errors=shown, answer_values=values
+        )
+    except NodeError as exc:
+        return await service_error_page(request, exc)
+    session = await get_session(request)
+    for message in _sent_messages(t, result):
+        flash(session, message)
+    return see_other(f"/plans/{plan_id}/consent")
 
 
 # --- the shared plan ------------------------------------------------------------------------
