@@ -160,6 +160,44 @@ class OidcSection(Section):
         return self
 
 
+class ResidentsSection(Section):
+    """Sign-in for the child and family at the lead node, through an OpenID provider for
+    residents (e-identification: BankID or Freja eID through the municipality's e-service
+    broker), separate from the staff's ``[oidc]`` (deploy/OPERATIONS.md, 'The family signs
+    in'). Empty ``issuer``: no family sign-in."""
+
+    issuer: Annotated[str, Field(pattern=r"^(https?://\S+)?$")] = ""
+    client_id: str = ""
+    client_secret_file: str = ""
+    # the Swedish OIDC profile's scope and claim for a personal identity number (oidc.se)
+    scopes: list[str] = ["openid", "https://id.oidc.se/scope/naturalPersonNumber"]
+    identity_claim: Annotated[str, Field(min_length=1)] = (
+        "https://id.oidc.se/claim/personalIdentityNumber"
+    )
+    # from this age a child signs in to their own plan (the agency decides; GIRFEC and the
+    # SIP guidance leave it to the child's maturity, which the lead records)
+    child_min_age: Annotated[int, Field(ge=0, le=18)] = 13
+    # whom a resident who finds no plan should contact: a name and a phone number or address
+    contact: Annotated[str, Field(max_length=300)] = ""
+    display_name: Annotated[str, Field(max_length=80)] = ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> ResidentsSection:
+        if self.issuer and not (self.client_id and self.client_secret_file):
+            raise ValueError(
+                "residents.issuer is set: set residents.client_id and "
+                "residents.client_secret_file too"
+            )
+        if self.issuer and "openid" not in self.scopes:
+            raise ValueError("residents.scopes must include openid")
+        if self.issuer and not self.contact.strip():
+            raise ValueError(
+                "residents.issuer is set: set residents.contact, whom a resident who finds no "
+                "plan should contact"
+            )
+        return self
+
+
 class FaultsSection(Section):
     """Fault injection for tests; every switch is off by default and must stay off in production."""
 
@@ -181,6 +219,7 @@ class NodeConfig(Section):
     tls: TlsSection = TlsSection()
     auth: AuthSection = AuthSection()
     oidc: OidcSection = OidcSection()
+    residents: ResidentsSection = ResidentsSection()
     faults: FaultsSection = FaultsSection()
     directory: Path = Path(".")
 
@@ -208,6 +247,17 @@ class NodeConfig(Section):
         secret = self.secret_file("oidc.client_secret_file", self.oidc.client_secret_file).strip()
         if not secret:
             raise ConfigError(f"oidc.client_secret_file: {self.oidc.client_secret_file} is empty")
+        return secret
+
+    def residents_client_secret(self) -> str:
+        """The family sign-in's client secret from ``residents.client_secret_file``."""
+        secret = self.secret_file(
+            "residents.client_secret_file", self.residents.client_secret_file
+        ).strip()
+        if not secret:
+            raise ConfigError(
+                f"residents.client_secret_file: {self.residents.client_secret_file} is empty"
+            )
         return secret
 
     def secret_file(self, setting: str, value: str) -> str:
@@ -381,6 +431,25 @@ roles = {{}}
 # Keep only a keyed hash of every subject, not only of identity numbers.
 hash_subjects = false
 # The name on the sign-in button, e.g. "Kommunens inloggning" (empty: the issuer's host).
+display_name = ""
+
+[residents]
+# The OpenID provider the child and family sign in with (e-identification, e.g. BankID or
+# Freja eID through the municipality's e-service broker; empty: no family sign-in).
+issuer = ""
+# This node's client id at that provider.
+client_id = ""
+# File holding the client secret (mode 0600, relative to this directory).
+client_secret_file = ""
+# Scopes asked for; openid is required (the default also asks for the identity number).
+scopes = ["openid", "https://id.oidc.se/scope/naturalPersonNumber"]
+# The claim with the resident's personal identity number (kept only as a keyed hash).
+identity_claim = "https://id.oidc.se/claim/personalIdentityNumber"
+# From this age a child signs in to their own plan.
+child_min_age = 13
+# Whom a resident who finds no plan should contact (shown on that page; required with issuer).
+contact = ""
+# The name on the sign-in button, e.g. "E-legitimation" (empty: the issuer's host).
 display_name = ""
 
 [faults]

@@ -42,6 +42,11 @@ function start(port) {
       openid: ['sub'],
       profile: ['name', 'given_name', 'family_name', 'hsa_id', 'groups', 'roles'],
       email: ['email'],
+      // the Swedish OIDC profile's identity number (oidc.se), as a residents' e-identification
+      // broker sends it
+      'https://id.oidc.se/scope/naturalPersonNumber': [
+        'https://id.oidc.se/claim/personalIdentityNumber',
+      ],
     },
     // the ID token carries the profile claims, as Entra ID and most agency IdPs do
     conformIdTokenClaims: false,

@@ -112,19 +112,25 @@ class DevProvider:
 
 
 def point_node_at(
-    directory: Path, issuer: str, client: Client, display_name: str, **settings: Any
+    directory: Path,
+    issuer: str,
+    client: Client,
+    display_name: str,
+    section: str = "oidc",
+    **settings: Any,
 ) -> None:
-    """Set ``[oidc]`` in the node's barnplan.toml for ``client`` at ``issuer`` (the secret in
-    ``oidc-client.secret``, mode 0600, as an operator sets it up); ``settings`` add or
-    override ``[oidc]`` settings, and an ``auth`` dict sets ``[auth]``."""
+    """Set ``[oidc]`` (or ``[residents]``: ``section``) in the node's barnplan.toml for
+    ``client`` at ``issuer`` (the secret in ``<section>-client.secret``, mode 0600, as an
+    operator sets it up); ``settings`` add or override that section's settings, and an
+    ``auth`` dict sets ``[auth]``."""
     path = directory / "barnplan.toml"
     config = tomllib.loads(path.read_text(encoding="utf-8"))
-    secret = directory / "oidc-client.secret"
+    secret = directory / f"{section}-client.secret"
     secret.write_text(client.client_secret + "\n", encoding="utf-8")
     secret.chmod(0o600)
     auth = settings.pop("auth", None)
-    config["oidc"] = {
-        **config.get("oidc", {}),
+    config[section] = {
+        **config.get(section, {}),
         "issuer": issuer,
         "client_id": client.client_id,
         "client_secret_file": secret.name,

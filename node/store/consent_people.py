@@ -99,3 +99,28 @@ async def replacements_for_plan(conn: AsyncConnection, plan_id: str) -> dict[str
 async def replacements_for_plan_engine(engine: AsyncEngine, plan_id: str) -> dict[str, str]:
     async with engine.connect() as conn:
         return await replacements_for_plan(conn, plan_id)
+
+
+async def people_with_identity(conn: AsyncConnection, identity_hash: str) -> list[ConsentPerson]:
+    """Everyone recorded on a plan with this identity hash: one resident, on each plan they
+    are on (a guardian of two children is on two plans), oldest first."""
+    rows = (
+        await conn.execute(
+            select(T_PERSON)
+            .where(T_PERSON.c.identity_hash == identity_hash)
+            .order_by(T_PERSON.c.id)
+        )
+    ).mappings()
+    return [ConsentPerson.model_validate(dict(r)) for r in rows]
+
+
+async def set_identity_hash(
+    conn: AsyncConnection, plan_id: str, ref: str, identity_hash: str | None
+) -> None:
+    """Record (or, with None, forget) the keyed hash of the identity number of the person
+    ``ref`` on ``plan_id``: how they find the plan when they sign in with e-identification."""
+    await conn.execute(
+        update(T_PERSON)
+        .where(and_(T_PERSON.c.plan_id == plan_id, T_PERSON.c.ref == ref))
+        .values(identity_hash=identity_hash)
+    )

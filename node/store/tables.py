@@ -445,6 +445,9 @@ class ConsentPerson(SQLModel, table=True):
     maturity: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     view: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     updated_at: datetime = Field(sa_column=utc_column())
+    # the keyed hash of the person's personal identity number (``node.oidc.resident``), when
+    # the lead recorded it: how the person, signing in with e-identification, finds the plan
+    identity_hash: str | None = Field(default=None, max_length=80, index=True)
 
 
 class LogArchive(SQLModel, table=True):

@@ -98,6 +98,7 @@ VISITS: list[Visit] = [
     Visit("login-errors", "/login", "/login", NOBODY, act=lambda p: submit(p, "form button")),
     Visit("error-404", "*404", "/inte-en-sida", LEAD, status=404),
     Visit("error-403", "*403", "/ops", LEAD, status=403),
+    Visit("family-start", "/familj", "/familj", NOBODY),
     # the lead
     Visit("lead-plans", "/plans", "/plans", LEAD),
     Visit("lead-children", "/children", "/children", LEAD),
@@ -179,6 +180,9 @@ EXCLUDED = {
     "/": "only redirects (to /login, /plans or /ops by role)",
     "/login/oidc": "only redirects to the OpenID provider (none configured in these tests)",
     "/login/oidc/callback": "the provider's redirect back: signs in and redirects, no page",
+    "/familj/logga-in": "only redirects to the residents' provider",
+    "/familj/login/callback": "the residents' provider's redirect back: a refusal is the start "
+    "page (scanned as family-start), a sign-in redirects",
     "/plans/{plan_id}/fhir": "a FHIR JSON document, not an HTML page",
 }
 

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from node.config import load_config
 from node.web.pages.core import content_security_policy
-from node.web.pages.provider_link import ProviderLink
+from node.web.pages.provider_link import ProviderLink, staff_provider
 from protocol.clock import SystemClock
 
 
@@ -44,7 +44,8 @@ async def test_logout_on_another_host_is_allowed_once_discovery_is_read(tmp_path
         f'[oidc]\nissuer = "{issuer[0]}"\nclient_id = "c"\nclient_secret_file = "oidc.secret"\n',
         encoding="utf-8",
     )
-    link = ProviderLink(load_config(tmp_path), SystemClock())
+    config = load_config(tmp_path)
+    link = ProviderLink(staff_provider(config), config, SystemClock())
     try:
         assert link.form_origins() == (issuer[0],)  # before discovery: the issuer's origin
         await link.client().provider()

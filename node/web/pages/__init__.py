@@ -29,10 +29,16 @@ from .core import (
     pages_guard,
     settings_for,
 )
+from .family_sign_in import routes as family_routes
 from .lead import routes as lead_routes
 from .ops import routes as ops_routes
 from .professional import routes as professional_routes
-from .provider_link import BACKCHANNEL_LOGOUT_PATH, ProviderLink
+from .provider_link import (
+    BACKCHANNEL_LOGOUT_PATH,
+    ProviderLink,
+    resident_provider,
+    staff_provider,
+)
 
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = WEB_DIR / "templates"
@@ -42,10 +48,20 @@ STATIC = WEB_DIR / "static"
 def setup_pages(app: web.Application, node: Node, settings: PageSettings | None = None) -> None:
     """Add the pages to ``app`` (call before the app starts; its middlewares are appended)."""
     settings = settings or settings_for(node.config)
-    provider = ProviderLink(node.config, node.clock) if node.config.oidc.issuer else None
-    app[PAGE_STATE] = PageState(settings, provider)
+    config = node.config
+    provider = (
+        ProviderLink(staff_provider(config), config, node.clock) if config.oidc.issuer else None
+    )
+    residents = (
+        ProviderLink(resident_provider(config), config, node.clock)
+        if config.residents.issuer
+        else None
+    )
+    app[PAGE_STATE] = PageState(settings, provider, residents)
+    for link in (provider, residents):
+        if link is not None:
+            app.on_cleanup.append(link.close)
     if provider is not None:
-        app.on_cleanup.append(provider.close)
         # called by the provider, not a browser: not a page (no session, no CSRF check)
         app.router.add_post(BACKCHANNEL_LOGOUT_PATH, backchannel_logout)
     env = aiohttp_jinja2.setup(
@@ -83,7 +99,7 @@ def setup_pages(app: web.Application, node: Node, settings: PageSettings | None 
     app.middlewares.append(page_sessions)
     app.middlewares.append(pages_guard)
     app.router.add_static("/static/", STATIC, name="static", append_version=False)
-    for routes in (auth_routes, professional_routes, lead_routes, ops_routes):
+    for routes in (auth_routes, professional_routes, lead_routes, ops_routes, family_routes):
         for route in app.add_routes(routes):
             if route.resource is not None:
                 app[PAGE_STATE].resources.add(route.resource)

@@ -47,7 +47,11 @@ SESSION_COOKIE = "barnplan_session"
 LANG_COOKIE = "barnplan_lang"
 SESSION_KEY_FILE = "web-session.key"
 CSRF_FIELD = "csrf_token"
-PUBLIC_PATHS = frozenset({"/login", "/login/oidc", "/login/oidc/callback"})
+PUBLIC_PATHS = frozenset(
+    {"/login", "/login/oidc", "/login/oidc/callback", "/familj", "/familj/logga-in"}
+    | {"/familj/login/callback"}
+)
+FAMILY_PREFIX = "/familj"  # the family's pages: signed out, they start at /familj
 # an unmatched path under these never gets an HTML page, whatever the client accepts
 MACHINE_PREFIXES = ("/api/", "/federation/", "/.well-known/", "/static/")
 PROFESSIONALS = ("professional", "lead")
@@ -155,7 +159,8 @@ class PageState:
     store, shared by every process) and the last log check."""
 
     settings: PageSettings
-    provider: ProviderLink | None = None
+    provider: ProviderLink | None = None  # the staff's (``[oidc]``)
+    residents: ProviderLink | None = None  # the family's e-identification (``[residents]``)
     resources: set[web.AbstractResource] = field(default_factory=set)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     last_verify: dict[str, Any] | None = None
@@ -273,7 +278,7 @@ async def end_session(request: web.Request) -> str | None:
 
 
 def home_for(user: User) -> str:
-    return "/ops" if user.role == "operator" else "/plans"
+    return {"operator": "/ops", "resident": FAMILY_PREFIX}.get(user.role, "/plans")
 
 
 def see_other(location: str) -> web.Response:
@@ -426,6 +431,8 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
             ),
         )
     if user is None and request.path not in PUBLIC_PATHS:
+        if request.method == "GET" and request.path.startswith(FAMILY_PREFIX + "/"):
+            return see_other(FAMILY_PREFIX)
         if request.method == "GET":
             return see_other(f"/login?next={_quote(request.path_qs)}")
         return await error_page(request, 403)

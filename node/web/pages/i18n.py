@@ -146,6 +146,7 @@ TERMS: dict[str, dict[str, str]] = {
         "guardian": N_("Vårdnadshavare"),
         "child": N_("Barnet"),
         "young_person": N_("Den unge"),
+        "resident": N_("Familj"),
     },
 }
 
