@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,6 +36,7 @@ from ..store import closures as store
 from ..store import records
 from ..store import revocations as outbox_store
 from ..store.tables import OutboxItem, User
+from .catchup_pages import CatchUpList, Page, pull_pages
 from .inbound import Outcome
 from .outbound import LogContext
 from .ports import FederationNode
@@ -220,7 +222,7 @@ async def catch_up(
     async def one(peer: str) -> str:
         skipped: Counter[str] = Counter()
         try:
-            return await _pull(node, peer, timeout_s, skipped)
+            return await pull_pages(node, peer, CLOSURES, timeout_s, skipped)
         finally:
             if skipped:
                 log.warning(
@@ -234,25 +236,17 @@ async def catch_up(
     return dict(zip(asked, await asyncio.gather(*(one(p) for p in asked)), strict=True))
 
 
-async def _pull(node: FederationNode, peer: str, timeout_s: float, skipped: Counter[str]) -> str:
-    async with node.store.reading() as conn:
-        cursor = await store.get_cursor(conn, peer)
-    for _ in range(100):
-        result = await node.peers.send(
-            peer, "closures.since", ClosuresSince(cursor=cursor), timeout=timeout_s
-        )
-        if not result.ok or result.reply is None:
-            return result.outcome  # an older peer answers unknown_type: it closed nothing
-        page = result.reply.body
-        assert isinstance(page, ClosuresList)
-        now = node.clock.now()
-        async with node.store.writing() as conn:
-            for closure in page.closures:
-                problem = await conn.run_sync(take_closure_sync, closure, peer, now)
-                if problem is not None:
-                    skipped[problem.value] += 1
-            await store.set_cursor(conn, peer, page.cursor)
-        cursor = page.cursor
-        if not page.more:
-            break
-    return "ok"
+def _closures_page(body: BaseModel) -> Page[Closure]:
+    assert isinstance(body, ClosuresList)
+    return Page(body.closures, body.cursor, body.more)
+
+
+# a peer's closures after this node's cursor for it (§7.11); an older peer answers
+# unknown_type: it closed nothing
+CLOSURES = CatchUpList(
+    request_type="closures.since",
+    request=lambda cursor: ClosuresSince(cursor=cursor),
+    read=_closures_page,
+    take=take_closure_sync,
+    cursor_column="closure_cursor",
+)

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,6 +42,7 @@ from ..errors import Conflict, Forbidden, NotFound, Refusal
 from ..store import records
 from ..store import revocations as store
 from ..store.tables import OutboxItem, User
+from .catchup_pages import CatchUpList, Page, pull_pages
 from .inbound import Outcome
 from .outbound import LogContext
 from .ports import FederationNode
@@ -333,7 +335,7 @@ async def catch_up(node: FederationNode, timeout_s: float = 3.0) -> dict[str, st
             return hello.outcome
         skipped: Counter[str] = Counter()
         try:
-            return await _pull(node, peer, timeout_s, skipped)
+            return await pull_pages(node, peer, REVOCATIONS, timeout_s, skipped)
         finally:
             _report_skipped(node, peer, skipped)
 
@@ -351,32 +353,21 @@ async def catch_up(node: FederationNode, timeout_s: float = 3.0) -> dict[str, st
     return outcomes
 
 
-async def _pull(node: FederationNode, peer: str, timeout_s: float, skipped: Counter[str]) -> str:
-    """Page through ``peer``'s revocations after our cursor for it. Each entry is applied only
-    if this node's own records admit it, as a notice from that peer would be (a member that
-    lists revocations it may not pass on changes nothing here); the others are counted in
-    ``skipped`` by reason. The cursor moves on past both."""
-    async with node.store.reading() as conn:
-        cursor = await store.get_cursor(conn, peer)
-    for _ in range(100):
-        result = await node.peers.send(
-            peer, "revocations.since", {"cursor": cursor}, timeout=timeout_s
-        )
-        if not result.ok or result.reply is None:
-            return result.outcome
-        page = result.reply.body
-        assert isinstance(page, RevocationsList)
-        now = node.clock.now()
-        async with node.store.writing() as conn:
-            for revocation in page.revocations:
-                problem = await conn.run_sync(take_revocation_sync, revocation, peer, now)
-                if problem is not None:
-                    skipped[problem.value] += 1
-            await store.set_cursor(conn, peer, page.cursor)
-        cursor = page.cursor
-        if not page.more:
-            break
-    return "ok"
+def _revocations_page(body: BaseModel) -> Page[Revocation]:
+    assert isinstance(body, RevocationsList)
+    return Page(body.revocations, body.cursor, body.more)
+
+
+# a peer's revocations after this node's cursor for it (§7.6): each applied only if this node's
+# own records admit it, as a notice from that peer would be (a member that lists revocations it
+# may not pass on changes nothing here)
+REVOCATIONS = CatchUpList(
+    request_type="revocations.since",
+    request=lambda cursor: RevocationsSince(cursor=cursor),
+    read=_revocations_page,
+    take=take_revocation_sync,
+    cursor_column="revocation_cursor",
+)
 
 
 def _report_skipped(node: FederationNode, peer: str, skipped: Counter[str]) -> None:

@@ -8,12 +8,11 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import PeerState, Plan, PlanClosure
+from .tables import Plan, PlanClosure
 
 CLOSURE_LOCK_ID = 0x62706370  # "bpcp"
 T_CLOSURE = PlanClosure.__table__  # type: ignore[attr-defined]
 T_PLAN = Plan.__table__  # type: ignore[attr-defined]
-T_PEER_STATE = PeerState.__table__  # type: ignore[attr-defined]
 
 
 def get_closure_sync(conn: Connection, plan_id: str) -> PlanClosure | None:
@@ -92,22 +91,3 @@ async def max_closure_seq(conn: AsyncConnection) -> int:
     return int(
         (await conn.execute(select(func.coalesce(func.max(T_CLOSURE.c.seq), 0)))).scalar_one()
     )
-
-
-async def get_cursor(conn: AsyncConnection, peer: str) -> int:
-    row = (
-        await conn.execute(
-            select(T_PEER_STATE.c.closure_cursor).where(T_PEER_STATE.c.node_id == peer)
-        )
-    ).first()
-    return int(row[0]) if row else 0
-
-
-async def set_cursor(conn: AsyncConnection, peer: str, cursor: int) -> None:
-    updated = await conn.execute(
-        update(T_PEER_STATE).where(T_PEER_STATE.c.node_id == peer).values(closure_cursor=cursor)
-    )
-    if not updated.rowcount:
-        await conn.execute(
-            T_PEER_STATE.insert().values(node_id=peer, revocation_cursor=0, closure_cursor=cursor)
-        )

@@ -10,12 +10,11 @@ from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .tables import Consent, OutboxItem, PeerState, RevocationRecord
+from .tables import Consent, OutboxItem, RevocationRecord
 
 REVOCATION_LOCK_ID = 0x62707276  # "bprv"
 T_REVOCATION = RevocationRecord.__table__  # type: ignore[attr-defined]
 T_OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
-T_PEER_STATE = PeerState.__table__  # type: ignore[attr-defined]
 T_CONSENT = Consent.__table__  # type: ignore[attr-defined]
 
 
@@ -240,23 +239,6 @@ async def outbox_rows(conn: AsyncConnection, include_delivered: bool = False) ->
 
 
 # --- catch-up cursors -----------------------------------------------------------------------
-
-
-async def get_cursor(conn: AsyncConnection, peer: str) -> int:
-    row = (
-        await conn.execute(
-            select(T_PEER_STATE.c.revocation_cursor).where(T_PEER_STATE.c.node_id == peer)
-        )
-    ).first()
-    return int(row[0]) if row else 0
-
-
-async def set_cursor(conn: AsyncConnection, peer: str, cursor: int) -> None:
-    updated = await conn.execute(
-        update(T_PEER_STATE).where(T_PEER_STATE.c.node_id == peer).values(revocation_cursor=cursor)
-    )
-    if not updated.rowcount:
-        await conn.execute(T_PEER_STATE.insert().values(node_id=peer, revocation_cursor=cursor))
 
 
 # --- consent expiry -------------------------------------------------------------------------
