@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import structlog
 from aiohttp import web
-from aiohttp_session import get_session
 
-from ...oidc.client import OidcError, PendingSignIn
+from ...oidc.client import OidcError
 from ...oidc.identity import IdentityRefused
 from ...services import passwords, provider_sign_in, sessions
 from ..keys import NODE_KEY
@@ -32,6 +31,7 @@ from .core import (
 )
 from .forms import first
 from .i18n import N_
+from .provider_flow import provider_login_url, returned_sign_in
 from .provider_link import CALLBACK_PATH, ProviderLink
 
 routes = web.RouteTableDef()
@@ -158,27 +158,16 @@ async def provider_start(request: web.Request) -> web.StreamResponse:
     provider = _provider(request)
     next_path = local_path(request.query.get("next")) or ""
     try:
-        url, pending = await provider.client().begin(provider.redirect_uri, next_path)
+        return see_other(await provider_login_url(request, provider, next_path, PENDING))
     except OidcError as exc:
         return await _sign_in_failed(request, provider, exc.code, next_path)
-    session = await get_session(request)
-    session[PENDING] = [
-        pending.state,
-        pending.nonce,
-        pending.code_verifier,
-        pending.started_at,
-        pending.next,
-    ]
-    return see_other(url)
 
 
 @routes.get(CALLBACK_PATH)
 async def provider_callback(request: web.Request) -> web.StreamResponse:
     """The provider's answer: checked in full before anything is written or any session made."""
     provider = _provider(request)
-    session = await get_session(request)
-    kept = session.pop(PENDING, None)
-    pending = PendingSignIn(*kept) if isinstance(kept, list) and len(kept) == 5 else None
+    pending = await returned_sign_in(request, PENDING)
     next_path = pending.next if pending is not None else ""
     node = request.app[NODE_KEY]
     try:

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import structlog
 from aiohttp import web
-from aiohttp_session import get_session
 
-from ...oidc.client import OidcError, PendingSignIn
+from ...oidc.client import OidcError
 from ...oidc.resident import ResidentRefused, resident_from
 from ...services import resident_sign_in
 from ...store import records
@@ -32,6 +31,7 @@ from .core import (
     translator,
 )
 from .i18n import N_
+from .provider_flow import provider_login_url, returned_sign_in
 from .provider_link import RESIDENT_CALLBACK_PATH, ProviderLink
 
 routes = web.RouteTableDef()
@@ -120,27 +120,16 @@ async def family_sign_in(request: web.Request) -> web.StreamResponse:
     this browser's encrypted session until it comes back."""
     link = _residents(request)
     try:
-        url, pending = await link.client().begin(link.redirect_uri, "")
+        return see_other(await provider_login_url(request, link, "", PENDING))
     except OidcError as exc:
         return await _failed(request, link, exc.code)
-    session = await get_session(request)
-    session[PENDING] = [
-        pending.state,
-        pending.nonce,
-        pending.code_verifier,
-        pending.started_at,
-        pending.next,
-    ]
-    return see_other(url)
 
 
 @routes.get(RESIDENT_CALLBACK_PATH)
 async def family_callback(request: web.Request) -> web.StreamResponse:
     """The provider's answer, checked in full before anything is written or a session made."""
     link = _residents(request)
-    session = await get_session(request)
-    kept = session.pop(PENDING, None)
-    pending = PendingSignIn(*kept) if isinstance(kept, list) and len(kept) == 5 else None
+    pending = await returned_sign_in(request, PENDING)
     node = request.app[NODE_KEY]
     settings = node.config.residents
     now = node.clock.now()
