@@ -21,7 +21,6 @@ the exchange log for this.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +43,7 @@ from ..store import records
 from ..store.access_report import LoggedRelease, releases_for_plan
 from ..store.exchange_log import LogDraft
 from ..store.tables import Plan, User
+from .fan_out import ask_each
 from .inbound import Outcome
 from .outbound import LogContext
 from .ports import FederationNode
@@ -285,17 +285,7 @@ async def access_timeline(
             cursor = body.cursor
         return _partial(peer, entries, "too_many"), entries
 
-    tasks: list[asyncio.Task[tuple[HolderStatus, list[ReleaseEntry]]]] = []
-    try:
-        for peer in asked:
-            tasks.append(asyncio.create_task(ask(peer)))
-            await asyncio.sleep(0)
-        answers = await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.shield(node.exchange_log.append_many(drafts))
+    answers = await ask_each(asked, ask, node.exchange_log, drafts)
     names_staff = node.config.agency.access_report_names_staff
     entries = [_own_entry(node.node_id, plan, e, names_staff) for e in own]
     for status, received in answers:

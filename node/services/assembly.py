@@ -15,7 +15,6 @@ written to the store; the exchange log records each request and its outcome.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from ..store import revocations as revocation_store
 from ..store.exchange_log import LogDraft
 from ..store.records import RecordCache
 from ..store.tables import Child, Plan, RevocationRecord, User
+from .fan_out import ask_each
 from .outbound import LogContext, PeerResult
 from .ports import FederationNode
 from .users import professional_ref
@@ -424,22 +424,7 @@ async def _assemble(
         )
         return entry, []
 
-    tasks: list[asyncio.Task[tuple[dict[str, Any], Checked]]] = []
-    try:
-        for peer, cats in asks.items():
-            tasks.append(asyncio.create_task(ask(peer, cats)))
-            # let this request go out before the next is signed: the first peers start on
-            # their answers at once instead of after the lead has signed every request
-            await asyncio.sleep(0)
-        answers = await asyncio.gather(*tasks)
-    finally:
-        # however the assembly ends (done, a failing check, cancelled), no request is left
-        # running and every exchange that finished is logged, all in one transaction, before
-        # the plan (or the error) is returned
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.shield(node.exchange_log.append_many(drafts))
+    answers = await ask_each(asks.items(), lambda item: ask(*item), node.exchange_log, drafts)
     received = [v for _, verified in answers for v in verified]
     for entry, _ in answers:
         statuses[entry["node_id"]] = entry
