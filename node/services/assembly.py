@@ -180,7 +180,7 @@ def assembly_facts(
     replaced = consent_people.replacements_for_plan_sync(conn, plan_id)
     consent = consent_in_force(statements, revoked, replaced, now)
     if consent is None:
-        raise NotFound(_no_consent(consent_id))
+        raise NotFound(_no_consent(consent_id), code="no_consent")
     revocation = revocation_store.get_revocation_sync(conn, consent["consent_id"], plan_id)
     return AssemblyFacts(
         plan=plan,

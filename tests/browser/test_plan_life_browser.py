@@ -132,6 +132,12 @@ async def test_the_lead_follows_a_plan_from_creation_to_closing(
     await lead.screenshot(path=str(screenshots / "life-02-plan-list.png"), full_page=True)
     await lead.goto(plan_url)
     assert await lead.get_by_role("link", name="Visa den samlade planen").count() == 1
+    # the shared plan and the family's copy name the coordinator and how to reach them
+    for view in ("/shared", "/family"):
+        await lead.goto(plan_url + view)
+        shown = await lead.locator("#coordinator").inner_text()
+        assert "Sara Samordnare" in shown and "0300-12 34 56" in shown and "/u/" not in shown
+    await lead.goto(plan_url)
 
     # --- closing, confirmed twice -------------------------------------------------------------
     await lead.get_by_role("link", name="Avsluta planen…").click()

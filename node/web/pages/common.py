@@ -59,3 +59,12 @@ async def consents_with_state(node: Node, plan_id: str) -> list[dict[str, Any]]:
                 }
             )
     return result
+
+
+async def coordinator_of(node: Node, plan_id: str) -> dict[str, str] | None:
+    """The plan's named coordinator and how to reach them, where this node holds them (the
+    lead's node: plan details stay there); None elsewhere or when none is named yet."""
+    plan = await records.get_plan(node.engine, plan_id)
+    if plan is None or not plan.coordinator_name:
+        return None
+    return {"name": plan.coordinator_name, "contact": plan.coordinator_contact or ""}

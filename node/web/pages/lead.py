@@ -28,7 +28,7 @@ from ...services.plans import MEETING_TIME
 from ...services.revocation import record_revocation
 from ...store import records
 from ..keys import NODE_KEY
-from .common import agency_names, consents_with_state, read_form
+from .common import agency_names, consents_with_state, coordinator_of, read_form
 from .core import (
     PROFESSIONALS,
     error_page,
@@ -229,7 +229,7 @@ async def _assembled(
     try:
         return await assemble(node, user_of(request), plan_id, led_here=led_here)
     except NotFound as exc:
-        if "no consent" in exc.detail:
+        if exc.code == "no_consent":
             plan = await records.get_plan(node.engine, plan_id)
             return await render(
                 request,
@@ -256,6 +256,7 @@ async def shared_plan(request: web.Request) -> web.StreamResponse:
             "shared": shared,
             "agencies": await agency_names(node),
             "fhir_available": fhir_converter() is not None,
+            "coordinator": await coordinator_of(node, shared["plan_id"]),
         },
     )
 
@@ -284,7 +285,11 @@ async def family_copy(request: web.Request) -> web.StreamResponse:
     return await render(
         request,
         "family.html",
-        {"shared": shared, "agencies": await agency_names(node)},
+        {
+            "shared": shared,
+            "agencies": await agency_names(node),
+            "coordinator": await coordinator_of(node, shared["plan_id"]),
+        },
     )
 
 
