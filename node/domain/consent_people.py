@@ -33,6 +33,9 @@ class Person:
     age: int | None = None
     maturity: str | None = None
     view: str | None = None
+    # the keyed hash of their personal identity number, when the lead recorded it: how they
+    # find the plan when they sign in with e-identification (the number itself is never kept)
+    identity_hash: str | None = None
 
 
 def next_refs(taken: Iterable[str], count: int) -> list[str]:

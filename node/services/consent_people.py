@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
@@ -24,13 +25,16 @@ from ..domain.consent_people import (
     next_refs,
     waiting_for,
 )
+from ..domain.personnummer import PersonnummerError
 from ..errors import Conflict, FieldProblem, Forbidden, NotFound
+from ..oidc.resident import identity_hash
 from ..store import consent_people as people_store
 from ..store import records
 from ..store import revocations as revocation_store
 from ..store.tables import User
 from . import consents
 from .ports import FederationNode
+from .provider_sign_in import subject_key
 
 MAX_NAME = 200
 MAX_TEXT = 2000
@@ -86,13 +90,19 @@ def _answer_fields(
 
 
 def parse_people(
-    rows: list[dict[str, Any]], taken: list[str], errors: dict[str, FieldProblem]
+    rows: list[dict[str, Any]],
+    taken: list[str],
+    errors: dict[str, FieldProblem],
+    hash_number: Callable[[str], str] | None = None,
+    known_hashes: Mapping[str, str | None] | None = None,
 ) -> list[Person]:
     """The people of a submitted form or API body, each problem at its field
     (``people.<i>.<field>``). A row keeps its ``ref`` when it names a person already recorded
     for the plan (``taken``); every other row gets a fresh ``p<n>``: references are generated,
-    never typed, so no name can reach the wire."""
+    never typed, so no name can reach the wire. A ``personnummer`` given is kept only as
+    ``hash_number`` of it; none given keeps what was recorded for that ``ref``."""
     fresh = iter(next_refs(taken, len(rows)))
+    known_hashes = known_hashes or {}
     people: list[Person] = []
     for i, row in enumerate(rows):
         prefix = f"people.{i}."
@@ -132,6 +142,13 @@ def parse_people(
         ref = _text(row.get("ref"))
         if ref not in taken or ref in (p.ref for p in people):
             ref = next(fresh)
+        identity = known_hashes.get(ref)
+        number = _text(row.get("personnummer"))
+        if number and hash_number is not None:
+            try:
+                identity = hash_number(number)
+            except PersonnummerError as exc:
+                errors[f"{prefix}personnummer"] = FieldProblem(exc.code, exc.message)
         people.append(
             Person(
                 ref=ref,
@@ -145,6 +162,7 @@ def parse_people(
                 age=age,
                 maturity=maturity if role != "guardian" else None,
                 view=view if role != "guardian" else None,
+                identity_hash=identity,
             )
         )
     if (rows and not any(p.required for p in people)) or not rows:
@@ -199,7 +217,14 @@ async def record_consent_people(
         raise Forbidden("only the lead professional records consent", code="not_lead")
     known = await plan_people(node, plan_id)
     errors: dict[str, FieldProblem] = {}
-    parsed = parse_people(people, [p.ref for p in known], errors)
+    key, today = subject_key(node.config.directory), node.clock.now().date()
+    parsed = parse_people(
+        people,
+        [p.ref for p in known],
+        errors,
+        hash_number=lambda number: identity_hash(number, key, today),
+        known_hashes={p.ref: p.identity_hash for p in known},
+    )
     required, given = consenters(parsed)
     current = await current_consent(node, plan_id)
     replaces = None

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..domain.consent_people import Person
 from ..errors import FieldProblem, InvalidInput, NodeError, NotFound, field_problems
 from ..services import children, consent_people, consents, fragments, plans
 from ..store import records
@@ -79,6 +80,9 @@ class PersonIn(Input):
     age: int | None = None
     maturity: str = ""
     view: str = ""
+    # their personal identity number, so they can sign in with e-identification (optional;
+    # kept only as a keyed hash; empty keeps what was recorded for ``ref``)
+    personnummer: Annotated[str, Field(max_length=13)] = ""
 
 
 class ConsentPeopleIn(Input):
@@ -344,8 +348,16 @@ def _overview_json(overview: dict[str, Any]) -> dict[str, Any]:
         "state": overview["state"],
         "waiting_for": overview["waiting_for"],
         "consent_id": current["consent_id"] if current else None,
-        "people": [dataclasses.asdict(p) for p in overview["people"]],
+        "people": [_person_json(p) for p in overview["people"]],
     }
+
+
+def _person_json(person: Person) -> dict[str, Any]:
+    """A person as the API shows them: whether they can sign in with e-identification, never
+    the keyed hash of their identity number."""
+    shown = dataclasses.asdict(person)
+    shown["can_sign_in"] = shown.pop("identity_hash") is not None
+    return shown
 
 
 @routes.get("/api/v1/plans/{plan_id}/consent")

@@ -209,3 +209,37 @@ async def test_signing_out_ends_the_residents_session(
     assert await count(family.lead, "SELECT count(*) FROM web_session") == 0
     async with http.get(family.lead.url + "/familj") as start:
         assert 'id="resident-login"' in await start.text()
+
+
+async def test_the_lead_records_an_identity_number_kept_only_as_its_hash_and_the_person_signs_in(
+    family: Family, http: aiohttp.ClientSession
+) -> None:
+    """Through the lead's consent API: a person recorded with their identity number can sign
+    in; the number is never stored or shown back, only whether they can sign in."""
+    lead = family.lead
+    now = family.clock.now()
+    body = {
+        "people": [
+            {"name": "Olle Testsson", "role": "guardian", "required": True,
+             "answer": "consents", "answered_on": now.date().isoformat(), "method": "e_form",
+             "personnummer": "19900101-2393"},
+        ],
+        "grants": [
+            {"from": family.school.node_id, "to": [lead.node_id], "categories": ["education"]}
+        ],
+        "valid_from": "2026-01-01T00:00:00Z",
+        "valid_until": "2030-01-01T00:00:00Z",
+        "evidence_ref": "E-tjänst 2026-0042",
+    }  # fmt: skip
+    status, answer = await lead.api("POST", f"/plans/{family.plan_id}/consent", "lead", body)
+    assert status == 201, answer
+    status, overview = await lead.api("GET", f"/plans/{family.plan_id}/consent", "lead")
+    assert status == 200 and [p["can_sign_in"] for p in overview["people"]] == [True]
+    assert OLLE not in str(overview) and "hmac:" not in str(overview)
+    raw = Path(lead.node.config.database_url.removeprefix("sqlite:///")).read_bytes()
+    assert OLLE.encode() not in raw and b"900101-2393" not in raw
+    assert (await sign_in(http, lead, "olle")).headers["Location"] == "/familj"
+    # a wrong number is refused at its field, and nothing is recorded
+    body["people"][0]["personnummer"] = "19900101-2394"  # type: ignore[index]
+    status, refused = await lead.api("POST", f"/plans/{family.plan_id}/consent", "lead", body)
+    assert status == 422 and "people.0.personnummer" in str(refused), refused

@@ -39,6 +39,7 @@ ROW_FIELDS: dict[str, tuple[str, ...]] = {
         "age",
         "maturity",
         "view",
+        "personnummer",
     ),
 }
 BLANK_ROWS = {"needs": 2, "goals": 2, "actions": 3, "events": 1, "person": 3}

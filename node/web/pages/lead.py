@@ -52,8 +52,11 @@ routes = web.RouteTableDef()
 def _person_row(person: Person) -> dict[str, str]:
     """A recorded person as a row of the consent form (for a new consent of the family)."""
     values = dataclasses.asdict(person)
+    can_sign_in = values.pop("identity_hash") is not None  # the hash itself is never shown
     row = {k: "" if v is None else str(v) for k, v in values.items()}
     row["required"] = "on" if person.required else ""
+    row["personnummer"] = ""
+    row["can_sign_in"] = "on" if can_sign_in else ""
     return row
 
 
