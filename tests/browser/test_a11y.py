@@ -181,6 +181,8 @@ EXCLUDED = {
     "/login/oidc": "only redirects to the OpenID provider (none configured in these tests)",
     "/login/oidc/callback": "the provider's redirect back: signs in and redirects, no page",
     "/familj/logga-in": "only redirects to the residents' provider",
+    "/familj/planer/{plan_id}": "needs a resident signed in through a residents' provider: "
+    "scanned at 390 px in tests/family/test_family_plan_browser.py",
     "/familj/login/callback": "the residents' provider's redirect back: a refusal is the start "
     "page (scanned as family-start), a sign-in redirects",
     "/plans/{plan_id}/fhir": "a FHIR JSON document, not an HTML page",

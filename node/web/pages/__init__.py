@@ -29,6 +29,7 @@ from .core import (
     pages_guard,
     settings_for,
 )
+from .family_plan import routes as family_plan_routes
 from .family_sign_in import routes as family_routes
 from .lead import routes as lead_routes
 from .ops import routes as ops_routes
@@ -99,7 +100,14 @@ def setup_pages(app: web.Application, node: Node, settings: PageSettings | None 
     app.middlewares.append(page_sessions)
     app.middlewares.append(pages_guard)
     app.router.add_static("/static/", STATIC, name="static", append_version=False)
-    for routes in (auth_routes, professional_routes, lead_routes, ops_routes, family_routes):
+    for routes in (
+        auth_routes,
+        professional_routes,
+        lead_routes,
+        ops_routes,
+        family_routes,
+        family_plan_routes,
+    ):
         for route in app.add_routes(routes):
             if route.resource is not None:
                 app[PAGE_STATE].resources.add(route.resource)

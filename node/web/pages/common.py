@@ -68,3 +68,11 @@ async def coordinator_of(node: Node, plan_id: str) -> dict[str, str] | None:
     if plan is None or not plan.coordinator_name:
         return None
     return {"name": plan.coordinator_name, "contact": plan.coordinator_contact or ""}
+
+
+async def meeting_of(node: Node, plan_id: str) -> dict[str, Any] | None:
+    """The plan's next review meeting (when, where), where this node holds the plan's details."""
+    plan = await records.get_plan(node.engine, plan_id)
+    if plan is None or plan.review_at is None:
+        return None
+    return {"at": plan.review_at, "place": plan.review_place or ""}

@@ -228,6 +228,11 @@ ERROR_TEXTS: dict[str, str] = {
         "Samtycket är återkallat. Registrera ett nytt samtycke om familjen samtycker igen."
     ),
     "replaces_other_plan": N_("Samtycket som ersätts gäller en annan plan."),
+    # the family's pages
+    "no_such_plan": N_("Det finns ingen sådan plan här."),
+    "no_lead_professional": N_(
+        "Planen går inte att visa just nu. Kontakta samordnaren eller verksamheten."
+    ),
     # a plan's life
     "plan_closed": N_("Planen är avslutad och kan inte ändras."),
     "not_trusted_peer": N_("Välj en verksamhet som den här noden litar på."),
@@ -392,6 +397,12 @@ class Translator:
         """A personnummer as people write it: YYYYMMDD-NNNN."""
         text = value or ""
         return f"{text[:8]}-{text[8:]}" if len(text) == 12 and text.isdigit() else text
+
+    def long_moment(self, value: datetime) -> str:
+        """A meeting's time as people say it, in local Swedish time, with its weekday
+        ("söndag 13 december 2026 klockan 14:30")."""
+        local = value.astimezone(LOCAL_TIME)
+        return f"{self.long_day(local.date())} {self.gettext('klockan')} {local:%H:%M}"
 
     def long_day(self, value: date | str | None) -> str:
         """A date as people say it, with its weekday ("måndag 7 december 2026"): for the

@@ -28,7 +28,7 @@ from ...services.plans import MEETING_TIME
 from ...services.revocation import record_revocation
 from ...store import records
 from ..keys import NODE_KEY
-from .common import agency_names, consents_with_state, coordinator_of, read_form
+from .common import agency_names, consents_with_state, coordinator_of, meeting_of, read_form
 from .core import (
     PROFESSIONALS,
     error_page,
@@ -292,6 +292,7 @@ async def family_copy(request: web.Request) -> web.StreamResponse:
             "shared": shared,
             "agencies": await agency_names(node),
             "coordinator": await coordinator_of(node, shared["plan_id"]),
+            "meeting": await meeting_of(node, shared["plan_id"]),
         },
     )
 

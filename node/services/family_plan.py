@@ -1,0 +1,63 @@
+"""The family reads its plan at the lead's node: the same assembly as the lead's view.
+
+A resident may open only a plan the lead recorded them on (``resident_sign_in.plans_for_user``);
+any other plan id reads as not found, whether or not it exists, so the pages answer no question
+about other families. The lead's node assembles the plan for the family as it does for its lead
+professional — the fullest view, every holder deciding as always (SPEC §11) — and the requests
+name the plan's lead professional (SPEC §7.4: the lead's node acts for the family), so every
+holder's exchange log says who is accountable. Nothing received is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import NotFound, Unavailable
+from ..store import records
+from ..store.tables import ConsentPerson, Plan, User
+from .assembly import assemble
+from .ports import FederationNode
+from .resident_sign_in import plans_for_user
+from .users import active_user
+
+
+@dataclass(frozen=True)
+class FamilyPlan:
+    """A plan as its family reads it: who the reader is on it, the plan row (its details, at
+    the lead), and the assembled shared plan."""
+
+    person: ConsentPerson
+    plan: Plan
+    shared: dict[str, Any]
+
+
+def _not_theirs(plan_id: str) -> NotFound:
+    return NotFound(f"no plan {plan_id} here", code="no_such_plan", params={"plan_id": plan_id})
+
+
+async def person_on_plan(node: FederationNode, resident: User, plan_id: str) -> ConsentPerson:
+    """Who ``resident`` is on ``plan_id``; not found (as for any unknown plan) otherwise."""
+    for person in await plans_for_user(node.store, resident):
+        if person.plan_id == plan_id:
+            return person
+    raise _not_theirs(plan_id)
+
+
+async def read_family_plan(node: FederationNode, resident: User, plan_id: str) -> FamilyPlan:
+    """The plan ``resident`` is on, assembled by this (the lead's) node for them."""
+    person = await person_on_plan(node, resident, plan_id)
+    plan = await records.get_plan(node.engine, plan_id)
+    if plan is None or plan.role != "lead":
+        raise _not_theirs(plan_id)
+    lead_user = plan.lead_professional.rpartition("/u/")[2]
+    acting = await active_user(node.engine, lead_user)
+    if acting is None or acting.role not in ("lead", "professional"):
+        # the lead professional who answers for the plan has left: the family cannot be shown
+        # a plan no professional here answers for; the lead's node must name a new one
+        raise Unavailable(
+            "the plan's lead professional cannot act for the family now",
+            code="no_lead_professional",
+        )
+    shared = await assemble(node, acting, plan_id, led_here=True)
+    return FamilyPlan(person, plan, shared)
