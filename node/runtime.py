@@ -33,6 +33,7 @@ from .services.seen import PersistentSeenIds
 from .store import peers as peer_store
 from .store.engine import create_engine, migrate
 from .store.exchange_log import ExchangeLog
+from .store.migration_head import at_head
 from .store.schema_check import require_expected_schema
 from .store.store import Store
 from .store.tables import OwnKey
@@ -198,10 +199,15 @@ async def open_node(
     config: NodeConfig, clock: Clock | None = None, *, run_migrations: bool = True
 ) -> Node:
     """Open the store (migrating it to head), check it has the tables and columns this code
-    uses (``StoreError`` naming what it lacks), load keys, peers and replay memory."""
+    uses (``StoreError`` naming what it lacks), load keys, peers and replay memory.
+
+    alembic runs only when the store is not already at head (``at_head`` reads the version
+    table without importing it): its import and script loading were a tenth of a start, spent
+    on every start of a node migrated long ago while a returning peer still answers nothing. A
+    new or older store, or any doubt, is migrated; ``barnplan migrate`` always runs alembic."""
     engine = create_engine(config.database_url, config.store.schema_name)
     try:
-        if run_migrations:
+        if run_migrations and not await at_head(engine):
             await migrate(engine)
         await require_expected_schema(engine)
         rows = await peer_store.own_keys(engine)

@@ -14,27 +14,10 @@ from protocol.clock import SystemClock
 from .config import ConfigError, NodeConfig
 from .instance_lock import serving_lock
 from .logs import configure_logging
-from .runtime import Node, open_node
+from .runtime import open_node
 from .store.engine import create_engine, sqlite_file
-from .store.migration_head import at_head
 from .tls import client_ssl
 from .web.app import create_app
-
-
-async def open_for_serving(config: NodeConfig) -> Node:
-    """``open_node``, with alembic run only when the store is not already at head.
-
-    Why: alembic's import and script loading were a tenth of start-up, spent on every start
-    of a node that was migrated long ago, while a returning peer still answers nothing. A new
-    or older store (or any doubt) is migrated exactly as before; ``barnplan migrate`` and
-    ``init`` always run alembic.
-    """
-    probe = create_engine(config.database_url, config.store.schema_name)
-    try:
-        current = await at_head(probe)
-    finally:
-        await probe.dispose()
-    return await open_node(config, run_migrations=not current)
 
 
 async def serve_forever(config: NodeConfig) -> None:
@@ -65,7 +48,7 @@ async def _serve(config: NodeConfig) -> None:
             stop.set()
 
         loop.add_signal_handler(sig, on_signal)
-    node = await open_for_serving(config)
+    node = await open_node(config)
     app = create_app(node)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

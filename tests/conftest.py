@@ -30,6 +30,15 @@ T0 = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
 # migrated per node takes seconds): the quick run (-m "not slow") stays on SQLite, the full run
 # (CI) takes both.
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
+# Fixtures that start another process: a real Chromium, or the Node.js OpenID provider (staff's
+# or residents'). A test using one is slow wherever it lives, without each module saying so.
+PROCESS_FIXTURES = frozenset({"browser", "oidc_provider", "family"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -267,13 +267,16 @@ def upgrade(connection: Connection, revision: str = "head") -> None:
 
     A store stamped with a revision these scripts do not know was written by a newer release:
     ``StoreError`` says so (alembic would fail with "Can't locate revision")."""
-    from alembic import command
+    from alembic.runtime.environment import EnvironmentContext
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
-    known = {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}
+    # one ScriptDirectory for the check and the upgrade (``command.upgrade`` would load every
+    # script a second time: most of a new store's set-up)
+    scripts = ScriptDirectory.from_config(cfg)
+    known = {script.revision for script in scripts.walk_revisions()}
     unknown = sorted(set(MigrationContext.configure(connection).get_current_heads()) - known)
     if unknown:
         url = connection.engine.url.render_as_string(hide_password=True)
@@ -284,7 +287,13 @@ def upgrade(connection: Connection, revision: str = "head") -> None:
             f"upgrade barnplan to that release, or restore a backup taken before it ran "
             f"({BACKUP_GUIDE})"
         )
-    command.upgrade(cfg, revision)
+    with EnvironmentContext(
+        cfg,
+        scripts,
+        fn=lambda current, _context: scripts._upgrade_revs(revision, current),
+        destination_rev=revision,
+    ):
+        scripts.run_env()
 
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:

@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from node.config import CONFIG_NAME, load_config, render_config
-from node.server import open_for_serving
+from node.runtime import open_node
 from node.store.engine import alembic_config, create_engine, current_revision, migrate
 from node.store.migration_head import at_head, script_heads
 from protocol.encoding import b64url_encode
@@ -108,12 +108,12 @@ async def test_serving_migrates_a_store_that_is_behind(
     finally:
         await engine.dispose()
 
-    node = await open_for_serving(config)
+    node = await open_node(config)
     try:
         assert await current_revision(node.engine) == head
     finally:
         await node.close()
-    node = await open_for_serving(config)  # at head now: opened without alembic
+    node = await open_node(config)  # at head now: opened without alembic
     try:
         assert await current_revision(node.engine) == head
     finally:

@@ -3,6 +3,7 @@ port). One copy, used by tests/support and by bench/."""
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from pathlib import Path
@@ -13,6 +14,19 @@ LOOPBACK = "127.0.0.1"
 # the ports free_port has returned in this process (test and benchmark set-up only: the
 # product never picks its own port)
 _HANDED_OUT: set[int] = set()
+
+
+def worker_range(start: int, end: int) -> tuple[int, int]:
+    """This test process's share of ports ``start``..``end``: under pytest-xdist each worker
+    (``gw0``, ``gw1``, ...) picks from its own slice, so two workers never hand out the same
+    port between choosing it and binding it; outside xdist, all of them."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count <= 1:
+        return start, end
+    share = (end - start) // count
+    index = int(worker[2:]) % count
+    return start + index * share, start + (index + 1) * share
 
 
 def free_port() -> int:
@@ -32,9 +46,10 @@ def free_port() -> int:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768
+    start, end = worker_range(min(20000, low - 1000), low)
     pick = random.Random()
     for _ in range(200):
-        port = pick.randrange(min(20000, low - 1000), low)
+        port = pick.randrange(start, end)
         if port in _HANDED_OUT:
             continue
         with socket.socket() as sock:
