@@ -8,10 +8,10 @@ the callers taking turns (one writer at a time, as SQLite allows). Blocks of bot
 database and one chain, which is verified afterwards as a guard.
 
 ``log_verify_1m_s``: ``verify_chain`` (what ``barnplan log verify`` and ``verify_log`` run)
-walks 1,000,000 entries in seq order, recomputing every hash and link, with its defaults: on an
-SQLite file the rows are read through a read-only connection of their own
-(``node.store.engine.connect_read_only``) off the event loop, one seq range per core at once
-(the first in a worker thread, the others in child processes; see ``node.store.chain_verify``).
+walks 1,000,000 entries in seq order, recomputing every hash and link, with its defaults: the
+rows are read through the store's engine in batches, one seq range per core at once (the first
+in this process, each batch walked in a worker thread, the others in child processes with an
+engine of their own; see ``node.store.chain_verify``).
 The chain is built before the clock starts with ``draft_row`` (the product's own hashing and
 chaining) and bulk inserted with SQLAlchemy Core in batches; building it is not timed. The
 entries are realistic: a mix of fragments requests in and out with categories and withheld

@@ -1,28 +1,30 @@
 """Walking the exchange log's hash chain: the check behind ``barnplan log verify``.
 
 A node's log grows to millions of entries and an operator verifies all of them, so this is a hot
-loop. It was ~25-50 µs an entry through SQLAlchemy's async streaming, a dict per row and a new
-``json.dumps`` encoder per row. Here, on SQLite:
+loop. It was ~25-50 µs an entry when SQLAlchemy typed every column, a dict was made per row and
+a new ``json.dumps`` encoder per row. One walk, the same on SQLite and PostgreSQL:
 
-- rows are read from a read-only driver connection of their own (``engine.connect_read_only``),
-  in a worker thread (off the event loop, and not through the async pool);
+- rows are read through the store's engine in batches by seq (``_RANGE``: an untyped query, so
+  each value comes as the driver stored it), and each batch is walked in a worker thread, so a
+  running node's event loop keeps serving while ``/ops/log`` verifies;
 - each entry is hashed from its stored values by ``log_entry.values_hash``, the one definition
   of the entry's text form and hash (SPEC.md §7.8), without a dict per row;
-- a long chain is cut into seq ranges, one per core: this thread walks the first and a child
-  process (``child_main``) walks each other range from its own read-only connection, since
-  the walk is pure Python and one process gets one core (threads would share the GIL; hashlib
-  releases it only for inputs far longer than an entry). Each range is checked on its own
-  (links, seq continuity, hashes), then the ranges are joined in order, checking only the link
-  and seq continuity across each cut, so the result, including which entry is named first and
-  why, is exactly that of one sequential walk.
+- a long chain is cut into seq ranges, one per core: this process walks the first and a child
+  process (``child_main``) walks each other range through an engine of its own on the same
+  store, since the walk is pure Python and one process gets one core (threads would share the
+  GIL; hashlib releases it only for inputs far longer than an entry). Each range is checked on
+  its own (links, seq continuity, hashes), then the ranges are joined in order, checking only
+  the link and seq continuity across each cut, so the result, including which entry is named
+  first and why, is exactly that of one sequential walk.
 
-A child process imports this module, the pure ``log_entry`` and the engine module (for the
-read-only connection), in a few hundred milliseconds, against seconds of walking; the PostgreSQL
-path (``exchange_log.verify_chain``) feeds the same walker from SQLAlchemy's stream.
+A child process imports this module, the pure ``log_entry`` and the engine module in a few
+hundred milliseconds, against seconds of walking. A store another process cannot open (an
+in-memory SQLite) is walked in one range here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -34,12 +36,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .engine import connect_read_only
-from .log_entry import COLUMNS, GENESIS, format_at, sqlite_at, sqlite_at_text, values_hash
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-_SELECT_RANGE = (
-    f"SELECT {', '.join(COLUMNS)} FROM exchange_log WHERE seq >= ? AND seq <= ? ORDER BY seq"
+from .engine import create_engine
+from .log_entry import COLUMNS, GENESIS, format_at, stored_at, stored_at_text, values_hash
+
+# the next batch of a range, by seq; untyped, so every value is the driver's own
+_RANGE = text(
+    f"SELECT {', '.join(COLUMNS)} FROM exchange_log WHERE seq >= :lo AND seq <= :hi "
+    "ORDER BY seq LIMIT :batch"
 )
+BATCH = 20_000  # rows per read: a few tens of ms on the loop, then walked in a worker thread
 # below this many entries a child process costs more than it saves (it starts in ~50 ms and an
 # entry costs a few µs); tests pass ``parts`` to exercise the split on small chains
 PARALLEL_MIN_ENTRIES = 100_000
@@ -217,11 +225,19 @@ def join(segments: Iterable[Segment], start: tuple[int, str] = (1, GENESIS)) -> 
     return result
 
 
-def walk_range(path: str, lo: int, hi: int, keep: set[int] | None) -> Segment:
-    """Walk the entries with ``lo <= seq <= hi`` of the SQLite file at ``path`` on their own."""
-    walker = ChainWalker(keep, sqlite_at_text, sqlite_at, expected=None)
-    with contextlib.closing(connect_read_only(path)) as db:
-        walker.feed(db.execute(_SELECT_RANGE, (lo, hi)))
+async def walk_range(
+    engine: AsyncEngine, lo: int, hi: int, keep: set[int] | None, batch: int = BATCH
+) -> Segment:
+    """Walk the entries with ``lo <= seq <= hi`` on their own (the join checks the cuts)."""
+    walker = ChainWalker(keep, stored_at_text, stored_at, expected=None)
+    after = lo
+    while after <= hi:
+        async with engine.connect() as conn:
+            result = await conn.execute(_RANGE, {"lo": after, "hi": hi, "batch": batch})
+            rows = result.all()
+        if not rows or not await asyncio.to_thread(walker.feed, rows):
+            break
+        after = rows[-1][0] + 1
     return walker.segment
 
 
@@ -239,36 +255,67 @@ def available_cores() -> int:
 
 
 def default_parts(entries: int) -> int:
-    """How many ranges ``verify_sqlite`` walks at once by default for a chain this long."""
+    """How many ranges ``verify_chain`` walks at once by default for a chain this long."""
     return min(available_cores(), MAX_PARTS) if entries >= PARALLEL_MIN_ENTRIES else 1
 
 
-def verify_sqlite(
-    path: str,
-    keep: set[int] | None,
+@dataclass(frozen=True)
+class StoreAddress:
+    """Where a child process finds the same store: its URL (with any password: it goes to the
+    child on its standard input, never on a command line) and PostgreSQL schema."""
+
+    url: str
+    schema: str
+
+
+async def store_address(engine: AsyncEngine) -> StoreAddress | None:
+    """The engine's store as another process opens it; None for one it cannot (in memory)."""
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        if not os.path.isfile(database):
+            return None
+        return StoreAddress(f"sqlite:///{Path(database).resolve()}", "")
+    async with engine.connect() as conn:
+        schema = (await conn.execute(text("SELECT current_schema()"))).scalar()
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return StoreAddress(url, str(schema or ""))
+
+
+async def verify_chain(
+    engine: AsyncEngine,
+    keep: set[int] | None = None,
     parts: int | None = None,
     start: tuple[int, str] = (1, GENESIS),
+    batch: int = BATCH,
 ) -> ChainResult:
-    """Verify the chain in the SQLite file at ``path`` (blocking: run it in a worker thread).
+    """Walk the whole chain in seq order; stop at the first entry that does not fit.
 
-    ``parts`` ranges are walked at once, this thread taking the first and a child process each
+    ``keep`` names seqs whose hashes the caller wants back (to compare with checkpoints).
+    ``parts`` ranges are walked at once, this process taking the first and a child process each
     other one; by default one per core (at most ``MAX_PARTS``) when the chain is long enough. A
-    child that fails to start or dies leaves its range to this thread: the result is the same.
+    child that fails to start or dies leaves its range to this process: the result is the same.
+    ``start`` is the first entry's seq and ``prev_hash``: after an archive (``log_archive``),
+    the entry after the boundary and the boundary's head.
     """
-    with contextlib.closing(connect_read_only(path)) as db:
-        lo, hi = db.execute("SELECT min(seq), max(seq) FROM exchange_log").fetchone()
+    async with engine.connect() as conn:
+        bounds = await conn.execute(text("SELECT min(seq), max(seq) FROM exchange_log"))
+        lo, hi = bounds.one()
     if lo is None:
         return ChainResult(head_seq=start[0] - 1, head_hash=start[1])
     if parts is None:
         parts = default_parts(hi - lo + 1)
     ranges = cut(lo, hi, max(1, parts))
-    children = [_start_child(path, r, keep) for r in ranges[1:]]
+    address = await store_address(engine) if len(ranges) > 1 else None
+    children = [_start_child(address, r, keep) for r in ranges[1:]]
     try:
-        segments = [walk_range(path, *ranges[0], keep)]
+        segments = [await walk_range(engine, *ranges[0], keep, batch)]
         for child, r in zip(children, ranges[1:], strict=True):
             if segments[-1].problem is not None:
                 break  # the walk stops here; later ranges cannot change the result
-            segments.append(_finish_child(child) or walk_range(path, *r, keep))
+            found = await asyncio.to_thread(_finish_child, child)
+            segments.append(found or await walk_range(engine, *r, keep, batch))
     finally:
         for child in children:
             if child is not None and child.poll() is None:
@@ -278,17 +325,22 @@ def verify_sqlite(
 
 
 def _start_child(
-    path: str, span: tuple[int, int], keep: set[int] | None
+    address: StoreAddress | None, span: tuple[int, int], keep: set[int] | None
 ) -> subprocess.Popen[str] | None:
     """A child process walking ``span``; None if none could be started (the caller walks it).
 
     The child is isolated (``-I``: no PYTHON* variables, no current directory on its path) and
     imports this very file's package tree, whatever the parent's path was.
     """
-    if not sys.executable:
+    if address is None or not sys.executable:
         return None
     package_root = str(Path(__file__).resolve().parents[2])
-    request: dict[str, Any] = {"path": path, "lo": span[0], "hi": span[1]}
+    request: dict[str, Any] = {
+        "url": address.url,
+        "schema": address.schema,
+        "lo": span[0],
+        "hi": span[1],
+    }
     if keep is not None:
         request["keep"] = sorted(s for s in keep if span[0] <= s <= span[1])
     try:
@@ -325,11 +377,19 @@ def _finish_child(child: subprocess.Popen[str] | None) -> Segment | None:
         return None
 
 
-def child_main() -> None:
-    """A child process: read the range from stdin, walk it, print the segment as JSON."""
-    request = json.load(sys.stdin)
+async def _walk_in_child(request: dict[str, Any]) -> Segment:
     keep = set(request["keep"]) if "keep" in request else None
-    segment = walk_range(request["path"], request["lo"], request["hi"], keep)
+    # the parent has just read this store: no need to check its tables again
+    engine = create_engine(request["url"], request["schema"], create=True)
+    try:
+        return await walk_range(engine, request["lo"], request["hi"], keep)
+    finally:
+        await engine.dispose()
+
+
+def child_main() -> None:
+    """A child process: read the store and range from stdin, walk it, print the segment."""
+    segment = asyncio.run(_walk_in_child(json.load(sys.stdin)))
     json.dump(segment.to_json(), sys.stdout)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import sqlite3
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -243,15 +242,6 @@ def _sqlite_events(sync_engine: Engine) -> None:
             cursor.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         finally:
             cursor.close()
-
-
-def connect_read_only(path: str | Path) -> sqlite3.Connection:
-    """A read-only driver connection to the SQLite file at ``path``, for the log verifier's
-    walk (``chain_verify``), which runs in a worker thread and in child processes: it can
-    never write, and in WAL it never waits for a writer. The one place outside the engine's
-    own set-up where the node opens the driver."""
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
-    return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
 
 def alembic_config() -> Config:

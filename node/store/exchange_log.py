@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,14 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import Conflict
 from .chain_verify import ChainProblem as ChainProblem
-from .chain_verify import ChainResult, ChainWalker, verify_sqlite
+from .chain_verify import ChainResult as ChainResult
+from .chain_verify import verify_chain as verify_chain
 from .engine import begin_write
 
 # the entry's columns, text form and hash are defined once, in log_entry (SPEC.md §7.8);
 # re-exported for the log's callers
 from .log_entry import COLUMNS as COLUMNS
 from .log_entry import GENESIS as GENESIS
-from .log_entry import aware_at_text
 from .log_entry import entry_hash as entry_hash
 from .log_entry import format_at as format_at
 from .tables import ExchangeLogEntry, SeenMessage
@@ -272,51 +271,6 @@ def _split_replays(
         known.add(key)
         fresh.append((key[0], key[1], item.seen.expires_at))
     return replays, fresh
-
-
-async def verify_chain(
-    engine: AsyncEngine,
-    keep: set[int] | None = None,
-    batch: int = 20_000,
-    parts: int | None = None,
-    start: tuple[int, str] = (1, GENESIS),
-) -> ChainResult:
-    """Walk the whole chain in seq order; stop at the first entry that does not fit.
-
-    ``keep`` names seqs whose hashes the caller wants back (to compare with checkpoints). On a
-    SQLite file the walk reads through its own read-only ``sqlite3`` connection in a worker
-    thread, and in ``parts`` ranges at once (child processes; default: one per core for a long
-    chain), see ``chain_verify``: a million entries took ~25-50 s through the async stream.
-    Elsewhere (PostgreSQL, an in-memory SQLite) the engine streams the rows into the same walker.
-    ``start`` is the first entry's seq and ``prev_hash``: after an archive (``log_archive``),
-    the entry after the boundary and the boundary's head.
-    """
-    path = _sqlite_file(engine)
-    if path is not None:
-        return await asyncio.to_thread(verify_sqlite, path, keep, parts, start)
-    walker = ChainWalker(keep, aware_at_text, _same, expected=start[0], prev=start[1])
-    table = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
-    query = text(f"SELECT {', '.join(COLUMNS)} FROM exchange_log ORDER BY seq")
-    async with engine.connect() as conn:
-        stream = await conn.stream(query.columns(*[table.c[c] for c in COLUMNS]))
-        async for part in stream.partitions(batch):
-            if not walker.feed(part):
-                break
-    return walker.result(start)
-
-
-def _sqlite_file(engine: AsyncEngine) -> str | None:
-    """The engine's SQLite database file, if it is one that another connection can open."""
-    if engine.dialect.name != "sqlite":
-        return None
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return database if os.path.isfile(database) else None
-
-
-def _same(at: datetime) -> datetime:
-    return at
 
 
 async def log_head(engine: AsyncEngine) -> tuple[int, str]:

@@ -199,32 +199,31 @@ def values_hash(values: Sequence[Any], at_iso: str) -> str:
     )
 
 
-def sqlite_at(value: Any) -> datetime:
-    """``at`` as SQLAlchemy + ``UTCDateTime`` read it from SQLite (naive text, UTC re-attached)."""
+def stored_at(value: Any) -> datetime:
+    """``at`` as the store reads it: SQLite's naive text (UTC re-attached) or PostgreSQL's
+    aware datetime. Anything else raises (the walker names that entry as edited)."""
+    if type(value) is datetime and value.tzinfo is not None:
+        return value.astimezone(UTC)
     parsed = datetime.fromisoformat(value)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def sqlite_at_text(value: Any) -> str | None:
-    """``format_at`` of the stored SQLite text without its ``Z``, or None when the text is not
-    what SQLAlchemy writes (then ``sqlite_at`` parses it and ``format_at`` formats it).
+def stored_at_text(value: Any) -> str | None:
+    """``format_at`` of the stored ``at`` without its ``Z``, or None when the value is not what
+    the store writes (then ``stored_at`` parses it and ``format_at`` formats it).
 
     ``format_at`` is strftime ``%Y-%m-%dT%H:%M:%S.%f`` of the UTC time, which is what
     ``isoformat`` prints for a naive time of a four-digit year, at a fraction of the cost.
+    SQLite stores the naive UTC text; PostgreSQL's driver returns an aware datetime.
     """
-    if type(value) is not str:
+    if type(value) is str:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is not None:
+            return None
+    elif type(value) is datetime and value.tzinfo is not None:
+        parsed = value.astimezone(UTC).replace(tzinfo=None)
+    else:
         return None
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is not None or parsed.year < 1000:
+    if parsed.year < 1000:
         return None
     return parsed.isoformat("T", "microseconds")
-
-
-def aware_at_text(value: Any) -> str | None:
-    """The same for an aware datetime, as PostgreSQL's driver returns ``at``."""
-    if type(value) is not datetime or value.tzinfo is None:
-        return None
-    utc = value.astimezone(UTC)
-    if utc.year < 1000:
-        return None
-    return utc.replace(tzinfo=None).isoformat("T", "microseconds")

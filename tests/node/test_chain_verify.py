@@ -3,6 +3,7 @@ walk does: the same ``entry_hash``, the same first problem named, split over pro
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, select
 
 from node.store import chain_verify
-from node.store.chain_verify import ChainProblem, ChainResult, ChainWalker, verify_sqlite
+from node.store.chain_verify import ChainProblem, ChainResult, ChainWalker
 from node.store.engine import create_engine as create_async_engine
 from node.store.engine import migrate
 from node.store.exchange_log import (
@@ -29,12 +30,25 @@ from node.store.exchange_log import (
     entry_hash,
     verify_chain,
 )
-from node.store.log_entry import aware_at_text, entry_text, format_at, sqlite_at, sqlite_at_text
+from node.store.log_entry import entry_text, format_at, stored_at, stored_at_text
 from node.store.tables import ExchangeLogEntry
 
 LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
 T0 = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
 KEEP = {5, 14, 21, 33}
+
+
+def verify_file(path: str, keep: set[int] | None, parts: int) -> ChainResult:
+    """``verify_chain`` over the SQLite file at ``path``, through an engine of its own."""
+
+    async def walk() -> ChainResult:
+        engine = create_async_engine(f"sqlite:///{path}", create=True)  # a log table only
+        try:
+            return await verify_chain(engine, keep=keep, parts=parts)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(walk())
 
 
 def plain_verify(engine: Engine, keep: set[int] | None = None) -> ChainResult:
@@ -173,11 +187,11 @@ def test_split_walk_names_the_same_first_problem_as_the_plain_walk(
     except TypeError as exc:  # a blob cannot be canonical JSON: the plain walk crashed here
         expected = exc
     if isinstance(expected, Exception):  # the fast walk names the entry instead of crashing
-        found = verify_sqlite(path, KEEP, parts).problem
+        found = verify_file(path, KEEP, parts).problem
         assert found is not None and (found.seq, found.kind) == (33, "edited")
         return
-    assert verify_sqlite(path, KEEP, parts) == expected
-    assert verify_sqlite(path, None, parts) == plain_verify(engine)
+    assert verify_file(path, KEEP, parts) == expected
+    assert verify_file(path, None, parts) == plain_verify(engine)
 
 
 def test_a_stored_time_with_an_offset_is_hashed_as_the_store_reads_it(
@@ -203,7 +217,7 @@ def test_a_stored_time_with_an_offset_is_hashed_as_the_store_reads_it(
     expected = plain_verify(engine, KEEP)
     assert expected.problem is None
     for parts in (1, 2):
-        assert verify_sqlite(path, KEEP, parts) == expected
+        assert verify_file(path, KEEP, parts) == expected
 
 
 @pytest.mark.parametrize("value", ["'yesterday'", "12345", "X'00ff'"])
@@ -214,10 +228,27 @@ def test_an_unreadable_time_is_reported_as_an_edited_entry(
     path, _engine = chain_file
     execute(path, f"UPDATE exchange_log SET at = {value} WHERE seq = 30")
     for parts in (1, 2):
-        result = verify_sqlite(path, None, parts)
+        result = verify_file(path, None, parts)
         assert result.problem is not None
         assert (result.problem.seq, result.problem.kind) == (30, "edited")
         assert result.entries == 29
+
+
+def test_each_child_walks_its_range_through_an_engine_of_its_own(
+    chain_file: tuple[str, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The children really walk (none falls back to the caller), on the one engine path."""
+    path, engine = chain_file
+    finished: list[chain_verify.Segment | None] = []
+    finish = chain_verify._finish_child
+
+    def counted(child: Any) -> chain_verify.Segment | None:
+        finished.append(finish(child))
+        return finished[-1]
+
+    monkeypatch.setattr(chain_verify, "_finish_child", counted)
+    assert verify_file(path, KEEP, 3) == plain_verify(engine, KEEP)
+    assert [s.entries if s else None for s in finished] == [13, 14]  # seqs 14-26 and 27-40
 
 
 @pytest.mark.parametrize("executable", ["/bin/false", "/nonexistent/python"])
@@ -227,7 +258,7 @@ def test_a_child_that_fails_leaves_its_range_to_the_caller(
     path, engine = chain_file
     execute(path, "UPDATE exchange_log SET outcome = 'x' WHERE seq = 33")
     monkeypatch.setattr(sys, "executable", executable)
-    assert verify_sqlite(path, KEEP, 3) == plain_verify(engine, KEEP)
+    assert verify_file(path, KEEP, 3) == plain_verify(engine, KEEP)
 
 
 async def test_verify_chain_on_a_sqlite_file_splits_and_matches_the_plain_walk(
@@ -344,9 +375,9 @@ def test_the_text_form_is_the_spec_s_canonical_json(
         prev = row["hash"]
         rows.append(row)
     expected = ChainResult(entries=len(rows), head_seq=len(rows), head_hash=prev)
-    assert walk(stored_rows(rows), sqlite_at_text, sqlite_at) == expected
+    assert walk(stored_rows(rows), stored_at_text, stored_at) == expected
     as_pg = [tuple(r[c] for c in COLUMNS) for r in rows]  # PostgreSQL: aware datetimes
-    assert walk(as_pg, aware_at_text, lambda at: at) == expected
+    assert walk(as_pg, stored_at_text, stored_at) == expected
 
 
 @pytest.mark.parametrize(
