@@ -37,16 +37,6 @@ def fingerprint(public_raw: bytes) -> str:
     return hashlib.sha256(public_raw).hexdigest()
 
 
-def verify_raw(public_raw: bytes, signature: bytes, data: bytes) -> bool:
-    """Verify with a raw 32-byte key used once (a federation key); node keys use ``PublicKey``,
-    which keeps the loaded key. A malformed key or signature is simply not valid."""
-    try:
-        nacl.signing.VerifyKey(bytes(public_raw)).verify(data, signature)
-    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
-        return False
-    return True
-
-
 def make_key_id(node_id: str, public_raw: bytes) -> str:
     return f"{node_id}#{fingerprint(public_raw)[:16]}"
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.keys import PublicKey, SigningKey, make_key_id, verify_raw
+from protocol.keys import PublicKey, SigningKey, make_key_id
 
 VALID_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -183,14 +183,6 @@ def test_malformed_keys_and_signatures_are_invalid_not_errors(
 ) -> None:
     key = PublicKey("rfc8032.test#0000000000000000", public, VALID_FROM)
     assert key.verify(signature, b"message") is False
-    assert verify_raw(public, signature, b"message") is False
-
-
-def test_verify_raw_checks_a_raw_key_like_public_key_does() -> None:
-    vector = VECTORS[2]
-    message, signature = bytes.fromhex(vector.message), bytes.fromhex(vector.signature)
-    assert verify_raw(bytes.fromhex(vector.public), signature, message)
-    assert not verify_raw(bytes.fromhex(VECTORS[3].public), signature, message)
 
 
 # What libsodium refuses beyond RFC 8032's letter (SPEC §3.1). With a public key of small order
@@ -205,7 +197,6 @@ def test_a_small_order_key_verifies_nothing_not_everything() -> None:
     key = PublicKey(make_key_id("small.test", IDENTITY), IDENTITY, VALID_FROM)
     for message in (b"", b"any message", b'{"v":1}'):
         assert not key.verify(everything, message)
-        assert not verify_raw(IDENTITY, everything, message)
 
 
 def test_a_non_canonical_s_is_refused() -> None:
