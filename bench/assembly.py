@@ -363,9 +363,7 @@ def figures(
                     f"same fan-out doing only the signatures an assembly needs (the ceiling "
                     "below, timed interleaved): what the node's own work adds to them"
                 ),
-                goal=(
-                    "the node's own work at most doubles the signed fan-out" if n == 8 else None
-                ),
+                goal=("the node's own work at most doubles the signed fan-out" if n == 8 else None),
                 threshold=GOAL_RATIO_N8 if n == 8 else None,
                 higher_is_better=False,
             )

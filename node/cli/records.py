@@ -88,12 +88,20 @@ def provider_subject(config: NodeConfig, subject: str, issuer: str | None) -> tu
 
 @users.command("list")
 @node_dir_option
+@click.option(
+    "--residents",
+    is_flag=True,
+    help="Also list the residents (the family) who signed in at /familj: no name, only an id.",
+)
 @json_option
 @run_async
-async def users_list(directory: Path, as_json: bool) -> None:
-    """List users, active or disabled (never their tokens)."""
+async def users_list(directory: Path, residents: bool, as_json: bool) -> None:
+    """List the staff's users, active or disabled (never their tokens).
+
+    Residents who signed in with e-identification are users too, with no name (their names
+    stay in the plans' records of people); they are left out unless ``--residents``."""
     async with opened_node(directory) as node:
-        rows = await records.list_users(node.engine)
+        rows = await records.list_users(node.engine, None if residents else user_service.ROLES)
     data = [user_json(u) for u in rows]
     if as_json:
         echo_json(data)

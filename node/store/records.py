@@ -109,9 +109,13 @@ async def update_user(engine: AsyncEngine, user_id: str, **values: Any) -> User 
     return User.model_validate(dict(row))
 
 
-async def list_users(engine: AsyncEngine) -> list[User]:
+async def list_users(engine: AsyncEngine, roles: tuple[str, ...] | None = None) -> list[User]:
+    """The users by id: every one, or those of ``roles``."""
+    query = select(T_USER).order_by(T_USER.c.user_id)
+    if roles is not None:
+        query = query.where(T_USER.c.role.in_(roles))
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(T_USER).order_by(T_USER.c.user_id))).mappings().all()
+        rows = (await conn.execute(query)).mappings().all()
     return [User.model_validate(dict(r)) for r in rows]
 
 

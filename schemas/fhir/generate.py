@@ -271,9 +271,7 @@ def file_name(resource: dict[str, Any]) -> str:
 
 
 def generate() -> dict[str, str]:
-    return {
-        file_name(r): json.dumps(r, indent=2, ensure_ascii=False) + "\n" for r in resources()
-    }
+    return {file_name(r): json.dumps(r, indent=2, ensure_ascii=False) + "\n" for r in resources()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,11 +4,17 @@ store is involved."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from node.config import load_config
+from node.store.engine import create_engine
+from node.store.records import insert_user
+from node.store.tables import User
 from tests.support.nodes import NodeProcess, barnplan, init_node
 
 pytestmark = pytest.mark.slow  # barnplan CLI subprocesses, seconds each
@@ -171,3 +177,41 @@ def test_init_refuses_what_the_node_document_could_not_carry(tmp_path: Path) -> 
         assert ran.returncode == 1, (option, value)
         assert ran.stderr.startswith(f"error: {option}: ")  # the option given, not the file
         assert "Traceback" not in ran.stderr and not target.exists()
+
+
+def test_users_list_shows_the_staff_and_the_residents_only_when_asked(
+    tmp_path: Path, store_target: tuple[str, str]
+) -> None:
+    """A resident (the family's sign-in, no name) is a user row too, but not one of the staff
+    an operator manages: ``users list`` leaves it out unless ``--residents``."""
+    node = node_on(tmp_path, store_target)
+    barnplan(
+        "users", "add", "anna", "--role", "lead", "--name", "Anna", "--dir", str(node.directory)
+    )
+    insert_resident(node, "res-0123456789abcdef")
+    staff = json.loads(barnplan("users", "list", "--json", "--dir", str(node.directory)).stdout)
+    assert [u["user_id"] for u in staff] == ["anna"]
+    every = barnplan("users", "list", "--residents", "--json", "--dir", str(node.directory))
+    assert [(u["user_id"], u["role"]) for u in json.loads(every.stdout)] == [
+        ("anna", "lead"),
+        ("res-0123456789abcdef", "resident"),
+    ]
+
+
+def insert_resident(node: NodeProcess, user_id: str) -> None:
+    """A resident's row as a sign-in at /familj records it (no name, no usable token)."""
+
+    async def insert() -> None:
+        config = load_config(node.directory)
+        engine = create_engine(config.database_url, config.store.schema_name)
+        try:
+            resident = User(
+                user_id=user_id, display_name="", role="resident", token_hash="x" * 64,
+                created_at=datetime.now(UTC), oidc_issuer="http://127.0.0.1/residents",
+                oidc_subject="f" * 64,
+            )  # fmt: skip
+            await insert_user(engine, resident)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(insert())
