@@ -337,6 +337,7 @@ async def _assemble(
     ref = professional_ref(node.node_id, actor)
     deadline = deadline_s or node.config.assembly.deadline_s
     peers = sorted(n for n, s in members.items() if n != node.node_id)
+    closed = plan.status == "closed"
     statuses: dict[str, dict[str, Any]] = {}
     asks: dict[str, list[str]] = {}
     for peer in peers:
@@ -344,11 +345,12 @@ async def _assemble(
             statuses[peer] = {"node_id": peer, "status": "not_linked", "reason": members[peer]}
             continue
         categories = granted_from(statement, peer, node.node_id)
-        if revocation is not None:
+        if revocation is not None or closed:
+            # every holder would withhold (SPEC §11): nothing is asked, the reason is shown
             statuses[peer] = {
                 "node_id": peer,
                 "status": "withheld",
-                "reason": Reason.CONSENT_REVOKED.value,
+                "reason": (Reason.CONSENT_REVOKED if revocation else Reason.PLAN_CLOSED).value,
             }
         elif not categories:
             statuses[peer] = {
@@ -430,7 +432,7 @@ async def _assemble(
         statuses[entry["node_id"]] = entry
     for peer in peers:
         missing = not_granted_by(statement, peer, node.node_id)
-        if revocation is None and statuses[peer]["status"] != "not_linked" and missing:
+        if revocation is None and not closed and statuses[peer]["status"] != "not_linked" and missing:
             statuses[peer]["not_granted"] = missing
     own = _own_fragments(node, facts.own, statement.consent_id)
     merged = merge_fragments(own + received)
@@ -454,7 +456,7 @@ async def _assemble(
     return {
         "plan_id": plan_id,
         "assembled_at": format_time(node.clock.now()),
-        "status": "revoked" if revocation is not None else "active",
+        "status": "revoked" if revocation is not None else "closed" if closed else "active",
         "revoked_at": format_time(revocation.revoked_at) if revocation is not None else None,
         "purpose": plan.purpose,
         "reason": plan.reason,

@@ -229,9 +229,12 @@ class _Agencies:
 
 def _careplan_status(plan: dict[str, Any]) -> str:
     """Follows the consent: revoked (or expired) is final for this consent's CarePlan; while an
-    agency did not answer, the plan's state as a whole is not known."""
+    agency did not answer, the plan's state as a whole is not known. A closed plan (SPEC §7.11)
+    is completed."""
     if plan["status"] == "revoked" or plan["consent"]["expired"]:
         return "revoked"
+    if plan["status"] == "closed":
+        return "completed"
     return "unknown" if _unanswered(plan) else "active"
 
 
@@ -261,7 +264,9 @@ def _goals(
     """Goals per indicator; also (fragment id, indicator) -> goal ids, to link activities."""
     goals: list[dict[str, Any]] = []
     index: dict[tuple[str, str], list[str]] = {}
-    lifecycle = "cancelled" if _careplan_status(plan) == "revoked" else "active"
+    lifecycle = {"revoked": "cancelled", "completed": "completed"}.get(
+        _careplan_status(plan), "active"
+    )
     for slot, content in plan["indicators"].items():
         for goal in content["goals"]:
             prov = goal["provenance"]

@@ -13,6 +13,7 @@ import pytest
 from node.services import plan_close, plans
 from node.services.revocation import catch_up
 from node.store import closures, records
+from node.store.exchange_log import LogFilter, query_log
 from node.store.tables import User
 from protocol.clock import ManualClock, format_time
 from protocol.messages import PlanClose
@@ -125,6 +126,16 @@ async def test_closing_reaches_every_participant_and_holders_withhold_plan_close
 
     await wait_until_async(social_closed, timeout=10, what="social records the closure")
     assert await ask(school, social, plan_id, consent_id, "social") == (0, ["plan_closed"])
+    # the lead's shared view of the closed plan asks no one: every participant shows
+    # plan_closed, the lead's own part stays readable, and no fragments.request leaves the lead
+    asked = LogFilter(plan_id=plan_id, message_type="fragments.request")
+    before = len(await query_log(school.node.engine, asked, limit=1000))
+    status, shared = await school.api("GET", f"/plans/{plan_id}/shared", "lead")
+    assert status == 200, shared
+    assert shared["status"] == "closed"
+    others = {p["node_id"]: (p["status"], p.get("reason")) for p in shared["participants"][1:]}
+    assert others == {n: ("withheld", "plan_closed") for n in (social.node_id, bup.node_id)}
+    assert len(await query_log(school.node.engine, asked, limit=1000)) == before
     # read-only: no consent, no fragments, no invitations, no second closing
     user = await lead_user(school)
     with pytest.raises(Exception) as closed:
