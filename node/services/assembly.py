@@ -432,7 +432,8 @@ async def _assemble(
         statuses[entry["node_id"]] = entry
     for peer in peers:
         missing = not_granted_by(statement, peer, node.node_id)
-        if revocation is None and not closed and statuses[peer]["status"] != "not_linked" and missing:
+        asked_or_not = statuses[peer]["status"] != "not_linked"
+        if revocation is None and not closed and asked_or_not and missing:
             statuses[peer]["not_granted"] = missing
     own = _own_fragments(node, facts.own, statement.consent_id)
     merged = merge_fragments(own + received)

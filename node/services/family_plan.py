@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import NotFound, Unavailable
 from ..store import records
 from ..store.tables import ConsentPerson, Plan, User
+from .access_report import AccessTimeline, access_timeline
 from .assembly import assemble
 from .ports import FederationNode
 from .resident_sign_in import plans_for_user
@@ -61,3 +62,14 @@ async def read_family_plan(node: FederationNode, resident: User, plan_id: str) -
         )
     shared = await assemble(node, acting, plan_id, led_here=True)
     return FamilyPlan(person, plan, shared)
+
+
+async def read_family_access(node: FederationNode, resident: User, plan_id: str) -> AccessTimeline:
+    """Who has received what about the child, for ``resident`` on ``plan_id``: the lead's one
+    access report (SPEC §7.12), asked now of every participant in the name of the plan's lead
+    professional (the lead's node acts for the family; no resident is named on the wire)."""
+    await person_on_plan(node, resident, plan_id)
+    try:
+        return await access_timeline(node, plan_id)
+    except NotFound:  # not a plan this node leads: as for any plan that is not theirs
+        raise _not_theirs(plan_id) from None

@@ -29,6 +29,7 @@ from .core import (
     pages_guard,
     settings_for,
 )
+from .family_access import routes as family_access_routes
 from .family_plan import routes as family_plan_routes
 from .family_sign_in import routes as family_routes
 from .lead import routes as lead_routes
@@ -107,6 +108,7 @@ def setup_pages(app: web.Application, node: Node, settings: PageSettings | None 
         ops_routes,
         family_routes,
         family_plan_routes,
+        family_access_routes,
     ):
         for route in app.add_routes(routes):
             if route.resource is not None:

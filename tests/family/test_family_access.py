@@ -1,0 +1,118 @@
+"""The family sees who has received what about the child: a guardian signed in through the
+real residents' provider opens "Vem har fått veta vad" from Min plan (Chromium, 390 px, axe),
+and the page lists exactly the releases each holder's own exchange log has for the plan, asked
+by the lead's node in the lead professional's name; a resident of no such plan sees nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from node.store.access_report import releases_for_plan
+from node.store.exchange_log import LogFilter, query_log
+from tests.browser.axe import axe_source, check_page
+from tests.support.federation import RunningNode
+from tests.support.plans import add_child, add_fragment, link_invitation, rich_fragment
+
+from ..browser.conftest import browser  # noqa: F401  (fixture: a real Chromium)
+from .test_family_plan_browser import PHONE, sign_in_in_browser
+from .test_resident_sign_in import MARIA, Family, family, http, sign_in  # noqa: F401
+
+NO_PLAN = "00000000-0000-4000-8000-000000000000"
+
+
+async def a_plan_with_releases(family: Family) -> None:  # noqa: F811
+    """The school links the plan and writes its part; the lead records Maria's consent (with
+    her identity number) granting the school's education to the lead; the lead's shared view
+    then has the school release to the lead."""
+    lead, school = family.lead, family.school
+    await add_child(school)
+    await link_invitation(school, family.plan_id)
+    await add_fragment(school, family.plan_id, rich_fragment("education", "SKOLA-A"))
+    today = family.clock.now().date().isoformat()
+    body = {
+        "people": [
+            {"name": "Maria Testsson", "role": "guardian", "required": True,
+             "answer": "consents", "answered_on": today, "method": "e_form",
+             "personnummer": MARIA},
+        ],
+        "grants": [{"from": school.node_id, "to": [lead.node_id], "categories": ["education"]}],
+        "valid_from": "2026-01-01T00:00:00Z",
+        "valid_until": "2030-01-01T00:00:00Z",
+        "evidence_ref": "E-tjänst 2026-0044",
+    }  # fmt: skip
+    status, answer = await lead.api("POST", f"/plans/{family.plan_id}/consent", "lead", body)
+    assert status == 201, answer
+    status, shared = await lead.api("GET", f"/plans/{family.plan_id}/shared", "lead")
+    assert status == 200, shared
+
+
+async def logged_releases(node: RunningNode, plan_id: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(recipient, released categories) of every release ``node``'s own log has for the plan."""
+    async with node.node.store.reading() as conn:
+        rows = await conn.run_sync(lambda c: releases_for_plan(c, plan_id, 0, 1000))
+    return [(r.recipient, r.released) for r in rows]
+
+
+async def test_the_family_report_lists_what_each_holders_log_says(
+    family: Family,  # noqa: F811
+    http: aiohttp.ClientSession,  # noqa: F811
+) -> None:
+    await a_plan_with_releases(family)
+    answer = await sign_in(http, family.lead, "maria")
+    assert answer.status == 303
+    async with http.get(f"{family.lead.url}/familj/planer/{family.plan_id}/vem-har-sett") as got:
+        assert got.status == 200
+        page = await got.text()
+    school_log = await logged_releases(family.school, family.plan_id)
+    assert school_log == [(family.lead.node_id, ("education",))]
+    # one list item per release in the holder's log, the school's answered, none other
+    assert page.count(f'data-holder="{family.school.node_id}"') == len(school_log)
+    assert page.count(f'data-holder="{family.lead.node_id}"') == len(
+        await logged_releases(family.lead, family.plan_id)
+    )
+    assert f'data-node="{family.school.node_id}" data-status="answered"' in page
+    assert "Skola" in page and "din samordnare" in page
+    assert MARIA not in page and "/u/lead" not in page  # no number, no staff reference
+    # the school was asked for the report in the lead professional's name, never the family's
+    asked = await query_log(
+        family.school.node.engine,
+        LogFilter(plan_id=family.plan_id, message_type="access.report.request"),
+    )
+    assert asked and {e["professional"] for e in asked} == {f"{family.lead.node_id}/u/lead"}
+    # any other plan id reads as no plan, and a signed-out browser is sent to sign in
+    async with http.get(f"{family.lead.url}/familj/planer/{NO_PLAN}/vem-har-sett") as other:
+        assert other.status == 404
+    async with aiohttp.ClientSession() as stranger:
+        url = f"{family.lead.url}/familj/planer/{family.plan_id}/vem-har-sett"
+        async with stranger.get(url, allow_redirects=False) as anonymous:
+            assert anonymous.status in (302, 303, 401, 403)
+            assert "Skola" not in await anonymous.text()
+
+
+async def test_a_guardian_opens_the_report_from_min_plan_on_a_phone(
+    browser: Any,  # noqa: F811
+    family: Family,  # noqa: F811
+) -> None:
+    await a_plan_with_releases(family)
+    lead = family.lead
+    context = await browser.new_context(viewport=PHONE, locale="sv-SE")
+    page = await context.new_page()
+    await sign_in_in_browser(page, family, "maria")
+    await page.goto(f"{lead.url}/familj/planer/{family.plan_id}")
+    await page.get_by_role("link", name="Se vem som har fått veta vad om barnet").click()
+    await page.wait_for_url(f"{lead.url}/familj/planer/{family.plan_id}/vem-har-sett")
+    heading = await page.get_by_role("heading", level=1).inner_text()
+    assert heading == "Vem har fått veta vad"
+    # reading Min plan made the lead ask the school again: each release is in the list
+    school = page.locator(f'#releases li[data-holder="{family.school.node_id}"]')
+    in_log = await logged_releases(family.school, family.plan_id)
+    assert len(in_log) == 2 and await school.count() == len(in_log)
+    assert "uppgifter om: Skola" in await school.first.inner_text()
+    problems = await check_page(page, axe_source(), "family access report")
+    await page.goto(f"{lead.url}/familj/planer/{family.plan_id}/vem-har-sett?lang=en")
+    assert await page.get_by_role("heading", level=1).inner_text() == "Who has been told what"
+    problems += await check_page(page, axe_source(), "family access report (en)")
+    assert not problems, "\n".join(problems)
+    await context.close()
