@@ -34,6 +34,14 @@ from protocol.clock import SystemClock, format_time
 from protocol.envelope import sign_envelope
 from protocol.keys import load_private_key
 
+from .demo_family import (
+    GUARDIAN_LOGIN,
+    GUARDIAN_NUMBER,
+    RESIDENTS_NAME,
+    FamilyStepFailed,
+    family_visit,
+    start_residents_provider,
+)
 from .dev_provider import (
     Client,
     DevProvider,
@@ -295,6 +303,7 @@ class Demo:
         self.by_id = {n.node_id: n for n in self.nodes}
         self.with_provider = with_provider
         self.provider: DevProvider | None = None
+        self.residents: DevProvider | None = None
 
     def setup(self) -> None:
         step(1, f"Setting up {len(self.nodes)} agencies in {self.workdir}")
@@ -389,6 +398,9 @@ class Demo:
                 roles=roles,
             )
         ok(f"{PROVIDER_NAME} (a development OpenID provider) at {self.provider.issuer}")
+        lead = self.by_id[LEAD]
+        self.residents = start_residents_provider(self.workdir, lead.directory, lead.url)
+        ok(f"{RESIDENTS_NAME} (the family's e-identification, a second provider) for {LEAD}")
 
     def run(self) -> None:
         lead = self.by_id[LEAD]
@@ -416,6 +428,22 @@ class Demo:
         plan_id = plan["plan_id"]
         for p in plan["participants"]:
             ok(f"{p['node_id']:28} {p['status']}")
+        meeting = (datetime.now(UTC) + timedelta(days=14)).date().isoformat()
+        api(
+            lead,
+            "PUT",
+            f"/plans/{plan_id}/details",
+            "lead",
+            {
+                "reason": "Samordnad individuell plan efter oro från skolan",
+                "coordinator_name": "Sara Samordnare",
+                "coordinator_contact": "0300-00 00 00 (demo)",
+                "review_date": meeting,
+                "review_time": "14:30",
+                "review_place": "IFO:s mötesrum, Kungsbacka",
+            },
+        )
+        ok(f"coordinator Sara Samordnare; next review meeting {meeting} 14:30 (at the lead only)")
 
         step(4, "Link: a professional at each invited agency matches the child and links")
         for node in others:
@@ -464,6 +492,8 @@ class Demo:
                         "answered_on": today,
                         "method": "signed_form",
                         "form_ref": "Samtyckesblankett SIP 1",
+                        # kept only as a keyed hash: she signs in at /familj with it
+                        "personnummer": GUARDIAN_NUMBER,
                     },
                     {"name": "Johan Demosson", "role": "guardian", "required": True},
                     {
@@ -528,12 +558,15 @@ class Demo:
         if status != "unreachable":
             raise DemoError(f"expected BUP unreachable, got {status}")
 
-        step(9, "Revoke at the school: a guardian withdraws consent at elevhälsan")
+        step(9, "The family: a guardian signs in at the lead with e-identification")
+        self.family_part(plan_id)
+
+        step(10, "Revoke at the school: a guardian withdraws consent at elevhälsan")
         school = self.by_id[SCHOOL]
         result = api(school, "POST", f"/consents/{consent_id}/revoke", "prof")
         ok(f"revocation recorded at {SCHOOL} and queued for {', '.join(result['notified'])}")
 
-        step(10, "Every running node now refuses to release under the consent")
+        step(11, "Every running node now refuses to release under the consent")
         time.sleep(1.0)
         for node in (n for n in self.nodes if n is not lead and n.node_id != BUP):
             released, reasons = probe(lead, node, plan_id, consent_id)
@@ -543,7 +576,7 @@ class Demo:
         shared = api(lead, "GET", f"/plans/{plan_id}/shared", "lead")
         ok(f"the lead's plan view: status {shared['status']} since {shared['revoked_at']}")
 
-        step(11, "BUP comes back and catches up before it answers anyone")
+        step(12, "BUP comes back and catches up before it answers anyone")
         start(bup)
         wait_healthy(bup)
         released, reasons = probe(lead, bup, plan_id, consent_id)
@@ -551,7 +584,7 @@ class Demo:
         if released or "consent_revoked" not in reasons:
             raise DemoError("BUP did not catch up")
 
-        step(12, "Every operator verifies its exchange log")
+        step(13, "Every operator verifies its exchange log")
         for node in self.nodes:
             _cli("log", "checkpoint", "--dir", str(node.directory))
             report = json.loads(_cli("log", "verify", "--json", "--dir", str(node.directory)))
@@ -562,6 +595,29 @@ class Demo:
             )
             if not report["ok"]:
                 raise DemoError(f"log verification failed at {node.node_id}")
+
+    def family_part(self, plan_id: str) -> None:
+        """With --oidc: Maria signs in at /familj through the residents' provider, reads Min
+        plan and sees who has been told what (BUP, down, shown as not answering)."""
+        lead = self.by_id[LEAD]
+        if self.residents is None:
+            ok(
+                "run the demo with --oidc to see it: Maria Demosson signs in at "
+                f"{lead.url}/familj with e-identification (a development provider)"
+            )
+            return
+        try:
+            visit = family_visit(lead.url, plan_id)
+        except (FamilyStepFailed, RuntimeError, OSError) as exc:
+            raise DemoError(f"the family's pages: {exc}") from None
+        ok(f"Maria signed in with {RESIDENTS_NAME}; Min plan names {visit.coordinator}")
+        if visit.coordinator != "Sara Samordnare":
+            raise DemoError(f"Min plan does not name the coordinator: {visit.coordinator!r}")
+        for node_id, answer in visit.answers.items():
+            releases = visit.releases.get(node_id, 0)
+            ok(f"Vem har fått veta vad: {node_id:28} {answer:13} {releases} release(s)")
+        if visit.answers.get(BUP) != "not_answered" or not visit.releases.get(SCHOOL):
+            raise DemoError(f"the family's access report is not as expected: {visit}")
 
     def link_invitation(self, node: DemoNode, plan_id: str) -> None:
         """What the professional at ``node`` does on the invitations page: look at the waiting
@@ -598,6 +654,11 @@ class Demo:
                 f"  Or 'Logga in med {PROVIDER_NAME}' on any node's login page: log in at the "
                 "provider as USER@NODE (e.g. prof@ifo.kungsbacka.se) with any password."
             )
+        if self.residents is not None:
+            click.echo(
+                f"  The family: {self.by_id[LEAD].url}/familj, 'Logga in med {RESIDENTS_NAME}', "
+                f"log in as {GUARDIAN_LOGIN} with any password (Maria Demosson, a guardian)."
+            )
         for node in self.nodes:
             click.echo(f"  {node.node_id:28} {node.url}/  users: {', '.join(node.tokens)}")
             for user, token in node.tokens.items():
@@ -605,8 +666,9 @@ class Demo:
 
     def stop_all(self) -> None:
         stop_nodes(self.nodes)
-        if self.provider is not None:
-            self.provider.stop()
+        for provider in (self.provider, self.residents):
+            if provider is not None:
+                provider.stop()
 
 
 @click.command()

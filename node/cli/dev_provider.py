@@ -8,17 +8,22 @@ demo and test users only, never for a node with real people on it.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tomllib
 from dataclasses import dataclass, field
+from html import unescape
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
+import aiohttp
 import tomli_w
 from joserfc.jwk import RSAKey
 
 PROVIDER_DIR = Path(__file__).resolve().parents[2] / "deploy" / "dev-provider"
+FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
 
 
 def provider_unavailable() -> str | None:
@@ -140,3 +145,35 @@ def point_node_at(
     if auth is not None:
         config["auth"] = {**config.get("auth", {}), **auth}
     path.write_text(tomli_w.dumps(config), encoding="utf-8")
+
+
+async def sign_in_at_provider(
+    http: aiohttp.ClientSession, authorization_url: str, login: str, redirect_prefix: str
+) -> dict[str, str]:
+    """Walk the provider's own login and consent pages as a browser would (GET the
+    authorization URL, submit the login form, confirm consent), and return the query the
+    provider sends back to ``redirect_prefix`` (code and state, or an error). The demo signs
+    its guardian in this way; the tests too."""
+    url = authorization_url
+    for _ in range(12):
+        async with http.get(url, allow_redirects=False) as response:
+            if response.status in (302, 303):
+                url = urljoin(url, response.headers["Location"])
+                if url.startswith(redirect_prefix):
+                    return dict(parse_qsl(urlsplit(url).query))
+                continue
+            page = await response.text()
+        action = FORM_ACTION.search(page)
+        if action is None:
+            raise RuntimeError(f"provider page without a form at {url}: {page[:300]}")
+        target = urljoin(url, unescape(action.group(1)))
+        form = (
+            {"prompt": "login", "login": login, "password": "any"}
+            if 'name="login"' in page
+            else {"prompt": "consent"}
+        )
+        async with http.post(target, data=form, allow_redirects=False) as response:
+            url = urljoin(target, response.headers["Location"])
+            if url.startswith(redirect_prefix):
+                return dict(parse_qsl(urlsplit(url).query))
+    raise RuntimeError("the provider never redirected back")

@@ -102,6 +102,15 @@ class AnswerIn(Input):
     form_ref: str = ""
 
 
+class DetailsIn(Input):
+    reason: str = ""
+    coordinator_name: str = ""
+    coordinator_contact: str = ""
+    review_date: str = ""
+    review_time: str = ""
+    review_place: str = ""
+
+
 class ConsentIn(Input):
     given_by: list[ConsenterIn]
     required: Annotated[list[ConsenterIn], Field(min_length=1)]
@@ -452,6 +461,26 @@ async def revoke_consent(request: web.Request) -> dict[str, Any]:
 
     return await record_revocation(
         request.app[NODE_KEY], request[USER_KEY], request.match_info["consent_id"]
+    )
+
+
+@routes.put("/api/v1/plans/{plan_id}/details")
+@require("lead")
+@json_api
+async def update_details(request: web.Request) -> dict[str, Any]:
+    """The plan's details at the lead (why, the coordinator and how to reach them, the next
+    review meeting), as the plan's details page edits them: each given in full every time."""
+    body = await parse(request, DetailsIn)
+    return await plans.update_details(
+        request.app[NODE_KEY],
+        request[USER_KEY],
+        request.match_info["plan_id"],
+        reason=body.reason,
+        coordinator_name=body.coordinator_name,
+        coordinator_contact=body.coordinator_contact,
+        review_date=body.review_date,
+        review_time=body.review_time,
+        review_place=body.review_place,
     )
 
 

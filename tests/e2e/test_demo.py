@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.slow  # node processes (barnplan serve)
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS = [f"[{n}]" for n in range(1, 13)]
+STEPS = [f"[{n}]" for n in range(1, 14)]
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is needed to clone the repository")
@@ -41,4 +41,5 @@ def test_demo_walks_through_every_step_from_a_fresh_clone(tmp_path: Path) -> Non
     assert "withholds consent_replaced under it" in out
     assert out.count("withheld: consent_revoked") == 3
     assert out.count("checkpoint(s)") == 4 and "FAILED" not in out
+    assert "run the demo with --oidc to see it: Maria Demosson signs in at" in out
     assert "Demo complete" in out and "password" in out

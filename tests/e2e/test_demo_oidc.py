@@ -49,12 +49,20 @@ def test_the_demo_with_a_provider(tmp_path: Path) -> None:
         wait_until(ready, timeout=600, what="the demo waits with its nodes running", interval=0.2)
         printed = out.read_text(errors="replace")
         assert "Logga in med Demo-inloggning" in printed and "prof@ifo.kungsbacka.se" in printed
+        # the guardian signed in at the lead through the residents' provider, read Min plan and
+        # the access report (BUP, stopped in step 8, shown as not answering)
+        assert (
+            "Maria signed in with E-legitimation (demo); Min plan names Sara Samordnare" in printed
+        )
+        assert re.search(r"bup\.regionhalland\.se\s+not_answered", printed), printed[-3000:]
+        assert re.search(r"elevhalsa\.kungsbacka\.se\s+answered\s+[1-9]", printed)
+        assert "/familj, 'Logga in med E-legitimation (demo)', log in as maria" in printed
         match = IFO.search(printed)
         assert match is not None, printed[-2000:]
         page = asyncio.run(sign_in(match.group(1), "prof@ifo.kungsbacka.se"))
         assert "Demo professional (Kungsbacka kommun, IFO)" in page and "Mina planer" in page
         provider = [cmd for cmd in in_session(script.pid).values() if "provider.js" in cmd]
-        assert len(provider) == 1
+        assert len(provider) == 2  # the staff's provider and the family's
 
         os.kill(script.pid, signal.SIGTERM)
         script.wait(timeout=60)

@@ -243,3 +243,36 @@ async def test_a_participant_cannot_close_the_plan(four: list[RunningNode]) -> N
     async with bup.node.store.reading() as conn:
         closure = await closures.get_closure(conn, plan_id)
     assert closure is not None
+
+
+async def test_the_lead_sets_the_plans_details_through_the_api(four: list[RunningNode]) -> None:
+    """PUT /plans/{id}/details: the coordinator and the next meeting (Swedish local time) stay
+    at the lead; a bad date is refused at its field and changes nothing; only the lead may."""
+    school, social, _bup, _police = four
+    child = await add_child(school)
+    await add_child(social)
+    plan_id = await create_linked_plan(school, child, [social])
+    details = {
+        "reason": "Oro för frånvaro",
+        "coordinator_name": "Sara Samordnare",
+        "coordinator_contact": "0300-12 34 56",
+        "review_date": "2027-02-01",
+        "review_time": "14:30",
+        "review_place": "Skolans bibliotek",
+    }
+    status, view = await school.api("PUT", f"/plans/{plan_id}/details", "lead", details)
+    assert status == 200, view
+    assert view["coordinator_name"] == "Sara Samordnare"
+    plan = await records.get_plan(school.node.engine, plan_id)
+    assert plan is not None and plan.review_place == "Skolans bibliotek"
+    assert plan.review_at is not None and plan.review_at.hour in (13, 14)  # 14:30 CET, as UTC
+    status, problem = await school.api(
+        "PUT", f"/plans/{plan_id}/details", "lead", {**details, "review_date": "1 februari"}
+    )
+    assert status == 422 and "review_date" in str(problem), problem
+    unchanged = await records.get_plan(school.node.engine, plan_id)
+    assert unchanged is not None and unchanged.review_at == plan.review_at
+    status, _ = await school.api("PUT", f"/plans/{plan_id}/details", "prof", details)
+    assert status == 403
+    status, _ = await social.api("PUT", f"/plans/{plan_id}/details", "lead", details)
+    assert status == 404  # a participant does not lead the plan: its details are not there

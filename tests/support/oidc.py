@@ -12,20 +12,21 @@ import re
 from html import unescape
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 import pytest
 
 from node.cli.dev_provider import (
+    FORM_ACTION,
     Client,
     DevProvider,
     new_signing_key,
     point_node_at,
     provider_unavailable,
 )
+from node.cli.dev_provider import sign_in_at_provider as sign_in_at_provider
 
-FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
 Provider = DevProvider
 
 
@@ -43,37 +44,6 @@ def started_provider(directory: Path) -> Provider:
     )
     provider.start()
     return provider
-
-
-async def sign_in_at_provider(
-    http: aiohttp.ClientSession, authorization_url: str, login: str, redirect_prefix: str
-) -> dict[str, str]:
-    """Walk the provider's own login and consent pages as a browser would (GET the
-    authorization URL, submit the login form, confirm consent), and return the query the
-    provider sends back to ``redirect_prefix`` (code and state, or an error)."""
-    url = authorization_url
-    for _ in range(12):
-        async with http.get(url, allow_redirects=False) as response:
-            if response.status in (302, 303):
-                url = urljoin(url, response.headers["Location"])
-                if url.startswith(redirect_prefix):
-                    return dict(parse_qsl(urlsplit(url).query))
-                continue
-            page = await response.text()
-        action = FORM_ACTION.search(page)
-        if action is None:
-            raise AssertionError(f"provider page without a form at {url}: {page[:300]}")
-        target = urljoin(url, unescape(action.group(1)))
-        form = (
-            {"prompt": "login", "login": login, "password": "any"}
-            if 'name="login"' in page
-            else {"prompt": "consent"}
-        )
-        async with http.post(target, data=form, allow_redirects=False) as response:
-            url = urljoin(target, response.headers["Location"])
-            if url.startswith(redirect_prefix):
-                return dict(parse_qsl(urlsplit(url).query))
-    raise AssertionError("the provider never redirected back")
 
 
 def configure_provider(directory: Path, provider: Provider, client: Client, **oidc: Any) -> None:
