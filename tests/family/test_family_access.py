@@ -16,6 +16,7 @@ from tests.support.federation import RunningNode
 from tests.support.plans import add_child, add_fragment, link_invitation, rich_fragment
 
 from ..browser.conftest import browser  # noqa: F401  (fixture: a real Chromium)
+from .consent import record_marias_consent
 from .test_family_plan_browser import PHONE, sign_in_in_browser
 from .test_resident_sign_in import MARIA, Family, family, http, sign_in  # noqa: F401
 
@@ -30,20 +31,7 @@ async def a_plan_with_releases(family: Family) -> None:  # noqa: F811
     await add_child(school)
     await link_invitation(school, family.plan_id)
     await add_fragment(school, family.plan_id, rich_fragment("education", "SKOLA-A"))
-    today = family.clock.now().date().isoformat()
-    body = {
-        "people": [
-            {"name": "Maria Testsson", "role": "guardian", "required": True,
-             "answer": "consents", "answered_on": today, "method": "e_form",
-             "personnummer": MARIA},
-        ],
-        "grants": [{"from": school.node_id, "to": [lead.node_id], "categories": ["education"]}],
-        "valid_from": "2026-01-01T00:00:00Z",
-        "valid_until": "2030-01-01T00:00:00Z",
-        "evidence_ref": "E-tjänst 2026-0044",
-    }  # fmt: skip
-    status, answer = await lead.api("POST", f"/plans/{family.plan_id}/consent", "lead", body)
-    assert status == 201, answer
+    await record_marias_consent(family, family.clock.now().date().isoformat(), "E-tjänst 2026-0044")
     status, shared = await lead.api("GET", f"/plans/{family.plan_id}/shared", "lead")
     assert status == 200, shared
 

@@ -15,7 +15,8 @@ from tests.browser.axe import axe_source, check_page
 from tests.support.plans import add_child, link_invitation
 
 from ..browser.conftest import browser  # noqa: F401  (fixture: a real Chromium)
-from .test_resident_sign_in import MARIA, Family, family  # noqa: F401  (fixture)
+from .consent import record_marias_consent
+from .test_resident_sign_in import Family, family  # noqa: F401  (fixture)
 
 PHONE = {"width": 390, "height": 800}
 
@@ -47,21 +48,7 @@ async def test_a_guardian_reads_the_plan_with_its_coordinator_and_next_meeting(
     # the school links the plan and the lead records Maria's consent with her identity number
     await add_child(family.school)
     await link_invitation(family.school, family.plan_id)
-    body = {
-        "people": [
-            {"name": "Maria Testsson", "role": "guardian", "required": True,
-             "answer": "consents", "answered_on": review.isoformat(), "method": "e_form",
-             "personnummer": MARIA},
-        ],
-        "grants": [
-            {"from": family.school.node_id, "to": [lead.node_id], "categories": ["education"]}
-        ],
-        "valid_from": "2026-01-01T00:00:00Z",
-        "valid_until": "2030-01-01T00:00:00Z",
-        "evidence_ref": "E-tjänst 2026-0043",
-    }  # fmt: skip
-    status, answer = await lead.api("POST", f"/plans/{family.plan_id}/consent", "lead", body)
-    assert status == 201, answer
+    await record_marias_consent(family, review.isoformat(), "E-tjänst 2026-0043")
     source = axe_source()
     context = await browser.new_context(viewport=PHONE, locale="sv-SE")
     page = await context.new_page()
