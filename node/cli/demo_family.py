@@ -31,10 +31,6 @@ ANSWER = re.compile(r'data-node="([^"]+)" data-status="([^"]+)"')
 COORDINATOR = re.compile(r'id="coordinator"><strong>([^<]+)</strong>')
 
 
-class FamilyStepFailed(RuntimeError):
-    """A family page did not answer as a guardian on the plan should see it."""
-
-
 def start_residents_provider(workdir: Path, lead_directory: Path, lead_url: str) -> DevProvider:
     """A residents' provider for the lead node (its own directory and port) with the demo's
     guardian as its one account, and the lead's ``[residents]`` pointed at it."""
@@ -92,17 +88,17 @@ async def _visit(lead_url: str, plan_id: str) -> FamilyVisit:
 async def _sign_in(http: aiohttp.ClientSession, lead_url: str) -> None:
     async with http.get(f"{lead_url}/familj/logga-in", allow_redirects=False) as response:
         if response.status != 303:
-            raise FamilyStepFailed(f"/familj/logga-in answered {response.status}, not a redirect")
+            raise RuntimeError(f"/familj/logga-in answered {response.status}, not a redirect")
         authorization = response.headers["Location"]
     callback = f"{lead_url}/familj/login/callback"
     answer = await sign_in_at_provider(http, authorization, GUARDIAN_LOGIN, callback)
     async with http.get(callback, params=answer, allow_redirects=False) as response:
         if response.status != 303:
-            raise FamilyStepFailed(f"the guardian's sign-in was refused ({response.status})")
+            raise RuntimeError(f"the guardian's sign-in was refused ({response.status})")
 
 
 async def _page(http: aiohttp.ClientSession, url: str) -> str:
     async with http.get(url) as response:
         if response.status != 200:
-            raise FamilyStepFailed(f"{url} answered {response.status}")
+            raise RuntimeError(f"{url} answered {response.status}")
         return await response.text()

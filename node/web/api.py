@@ -103,12 +103,14 @@ class AnswerIn(Input):
 
 
 class DetailsIn(Input):
-    reason: str = ""
-    coordinator_name: str = ""
-    coordinator_contact: str = ""
-    review_date: str = ""
-    review_time: str = ""
-    review_place: str = ""
+    """Every detail, every time (an empty string empties it), as the details page sends them."""
+
+    reason: str
+    coordinator_name: str
+    coordinator_contact: str
+    review_date: str
+    review_time: str
+    review_place: str
 
 
 class ConsentIn(Input):

@@ -757,6 +757,21 @@ async def test_every_operation_answers_as_documented(
         data=json.dumps({"name": "x" * 300_000, "personnummer": PNR_A}).encode(),
     )
 
+    # a plan's details (Cilla's), then the same for a closed plan: a conflict
+    details = {
+        "reason": "Oro för skolfrånvaro",
+        "coordinator_name": "Sara Samordnare",
+        "coordinator_contact": "0300-12 34 56",
+        "review_date": "2027-02-01",
+        "review_time": "14:30",
+        "review_place": "Skolans bibliotek",
+    }
+    path = "/api/v1/plans/{plan_id}/details"
+    got = await call(school, "PUT", path, 200, body=details, plan_id=plans["Cilla"])
+    assert got["coordinator_name"] == "Sara Samordnare"
+    bad = {**details, "review_time": "14:30", "review_date": ""}
+    await call(school, "PUT", path, 422, body=bad, plan_id=plans["Cilla"])
+
     # closing a plan (Cilla's): final, a second close is a conflict; its participant that
     # declined is not notified
     closed = await call(
@@ -769,6 +784,7 @@ async def test_every_operation_answers_as_documented(
     )
     view = await call(school, "GET", "/api/v1/plans/{plan_id}", 200, plan_id=plans["Cilla"])
     assert (view["status"], view["life_status"]) == ("closed", "closed")
+    await call(school, "PUT", path, 409, body=details, plan_id=plans["Cilla"])
 
     # every documented operation answered its success status at least once
     succeeded = {(m, p) for m, p, status in api.seen if status < 300}
