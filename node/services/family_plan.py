@@ -51,17 +51,27 @@ async def read_family_plan(node: FederationNode, resident: User, plan_id: str) -
     plan = await records.get_plan(node.engine, plan_id)
     if plan is None or plan.role != "lead":
         raise _not_theirs(plan_id)
+    acting = await lead_professional_for(node, plan_id)
+    shared = await assemble(node, acting, plan_id, led_here=True)
+    return FamilyPlan(person, plan, shared)
+
+
+async def lead_professional_for(node: FederationNode, plan_id: str) -> User:
+    """The plan's lead professional, in whose name the lead's node acts for the family (SPEC
+    §7.4: reading, §6.2: answering, §7.5: withdrawing); ``Unavailable`` when they have left."""
+    plan = await records.get_plan(node.engine, plan_id)
+    if plan is None or plan.role != "lead":
+        raise _not_theirs(plan_id)
     lead_user = plan.lead_professional.rpartition("/u/")[2]
     acting = await active_user(node.engine, lead_user)
     if acting is None or acting.role not in ("lead", "professional"):
-        # the lead professional who answers for the plan has left: the family cannot be shown
-        # a plan no professional here answers for; the lead's node must name a new one
+        # the lead professional who answers for the plan has left: the family cannot act
+        # through a plan no professional here answers for; the lead's node must name a new one
         raise Unavailable(
             "the plan's lead professional cannot act for the family now",
             code="no_lead_professional",
         )
-    shared = await assemble(node, acting, plan_id, led_here=True)
-    return FamilyPlan(person, plan, shared)
+    return acting
 
 
 async def read_family_access(node: FederationNode, resident: User, plan_id: str) -> AccessTimeline:

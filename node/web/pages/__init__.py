@@ -30,6 +30,7 @@ from .core import (
     settings_for,
 )
 from .family_access import routes as family_access_routes
+from .family_consent import routes as family_consent_routes
 from .family_plan import routes as family_plan_routes
 from .family_sign_in import routes as family_routes
 from .lead import routes as lead_routes
@@ -109,6 +110,7 @@ def setup_pages(app: web.Application, node: Node, settings: PageSettings | None 
         family_routes,
         family_plan_routes,
         family_access_routes,
+        family_consent_routes,
     ):
         for route in app.add_routes(routes):
             if route.resource is not None:

@@ -233,6 +233,15 @@ ERROR_TEXTS: dict[str, str] = {
     "no_lead_professional": N_(
         "Planen går inte att visa just nu. Kontakta samordnaren eller verksamheten."
     ),
+    "family_answer": N_("Svara ja eller nej."),
+    "no_consent_to_answer": N_("Det finns inget samtycke att svara på just nu."),
+    "already_answered": N_(
+        "Du har redan svarat. Vill du ta tillbaka ditt ja? Då kan du återkalla samtycket."
+    ),
+    "no_consent_to_withdraw": N_("Det finns inget samtycke att återkalla."),
+    "family_withdraw_not_required": N_(
+        "Du kan inte återkalla samtycket själv. Prata med din vårdnadshavare eller samordnare."
+    ),
     # a plan's life
     "plan_closed": N_("Planen är avslutad och kan inte ändras."),
     "not_trusted_peer": N_("Välj en verksamhet som den här noden litar på."),

@@ -1,0 +1,89 @@
+"""The family and the consent: ``/familj/planer/{plan_id}/samtycke``, for a resident on that plan.
+
+The page says, in short sentences, who may share what with whom, why, until when, and who has
+answered; a person asked gives their own answer there (two plain buttons: yes or no), and a
+person whose consent the plan needs withdraws it after a page that asks "Är du säker?". The
+service (``services.family_consent``) decides who may do what; on any refusal nothing is
+recorded and the page says why."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp_session import get_session
+
+from ...errors import NodeError
+from ...services.family_consent import (
+    answer_for_family,
+    read_family_consent,
+    withdraw_for_family,
+)
+from ...services.resident_sign_in import RESIDENT_ROLE
+from ..keys import NODE_KEY
+from .common import agency_names, read_form
+from .core import PAGE_USER, flash, render, roles, see_other, service_error_page, translator
+from .forms import first
+from .i18n import N_
+
+routes = web.RouteTableDef()
+CONSENT_PAGE = "/familj/planer/{plan_id}/samtycke"
+ANSWERED = {
+    "consents": N_("Tack! Du har sagt ja till samtycket."),
+    "declines": N_("Du har sagt nej till samtycket. Din samordnare får veta det."),
+}
+WITHDRAWN = N_(
+    "Samtycket är återkallat. Alla som är med i planen får veta det. De lämnar inte längre ut "
+    "något om barnet."
+)
+
+
+async def _consent_page(request: web.Request, template: str) -> web.StreamResponse:
+    node = request.app[NODE_KEY]
+    try:
+        consent = await read_family_consent(
+            node, request[PAGE_USER], request.match_info["plan_id"]
+        )
+    except NodeError as exc:
+        return await service_error_page(request, exc)
+    return await render(
+        request, template, {"consent": consent, "agencies": await agency_names(node)}
+    )
+
+
+@routes.get(CONSENT_PAGE)
+@roles(RESIDENT_ROLE)
+async def consent_page(request: web.Request) -> web.StreamResponse:
+    return await _consent_page(request, "family_consent.html")
+
+
+@routes.post(CONSENT_PAGE + "/svar")
+@roles(RESIDENT_ROLE)
+async def give_answer(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE_KEY]
+    plan_id = request.match_info["plan_id"]
+    answer = first(await read_form(request), "answer")
+    try:
+        await answer_for_family(node, request[PAGE_USER], plan_id, answer)
+    except NodeError as exc:
+        return await service_error_page(request, exc)
+    flash(await get_session(request), translator(request).gettext(ANSWERED[answer]))
+    return see_other(CONSENT_PAGE.format(plan_id=plan_id))
+
+
+@routes.get(CONSENT_PAGE + "/aterkalla")
+@roles(RESIDENT_ROLE)
+async def confirm_withdrawal(request: web.Request) -> web.StreamResponse:
+    """Are you sure? What withdrawing does, before anything is recorded."""
+    return await _consent_page(request, "family_withdraw.html")
+
+
+@routes.post(CONSENT_PAGE + "/aterkalla")
+@roles(RESIDENT_ROLE)
+async def withdraw(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE_KEY]
+    plan_id = request.match_info["plan_id"]
+    try:
+        await withdraw_for_family(node, request[PAGE_USER], plan_id)
+    except NodeError as exc:
+        return await service_error_page(request, exc)
+    flash(await get_session(request), translator(request).gettext(WITHDRAWN))
+    return see_other(CONSENT_PAGE.format(plan_id=plan_id))
