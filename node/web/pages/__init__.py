@@ -31,6 +31,7 @@ from .core import (
 )
 from .family_plan import routes as family_plan_routes
 from .family_sign_in import routes as family_routes
+from .family_views import routes as family_views_routes
 from .lead import routes as lead_routes
 from .ops import routes as ops_routes
 from .professional import routes as professional_routes
@@ -107,6 +108,7 @@ def setup_pages(app: web.Application, node: Node, settings: PageSettings | None 
         ops_routes,
         family_routes,
         family_plan_routes,
+        family_views_routes,
     ):
         for route in app.add_routes(routes):
             if route.resource is not None:

@@ -15,6 +15,7 @@ from ...errors import Conflict, InvalidInput, NodeError, NotFound
 from ...services import children as child_service
 from ...services import fragments as fragment_service
 from ...services import plans as plan_service
+from ...services.family_views import family_writers
 from ...store import records
 from ..keys import NODE_KEY
 from ..problems import answer_for
@@ -284,6 +285,7 @@ async def _plan_page(
             "plan": view,
             "child_name": names.get(view["child_id"] or "", ""),
             "fragments": fragments,
+            "writers": await family_writers(node, plan_id),
             "consents": await consents_with_state(node, plan_id),
             "agencies": agencies,
             "invitable": invitable,
