@@ -183,6 +183,8 @@ EXCLUDED = {
     "/familj/logga-in": "only redirects to the residents' provider",
     "/familj/planer/{plan_id}": "needs a resident signed in through a residents' provider: "
     "scanned at 390 px in tests/family/test_family_plan_browser.py",
+    "/familj/planer/{plan_id}/synpunkter": "needs a resident signed in through a residents' "
+    "provider: scanned at 390 px in tests/family/test_family_views_browser.py",
     "/familj/login/callback": "the residents' provider's redirect back: a refusal is the start "
     "page (scanned as family-start), a sign-in redirects",
     "/plans/{plan_id}/fhir": "a FHIR JSON document, not an HTML page",

@@ -32,7 +32,7 @@ from node.store.tables import ConsentPerson, User
 from tests.support.federation import BUP, RunningNode, start_node, stop_all
 from tests.support.plans import add_child, create_plan, link_invitation
 
-from .test_resident_sign_in import MARIA, OLLE, Family, family  # noqa: F401  (fixture)
+from .test_resident_sign_in import CLAIM, MARIA, OLLE, Family, family, sign_in  # noqa: F401  (fixture)
 
 EMMA = "201003152384"  # the young person on the plan, sixteen (synthetic)
 
@@ -93,6 +93,8 @@ async def connect_one(node: RunningNode, others: list[RunningNode]) -> None:
 @pytest.fixture
 async def views(family: Family) -> AsyncIterator[Views]:  # noqa: F811
     lead = family.lead
+    family.provider.accounts["emma"] = {CLAIM: EMMA}  # signs in through the provider too
+    family.provider.restart()
     bup = await start_node(
         lead.node.config.directory.parent, BUP,
         (f"sqlite:///{lead.node.config.directory.parent / 'bup.db'}", ""), family.clock,
@@ -275,3 +277,38 @@ async def test_the_familys_words_reach_the_participant_granted_family_and_no_oth
     status, at_lead = await lead.api("GET", f"/plans/{plan_id}/shared", "lead")
     assert status == 200
     assert {v["written_by"]["ref"] for v in at_lead["views"]["family"]} == {"p1"}
+
+
+async def test_the_page_answers_a_resident_of_another_plan_as_if_there_were_no_plan(
+    views: Views,
+) -> None:
+    """Over HTTP through the residents' provider: Olle is on another plan only; this plan's
+    page is 404 to him, and his post saves nothing."""
+    setup, lead = views.family, views.family.lead
+    other_plan = await create_plan(lead, await add_child(lead, "Annan Testsson", "20160101-2386"),
+                                   [setup.school.node_id])  # fmt: skip
+    async with lead.node.store.writing() as conn:
+        await consent_people.insert_person(
+            conn,
+            ConsentPerson(plan_id=other_plan, ref="p1", name="Olle Testsson", role="guardian",
+                          required=True, answer="not_asked", updated_at=setup.clock.now()),
+        )  # fmt: skip
+        key = subject_key(lead.node.config.directory)
+        hashed = identity_hash(OLLE, key, setup.clock.now().date())
+        await consent_people.set_identity_hash(conn, other_plan, "p1", hashed)
+    before = await rows(lead, setup.plan_id)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        assert (await sign_in(http, lead, "olle")).status == 303
+        own = f"{lead.url}/familj/planer/{other_plan}/synpunkter"
+        async with http.get(own) as page:
+            assert page.status == 200
+            csrf = (await page.text()).split('name="csrf_token" value="')[1].split('"')[0]
+        theirs = f"{lead.url}/familj/planer/{setup.plan_id}/synpunkter"
+        async with http.get(theirs) as page:
+            assert page.status == 404 and "Det finns ingen sådan plan här." in await page.text()
+        async with http.post(theirs, data={"text": "Hej", "csrf_token": csrf}) as page:
+            assert page.status == 404
+        async with http.post(own, data={"text": "", "csrf_token": csrf}) as page:
+            assert page.status == 422 and 'id="text-error"' in await page.text()
+    assert await rows(lead, setup.plan_id) == before
+    assert await rows(lead, other_plan) == []
