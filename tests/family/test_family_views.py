@@ -7,6 +7,7 @@ by name, and is shared under the consent like any fragment. Real nodes on loopba
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
@@ -27,8 +28,8 @@ from node.services.provider_sign_in import subject_key
 from node.services.resident_sign_in import sign_in_resident
 from node.store import consent_people
 from node.store.exchange_log import LogFilter, query_log
-from node.store.records import user_by_id
-from node.store.tables import ConsentPerson, User
+from node.store.records import insert_fragment_version, user_by_id
+from node.store.tables import ConsentPerson, FragmentVersion, User
 from tests.support.federation import BUP, RunningNode, start_node, stop_all
 from tests.support.plans import add_child, create_plan, link_invitation
 
@@ -312,3 +313,26 @@ async def test_the_page_answers_a_resident_of_another_plan_as_if_there_were_no_p
             assert page.status == 422 and 'id="text-error"' in await page.text()
     assert await rows(lead, setup.plan_id) == before
     assert await rows(lead, other_plan) == []
+
+
+async def test_only_the_lead_speaks_for_the_family_a_participants_claim_discredits_its_reply(
+    views: Views,
+) -> None:
+    """A school whose store says its education fragment is the family's own words (as a
+    rogue or broken node would send it): the lead uses nothing of that reply (SPEC §6.3)."""
+    setup, school = views.family, views.family.school
+    forged = {"summary": "Skolans text", "written_by": {"ref": "p1", "role": "guardian"}}
+    async with school.node.store.writing() as conn:
+        await insert_fragment_version(
+            conn,
+            FragmentVersion(
+                fragment_id=str(uuid.uuid4()), version=1, plan_id=setup.plan_id,
+                category="education", indicators="", content=json.dumps(forged),
+                authored_by="prof", authored_at=setup.clock.now(),
+            ),
+        )  # fmt: skip
+    status, at_lead = await setup.lead.api("GET", f"/plans/{setup.plan_id}/shared", "lead")
+    assert status == 200, at_lead
+    from_school = [p for p in at_lead["participants"] if p["node_id"] == school.node_id]
+    assert from_school[0]["status"] == "invalid" and from_school[0]["reason"] == "malformed"
+    assert "Skolans text" not in json.dumps(at_lead, ensure_ascii=False)
