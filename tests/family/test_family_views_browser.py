@@ -116,6 +116,9 @@ async def test_a_guardian_writes_the_familys_view_and_the_lead_sees_it_as_the_fa
     card = page.locator(".fragment", has_text="Familjens egna ord")
     assert "Maria Testsson" in await card.inner_text()
     assert await card.get_by_role("link", name="Ändra (ny version)").count() == 0
+    fragment_id = (await card.get_attribute("id") or "").removeprefix("fragment-")
+    answer = await page.goto(f"{lead.url}/plans/{setup.plan_id}/fragments/{fragment_id}")
+    assert answer is not None and answer.status == 403  # nor can the form be opened
     # a professional's session opens no family page
     answer = await page.goto(f"{lead.url}/familj/planer/{setup.plan_id}/synpunkter")
     assert answer is not None and answer.status == 403

@@ -11,7 +11,7 @@ from aiohttp_session import get_session
 
 from protocol.codes import ActionStatus, Category, Indicator, Purpose
 
-from ...errors import Conflict, InvalidInput, NodeError, NotFound
+from ...errors import Conflict, Forbidden, InvalidInput, NodeError, NotFound
 from ...services import children as child_service
 from ...services import fragments as fragment_service
 from ...services import plans as plan_service
@@ -375,6 +375,8 @@ async def _edit_page(
                 code="no_fragment",
                 params={"fragment_id": fragment_id, "plan_id": plan_id},
             )
+        if current[0]["content"].get("written_by"):
+            raise Forbidden("the family's own words", code="family_fragment")
     except NodeError as exc:
         return await service_error_page(request, exc)
     return await render(
