@@ -164,8 +164,16 @@ class Event(WireModel):
     what: LongText
 
 
+class Consenter(WireModel):
+    """A person whose consent the statement records, by role and a plan-local reference."""
+
+    ref: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+    role: Literal["guardian", "child", "young_person"]
+
+
 class FragmentContent(WireModel):
-    """What a professional wrote for the plan; the only part of a fragment that is plan content.
+    """What a professional wrote for the plan, or a family member at the lead (``written_by``);
+    the only part of a fragment that is plan content.
 
     An agency's internal note is not a member: it never leaves the agency's own node (SPEC.md
     §6.1), so a fragment carrying one is ``malformed`` like any other unknown member."""
@@ -178,6 +186,9 @@ class FragmentContent(WireModel):
     family_view: LongText = ""
     next_review: Omittable[date] = None
     events: Annotated[list[Event], Field(max_length=100)] = []
+    # the family member who wrote this content themselves at the lead (SPEC.md §6.1), by the
+    # plan-local reference and role its consent statements use: never a name or number
+    written_by: Omittable[Consenter] = None
 
 
 class Fragment(WireModel):
@@ -206,13 +217,6 @@ class Grant(WireModel):
     categories: Annotated[list[Category], Field(min_length=1)]
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Consenter(WireModel):
-    """A person whose consent the statement records, by role and a plan-local reference."""
-
-    ref: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
-    role: Literal["guardian", "child", "young_person"]
 
 
 class ConsentStatement(WireModel):

@@ -76,10 +76,12 @@ def merge_fragments(items: list[VerifiedFragment]) -> dict[str, Any]:
             }
             by_indicator[slot]["actions"].append(entry)
             actions.append(entry)
-        if content.child_view:
-            views["child"].append({"text": content.child_view, "provenance": prov})
-        if content.family_view:
-            views["family"].append({"text": content.family_view, "provenance": prov})
+        for kind, text in (("child", content.child_view), ("family", content.family_view)):
+            if text:
+                view: dict[str, Any] = {"text": text, "provenance": prov}
+                if content.written_by is not None:  # the family's own words (SPEC §6.1)
+                    view["written_by"] = content.written_by.model_dump()
+                views[kind].append(view)
         for event in content.events:
             chronology.append({"on": event.on.isoformat(), "what": event.what, "provenance": prov})
         if content.next_review:

@@ -251,9 +251,16 @@ def explain_not_shown(participants: list[dict[str, Any]], viewer: str) -> list[d
 
 
 def _check_reply(
-    node: FederationNode, result: PeerResult, plan_id: str, consent_id: str, asked: list[str]
+    node: FederationNode,
+    result: PeerResult,
+    plan_id: str,
+    consent_id: str,
+    asked: list[str],
+    lead: str,
 ) -> tuple[list[VerifiedFragment], list[dict[str, Any]], str | None]:
-    """Verify every fragment of a reply; any bad fragment discredits the whole reply."""
+    """Verify every fragment of a reply; any bad fragment discredits the whole reply. Only
+    the plan's ``lead`` speaks for the family: ``written_by`` on any other node's fragment, or
+    outside category ``family``, is a claim no participant may make (SPEC §6.3)."""
     assert result.reply is not None
     body = result.reply.body
     assert isinstance(body, FragmentsResponse)
@@ -269,6 +276,10 @@ def _check_reply(
             or fragment.plan_id != plan_id
             or fragment.consent_id != consent_id
             or fragment.category.value not in asked
+            or (
+                fragment.content.written_by is not None
+                and (fragment.origin != lead or fragment.category.value != "family")
+            )
         ):
             return [], [], Reason.MALFORMED.value
         verified.append(VerifiedFragment(fragment, key_id))
@@ -395,7 +406,7 @@ async def _assemble(
             )
             return entry, []
         verified, withheld, problem = _check_reply(
-            node, result, plan_id, statement.consent_id, cats
+            node, result, plan_id, statement.consent_id, cats, statement.lead
         )
         if problem is None:
             entry.update(

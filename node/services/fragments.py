@@ -1,9 +1,17 @@
-"""A professional authors their own agency's fragments; every edit is a new version."""
+"""A professional authors their own agency's fragments; every edit is a new version.
+
+At the lead node a family member on the plan writes their own view through this same path
+(``FamilyAuthor``, ``services.family_views``): the fragment is the lead's, of category
+``family``, with ``written_by`` naming the writer by the plan-local reference its consent uses,
+and ``authored_by`` recording ``family:<ref>``. Only that person edits it; a professional
+neither edits it nor claims ``written_by`` for their own content (SPEC.md §6.1).
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -13,7 +21,7 @@ from protocol.clock import Clock, format_time
 from protocol.codes import Category, Indicator
 from protocol.documents import sign_fragment
 from protocol.keys import SigningKey
-from protocol.models import FragmentContent, LongText
+from protocol.models import Consenter, FragmentContent, LongText
 
 from ..domain.records import FragmentRecord
 from ..errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound, field_problems
@@ -41,6 +49,22 @@ class AuthoredContent(FragmentContent):
     they edit the fragment) and is never part of a fragment that leaves the node."""
 
     internal_note: LongText = ""
+
+
+FAMILY_AUTHOR_PREFIX = "family:"
+
+
+@dataclass(frozen=True)
+class FamilyAuthor:
+    """A family member writing their own words at the lead: who they are on the plan (the
+    consent person's plan-local ``ref`` and ``role``), never their name or number."""
+
+    ref: str
+    role: str
+
+    @property
+    def authored_by(self) -> str:
+        return FAMILY_AUTHOR_PREFIX + self.ref
 
 
 def wire_content(content: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +101,7 @@ def _validate(category: str, indicators: list[str], content: dict[str, Any]) -> 
 
 async def author_fragment(
     node: Authoring,
-    actor: User,
+    actor: User | FamilyAuthor,
     plan_id: str,
     *,
     category: str,
@@ -85,10 +109,29 @@ async def author_fragment(
     content: dict[str, Any],
     fragment_id: str | None = None,
 ) -> dict[str, Any]:
-    """Save a new fragment (version 1) or a new version of an existing one."""
-    if actor.role not in ("professional", "lead"):
+    """Save a new fragment (version 1) or a new version of an existing one: a professional's,
+    or (``FamilyAuthor``) a family member's own ``family`` fragment, with ``written_by`` set
+    here from who they are on the plan and never taken from the content."""
+    family = isinstance(actor, FamilyAuthor)
+    if not family and actor.role not in ("professional", "lead"):
         raise Forbidden("only professionals author fragments", code="not_professional")
+    if family and category != "family":
+        raise Forbidden("the family writes fragments of category family", code="family_only")
     parsed = _validate(category, indicators, content)
+    if parsed.written_by is not None:
+        raise InvalidInput(
+            "the fragment could not be saved",
+            code="fragment_invalid",
+            fields={
+                "content.written_by": FieldProblem(
+                    "written_by_set", "set only by the node for the family's own words"
+                )
+            },
+        )
+    if isinstance(actor, FamilyAuthor):
+        writer = Consenter.model_validate({"ref": actor.ref, "role": actor.role})
+        parsed = parsed.model_copy(update={"written_by": writer})
+    authored_by = actor.authored_by if isinstance(actor, FamilyAuthor) else actor.user_id
     plan = await records.get_plan(node.engine, plan_id)
     if plan is not None and plan.status == "closed":  # read-only once closed (SPEC §7.11)
         raise Conflict("the plan is closed", code="plan_closed")
@@ -100,21 +143,30 @@ async def author_fragment(
         version = 1
         if fragment_id is not None:
             latest = await records.latest_version(conn, fragment_id)
-            if latest is None or latest[1] != plan_id:
+            if family and latest is None:
+                pass  # the family member's first version, under the id their service chose
+            elif latest is None or latest[1] != plan_id:
                 raise NotFound(
                     f"no fragment {fragment_id} in plan {plan_id}",
                     code="no_fragment",
                     params={"fragment_id": fragment_id, "plan_id": plan_id},
                 )
-            version = latest[0] + 1
+            elif latest[2] != authored_by and (
+                family or latest[2].startswith(FAMILY_AUTHOR_PREFIX)
+            ):
+                # the family's words are their own: nobody else writes a new version of them
+                raise Forbidden("the family's own words", code="family_fragment")
+            else:
+                version = latest[0] + 1
+        stored = parsed.model_dump(mode="json", exclude=None if family else {"written_by"})
         row = FragmentVersion(
             fragment_id=fragment_id or str(uuid.uuid4()),
             version=version,
             plan_id=plan_id,
             category=category,
             indicators=",".join(dict.fromkeys(indicators)),
-            content=json.dumps(parsed.model_dump(mode="json"), ensure_ascii=False),
-            authored_by=actor.user_id,
+            content=json.dumps(stored, ensure_ascii=False),
+            authored_by=authored_by,
             authored_at=node.clock.now(),
         )
         await records.insert_fragment_version(conn, row)

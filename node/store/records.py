@@ -333,16 +333,17 @@ async def insert_fragment_version(conn: AsyncConnection, fragment: FragmentVersi
     await conn.execute(T_FRAG.insert().values(**fragment.model_dump()))
 
 
-async def latest_version(conn: AsyncConnection, fragment_id: str) -> tuple[int, str] | None:
+async def latest_version(conn: AsyncConnection, fragment_id: str) -> tuple[int, str, str] | None:
+    """(version, plan id, authored_by) of a fragment's newest version, if it has one."""
     row = (
         await conn.execute(
-            select(T_FRAG.c.version, T_FRAG.c.plan_id)
+            select(T_FRAG.c.version, T_FRAG.c.plan_id, T_FRAG.c.authored_by)
             .where(T_FRAG.c.fragment_id == fragment_id)
             .order_by(T_FRAG.c.version.desc())
             .limit(1)
         )
     ).first()
-    return (int(row[0]), str(row[1])) if row else None
+    return (int(row[0]), str(row[1]), str(row[2])) if row else None
 
 
 def _record(row: Any) -> FragmentRecord:

@@ -511,6 +511,38 @@ def build() -> dict[str, Any]:
         {"trust": TRUST},
         wire(resign(fragment, current, content=null_end)),
     )
+    family_words = sign_fragment(
+        {
+            **fragment_fields,
+            "fragment_id": fixed_uuid("family fragment"),
+            "category": "family",
+            "indicators": [],
+            "version": 2,
+            "content": {
+                "child_view": "Jag vill ha lugn på rasten.",
+                "written_by": {"ref": "p2", "role": "child"},
+            },
+        },
+        current,
+    )
+    out.add(
+        "fragments/valid-family-own-words",
+        "fragment",
+        VALID,
+        "The child's own words, written by the child at the lead (§6.1): category family, "
+        "written_by names the consenter by plan-local reference and role, never by name.",
+        {"trust": TRUST},
+        wire(family_words),
+    )
+    named = {**family_words["content"], "written_by": {"ref": "p2", "role": "child", "name": "L"}}
+    out.add(
+        "fragments/malformed-written-by-name",
+        "fragment",
+        "malformed",
+        "content.written_by carries a member 'name', signed: a consenter is {ref, role} only.",
+        {"trust": TRUST},
+        wire(resign(family_words, current, content=named)),
+    )
 
     # --- consent statements -------------------------------------------------------------------
     consent = sign_consent(

@@ -189,6 +189,8 @@ EXCLUDED = {
     "provider: scanned at 390 px in each state in tests/family/test_family_consent.py",
     "/familj/planer/{plan_id}/samtycke/aterkalla": "needs a resident signed in through a "
     "residents' provider: scanned at 390 px in tests/family/test_family_consent.py",
+    "/familj/planer/{plan_id}/synpunkter": "needs a resident signed in through a residents' "
+    "provider: scanned at 390 px in tests/family/test_family_views_browser.py",
     "/familj/login/callback": "the residents' provider's redirect back: a refusal is the start "
     "page (scanned as family-start), a sign-in redirects",
     "/plans/{plan_id}/fhir": "a FHIR JSON document, not an HTML page",

@@ -33,6 +33,7 @@ from .family_access import routes as family_access_routes
 from .family_consent import routes as family_consent_routes
 from .family_plan import routes as family_plan_routes
 from .family_sign_in import routes as family_routes
+from .family_views import routes as family_views_routes
 from .lead import routes as lead_routes
 from .ops import routes as ops_routes
 from .professional import routes as professional_routes
@@ -111,6 +112,7 @@ def setup_pages(app: web.Application, node: Node, settings: PageSettings | None 
         family_plan_routes,
         family_access_routes,
         family_consent_routes,
+        family_views_routes,
     ):
         for route in app.add_routes(routes):
             if route.resource is not None:

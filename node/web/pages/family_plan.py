@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ...errors import NodeError
 from ...services.family_plan import read_family_plan
+from ...services.family_views import family_writers
 from ...services.resident_sign_in import RESIDENT_ROLE
 from ..keys import NODE_KEY
 from .common import agency_names, coordinator_of, meeting_of
@@ -35,5 +36,6 @@ async def family_plan(request: web.Request) -> web.StreamResponse:
             "agencies": await agency_names(node),
             "coordinator": await coordinator_of(node, plan_id),
             "meeting": await meeting_of(node, plan_id),
+            "writers": await family_writers(node, plan_id),
         },
     )

@@ -24,6 +24,7 @@ from ...services import plan_close
 from ...services import plans as plan_service
 from ...services.access_report import report_for
 from ...services.assembly import assemble
+from ...services.family_views import family_writers
 from ...services.plans import MEETING_TIME
 from ...services.revocation import record_revocation
 from ...store import records
@@ -260,6 +261,7 @@ async def shared_plan(request: web.Request) -> web.StreamResponse:
             "agencies": await agency_names(node),
             "fhir_available": fhir_converter() is not None,
             "coordinator": await coordinator_of(node, shared["plan_id"]),
+            "writers": await family_writers(node, shared["plan_id"]),
         },
     )
 
@@ -293,6 +295,7 @@ async def family_copy(request: web.Request) -> web.StreamResponse:
             "agencies": await agency_names(node),
             "coordinator": await coordinator_of(node, shared["plan_id"]),
             "meeting": await meeting_of(node, shared["plan_id"]),
+            "writers": await family_writers(node, shared["plan_id"]),
         },
     )
 

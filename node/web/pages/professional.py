@@ -11,10 +11,11 @@ from aiohttp_session import get_session
 
 from protocol.codes import ActionStatus, Category, Indicator, Purpose
 
-from ...errors import Conflict, InvalidInput, NodeError, NotFound
+from ...errors import Conflict, Forbidden, InvalidInput, NodeError, NotFound
 from ...services import children as child_service
 from ...services import fragments as fragment_service
 from ...services import plans as plan_service
+from ...services.family_views import family_writers
 from ...store import records
 from ..keys import NODE_KEY
 from ..problems import answer_for
@@ -284,6 +285,7 @@ async def _plan_page(
             "plan": view,
             "child_name": names.get(view["child_id"] or "", ""),
             "fragments": fragments,
+            "writers": await family_writers(node, plan_id),
             "consents": await consents_with_state(node, plan_id),
             "agencies": agencies,
             "invitable": invitable,
@@ -373,6 +375,8 @@ async def _edit_page(
                 code="no_fragment",
                 params={"fragment_id": fragment_id, "plan_id": plan_id},
             )
+        if current[0]["content"].get("written_by"):
+            raise Forbidden("the family's own words", code="family_fragment")
     except NodeError as exc:
         return await service_error_page(request, exc)
     return await render(
