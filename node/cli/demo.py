@@ -558,12 +558,17 @@ class Demo:
             raise DemoError(f"expected BUP unreachable, got {status}")
 
         step(9, "The family: a guardian signs in at the lead with e-identification")
-        self.family_part(plan_id)
+        family_withdrew = self.family_part(plan_id)
 
-        step(10, "Revoke at the school: a guardian withdraws consent at elevhälsan")
-        school = self.by_id[SCHOOL]
-        result = api(school, "POST", f"/consents/{consent_id}/revoke", "prof")
-        ok(f"revocation recorded at {SCHOOL} and queued for {', '.join(result['notified'])}")
+        if family_withdrew:
+            step(10, "Revoke: Maria's withdrawal at the lead reaches every agency")
+            revoked = api(lead, "GET", f"/plans/{plan_id}/shared", "lead")
+            ok(f"revocation recorded at {LEAD} at {revoked['revoked_at']}, queued for the others")
+        else:
+            step(10, "Revoke at the school: a guardian withdraws consent at elevhälsan")
+            school = self.by_id[SCHOOL]
+            result = api(school, "POST", f"/consents/{consent_id}/revoke", "prof")
+            ok(f"revocation recorded at {SCHOOL} and queued for {', '.join(result['notified'])}")
 
         step(11, "Every running node now refuses to release under the consent")
         time.sleep(1.0)
@@ -595,28 +600,36 @@ class Demo:
             if not report["ok"]:
                 raise DemoError(f"log verification failed at {node.node_id}")
 
-    def family_part(self, plan_id: str) -> None:
+    def family_part(self, plan_id: str) -> bool:
         """With --oidc: Maria signs in at /familj through the residents' provider, reads Min
-        plan and sees who has been told what (BUP, down, shown as not answering)."""
+        plan, writes the family's view, sees who has been told what (BUP, down, shown as not
+        answering) and withdraws the consent. True when she did."""
         lead = self.by_id[LEAD]
         if self.residents is None:
             ok(
                 "run the demo with --oidc to see it: Maria Demosson signs in at "
                 f"{lead.url}/familj with e-identification (a development provider)"
             )
-            return
+            return False
         try:
             visit = family_visit(lead.url, plan_id)
-        except (RuntimeError, OSError) as exc:  # a page or the provider did not answer as expected
+        except (RuntimeError, OSError) as exc:  # a page or the provider did not answer
             raise DemoError(f"the family's pages: {exc}") from None
         ok(f"Maria signed in with {RESIDENTS_NAME}; Min plan names {visit.coordinator}")
         if visit.coordinator != "Sara Samordnare":
             raise DemoError(f"Min plan does not name the coordinator: {visit.coordinator!r}")
+        ok("she writes the family's view: it is on Min plan, marked as the family's own words")
+        if not visit.view_shown:
+            raise DemoError("the family's view is not on Min plan")
         for node_id, answer in visit.answers.items():
             releases = visit.releases.get(node_id, 0)
             ok(f"Vem har fått veta vad: {node_id:28} {answer:13} {releases} release(s)")
         if visit.answers.get(BUP) != "not_answered" or not visit.releases.get(SCHOOL):
             raise DemoError(f"the family's access report is not as expected: {visit}")
+        ok("she withdraws the consent herself ('Är du säker?' – 'Ja, återkalla samtycket')")
+        if not visit.withdrawn:
+            raise DemoError("the consent does not show as withdrawn")
+        return True
 
     def link_invitation(self, node: DemoNode, plan_id: str) -> None:
         """What the professional at ``node`` does on the invitations page: look at the waiting

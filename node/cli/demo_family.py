@@ -26,6 +26,8 @@ IDENTITY_CLAIM = "https://id.oidc.se/claim/personalIdentityNumber"
 GUARDIAN_LOGIN = "maria"
 GUARDIAN_NUMBER = "198506122384"  # synthetic test identity number of the demo's guardian
 CONTACT = "Kungsbacka kommun, IFO (demo): 0300-00 00 00"
+FAMILY_VIEW = "Vi vill att skolan och BUP pratar med varandra innan mötet. Alva mår bättre nu."
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 HOLDER = re.compile(r'data-holder="([^"]+)"')
 ANSWER = re.compile(r'data-node="([^"]+)" data-status="([^"]+)"')
 COORDINATOR = re.compile(r'id="coordinator"><strong>([^<]+)</strong>')
@@ -56,33 +58,57 @@ def start_residents_provider(workdir: Path, lead_directory: Path, lead_url: str)
 
 @dataclass(frozen=True)
 class FamilyVisit:
-    """What the guardian saw: the coordinator on Min plan, and per agency of the access
-    report its answer and the releases it reported."""
+    """What the guardian did and saw: the coordinator on Min plan, her view shown there after
+    she wrote it, per agency of the access report its answer and the releases it reported,
+    and whether the consent showed as revoked after she withdrew it."""
 
     coordinator: str
+    view_shown: bool
     answers: dict[str, str]
     releases: dict[str, int]
+    withdrawn: bool
 
 
 def family_visit(lead_url: str, plan_id: str) -> FamilyVisit:
-    """Sign the guardian in at the lead and read Min plan and 'Vem har fått veta vad'."""
+    """Sign the guardian in at the lead; she reads Min plan, writes the family's view, reads
+    'Vem har fått veta vad' and withdraws the consent, each through the family's pages."""
     return asyncio.run(_visit(lead_url, plan_id))
 
 
 async def _visit(lead_url: str, plan_id: str) -> FamilyVisit:
+    plan_url = f"{lead_url}/familj/planer/{plan_id}"
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         await _sign_in(http, lead_url)
-        plan_page = await _page(http, f"{lead_url}/familj/planer/{plan_id}")
-        access_page = await _page(http, f"{lead_url}/familj/planer/{plan_id}/vem-har-sett")
+        plan_page = await _page(http, plan_url)
+        await _submit(http, f"{plan_url}/synpunkter", {"text": FAMILY_VIEW})
+        shown = unescape(await _page(http, plan_url))
+        view_shown = FAMILY_VIEW in shown and "Familjens egna ord: Maria Demosson" in shown
+        access_page = await _page(http, f"{plan_url}/vem-har-sett")
+        await _submit(http, f"{plan_url}/samtycke/aterkalla", {})
+        withdrawn = 'data-state="revoked"' in await _page(http, f"{plan_url}/samtycke")
     coordinator = COORDINATOR.search(plan_page)
     releases: dict[str, int] = {}
     for holder in HOLDER.findall(access_page):
         releases[holder] = releases.get(holder, 0) + 1
     return FamilyVisit(
         unescape(coordinator.group(1)) if coordinator else "",
+        view_shown,
         dict(ANSWER.findall(access_page)),
         releases,
+        withdrawn,
     )
+
+
+async def _submit(http: aiohttp.ClientSession, url: str, fields: dict[str, str]) -> None:
+    """Open the form at ``url`` and submit it with ``fields``, as a browser does (with the
+    page's CSRF token); the page answers with a redirect when it took it."""
+    token = CSRF.search(await _page(http, url))
+    if token is None:
+        raise RuntimeError(f"{url} shows no form to submit")
+    data = {"csrf_token": token.group(1), **fields}
+    async with http.post(url, data=data, allow_redirects=False) as response:
+        if response.status != 303:
+            raise RuntimeError(f"{url} did not take the form ({response.status})")
 
 
 async def _sign_in(http: aiohttp.ClientSession, lead_url: str) -> None:

@@ -57,6 +57,10 @@ def test_the_demo_with_a_provider(tmp_path: Path) -> None:
         assert re.search(r"bup\.regionhalland\.se\s+not_answered", printed), printed[-3000:]
         assert re.search(r"elevhalsa\.kungsbacka\.se\s+answered\s+[1-9]", printed)
         assert "/familj, 'Logga in med E-legitimation (demo)', log in as maria" in printed
+        # she wrote the family's view and withdrew the consent herself: every agency refuses
+        assert "she writes the family's view: it is on Min plan" in printed
+        assert "Revoke: Maria's withdrawal at the lead reaches every agency" in printed
+        assert printed.count("withheld: consent_revoked") == 3
         match = IFO.search(printed)
         assert match is not None, printed[-2000:]
         page = asyncio.run(sign_in(match.group(1), "prof@ifo.kungsbacka.se"))
