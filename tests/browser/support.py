@@ -153,3 +153,23 @@ async def add_child(node: RunningNode, name: str = CHILD_NAME, pnr: str = CHILD_
     status, body = await node.api("POST", "/children", "prof", {"name": name, "personnummer": pnr})
     assert status == 201, body
     return str(body["child_id"])
+
+
+async def log_in(page: Any, node: RunningNode, user: str, password: str = PASSWORD) -> None:
+    """Sign ``user`` in on ``node``'s login page as a person would (labels, button)."""
+    await page.goto(node.url + "/login")
+    await page.get_by_label("Användar-id").fill(user)
+    await page.get_by_label("Lösenord").fill(password)
+    await page.get_by_role("button", name="Logga in").click()
+    await page.wait_for_load_state()
+    assert "/login" not in page.url, await page.content()
+
+
+async def signed_in(browser: Any, node: RunningNode, user: str) -> Any:
+    """A page in a browser context of its own (one person: cookies are per host, not per
+    port), signed in on ``node`` at a laptop's width."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="sv-SE")
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    await log_in(page, node, user)
+    return page

@@ -14,7 +14,7 @@ from protocol.clock import ManualClock
 from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode
 from tests.support.plans import shared_plan_world
 
-from .support import PASSWORD, web_federation
+from .support import signed_in, web_federation
 
 pytestmark = pytest.mark.slow  # a real browser (Chromium) on in-process nodes
 
@@ -23,19 +23,6 @@ pytestmark = pytest.mark.slow  # a real browser (Chromium) on in-process nodes
 async def agencies(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[RunningNode]]:
     async with web_federation(tmp_path, [SCHOOL, SOCIAL, BUP], clock) as nodes:
         yield nodes
-
-
-async def signed_in(browser: Any, node: RunningNode, user: str) -> Any:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="sv-SE")
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    await page.goto(node.url + "/login")
-    await page.get_by_label("Användar-id").fill(user)
-    await page.get_by_label("Lösenord").fill(PASSWORD)
-    await page.get_by_role("button", name="Logga in").click()
-    await page.wait_for_load_state()
-    assert "/login" not in page.url, await page.content()
-    return page
 
 
 async def test_lead_sees_who_has_received_what(

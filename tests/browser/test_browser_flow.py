@@ -19,7 +19,7 @@ from protocol.clock import ManualClock
 from tests.support.federation import BUP, POLICE, SCHOOL, SOCIAL, RunningNode
 from tests.support.plans import link_invitation as link_over_api
 
-from .support import CHILD_NAME, CHILD_PNR, PASSWORD, add_child, web_federation
+from .support import CHILD_NAME, CHILD_PNR, add_child, log_in, web_federation
 
 pytestmark = pytest.mark.slow  # a real browser (Chromium) on in-process nodes
 
@@ -39,15 +39,6 @@ async def new_page(browser: Any, size: dict[str, int] = LAPTOP) -> Any:
     page = await context.new_page()
     page.set_default_timeout(15_000)
     return page
-
-
-async def login(page: Any, node: RunningNode, user: str) -> None:
-    await page.goto(node.url + "/login")
-    await page.get_by_label("Användar-id").fill(user)
-    await page.get_by_label("Lösenord").fill(PASSWORD)
-    await page.get_by_role("button", name="Logga in").click()
-    await page.wait_for_load_state()
-    assert "/login" not in page.url, await page.content()
 
 
 async def author_fragment(page: Any, plan_url: str, category: str, marker: str) -> None:
@@ -94,7 +85,7 @@ async def test_plan_lifecycle_across_agencies_in_a_browser(
 
     # --- the lead at the school adds the child and creates the plan ---------------------
     lead = await new_page(browser)
-    await login(lead, school, "lead")
+    await log_in(lead, school, "lead")
     assert await lead.locator("html").get_attribute("lang") == "sv"
     await lead.goto(school.url + "/children")
     await lead.get_by_label("Namn").fill(CHILD_NAME)
@@ -117,13 +108,13 @@ async def test_plan_lifecycle_across_agencies_in_a_browser(
 
     # --- professionals at social services and BUP link and write, on their own nodes ----
     soc = await new_page(browser)
-    await login(soc, social, "prof")
+    await log_in(soc, social, "prof")
     social_plan = await link_invitation(soc, social, plan_id)
     await author_fragment(soc, social_plan, "social", "IFO")
     await soc.screenshot(path=str(screenshots / "03-plan-and-editor.png"), full_page=True)
 
     psy = await new_page(browser)
-    await login(psy, bup, "prof")
+    await log_in(psy, bup, "prof")
     assert plan_id in await psy.locator("li.invitation").inner_text()
     await psy.goto(bup.url + "/children")
     await psy.get_by_label("Namn").fill(CHILD_NAME)
@@ -196,7 +187,7 @@ async def test_plan_lifecycle_across_agencies_in_a_browser(
     assert await lead.locator(".prov-ok").count() >= 3  # provenance: verified signatures
     await lead.screenshot(path=str(screenshots / "05-shared-plan.png"), full_page=True)
     tablet = await new_page(browser, TABLET)
-    await login(tablet, school, "lead")
+    await log_in(tablet, school, "lead")
     await tablet.goto(lead.url)
     await tablet.screenshot(path=str(screenshots / "06-shared-plan-tablet.png"), full_page=True)
 
@@ -237,7 +228,7 @@ async def test_plan_lifecycle_across_agencies_in_a_browser(
 
     # --- an operator reviews the exchange log and verifies it ---------------------------
     ops = await new_page(browser)
-    await login(ops, school, "ops")
+    await log_in(ops, school, "ops")
     assert ops.url.endswith("/ops")
     await ops.get_by_role("button", name="Verifiera loggen nu").click()
     await ops.wait_for_load_state()

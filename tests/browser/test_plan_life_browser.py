@@ -20,7 +20,7 @@ from tests.support.plans import consent_body
 from tests.support.plans import link_invitation as link_over_api
 from tests.support.waiting import wait_until_async
 
-from .support import CHILD_NAME, PASSWORD, add_child, web_federation
+from .support import CHILD_NAME, add_child, signed_in, web_federation
 
 pytestmark = pytest.mark.slow  # a real browser (Chromium) on in-process nodes
 
@@ -31,19 +31,6 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 async def agencies(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[RunningNode]]:
     async with web_federation(tmp_path, [SCHOOL, SOCIAL, BUP], clock) as nodes:
         yield nodes
-
-
-async def signed_in(browser: Any, node: RunningNode, user: str) -> Any:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="sv-SE")
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    await page.goto(node.url + "/login")
-    await page.get_by_label("Användar-id").fill(user)
-    await page.get_by_label("Lösenord").fill(PASSWORD)
-    await page.get_by_role("button", name="Logga in").click()
-    await page.wait_for_load_state()
-    assert "/login" not in page.url
-    return page
 
 
 async def status_in_list(page: Any, node: RunningNode) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 from node.services.passwords import set_password
 from tests.browser.axe import axe_source, check_page
+from tests.browser.support import log_in
 from tests.support.federation import RunningNode
 from tests.support.plain_language import lix
 
@@ -27,12 +28,7 @@ PASSWORD = "a long enough password"
 
 async def staff_sign_in(page: Any, node: RunningNode, user: str) -> None:
     await set_password(node.node.engine, user, PASSWORD)
-    await page.goto(node.url + "/login")
-    await page.get_by_label("Användar-id").fill(user)
-    await page.get_by_label("Lösenord").fill(PASSWORD)
-    await page.get_by_role("button", name="Logga in").click()
-    await page.wait_for_load_state()
-    assert "/login" not in page.url, await page.content()
+    await log_in(page, node, user, PASSWORD)
 
 
 async def write_in_browser(

@@ -8,16 +8,20 @@ recorded and the page says why."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from aiohttp_session import get_session
 
 from ...errors import NodeError
+from ...runtime import Node
 from ...services.family_consent import (
     answer_for_family,
     read_family_consent,
     withdraw_for_family,
 )
 from ...services.resident_sign_in import RESIDENT_ROLE
+from ...store.tables import User
 from ..keys import NODE_KEY
 from .common import agency_names, read_form
 from .core import PAGE_USER, flash, render, roles, see_other, service_error_page, translator
@@ -39,9 +43,7 @@ WITHDRAWN = N_(
 async def _consent_page(request: web.Request, template: str) -> web.StreamResponse:
     node = request.app[NODE_KEY]
     try:
-        consent = await read_family_consent(
-            node, request[PAGE_USER], request.match_info["plan_id"]
-        )
+        consent = await read_family_consent(node, request[PAGE_USER], request.match_info["plan_id"])
     except NodeError as exc:
         return await service_error_page(request, exc)
     return await render(
@@ -58,15 +60,12 @@ async def consent_page(request: web.Request) -> web.StreamResponse:
 @routes.post(CONSENT_PAGE + "/svar")
 @roles(RESIDENT_ROLE)
 async def give_answer(request: web.Request) -> web.StreamResponse:
-    node = request.app[NODE_KEY]
-    plan_id = request.match_info["plan_id"]
     answer = first(await read_form(request), "answer")
-    try:
-        await answer_for_family(node, request[PAGE_USER], plan_id, answer)
-    except NodeError as exc:
-        return await service_error_page(request, exc)
-    flash(await get_session(request), translator(request).gettext(ANSWERED[answer]))
-    return see_other(CONSENT_PAGE.format(plan_id=plan_id))
+
+    async def act(node: Node, resident: User, plan_id: str) -> object:
+        return await answer_for_family(node, resident, plan_id, answer)
+
+    return await _acted(request, act, ANSWERED.get(answer, ""))
 
 
 @routes.get(CONSENT_PAGE + "/aterkalla")
@@ -79,11 +78,21 @@ async def confirm_withdrawal(request: web.Request) -> web.StreamResponse:
 @routes.post(CONSENT_PAGE + "/aterkalla")
 @roles(RESIDENT_ROLE)
 async def withdraw(request: web.Request) -> web.StreamResponse:
+    return await _acted(request, withdraw_for_family, WITHDRAWN)
+
+
+async def _acted(
+    request: web.Request,
+    act: Callable[[Node, User, str], Awaitable[object]],
+    done: str,
+) -> web.StreamResponse:
+    """Do ``act`` for the signed-in resident on the page's plan; on a refusal the page says why
+    (nothing was recorded), else back to the consent page saying ``done``."""
     node = request.app[NODE_KEY]
     plan_id = request.match_info["plan_id"]
     try:
-        await withdraw_for_family(node, request[PAGE_USER], plan_id)
+        await act(node, request[PAGE_USER], plan_id)
     except NodeError as exc:
         return await service_error_page(request, exc)
-    flash(await get_session(request), translator(request).gettext(WITHDRAWN))
+    flash(await get_session(request), translator(request).gettext(done))
     return see_other(CONSENT_PAGE.format(plan_id=plan_id))
