@@ -47,6 +47,10 @@ class LinkIn(Input):
     child_id: str
 
 
+class ParticipantIn(Input):
+    participant: str  # the agency's node id; named as the plan page's field and its errors
+
+
 class FragmentIn(Input):
     category: str
     indicators: Annotated[list[str], Field(max_length=8)] = []
@@ -463,6 +467,17 @@ async def revoke_consent(request: web.Request) -> dict[str, Any]:
 
     return await record_revocation(
         request.app[NODE_KEY], request[USER_KEY], request.match_info["consent_id"]
+    )
+
+
+@routes.post("/api/v1/plans/{plan_id}/participants")
+@require("lead")
+@json_api
+async def invite_participant(request: web.Request) -> dict[str, Any]:
+    """Invite one more agency to an open plan this node leads, as its plan page does."""
+    body = await parse(request, ParticipantIn)
+    return await plans.invite_participant(
+        request.app[NODE_KEY], request[USER_KEY], request.match_info["plan_id"], body.participant
     )
 
 

@@ -276,3 +276,30 @@ async def test_the_lead_sets_the_plans_details_through_the_api(four: list[Runnin
     assert status == 403
     status, _ = await social.api("PUT", f"/plans/{plan_id}/details", "lead", details)
     assert status == 404  # a participant does not lead the plan: its details are not there
+
+
+async def test_the_lead_invites_an_agency_later_through_the_api(four: list[RunningNode]) -> None:
+    """POST /plans/{id}/participants: the invitation reaches the agency (pending there until
+    a professional links it); a second invitation of it is refused; only the lead may."""
+    school, social, _bup, police = four
+    child = await add_child(school)
+    await add_child(social)
+    await add_child(police)
+    plan_id = await create_linked_plan(school, child, [social])
+    status, _ = await school.api(
+        "POST", f"/plans/{plan_id}/participants", "prof", {"participant": police.node_id}
+    )
+    assert status == 403
+    status, view = await school.api(
+        "POST", f"/plans/{plan_id}/participants", "lead", {"participant": police.node_id}
+    )
+    assert status == 201, view
+    assert view["invited"] == {"node_id": police.node_id, "outcome": "ok"}
+    statuses = {p["node_id"]: p["status"] for p in view["participants"]}
+    assert statuses[police.node_id] == "pending"
+    waiting = await police.api("GET", "/invitations", "prof")
+    assert [i["plan_id"] for i in waiting[1]] == [plan_id]
+    status, problem = await school.api(
+        "POST", f"/plans/{plan_id}/participants", "lead", {"participant": police.node_id}
+    )
+    assert status == 422 and problem["errors"] == {"participant": "already invited"}, problem

@@ -32,6 +32,7 @@ from referencing.jsonschema import DRAFT202012
 from node.version import current_build
 from protocol.clock import ManualClock
 from tests.support.federation import (
+    BUP,
     SCHOOL,
     SOCIAL,
     RunningNode,
@@ -186,8 +187,13 @@ async def single(tmp_path: Path, clock: ManualClock) -> AsyncIterator[RunningNod
 
 @pytest.fixture
 async def pair(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[RunningNode]]:
+    """The school and social services, and BUP, which both trust but no plan invites at
+    first (the walk invites it to one later)."""
     nodes = await start_federation(
-        tmp_path, [SCHOOL, SOCIAL], lambda name: (f"sqlite:///{tmp_path / name}.db", ""), clock
+        tmp_path,
+        [SCHOOL, SOCIAL, BUP],
+        lambda name: (f"sqlite:///{tmp_path / name}.db", ""),
+        clock,
     )
     try:
         yield nodes
@@ -346,7 +352,7 @@ def consent_body(school: RunningNode, social: RunningNode, **overrides: Any) -> 
 async def test_every_operation_answers_as_documented(
     spec: dict[str, Any], api: Api, pair: list[RunningNode]
 ) -> None:
-    school, social = pair
+    school, social, *_ = pair
     call = api.call
 
     # public endpoints, no token
@@ -771,13 +777,23 @@ async def test_every_operation_answers_as_documented(
     assert got["coordinator_name"] == "Sara Samordnare"
     bad = {**details, "review_time": "14:30", "review_date": ""}
     await call(school, "PUT", path, 422, body=bad, plan_id=plans["Cilla"])
+    # BUP is invited later; inviting an agency already in the plan, or one this node does
+    # not trust, is refused
+    invite = "/api/v1/plans/{plan_id}/participants"
+    bup = {"participant": pair[2].node_id}
+    invited = await call(school, "POST", invite, 201, body=bup, plan_id=plans["Cilla"])
+    assert invited["invited"] == {"node_id": pair[2].node_id, "outcome": "ok"}
+    await call(school, "POST", invite, 422, body=bup, plan_id=plans["Cilla"])
+    stranger = {"participant": "okand.test.se"}
+    await call(school, "POST", invite, 422, body=stranger, plan_id=plans["Cilla"])
 
     # closing a plan (Cilla's): final, a second close is a conflict; its participant that
     # declined is not notified
     closed = await call(
         school, "POST", "/api/v1/plans/{plan_id}/close", 201, plan_id=plans["Cilla"]
     )
-    assert closed["plan_id"] == plans["Cilla"] and closed["notified"] == []
+    # (BUP, invited later, is told; social services, which declined, is not)
+    assert closed["plan_id"] == plans["Cilla"] and closed["notified"] == [pair[2].node_id]
     await call(school, "POST", "/api/v1/plans/{plan_id}/close", 409, plan_id=plans["Cilla"])
     await call(
         school, "POST", "/api/v1/plans/{plan_id}/close", 403, user="prof", plan_id=plans["Cilla"]
@@ -800,7 +816,7 @@ async def test_consent_time_out_of_range_is_invalid_input(
 ) -> None:
     """Was a 500: parse_time raised OverflowError (not ValueError) at the edge of the
     datetime range, which consents._time_field did not catch."""
-    school, social = pair
+    school, social, *_ = pair
     child = await api.call(
         school,
         "POST",
@@ -831,7 +847,7 @@ async def test_consent_time_before_year_1000_is_no_server_error(
     api: Api, pair: list[RunningNode]
 ) -> None:
     """Found by schemathesis. Refusing such a time or recording it are both fine; a 500 is not."""
-    school, social = pair
+    school, social, *_ = pair
     child = await api.call(
         school,
         "POST",
