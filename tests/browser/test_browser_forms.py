@@ -13,8 +13,8 @@ from node.store import records
 from protocol.clock import ManualClock
 from tests.support.federation import SCHOOL, RunningNode
 
-from .support import CHILD_NAME, CHILD_PNR, web_federation
-from .test_browser_flow import login, new_page
+from .support import CHILD_NAME, CHILD_PNR, log_in, web_federation
+from .test_browser_flow import new_page
 
 pytestmark = pytest.mark.slow  # a real browser (Chromium) on in-process nodes
 
@@ -29,7 +29,7 @@ async def test_bad_input_is_explained_next_to_the_field_and_nothing_is_saved(
     browser: Any, school: RunningNode, screenshots: Path
 ) -> None:
     page = await new_page(browser)
-    await login(page, school, "prof")
+    await log_in(page, school, "prof")
     await page.goto(school.url + "/children")
     await page.get_by_label("Namn").fill(CHILD_NAME)
     await page.get_by_label("Personnummer").fill("20150315-2388")  # wrong check digit
@@ -57,7 +57,7 @@ async def test_a_form_posted_without_its_csrf_token_is_refused(
     browser: Any, school: RunningNode
 ) -> None:
     page = await new_page(browser)
-    await login(page, school, "prof")
+    await log_in(page, school, "prof")
     await page.goto(school.url + "/children")
     await page.evaluate(
         "document.querySelector('form[action=\"/children\"] input[name=csrf_token]').remove()"
