@@ -109,6 +109,13 @@ PARTICIPANT_STATUS: dict[str, tuple[str, str]] = {
     "refused": ("Nekade", "Refused"),
     "invalid": ("Ogiltigt svar", "Invalid reply"),
 }
+# the CarePlan's status (_careplan_status) as its narrative says it
+CAREPLAN_STATE = {
+    "active": "aktiv",
+    "revoked": "samtycket gäller inte",
+    "completed": "planen är avslutad",
+    "unknown": "ofullständig",
+}
 # the answers after which content the consent allows is missing from this assembly
 NO_ANSWER = ("timed_out", "unreachable", "refused", "invalid")
 LIST_KINDS: dict[str, tuple[str, str]] = {
@@ -369,7 +376,7 @@ def _careplan(
         for p in plan["participants"]
         if p["status"] == "included" and p.get("fragments")
     ]
-    state = {"active": "aktiv", "revoked": "avslutad", "unknown": "ofullständig"}[status]
+    state = CAREPLAN_STATE[status]
     return {
         "resourceType": "CarePlan",
         "id": ids.careplan,

@@ -507,6 +507,22 @@ async def test_revoked_plan_exports_as_revoked(trio: list[RunningNode]) -> None:
     check(bundle)  # no contributor: [] (nobody's content is included) or any other empty value
 
 
+async def test_closed_plan_exports_as_completed(trio: list[RunningNode]) -> None:
+    """A closed plan (SPEC §7.11) asks no one: its CarePlan is completed, and says so."""
+    school, social, bup = trio
+    plan_id, _ = await shared_plan_world(school, social, bup)
+    status, body = await school.api("POST", f"/plans/{plan_id}/close", "lead")
+    assert status == 201, body
+    shared, bundle = await export(school, plan_id)
+    assert shared["status"] == "closed"
+    (careplan,) = resources(bundle, "CarePlan")
+    assert careplan["status"] == "completed"
+    assert "(planen är avslutad)" in careplan["text"]["div"]
+    # no one is asked: the lead's own records are the only contribution
+    assert [c["display"] for c in careplan["contributor"]] == [org_names(bundle)[school.node_id]]
+    check(bundle)
+
+
 async def test_a_revoked_careplan_never_becomes_active_again(trio: list[RunningNode]) -> None:
     """A new consent after a revocation is a new CarePlan; the revoked one stays revoked."""
     school, social, bup = trio
