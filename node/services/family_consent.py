@@ -50,9 +50,7 @@ def _open(overview: dict[str, Any]) -> bool:
     return overview["current"] is not None and overview["state"] not in ("revoked", "expired")
 
 
-async def read_family_consent(
-    node: FederationNode, resident: User, plan_id: str
-) -> FamilyConsent:
+async def read_family_consent(node: FederationNode, resident: User, plan_id: str) -> FamilyConsent:
     """The consent of ``plan_id`` for ``resident``, with what they may do about it."""
     person = await person_on_plan(node, resident, plan_id)
     overview = await consent_people.consent_overview(node, plan_id)
@@ -98,9 +96,7 @@ async def answer_for_family(
     return result
 
 
-async def withdraw_for_family(
-    node: FederationNode, resident: User, plan_id: str
-) -> dict[str, Any]:
+async def withdraw_for_family(node: FederationNode, resident: User, plan_id: str) -> dict[str, Any]:
     """``resident`` withdraws the plan's current consent: a revocation like any other,
     recorded in the name of the plan's lead professional and sent to every participant."""
     consent = await read_family_consent(node, resident, plan_id)
