@@ -54,17 +54,16 @@ from node.runtime import Node, open_node
 from node.services.assembly import assemble
 from protocol.envelope import sign_envelope
 from protocol.messages import FragmentsRequest
+from tests.support.ports import LOOPBACK, free_port
 
 from .bare_server import SignatureWork
 from .fleet import (
     CLOCK,
     FEDERATION_PATH,
-    LOOPBACK,
     Host,
     NodeDir,
     consent_statement,
     document_of,
-    free_port,
     lead_user,
     make_node_dir,
     opened,

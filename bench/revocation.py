@@ -43,11 +43,11 @@ from node.store import revocations as revocation_store
 from node.web.app import create_app
 from protocol.clock import format_time
 from protocol.envelope import sign_envelope
+from tests.support.ports import LOOPBACK
 
 from .fleet import (
     CLOCK,
     FEDERATION_PATH,
-    LOOPBACK,
     Host,
     NodeDir,
     consent_statement,

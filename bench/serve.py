@@ -45,6 +45,7 @@ import aiohttp
 
 from protocol.envelope import MemorySeenIds, StaticKeyRing, sign_envelope, verify_envelope
 from protocol.keys import SigningKey
+from tests.support.ports import free_port
 
 from .fleet import (
     CLOCK,
@@ -52,7 +53,6 @@ from .fleet import (
     NodeDir,
     consent_statement,
     document_of,
-    free_port,
     make_node_dir,
     opened,
     percentile,

@@ -10,7 +10,8 @@ from typing import Any
 
 from protocol.documents import build_node_document
 from protocol.encoding import b64url_decode
-from protocol.keys import KeyFileError, PublicKey, SigningKey, load_private_key
+from protocol.errors import KeyFileError
+from protocol.keys import PublicKey, SigningKey, load_private_key
 
 from .config import NodeConfig
 from .errors import InvalidInput

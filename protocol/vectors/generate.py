@@ -39,11 +39,11 @@ from protocol.documents import (
 from protocol.encoding import b64url_decode, b64url_encode
 from protocol.envelope import (
     DEFAULT_SKEW_S,
-    MAX_DEPTH,
     MAX_LIFETIME_S,
     read_claims,
     sign_envelope,
 )
+from protocol.jsontext import MAX_DEPTH
 from protocol.key_updates import sign_key_change
 from protocol.keys import PublicKey, SigningKey, fingerprint, make_key_id
 from protocol.signing import sign_object, signing_input

@@ -6,6 +6,8 @@ Revises: 0011
 Create Date: 2026-11-27
 """
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -15,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 
-def ts(name: str, index: bool = False) -> sa.Column:
+def ts(name: str, index: bool = False) -> sa.Column[datetime]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=False, index=index)
 
 
