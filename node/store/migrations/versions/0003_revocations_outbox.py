@@ -5,8 +5,6 @@ Revises: 0002
 Create Date: 2026-11-25
 """
 
-from datetime import datetime
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -16,7 +14,7 @@ branch_labels = None
 depends_on = None
 
 
-def ts(name: str, nullable: bool = False, index: bool = False) -> sa.Column[datetime]:
+def ts(name: str, nullable: bool = False, index: bool = False) -> sa.Column:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable, index=index)
 
 

@@ -6,8 +6,6 @@ Revises: 0011
 Create Date: 2026-11-27
 """
 
-from datetime import datetime
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -17,7 +15,7 @@ branch_labels = None
 depends_on = None
 
 
-def ts(name: str, index: bool = False) -> sa.Column[datetime]:
+def ts(name: str, index: bool = False) -> sa.Column:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=False, index=index)
 
 
