@@ -99,16 +99,25 @@ async def _visit(lead_url: str, plan_id: str) -> FamilyVisit:
     )
 
 
-async def _submit(http: aiohttp.ClientSession, url: str, fields: dict[str, str]) -> None:
-    """Open the form at ``url`` and submit it with ``fields``, as a browser does (with the
-    page's CSRF token); the page answers with a redirect when it took it."""
-    token = CSRF.search(await _page(http, url))
+async def post_form(
+    http: aiohttp.ClientSession, url: str, form_page: str, fields: dict[str, str]
+) -> int:
+    """Post ``fields`` to ``url`` from a form of ``form_page`` as a browser does, with the
+    page's CSRF token; the answer's status (a page that took the form redirects: 303)."""
+    token = CSRF.search(form_page)
     if token is None:
-        raise RuntimeError(f"{url} shows no form to submit")
+        raise RuntimeError(f"{url}: the page shows no form to submit")
     data = {"csrf_token": token.group(1), **fields}
     async with http.post(url, data=data, allow_redirects=False) as response:
-        if response.status != 303:
-            raise RuntimeError(f"{url} did not take the form ({response.status})")
+        await response.read()
+        return response.status
+
+
+async def _submit(http: aiohttp.ClientSession, url: str, fields: dict[str, str]) -> None:
+    """Open the form at ``url`` and submit it with ``fields``; it must be taken."""
+    status = await post_form(http, url, await _page(http, url), fields)
+    if status != 303:
+        raise RuntimeError(f"{url} did not take the form ({status})")
 
 
 async def _sign_in(http: aiohttp.ClientSession, lead_url: str) -> None:

@@ -8,7 +8,6 @@ also get a second instance (another app with its own store connections and port,
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from node.cli.demo_family import CSRF
 from node.config import load_config
 from node.runtime import open_node
 from node.services.passwords import set_password
@@ -33,7 +33,6 @@ from tests.support.federation import (
 PASSWORD = "rätt-häst-batteri-1"
 CHILD_PNR = "20150315-2389"  # synthetic test identity (valid Luhn)
 CHILD_NAME = "Testa Testsson"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @asynccontextmanager

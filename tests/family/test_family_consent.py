@@ -7,18 +7,15 @@ it but cannot withdraw it; a resident of another plan sees nothing. Chromium at 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import aiohttp
 
-from node.oidc.resident import identity_hash
+from node.cli.demo_family import post_form
 from node.services.consent_people import consent_overview
-from node.services.provider_sign_in import subject_key
-from node.store import consent_people
 from node.store.exchange_log import LogFilter, query_log
-from node.store.tables import ConsentPerson
 from tests.browser.axe import axe_source, check_page
+from tests.family.people import record_person
 from tests.integration.test_revocation import ask
 from tests.support.plans import add_child, add_fragment, link_invitation, rich_fragment
 from tests.support.waiting import wait_until_async
@@ -30,7 +27,6 @@ from .test_resident_sign_in import CLAIM, MARIA, Family, family, http, sign_in  
 
 ALVA = "201203042385"  # a young person of 14 on the plan, not required by its consent
 NO_PLAN = "00000000-0000-4000-8000-000000000000"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 async def school_takes_part(family: Family) -> None:  # noqa: F811
@@ -63,13 +59,8 @@ async def page(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:  # noq
 
 
 async def post(http: aiohttp.ClientSession, url: str, form_page: str, **fields: str) -> int:  # noqa: F811
-    """Submit a form of ``form_page`` as a browser would (its CSRF token); the status."""
-    token = CSRF.search(form_page)
-    assert token is not None, form_page[:500]
-    data = {"csrf_token": token.group(1), **fields}
-    async with http.post(url, data=data, allow_redirects=False) as response:
-        await response.read()
-        return response.status
+    """Submit a form of ``form_page`` as a browser would (the demo's one form post)."""
+    return await post_form(http, url, form_page, fields)
 
 
 async def test_a_guardian_answers_the_proposed_consent_and_completes_it(
@@ -151,17 +142,8 @@ async def test_a_young_person_sees_the_consent_but_cannot_withdraw_what_is_not_t
     lead = family.lead
     await school_takes_part(family)
     await record_marias_consent(family, family.clock.now().date().isoformat(), "E-tjänst 2026-0052")
-    key = subject_key(lead.node.config.directory)
-    async with lead.node.store.writing() as conn:
-        await consent_people.insert_person(
-            conn,
-            ConsentPerson(
-                plan_id=family.plan_id, ref="p9", name="Alva Testsson", role="young_person",
-                required=False, answer="not_asked", updated_at=family.clock.now(), age=14,
-            ),
-        )  # fmt: skip
-        hashed = identity_hash(ALVA, key, family.clock.now().date())
-        await consent_people.set_identity_hash(conn, family.plan_id, "p9", hashed)
+    alva = ("p9", "Alva Testsson", "young_person", ALVA)
+    await record_person(lead, family.plan_id, alva, family.clock.now(), required=False, age=14)
     family.provider.accounts["alva"] = {CLAIM: ALVA}
     family.provider.restart()
     assert (await sign_in(http, lead, "alva")).status == 303

@@ -26,10 +26,10 @@ from node.services.plan_close import close_plan
 from node.services.plans import invite_participant
 from node.services.provider_sign_in import subject_key
 from node.services.resident_sign_in import sign_in_resident
-from node.store import consent_people
 from node.store.exchange_log import LogFilter, query_log
 from node.store.records import insert_fragment_version, user_by_id
-from node.store.tables import ConsentPerson, FragmentVersion, User
+from node.store.tables import FragmentVersion, User
+from tests.family.people import record_person
 from tests.support.federation import BUP, RunningNode, start_node, stop_all
 from tests.support.plans import add_child, create_plan, link_invitation
 
@@ -56,6 +56,16 @@ async def resident(setup: Family, number: str, born: date) -> User:
         setup.lead.node.store, setup.provider.issuer, Resident(hashed, born), 13, setup.clock.now()
     )
     return signed_in.user
+
+
+async def olles_other_plan(setup: Family) -> str:
+    """Another plan at the lead, with Olle (a guardian who can sign in) on its consent only."""
+    lead = setup.lead
+    child_id = await add_child(lead, "Annan Testsson", "20160101-2386")
+    other_plan = await create_plan(lead, child_id, [setup.school.node_id])
+    person = ("p1", "Olle Testsson", "guardian", OLLE)
+    await record_person(lead, other_plan, person, setup.clock.now())
+    return other_plan
 
 
 def people_and_grants(setup: Family, bup: str) -> dict[str, Any]:
@@ -184,17 +194,7 @@ async def test_a_resident_of_another_plan_can_neither_read_nor_write_this_one(
     views: Views,
 ) -> None:
     setup, lead = views.family, views.family.lead
-    other_plan = await create_plan(lead, await add_child(lead, "Annan Testsson", "20160101-2386"),
-                                   [setup.school.node_id])  # fmt: skip
-    async with lead.node.store.writing() as conn:
-        await consent_people.insert_person(
-            conn,
-            ConsentPerson(plan_id=other_plan, ref="p1", name="Olle Testsson", role="guardian",
-                          required=True, answer="not_asked", updated_at=setup.clock.now()),
-        )  # fmt: skip
-        key = subject_key(lead.node.config.directory)
-        hashed = identity_hash(OLLE, key, setup.clock.now().date())
-        await consent_people.set_identity_hash(conn, other_plan, "p1", hashed)
+    other_plan = await olles_other_plan(setup)
     olle = await resident(setup, OLLE, date(1990, 1, 1))
     before = await rows(lead, setup.plan_id)
     for call in (read_view(lead.node, olle, setup.plan_id),
@@ -286,17 +286,7 @@ async def test_the_page_answers_a_resident_of_another_plan_as_if_there_were_no_p
     """Over HTTP through the residents' provider: Olle is on another plan only; this plan's
     page is 404 to him, and his post saves nothing."""
     setup, lead = views.family, views.family.lead
-    other_plan = await create_plan(lead, await add_child(lead, "Annan Testsson", "20160101-2386"),
-                                   [setup.school.node_id])  # fmt: skip
-    async with lead.node.store.writing() as conn:
-        await consent_people.insert_person(
-            conn,
-            ConsentPerson(plan_id=other_plan, ref="p1", name="Olle Testsson", role="guardian",
-                          required=True, answer="not_asked", updated_at=setup.clock.now()),
-        )  # fmt: skip
-        key = subject_key(lead.node.config.directory)
-        hashed = identity_hash(OLLE, key, setup.clock.now().date())
-        await consent_people.set_identity_hash(conn, other_plan, "p1", hashed)
+    other_plan = await olles_other_plan(setup)
     before = await rows(lead, setup.plan_id)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         assert (await sign_in(http, lead, "olle")).status == 303

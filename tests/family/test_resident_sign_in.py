@@ -17,13 +17,10 @@ import pytest
 from sqlalchemy import text
 
 from node.cli.dev_provider import point_node_at
-from node.oidc.resident import identity_hash
 from node.services.passwords import set_password
-from node.services.provider_sign_in import subject_key
 from node.services.resident_sign_in import RESIDENT_ROLE
-from node.store import consent_people
-from node.store.tables import ConsentPerson
 from protocol.clock import ManualClock
+from tests.family.people import record_person
 from tests.support.federation import SCHOOL, SOCIAL, RunningNode, connect_all, start_node, stop_all
 from tests.support.oidc import Provider, sign_in_at_provider, started_provider
 from tests.support.plans import add_child, create_plan
@@ -71,21 +68,11 @@ async def family(tmp_path: Path) -> AsyncIterator[Family]:
         await connect_all([lead, school])
         child_id = await add_child(lead)
         plan_id = await create_plan(lead, child_id, [school.node_id])
-        key = subject_key(lead.node.config.directory)
-        async with lead.node.store.writing() as conn:
-            for ref, name, role, number in (
-                ("p1", "Maria Testsson", "guardian", MARIA),
-                ("p2", "Lisa Testsson", "child", LISA),
-            ):
-                await consent_people.insert_person(
-                    conn,
-                    ConsentPerson(
-                        plan_id=plan_id, ref=ref, name=name, role=role, required=True,
-                        answer="not_asked", updated_at=clock.now(),
-                    ),
-                )  # fmt: skip
-                hashed = identity_hash(number, key, clock.now().date())
-                await consent_people.set_identity_hash(conn, plan_id, ref, hashed)
+        for person in (
+            ("p1", "Maria Testsson", "guardian", MARIA),
+            ("p2", "Lisa Testsson", "child", LISA),
+        ):
+            await record_person(lead, plan_id, person, clock.now())
         yield Family(provider, lead, school, plan_id, clock)
     finally:
         await stop_all([lead, school])
