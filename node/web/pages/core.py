@@ -348,7 +348,9 @@ async def service_error_page(request: web.Request, exc: NodeError) -> web.Respon
 
 
 def roles(*allowed: str) -> Callable[[Handler], Handler]:
-    """Only the given roles may open the page; anyone else gets the 403 page."""
+    """Only the given roles may open the page; anyone else gets the 403 page. A node error the
+    page's service raises becomes its error page here (``service_error_page``), once for every
+    page, so a handler only catches what it answers differently (a form shown again)."""
 
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -356,7 +358,10 @@ def roles(*allowed: str) -> Callable[[Handler], Handler]:
             user = request.get(PAGE_USER)
             if user is None or user.role not in allowed:
                 return await error_page(request, 403)
-            return await handler(request)
+            try:
+                return await handler(request)
+            except NodeError as exc:
+                return await service_error_page(request, exc)
 
         return checked
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ...errors import NodeError
 from ...services.family_plan import read_family_access
 from ...services.resident_sign_in import RESIDENT_ROLE
 from ..keys import NODE_KEY
 from .common import agency_names
-from .core import PAGE_USER, render, roles, service_error_page
+from .core import PAGE_USER, render, roles
 
 routes = web.RouteTableDef()
 
@@ -25,10 +24,7 @@ routes = web.RouteTableDef()
 async def family_access(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE_KEY]
     plan_id = request.match_info["plan_id"]
-    try:
-        report = await read_family_access(node, request[PAGE_USER], plan_id)
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    report = await read_family_access(node, request[PAGE_USER], plan_id)
     return await render(
         request, "family_access.html", {"report": report, "agencies": await agency_names(node)}
     )

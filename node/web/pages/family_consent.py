@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp_session import get_session
 
-from ...errors import NodeError
 from ...runtime import Node
 from ...services.family_consent import (
     answer_for_family,
@@ -24,7 +23,7 @@ from ...services.resident_sign_in import RESIDENT_ROLE
 from ...store.tables import User
 from ..keys import NODE_KEY
 from .common import agency_names, read_form
-from .core import PAGE_USER, flash, render, roles, see_other, service_error_page, translator
+from .core import PAGE_USER, flash, render, roles, see_other, translator
 from .forms import first
 from .i18n import N_
 
@@ -42,10 +41,7 @@ WITHDRAWN = N_(
 
 async def _consent_page(request: web.Request, template: str) -> web.StreamResponse:
     node = request.app[NODE_KEY]
-    try:
-        consent = await read_family_consent(node, request[PAGE_USER], request.match_info["plan_id"])
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    consent = await read_family_consent(node, request[PAGE_USER], request.match_info["plan_id"])
     return await render(
         request, template, {"consent": consent, "agencies": await agency_names(node)}
     )
@@ -90,9 +86,6 @@ async def _acted(
     (nothing was recorded), else back to the consent page saying ``done``."""
     node = request.app[NODE_KEY]
     plan_id = request.match_info["plan_id"]
-    try:
-        await act(node, request[PAGE_USER], plan_id)
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    await act(node, request[PAGE_USER], plan_id)
     flash(await get_session(request), translator(request).gettext(done))
     return see_other(CONSENT_PAGE.format(plan_id=plan_id))

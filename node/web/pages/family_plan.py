@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ...errors import NodeError
 from ...services.family_plan import read_family_plan
 from ...services.family_views import family_writers
 from ...services.resident_sign_in import RESIDENT_ROLE
 from ..keys import NODE_KEY
 from .common import agency_names, coordinator_of, meeting_of
-from .core import PAGE_USER, render, roles, service_error_page
+from .core import PAGE_USER, render, roles
 
 routes = web.RouteTableDef()
 
@@ -23,10 +22,7 @@ routes = web.RouteTableDef()
 @roles(RESIDENT_ROLE)
 async def family_plan(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE_KEY]
-    try:
-        read = await read_family_plan(node, request[PAGE_USER], request.match_info["plan_id"])
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    read = await read_family_plan(node, request[PAGE_USER], request.match_info["plan_id"])
     plan_id = read.plan.plan_id
     return await render(
         request,

@@ -10,12 +10,12 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp_session import get_session
 
-from ...errors import InvalidInput, NodeError
+from ...errors import InvalidInput
 from ...services.family_views import MAX_VIEW, FamilyView, read_view, write_view
 from ...services.resident_sign_in import RESIDENT_ROLE
 from ..keys import NODE_KEY
 from .common import read_form
-from .core import PAGE_USER, flash, render, roles, see_other, service_error_page, translator
+from .core import PAGE_USER, flash, render, roles, see_other, translator
 from .forms import first
 from .i18n import N_
 
@@ -47,10 +47,7 @@ async def _page(
 @roles(RESIDENT_ROLE)
 async def views_form(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE_KEY]
-    try:
-        view = await read_view(node, request[PAGE_USER], request.match_info["plan_id"])
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    view = await read_view(node, request[PAGE_USER], request.match_info["plan_id"])
     return await _page(request, view)
 
 
@@ -61,13 +58,10 @@ async def save_view(request: web.Request) -> web.StreamResponse:
     plan_id = request.match_info["plan_id"]
     text = first(await read_form(request), "text")
     try:
-        try:
-            await write_view(node, request[PAGE_USER], plan_id, text)
-        except InvalidInput as exc:
-            view = await read_view(node, request[PAGE_USER], plan_id)
-            return await _page(request, view, text, translator(request).fields(exc), 422)
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+        await write_view(node, request[PAGE_USER], plan_id, text)
+    except InvalidInput as exc:
+        view = await read_view(node, request[PAGE_USER], plan_id)
+        return await _page(request, view, text, translator(request).fields(exc), 422)
     session = await get_session(request)
     flash(session, translator(request).gettext(SAVED))
     return see_other(f"/familj/planer/{plan_id}")

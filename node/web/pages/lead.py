@@ -74,18 +74,15 @@ async def _consent_page(
 ) -> web.Response:
     node = request.app[NODE_KEY]
     plan_id = request.match_info["plan_id"]
-    try:
-        view = await plan_service.plan_view(node, plan_id)
-        if view["role"] != "lead":
-            raise NotFound(
-                f"no plan {plan_id} led by this node",
-                code="no_led_plan",
-                params={"plan_id": plan_id},
-            )
-        if view["status"] == "closed":  # read-only once closed (SPEC §7.11)
-            raise Conflict("the plan is closed", code="plan_closed")
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    view = await plan_service.plan_view(node, plan_id)
+    if view["role"] != "lead":
+        raise NotFound(
+            f"no plan {plan_id} led by this node",
+            code="no_led_plan",
+            params={"plan_id": plan_id},
+        )
+    if view["status"] == "closed":  # read-only once closed (SPEC §7.11)
+        raise Conflict("the plan is closed", code="plan_closed")
     members = [
         p["node_id"] for p in view["participants"] if p["status"] not in ("declined", "failed")
     ]
@@ -188,8 +185,6 @@ async def record_consent(request: web.Request) -> web.StreamResponse:
         for key, message in t.fields(exc).items():
             mapped.setdefault(form.field_id(key), message)
         return await _consent_page(request, form, mapped, 422)
-    except NodeError as exc:
-        return await service_error_page(request, exc)
     session = await get_session(request)
     for message in _sent_messages(t, result):
         flash(session, message)
@@ -214,8 +209,6 @@ async def record_answer(request: web.Request) -> web.StreamResponse:
         return await _consent_page(
             request, status=422, answer_ref=ref, answer_errors=shown, answer_values=values
         )
-    except NodeError as exc:
-        return await service_error_page(request, exc)
     session = await get_session(request)
     for message in _sent_messages(t, result):
         flash(session, message)
@@ -271,10 +264,7 @@ async def shared_plan(request: web.Request) -> web.StreamResponse:
 async def access_report(request: web.Request) -> web.StreamResponse:
     """Vem har fått vad: every participant's releases for the plan, asked now."""
     node = request.app[NODE_KEY]
-    try:
-        report = await report_for(node, user_of(request), request.match_info["plan_id"])
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    report = await report_for(node, user_of(request), request.match_info["plan_id"])
     return await render(
         request, "access_report.html", {"report": report, "agencies": await agency_names(node)}
     )
@@ -380,10 +370,7 @@ async def revoke(request: web.Request) -> web.StreamResponse:
     )
     if statement is None:
         return await error_page(request, 404)
-    try:
-        result = await record_revocation(request.app[NODE_KEY], user_of(request), consent_id)
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    result = await record_revocation(request.app[NODE_KEY], user_of(request), consent_id)
     flash(
         await get_session(request),
         t.gettext("Samtycket är återkallat. %(n)s deltagare meddelas.", n=len(result["notified"])),
@@ -473,8 +460,6 @@ async def save_details(request: web.Request) -> web.StreamResponse:
         )
     except InvalidInput as exc:
         return await _details_page(request, values, t.fields(exc), 422)
-    except NodeError as exc:
-        return await service_error_page(request, exc)
     flash(await get_session(request), t.gettext("Uppgifterna om planen är sparade."))
     return see_other(f"/plans/{request.match_info['plan_id']}")
 
@@ -494,8 +479,6 @@ async def invite_participant(request: web.Request) -> web.StreamResponse:
         for message in t.fields(exc).values():
             flash(session, message)
         return see_other(f"/plans/{plan_id}")
-    except NodeError as exc:
-        return await service_error_page(request, exc)
     agency = (await agency_names(request.app[NODE_KEY])).get(peer, peer)
     if view["invited"]["outcome"] == "ok":
         flash(
@@ -544,12 +527,9 @@ async def close_plan(request: web.Request) -> web.StreamResponse:
         return await _close_page(
             request, {"confirm": t.gettext("Bekräfta genom att kryssa i rutan.")}, 422
         )
-    try:
-        result = await plan_close.close_plan(
-            request.app[NODE_KEY], user_of(request), request.match_info["plan_id"]
-        )
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    result = await plan_close.close_plan(
+        request.app[NODE_KEY], user_of(request), request.match_info["plan_id"]
+    )
     flash(
         await get_session(request),
         t.gettext("Planen är avslutad. %(n)s deltagare meddelas.", n=len(result["notified"])),

@@ -11,7 +11,7 @@ from aiohttp_session import get_session
 
 from protocol.codes import ActionStatus, Category, Indicator, Purpose
 
-from ...errors import Conflict, Forbidden, InvalidInput, NodeError, NotFound
+from ...errors import Conflict, Forbidden, InvalidInput, NotFound
 from ...services import children as child_service
 from ...services import fragments as fragment_service
 from ...services import plans as plan_service
@@ -27,7 +27,6 @@ from .core import (
     render,
     roles,
     see_other,
-    service_error_page,
     translator,
     user_of,
 )
@@ -95,8 +94,6 @@ async def link_invitation(request: web.Request) -> web.StreamResponse:
         t = translator(request)
         errors = {f"child_id-{plan_id}": m for m in t.fields(exc).values()}
         return await _plans_page(request, errors, {plan_id: child_id}, status=422)
-    except NodeError as exc:
-        return await service_error_page(request, exc)
     flash(
         await get_session(request),
         translator(request).gettext(
@@ -141,12 +138,9 @@ async def decline_invitation(request: web.Request) -> web.StreamResponse:
         return await _decline_page(
             request, {"confirm": t.gettext("Bekräfta genom att kryssa i rutan.")}, 422
         )
-    try:
-        await plan_service.resolve_invitation(
-            request.app[NODE_KEY], user_of(request), plan_id, child_id=None, decline=True
-        )
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    await plan_service.resolve_invitation(
+        request.app[NODE_KEY], user_of(request), plan_id, child_id=None, decline=True
+    )
     flash(await get_session(request), translator(request).gettext("Inbjudan är avböjd."))
     return see_other("/plans")
 
@@ -247,8 +241,6 @@ async def create_plan(request: web.Request) -> web.StreamResponse:
         t = translator(request)
         errors = t.fields(exc)
         return await _new_plan_page(request, args, errors, status=422)
-    except NodeError as exc:
-        return await service_error_page(request, exc)
     flash(await get_session(request), translator(request).gettext("Planen är skapad."))
     return see_other(f"/plans/{view['plan_id']}")
 
@@ -265,15 +257,12 @@ async def _plan_page(
 ) -> web.Response:
     node = request.app[NODE_KEY]
     user = user_of(request)
-    try:
-        view = await plan_service.plan_view(node, plan_id)
-        fragments = (
-            await fragment_service.list_fragments(node, user, plan_id)
-            if view["status"] in ("active", "closed")
-            else []
-        )
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    view = await plan_service.plan_view(node, plan_id)
+    fragments = (
+        await fragment_service.list_fragments(node, user, plan_id)
+        if view["status"] in ("active", "closed")
+        else []
+    )
     names = await child_names(node)
     agencies = await agency_names(node)
     present = {p["node_id"] for p in view["participants"] if p["status"] != "failed"}
@@ -335,10 +324,7 @@ async def _save_fragment(
 @roles(*PROFESSIONALS)
 async def add_fragment(request: web.Request) -> web.StreamResponse:
     plan_id = request.match_info["plan_id"]
-    try:
-        form, errors, saved = await _save_fragment(request, None)
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    form, errors, saved = await _save_fragment(request, None)
     if saved is None:
         return await _plan_page(request, plan_id, form, errors, 422 if errors else 200)
     return await _saved(request, plan_id, saved)
@@ -362,23 +348,20 @@ async def _edit_page(
 ) -> web.Response:
     node = request.app[NODE_KEY]
     plan_id, fragment_id = request.match_info["plan_id"], request.match_info["fragment_id"]
-    try:
-        view = await plan_service.plan_view(node, plan_id)
-        current = [
-            f
-            for f in await fragment_service.list_fragments(node, user_of(request), plan_id)
-            if f["fragment_id"] == fragment_id
-        ]
-        if not current:
-            raise NotFound(
-                f"no fragment {fragment_id} in plan {plan_id}",
-                code="no_fragment",
-                params={"fragment_id": fragment_id, "plan_id": plan_id},
-            )
-        if current[0]["content"].get("written_by"):
-            raise Forbidden("the family's own words", code="family_fragment")
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    view = await plan_service.plan_view(node, plan_id)
+    current = [
+        f
+        for f in await fragment_service.list_fragments(node, user_of(request), plan_id)
+        if f["fragment_id"] == fragment_id
+    ]
+    if not current:
+        raise NotFound(
+            f"no fragment {fragment_id} in plan {plan_id}",
+            code="no_fragment",
+            params={"fragment_id": fragment_id, "plan_id": plan_id},
+        )
+    if current[0]["content"].get("written_by"):
+        raise Forbidden("the family's own words", code="family_fragment")
     return await render(
         request,
         "fragment_edit.html",
@@ -404,10 +387,7 @@ async def edit_fragment_form(request: web.Request) -> web.StreamResponse:
 @routes.post("/plans/{plan_id}/fragments/{fragment_id}")
 @roles(*PROFESSIONALS)
 async def edit_fragment(request: web.Request) -> web.StreamResponse:
-    try:
-        form, errors, saved = await _save_fragment(request, request.match_info["fragment_id"])
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    form, errors, saved = await _save_fragment(request, request.match_info["fragment_id"])
     if saved is None:
         return await _edit_page(request, form, errors, 422 if errors else 200)
     return await _saved(request, request.match_info["plan_id"], saved)
