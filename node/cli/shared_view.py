@@ -8,14 +8,17 @@ kept apart from the click command so it can be used and tested without the CLI.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from protocol.codes import LABELS, REASON_LABELS
+
+from ..domain.shared_plan_shape import SharedPlan, View
+from ..domain.shared_plan_shape import Text as TextItem
 
 PARTICIPANT_STATUS = {
     "included": "Med",
@@ -71,9 +74,9 @@ def _when(start: str | None, end: str | None) -> str:
     return start or (f"– {end}" if end else "")
 
 
-def _header(plan: dict[str, Any]) -> Panel:
+def _header(plan: SharedPlan) -> Panel:
     consent = plan["consent"]
-    child = plan.get("child") or {}
+    child = plan["child"]
     revoked = plan["status"] == "revoked"
     waiting = ", ".join(consent.get("waiting_for") or [])
     if revoked:
@@ -93,7 +96,7 @@ def _header(plan: dict[str, Any]) -> Panel:
     grid.add_column(style="bold")
     grid.add_column()
     rows: list[tuple[str, str | Text]] = [
-        ("Barn", child.get("name") or "-"),
+        ("Barn", (child["name"] if child else "") or "-"),
         ("Plan", f"{plan['plan_id']} · {label('purpose', plan['purpose'])}"),
         ("Anledning", plan.get("reason") or "-"),
         ("Huvudansvarig", f"{plan['lead_professional']} ({plan['lead_node']})"),
@@ -108,7 +111,7 @@ def _header(plan: dict[str, Any]) -> Panel:
     return Panel(grid, title="Barnplan", title_align="left")
 
 
-def _participants(plan: dict[str, Any]) -> Table:
+def _participants(plan: SharedPlan) -> Table:
     table = Table(title="Deltagare", title_justify="left", expand=True)
     for column in ("Verksamhet", "Status", "Orsak", "Kategorier", "Undanhållet"):
         table.add_column(column)
@@ -132,7 +135,7 @@ def _participants(plan: dict[str, Any]) -> Table:
     return table
 
 
-def _indicators(plan: dict[str, Any]) -> list[Table]:
+def _indicators(plan: SharedPlan) -> list[Table]:
     tables = []
     slots = sorted(plan["indicators"], key=lambda s: INDICATOR_ORDER.index(s))
     for slot in slots:
@@ -157,7 +160,7 @@ def _indicators(plan: dict[str, Any]) -> list[Table]:
     return tables
 
 
-def _actions(plan: dict[str, Any]) -> Table:
+def _actions(plan: SharedPlan) -> Table:
     table = Table(title="Vem gör vad, när", title_justify="left", expand=True)
     for column in ("Vem", "Vad", "Från", "Till", "Status", "Indikator", "Källa"):
         table.add_column(column)
@@ -174,7 +177,7 @@ def _actions(plan: dict[str, Any]) -> Table:
     return table
 
 
-def _texts(title: str, items: list[dict[str, Any]]) -> Table:
+def _texts(title: str, items: Sequence[TextItem | View]) -> Table:
     table = Table(title=title, title_justify="left", expand=True, show_header=False)
     table.add_column("Text")
     table.add_column("Källa")
@@ -183,7 +186,7 @@ def _texts(title: str, items: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _chronology(plan: dict[str, Any]) -> Table:
+def _chronology(plan: SharedPlan) -> Table:
     table = Table(title="Kronologi", title_justify="left", expand=True)
     for column in ("Datum", "Händelse", "Källa"):
         table.add_column(column)
@@ -192,7 +195,7 @@ def _chronology(plan: dict[str, Any]) -> Table:
     return table
 
 
-def _provenance(plan: dict[str, Any]) -> Table:
+def _provenance(plan: SharedPlan) -> Table:
     table = Table(title="Ursprung (signerade planfragment)", title_justify="left", expand=True)
     for column in ("Ursprung", "Kategori", "Fragment", "Version", "Nyckel", "Signatur"):
         table.add_column(column)
@@ -213,9 +216,9 @@ def _provenance(plan: dict[str, Any]) -> Table:
     return table
 
 
-def render_shared_plan(plan: dict[str, Any], console: Console) -> None:
+def render_shared_plan(plan: SharedPlan, console: Console) -> None:
     """Print the shared plan for a person; sections without content say so instead of vanishing."""
-    parts: list[Any] = [_header(plan), _participants(plan)]
+    parts: list[RenderableType] = [_header(plan), _participants(plan)]
     if plan["summaries"]:
         parts.append(_texts("Sammanfattning", plan["summaries"]))
     if plan["indicators"]:
@@ -224,9 +227,10 @@ def render_shared_plan(plan: dict[str, Any], console: Console) -> None:
         parts.append(Text("Inga behov, mål eller insatser delade.", style="italic"))
     if plan["actions"]:
         parts.append(_actions(plan))
-    for key, title in (("child", "Barnets syn"), ("family", "Familjens syn")):
-        if plan["views"][key]:
-            parts.append(_texts(title, plan["views"][key]))
+    for views, title in ((plan["views"]["child"], "Barnets syn"),
+                         (plan["views"]["family"], "Familjens syn")):  # fmt: skip
+        if views:
+            parts.append(_texts(title, views))
     review = plan.get("next_review")
     parts.append(
         Text(f"Nästa uppföljning: {review['date']} ({review['provenance']['origin']})")

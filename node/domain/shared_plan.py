@@ -8,10 +8,20 @@ who said what.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from protocol.codes import Indicator
 from protocol.models import Fragment
+
+from .shared_plan_shape import (
+    Action,
+    Event,
+    IndicatorContent,
+    Merged,
+    Provenance,
+    Text,
+    View,
+    Views,
+)
 
 UNASSIGNED = "unassigned"
 
@@ -22,7 +32,7 @@ class VerifiedFragment:
     key_id: str
 
 
-def _provenance(item: VerifiedFragment) -> dict[str, Any]:
+def _provenance(item: VerifiedFragment) -> Provenance:
     f = item.fragment
     return {
         "origin": f.origin,
@@ -34,17 +44,17 @@ def _provenance(item: VerifiedFragment) -> dict[str, Any]:
     }
 
 
-def merge_fragments(items: list[VerifiedFragment]) -> dict[str, Any]:
+def merge_fragments(items: list[VerifiedFragment]) -> Merged:
     """Arrange fragments by SHANARRI indicator, with views, actions, review date, chronology."""
-    by_indicator: dict[str, dict[str, list[dict[str, Any]]]] = {
+    by_indicator: dict[str, IndicatorContent] = {
         i.value: {"needs": [], "goals": [], "actions": []} for i in Indicator
     }
     by_indicator[UNASSIGNED] = {"needs": [], "goals": [], "actions": []}
-    views: dict[str, list[dict[str, Any]]] = {"child": [], "family": []}
-    summaries: list[dict[str, Any]] = []
-    actions: list[dict[str, Any]] = []
-    chronology: list[dict[str, Any]] = []
-    reviews: list[tuple[str, dict[str, Any]]] = []
+    views: Views = {"child": [], "family": []}
+    summaries: list[Text] = []
+    actions: list[Action] = []
+    chronology: list[Event] = []
+    reviews: list[tuple[str, Provenance]] = []
     for item in sorted(items, key=lambda v: (v.fragment.origin, v.fragment.fragment_id)):
         f, prov = item.fragment, _provenance(item)
         fallback = f.indicators[0].value if f.indicators else UNASSIGNED
@@ -65,7 +75,7 @@ def merge_fragments(items: list[VerifiedFragment]) -> dict[str, Any]:
             )
         for action in content.actions:
             slot = action.indicator.value if action.indicator else fallback
-            entry = {
+            entry: Action = {
                 "what": action.what,
                 "who": action.who,
                 "start": action.start.isoformat() if action.start else None,
@@ -76,12 +86,16 @@ def merge_fragments(items: list[VerifiedFragment]) -> dict[str, Any]:
             }
             by_indicator[slot]["actions"].append(entry)
             actions.append(entry)
-        for kind, text in (("child", content.child_view), ("family", content.family_view)):
+        for text, kept in (
+            (content.child_view, views["child"]),
+            (content.family_view, views["family"]),
+        ):
             if text:
-                view: dict[str, Any] = {"text": text, "provenance": prov}
+                view: View = {"text": text, "provenance": prov}
                 if content.written_by is not None:  # the family's own words (SPEC §6.1)
-                    view["written_by"] = content.written_by.model_dump()
-                views[kind].append(view)
+                    who = content.written_by
+                    view["written_by"] = {"ref": who.ref, "role": who.role}
+                kept.append(view)
         for event in content.events:
             chronology.append({"on": event.on.isoformat(), "what": event.what, "provenance": prov})
         if content.next_review:

@@ -19,7 +19,6 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -31,8 +30,10 @@ from protocol.messages import FragmentsRequest, FragmentsResponse
 from protocol.models import ConsentStatement, Fragment
 
 from ..domain.consent_people import missing_refs, waiting_for
+from ..domain.json_object import JsonObject
 from ..domain.records import FragmentRecord
 from ..domain.shared_plan import VerifiedFragment, merge_fragments
+from ..domain.shared_plan_shape import Agency, NotShown, Participant, SharedPlan, Withheld
 from ..errors import Forbidden, NotFound
 from ..store import consent_people, records
 from ..store import revocations as revocation_store
@@ -66,27 +67,31 @@ def granted_from(statement: ConsentStatement, holder: str, requester: str) -> li
 Checked = list[VerifiedFragment]
 
 
-def agencies_named(node: FederationNode, node_ids: list[str]) -> dict[str, dict[str, str]]:
+def agencies_named(node: FederationNode, node_ids: list[str]) -> dict[str, Agency]:
     """Who runs each node the plan names: this node's agency from its config (with the
     official identifiers only it can state), each peer's from its verified node document
     (held in memory by the keyring). A node this one no longer trusts is left out."""
-    found: dict[str, dict[str, str]] = {}
+    found: dict[str, Agency] = {}
     for node_id in sorted(set(node_ids)):
         if node_id == node.node_id:
             own, ids = node.config.node, node.config.agency
-            extra = {k: v for k, v in (("org_number", ids.org_number), ("hsa_id", ids.hsa_id)) if v}
-            found[node_id] = {"name": own.agency_name, "kind": own.agency_kind.value, **extra}
-        elif (agency := node.keyring.agency(node_id)) is not None:
-            found[node_id] = {"name": agency.name, "kind": agency.kind}
+            agency: Agency = {"name": own.agency_name, "kind": own.agency_kind.value}
+            if ids.org_number:
+                agency["org_number"] = ids.org_number
+            if ids.hsa_id:
+                agency["hsa_id"] = ids.hsa_id
+            found[node_id] = agency
+        elif (peer := node.keyring.agency(node_id)) is not None:
+            found[node_id] = {"name": peer.name, "kind": peer.kind}
     return found
 
 
 def consent_in_force(
-    statements: list[dict[str, Any]],
+    statements: list[JsonObject],
     revoked: Collection[str],
     replaced: Collection[str],
     now: datetime,
-) -> dict[str, Any] | None:
+) -> JsonObject | None:
     """Which of the plan's held consent statements to assemble under: the newest by
     ``issued_at`` that is in force now (not revoked, not replaced by a later statement of the
     lead, SPEC §7.3, within its validity), else the newest not replaced (so the page can say it
@@ -96,14 +101,14 @@ def consent_in_force(
     if not statements:
         return None
 
-    def in_force(s: dict[str, Any]) -> bool:
+    def in_force(s: JsonObject) -> bool:
         return (
             s["consent_id"] not in revoked
             and s["consent_id"] not in replaced
-            and parse_time(s["valid_from"]) <= now < parse_time(s["valid_until"])
+            and parse_time(str(s["valid_from"])) <= now < parse_time(str(s["valid_until"]))
         )
 
-    newest_first = sorted(statements, key=lambda s: parse_time(s["issued_at"]), reverse=True)
+    newest_first = sorted(statements, key=lambda s: parse_time(str(s["issued_at"])), reverse=True)
     current = [s for s in newest_first if s["consent_id"] not in replaced] or newest_first
     return next((s for s in current if in_force(s)), current[0])
 
@@ -113,14 +118,14 @@ class AssemblyFacts:
     """What the assembling node reads from its own store for one assembly."""
 
     plan: Plan
-    consent: dict[str, Any]
+    consent: JsonObject  # the statement in force, as held (verified when it was received)
     members: dict[str, str]
     revocation: RevocationRecord | None
     child: Child | None
     own: dict[str, list[FragmentRecord]]
 
 
-async def _waiting_for(node: FederationNode, plan_id: str, statement: dict[str, Any]) -> list[str]:
+async def _waiting_for(node: FederationNode, plan_id: str, statement: JsonObject) -> list[str]:
     """The required people of ``statement`` who have not consented, by name where known."""
     if not missing_refs(statement):
         return []
@@ -175,13 +180,13 @@ def assembly_facts(
     revoked = {
         s["consent_id"]
         for s in statements
-        if revocation_store.get_revocation_sync(conn, s["consent_id"], plan_id) is not None
+        if revocation_store.get_revocation_sync(conn, str(s["consent_id"]), plan_id) is not None
     }
     replaced = consent_people.replacements_for_plan_sync(conn, plan_id)
     consent = consent_in_force(statements, revoked, replaced, now)
     if consent is None:
         raise NotFound(_no_consent(consent_id), code="no_consent")
-    revocation = revocation_store.get_revocation_sync(conn, consent["consent_id"], plan_id)
+    revocation = revocation_store.get_revocation_sync(conn, str(consent["consent_id"]), plan_id)
     return AssemblyFacts(
         plan=plan,
         consent=consent,
@@ -202,7 +207,7 @@ def _not_linked(own_role: str, status: str) -> bool:
     return own_role == "lead" and status in ("pending", "invited")
 
 
-def not_granted_by(statement: ConsentStatement, holder: str, viewer: str) -> list[dict[str, str]]:
+def not_granted_by(statement: ConsentStatement, holder: str, viewer: str) -> list[Withheld]:
     """The categories the consent lets ``holder`` release to someone, but not to ``viewer``,
     each with the reason code the holder would give (SPEC §11)."""
     named = {c.value for g in statement.grants if g.from_ == holder for c in g.categories}
@@ -222,11 +227,11 @@ def not_granted_at_all(statement: ConsentStatement, viewer: str) -> list[str]:
     return [c.value for c in Category if c.value not in granted]
 
 
-def explain_not_shown(participants: list[dict[str, Any]], viewer: str) -> list[dict[str, Any]]:
+def explain_not_shown(participants: list[Participant], viewer: str) -> list[NotShown]:
     """What the viewer is not shown, per agency: one entry per (agency, reason) with its
     categories (empty when the whole agency is not shown: it did not answer, or is not linked).
     Derived only from the holders' answers and the consent, as codes; pages word them."""
-    shown: list[dict[str, Any]] = []
+    shown: list[NotShown] = []
     for p in participants:
         if p["node_id"] == viewer:
             continue
@@ -257,7 +262,7 @@ def _check_reply(
     consent_id: str,
     asked: list[str],
     lead: str,
-) -> tuple[list[VerifiedFragment], list[dict[str, Any]], str | None]:
+) -> tuple[list[VerifiedFragment], list[Withheld], str | None]:
     """Verify every fragment of a reply; any bad fragment discredits the whole reply. Only
     the plan's ``lead`` speaks for the family: ``written_by`` on any other node's fragment, or
     outside category ``family``, is a claim no participant may make (SPEC §6.3)."""
@@ -283,7 +288,7 @@ def _check_reply(
         ):
             return [], [], Reason.MALFORMED.value
         verified.append(VerifiedFragment(fragment, key_id))
-    withheld = [
+    withheld: list[Withheld] = [
         {"category": w.category.value if w.category else None, "reason": w.reason.value}
         for w in body.withheld
     ]
@@ -312,7 +317,7 @@ async def assemble(
     consent_id: str | None = None,
     deadline_s: float | None = None,
     led_here: bool = False,
-) -> dict[str, Any]:
+) -> SharedPlan:
     """Ask every other participant at once for what the consent grants this node, verify,
     merge with this node's own fragments; return the shared plan (never stored).
 
@@ -332,7 +337,7 @@ async def _assemble(
     consent_id: str | None,
     deadline_s: float | None,
     led_here: bool,
-) -> dict[str, Any]:
+) -> SharedPlan:
     if actor.role not in ("professional", "lead"):
         # operators review logs and queues; they never see plan content
         raise Forbidden("only professionals see a shared plan", code="operator_reads_content")
@@ -349,7 +354,7 @@ async def _assemble(
     deadline = deadline_s or node.config.assembly.deadline_s
     peers = sorted(n for n, s in members.items() if n != node.node_id)
     closed = plan.status == "closed"
-    statuses: dict[str, dict[str, Any]] = {}
+    statuses: dict[str, Participant] = {}
     asks: dict[str, list[str]] = {}
     for peer in peers:
         if _not_linked(plan.role, members[peer]):
@@ -380,7 +385,7 @@ async def _assemble(
 
     drafts: list[LogDraft] = []  # every finished exchange, logged however the assembly ends
 
-    async def ask(peer: str, cats: list[str]) -> tuple[dict[str, Any], Checked]:
+    async def ask(peer: str, cats: list[str]) -> tuple[Participant, Checked]:
         """One peer's request, and its reply checked as soon as it arrives (so the lead
         verifies fragments while slower peers are still answering)."""
         result, draft = await node.peers.exchange(
@@ -399,24 +404,21 @@ async def _assemble(
             timeout=deadline,
         )
         drafts.append(draft)
-        entry: dict[str, Any] = {"node_id": peer, "requested": cats}
+        entry: Participant = {"node_id": peer, "status": "included", "requested": cats}
         if not result.ok:
-            entry.update(
-                status=PEER_STATUS.get(result.outcome, result.outcome), reason=result.reason
-            )
+            entry["status"] = PEER_STATUS.get(result.outcome, result.outcome)
+            entry["reason"] = result.reason
             return entry, []
         verified, withheld, problem = _check_reply(
             node, result, plan_id, statement.consent_id, cats, statement.lead
         )
         if problem is None:
-            entry.update(
-                status="included" if verified else "withheld",
-                fragments=len(verified),
-                categories=sorted({v.fragment.category.value for v in verified}),
-                withheld=withheld,
-            )
+            entry["status"] = "included" if verified else "withheld"
+            entry["fragments"] = len(verified)
+            entry["categories"] = sorted({v.fragment.category.value for v in verified})
+            entry["withheld"] = withheld
             return entry, verified
-        entry.update(status="invalid", reason=problem)
+        entry["status"], entry["reason"] = "invalid", problem
         # the request is logged "ok" (a signed reply arrived); record that its content was
         # then rejected, so the log says what the plan shows
         drafts.append(
@@ -448,23 +450,16 @@ async def _assemble(
             statuses[peer]["not_granted"] = missing
     own = _own_fragments(node, facts.own, statement.consent_id)
     merged = merge_fragments(own + received)
-    participants: list[dict[str, Any]] = [
-        {
-            "node_id": node.node_id,
-            **({"role": "lead"} if plan.role == "lead" else {}),
-            "viewer": True,
-            **(
-                {"status": "withheld", "reason": Reason.CONSENT_REVOKED.value}
-                if revocation is not None
-                else {
-                    "status": "included",
-                    "fragments": len(own),
-                    "categories": sorted({v.fragment.category.value for v in own}),
-                }
-            ),
-        },
-        *({**statuses[p], **({"role": "lead"} if p == plan.lead_node else {})} for p in peers),
-    ]
+    viewer: Participant = {"node_id": node.node_id, "status": "included", "viewer": True}
+    if revocation is not None:
+        viewer["status"], viewer["reason"] = "withheld", Reason.CONSENT_REVOKED.value
+    else:
+        viewer["fragments"] = len(own)
+        viewer["categories"] = sorted({v.fragment.category.value for v in own})
+    participants = [viewer, *(statuses[p] for p in peers)]
+    for entry in participants:
+        if entry["node_id"] == plan.lead_node:
+            entry["role"] = "lead"
     return {
         "plan_id": plan_id,
         "assembled_at": format_time(node.clock.now()),
@@ -483,10 +478,13 @@ async def _assemble(
             "valid_from": statement.valid_from,
             "valid_until": statement.valid_until,
             "expired": node.clock.now() >= parse_time(statement.valid_until),
-            "given_by": [c.model_dump() for c in statement.given_by],
+            "given_by": [{"ref": c.ref, "role": c.role} for c in statement.given_by],
             # who the consent still waits for, by name (names stay at this node)
             "waiting_for": await _waiting_for(node, plan_id, facts.consent),
-            "grants": [g.model_dump(by_alias=True, mode="json") for g in statement.grants],
+            "grants": [
+                {"from": g.from_, "to": list(g.to), "categories": [c.value for c in g.categories]}
+                for g in statement.grants
+            ],
         },
         "agencies": agencies_named(
             node,

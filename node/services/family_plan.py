@@ -11,8 +11,8 @@ holder's exchange log says who is accountable. Nothing received is stored.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from ..domain.shared_plan_shape import SharedPlan
 from ..errors import NotFound, Unavailable
 from ..store import records
 from ..store.tables import ConsentPerson, Plan, User
@@ -30,7 +30,7 @@ class FamilyPlan:
 
     person: ConsentPerson
     plan: Plan
-    shared: dict[str, Any]
+    shared: SharedPlan
 
 
 def _not_theirs(plan_id: str) -> NotFound:
@@ -48,10 +48,8 @@ async def person_on_plan(node: FederationNode, resident: User, plan_id: str) -> 
 async def read_family_plan(node: FederationNode, resident: User, plan_id: str) -> FamilyPlan:
     """The plan ``resident`` is on, assembled by this (the lead's) node for them."""
     person = await person_on_plan(node, resident, plan_id)
-    plan = await records.get_plan(node.engine, plan_id)
-    if plan is None or plan.role != "lead":
-        raise _not_theirs(plan_id)
-    acting = await lead_professional_for(node, plan_id)
+    plan = await _led_plan(node, plan_id)
+    acting = await _acting_for_family(node, plan)
     shared = await assemble(node, acting, plan_id, led_here=True)
     return FamilyPlan(person, plan, shared)
 
@@ -59,9 +57,17 @@ async def read_family_plan(node: FederationNode, resident: User, plan_id: str) -
 async def lead_professional_for(node: FederationNode, plan_id: str) -> User:
     """The plan's lead professional, in whose name the lead's node acts for the family (SPEC
     §7.4: reading, §6.2: answering, §7.5: withdrawing); ``Unavailable`` when they have left."""
+    return await _acting_for_family(node, await _led_plan(node, plan_id))
+
+
+async def _led_plan(node: FederationNode, plan_id: str) -> Plan:
     plan = await records.get_plan(node.engine, plan_id)
     if plan is None or plan.role != "lead":
         raise _not_theirs(plan_id)
+    return plan
+
+
+async def _acting_for_family(node: FederationNode, plan: Plan) -> User:
     lead_user = plan.lead_professional.rpartition("/u/")[2]
     acting = await active_user(node.engine, lead_user)
     if acting is None or acting.role not in ("lead", "professional"):

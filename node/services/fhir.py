@@ -59,9 +59,11 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from typing import Any
 
 from protocol.codes import LABELS
+
+from ..domain.json_object import JsonObject
+from ..domain.shared_plan_shape import Agency, ConsentPart, GrantJson, Participant, SharedPlan
 
 BASE = "https://barnplan.se/fhir"
 # identifier systems of ours (NamingSystem resources in schemas/fhir/)
@@ -131,7 +133,7 @@ def _id(plan_id: str, *parts: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, "/".join((plan_id, *parts))))
 
 
-def _ref(resource_id: str, display: str | None = None) -> dict[str, Any]:
+def _ref(resource_id: str, display: str | None = None) -> JsonObject:
     return {"reference": f"urn:uuid:{resource_id}", "display": display}
 
 
@@ -139,11 +141,11 @@ def _label(code_list: str, code: str) -> str:
     return LABELS[code_list].get(code, (code, code))[0]
 
 
-def _coding(system: str, code: str, display: str) -> dict[str, Any]:
+def _coding(system: str, code: str, display: str) -> JsonObject:
     return {"system": system, "code": code, "display": display}
 
 
-def _concept(system: str, code: str, display: str) -> dict[str, Any]:
+def _concept(system: str, code: str, display: str) -> JsonObject:
     return {"coding": [_coding(system, code, display)], "text": display}
 
 
@@ -151,17 +153,17 @@ def _indicator_label(slot: str) -> str:
     return LABELS["indicator"].get(slot, ("Utan indikator", "Unassigned"))[0]
 
 
-def _indicator_concept(slot: str) -> dict[str, Any]:
+def _indicator_concept(slot: str) -> JsonObject:
     if slot not in LABELS["indicator"]:
         return {"text": _indicator_label(slot)}
     return _concept(INDICATOR_SYSTEM, slot, _indicator_label(slot))
 
 
-def _period(start: str | None, end: str | None) -> dict[str, Any]:
+def _period(start: str | None, end: str | None) -> JsonObject:
     return {"start": start, "end": end}
 
 
-def _narrative(*lines: str) -> dict[str, Any]:
+def _narrative(*lines: str) -> JsonObject:
     """A generated XHTML narrative: one paragraph per line, every character escaped, so text
     from a fragment can never become markup in a receiving record's display."""
     paragraphs = "".join(
@@ -170,7 +172,7 @@ def _narrative(*lines: str) -> dict[str, Any]:
     return {"status": "generated", "div": f'<div xmlns="{XHTML}">{paragraphs}</div>'}
 
 
-def _empty(value: Any) -> bool:
+def _empty(value: object) -> bool:
     return (
         value is None
         or value == []
@@ -179,7 +181,7 @@ def _empty(value: Any) -> bool:
     )
 
 
-def prune(value: Any) -> Any:
+def prune(value: object) -> object:
     """FHIR JSON has no null, no empty array, object or string (a blank string is one):
     drop each, bottom up, so a parent left empty goes too. The builders below write every
     optional element unconditionally and leave deciding to this one rule."""
@@ -194,12 +196,12 @@ def prune(value: Any) -> Any:
 class _Agencies:
     """Which agencies the bundle names, with their Organization ids and display names."""
 
-    def __init__(self, plan: dict[str, Any]) -> None:
+    def __init__(self, plan: SharedPlan) -> None:
         lead = plan["lead_node"]
         granted = {g["from"] for g in plan["consent"]["grants"] if lead in g["to"]}
         origins = {f["origin"] for f in plan["fragments"]}
         self.plan_id = plan["plan_id"]
-        self.known: dict[str, dict[str, str]] = plan.get("agencies") or {}
+        self.known: dict[str, Agency] = plan["agencies"]
         self.named = list(
             dict.fromkeys([lead, plan["responsible_node"], *sorted(granted | origins)])
         )
@@ -208,15 +210,18 @@ class _Agencies:
         return _id(self.plan_id, "organization", node_id)
 
     def name(self, node_id: str) -> str:
-        return self.known.get(node_id, {}).get("name") or node_id
+        agency = self.known.get(node_id)
+        return (agency["name"] if agency else "") or node_id
 
-    def ref(self, node_id: str) -> dict[str, Any]:
+    def ref(self, node_id: str) -> JsonObject:
         assert node_id in self.named, "only agencies the bundle may name are referenced"
         return _ref(self.org_id(node_id), self.name(node_id))
 
-    def organization(self, node_id: str) -> dict[str, Any]:
-        agency = self.known.get(node_id, {})
-        kind = agency.get("kind")
+    def organization(self, node_id: str) -> JsonObject:
+        agency = self.known.get(node_id)
+        unknown: Agency = {"name": "", "kind": ""}  # a node this one no longer trusts
+        agency = agency or unknown
+        kind = agency["kind"]
         identifiers: list[dict[str, str | None]] = [
             {"use": "official", "system": ORG_NUMBER_SYSTEM, "value": agency.get("org_number")},
             {"use": "official", "system": HSA_SYSTEM, "value": agency.get("hsa_id")},
@@ -234,7 +239,7 @@ class _Agencies:
         }
 
 
-def _careplan_status(plan: dict[str, Any]) -> str:
+def _careplan_status(plan: SharedPlan) -> str:
     """Follows the consent: revoked (or expired) is final for this consent's CarePlan; while an
     agency did not answer, the plan's state as a whole is not known. A closed plan (SPEC §7.11)
     is completed."""
@@ -245,14 +250,14 @@ def _careplan_status(plan: dict[str, Any]) -> str:
     return "unknown" if _unanswered(plan) else "active"
 
 
-def _unanswered(plan: dict[str, Any]) -> list[dict[str, Any]]:
+def _unanswered(plan: SharedPlan) -> list[Participant]:
     return [p for p in plan["participants"] if p["status"] in NO_ANSWER]
 
 
-def _patient(plan: dict[str, Any], patient_id: str, include_personnummer: bool) -> dict[str, Any]:
-    child = plan.get("child") or {}
-    name = str(child.get("name") or "").strip()
-    pnr = "".join(ch for ch in str(child.get("personnummer") or "") if ch.isdigit())
+def _patient(plan: SharedPlan, patient_id: str, include_personnummer: bool) -> JsonObject:
+    child = plan["child"]
+    name = child["name"].strip() if child else ""
+    pnr = "".join(ch for ch in (child["personnummer"] if child else "") if ch.isdigit())
     pnr = pnr if include_personnummer and len(pnr) == 12 else ""
     return {
         "resourceType": "Patient",
@@ -266,10 +271,10 @@ def _patient(plan: dict[str, Any], patient_id: str, include_personnummer: bool) 
 
 
 def _goals(
-    plan: dict[str, Any], ids: _Ids, agencies: _Agencies
-) -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[str]]]:
+    plan: SharedPlan, ids: _Ids, agencies: _Agencies
+) -> tuple[list[JsonObject], dict[tuple[str, str], list[str]]]:
     """Goals per indicator; also (fragment id, indicator) -> goal ids, to link activities."""
-    goals: list[dict[str, Any]] = []
+    goals: list[JsonObject] = []
     index: dict[tuple[str, str], list[str]] = {}
     lifecycle = {"revoked": "cancelled", "completed": "completed"}.get(
         _careplan_status(plan), "active"
@@ -291,7 +296,9 @@ def _goals(
                     "description": {"text": text},
                     "subject": _ref(ids.patient),
                     "target": [{"dueDate": goal.get("by")}],
-                    "note": [_note("Källa", agencies.name(prov["origin"]), prov, agencies)],
+                    "note": [
+                        _note("Källa", agencies.name(prov["origin"]), prov["origin"], agencies)
+                    ],
                 }
             )
             index.setdefault(key, []).append(goal_id)
@@ -299,26 +306,26 @@ def _goals(
 
 
 def _note(
-    label: str, text: str, prov: dict[str, Any], agencies: _Agencies, time: str | None = None
-) -> dict[str, Any] | None:
+    label: str, text: str, origin: str, agencies: _Agencies, time: str | None = None
+) -> JsonObject | None:
     """An Annotation "label: text" by the agency the item came from; None for a blank text
     (Annotation.text is required, so a blank item has no note rather than an empty one)."""
     if not text.strip():
         return None
     return {
-        "authorReference": agencies.ref(prov["origin"]),
+        "authorReference": agencies.ref(origin),
         "time": time,
         "text": f"{label}: {text}" if label else text,
     }
 
 
 def _activities(
-    plan: dict[str, Any], agencies: _Agencies, goal_index: dict[tuple[str, str], list[str]]
-) -> list[dict[str, Any]]:
-    activities = []
+    plan: SharedPlan, agencies: _Agencies, goal_index: dict[tuple[str, str], list[str]]
+) -> list[JsonObject]:
+    activities: list[JsonObject] = []
     for action in plan["actions"]:
         prov, slot = action["provenance"], action["indicator"]
-        detail = {
+        detail: JsonObject = {
             "status": ACTIVITY_STATUS[action["status"]],
             "description": action["what"],
             "performer": [{"display": action["who"]}, agencies.ref(prov["origin"])],
@@ -330,7 +337,7 @@ def _activities(
     return activities
 
 
-def _incomplete_note(plan: dict[str, Any], agencies: _Agencies) -> str:
+def _incomplete_note(plan: SharedPlan, agencies: _Agencies) -> str:
     missing = [
         f"{agencies.name(p['node_id'])} ({PARTICIPANT_STATUS[p['status']][0].lower()})"
         for p in _unanswered(plan)
@@ -343,31 +350,37 @@ def _incomplete_note(plan: dict[str, Any], agencies: _Agencies) -> str:
     )
 
 
-def _notes(plan: dict[str, Any], agencies: _Agencies) -> list[dict[str, Any] | None]:
-    lead = {"origin": plan["lead_node"]}
+def _notes(plan: SharedPlan, agencies: _Agencies) -> list[JsonObject | None]:
     incomplete = _incomplete_note(plan, agencies)
-    notes = [_note("", incomplete, lead, agencies, plan["assembled_at"])]
-    notes += [_note("", s["text"], s["provenance"], agencies) for s in plan["summaries"]]
+    notes = [_note("", incomplete, plan["lead_node"], agencies, plan["assembled_at"])]
+    notes += [_note("", s["text"], s["provenance"]["origin"], agencies) for s in plan["summaries"]]
     for slot, content in plan["indicators"].items():
         label = f"Behov ({_indicator_label(slot)})"
-        notes += [_note(label, n["what"], n["provenance"], agencies) for n in content["needs"]]
-    for key, label in (("child", "Barnets syn"), ("family", "Familjens syn")):
-        notes += [_note(label, v["text"], v["provenance"], agencies) for v in plan["views"][key]]
+        notes += [
+            _note(label, n["what"], n["provenance"]["origin"], agencies) for n in content["needs"]
+        ]
+    views = plan["views"]
+    for said, label in ((views["child"], "Barnets syn"), (views["family"], "Familjens syn")):
+        notes += [_note(label, v["text"], v["provenance"]["origin"], agencies) for v in said]
     for event in plan["chronology"]:
-        notes.append(_note("Händelse", event["what"], event["provenance"], agencies, event["on"]))
+        notes.append(
+            _note("Händelse", event["what"], event["provenance"]["origin"], agencies, event["on"])
+        )
     review = plan.get("next_review")
     if review:
-        notes.append(_note("Nästa uppföljning", review["date"], review["provenance"], agencies))
+        notes.append(
+            _note("Nästa uppföljning", review["date"], review["provenance"]["origin"], agencies)
+        )
     return notes
 
 
 def _careplan(
-    plan: dict[str, Any],
+    plan: SharedPlan,
     ids: _Ids,
     agencies: _Agencies,
-    goals: list[dict[str, Any]],
+    goals: list[JsonObject],
     goal_index: dict[tuple[str, str], list[str]],
-) -> dict[str, Any]:
+) -> JsonObject:
     purpose = plan["purpose"]
     label = _label("purpose", purpose)
     status = _careplan_status(plan)
@@ -400,14 +413,14 @@ def _careplan(
         "subject": _ref(ids.patient),
         "author": agencies.ref(plan["responsible_node"]),
         "contributor": [agencies.ref(n) for n in included],
-        "goal": [_ref(g["id"]) for g in goals],
+        "goal": [_ref(str(g["id"])) for g in goals],
         "activity": _activities(plan, agencies, goal_index),
         "note": _notes(plan, agencies),
     }
 
 
-def _performers(consent: dict[str, Any], patient_id: str) -> list[dict[str, Any]]:
-    performers = []
+def _performers(consent: ConsentPart, patient_id: str) -> list[JsonObject]:
+    performers: list[JsonObject] = []
     for person in consent["given_by"]:
         if person["role"] == "guardian":
             performers.append(
@@ -422,14 +435,18 @@ def _performers(consent: dict[str, Any], patient_id: str) -> list[dict[str, Any]
     return performers
 
 
-def _provisions(plan: dict[str, Any], agencies: _Agencies) -> list[dict[str, Any]]:
+def _to_the_lead(plan: SharedPlan) -> list[GrantJson]:
+    """The grants that let another agency release to the lead: what the bundle states."""
+    lead = plan["lead_node"]
+    return [g for g in plan["consent"]["grants"] if lead in g["to"] and g["from"] != lead]
+
+
+def _provisions(plan: SharedPlan, agencies: _Agencies) -> list[JsonObject]:
     """One ``permit`` per grant that lets an agency release to the lead, as it concerns the
     lead: custodian and recipient, the categories, the purpose."""
     lead, purpose = plan["lead_node"], plan["purpose"]
-    provisions = []
-    for grant in plan["consent"]["grants"]:
-        if lead not in grant["to"] or grant["from"] == lead:
-            continue
+    provisions: list[JsonObject] = []
+    for grant in _to_the_lead(plan):
         custodian = _concept(PARTICIPATION_TYPE, "CST", "custodian")
         recipient = _concept(PARTICIPATION_TYPE, "IRCP", "information recipient")
         provisions.append(
@@ -448,7 +465,7 @@ def _provisions(plan: dict[str, Any], agencies: _Agencies) -> list[dict[str, Any
     return provisions
 
 
-def _consent(plan: dict[str, Any], ids: _Ids, agencies: _Agencies) -> dict[str, Any]:
+def _consent(plan: SharedPlan, ids: _Ids, agencies: _Agencies) -> JsonObject:
     consent = plan["consent"]
     active = plan["status"] == "active" and not consent["expired"]
     revoked_at = plan.get("revoked_at")
@@ -458,10 +475,10 @@ def _consent(plan: dict[str, Any], ids: _Ids, agencies: _Agencies) -> dict[str, 
         f"{consent['valid_from']} till {consent['valid_until']}",
         f"Återkallat {revoked_at}" if revoked_at else "",
         *(
-            f"{p['actor'][0]['reference']['display']} får lämna ut "
-            + ", ".join(c["text"] for c in p["code"])
-            + f" till {p['actor'][1]['reference']['display']}"
-            for p in provisions
+            f"{agencies.name(g['from'])} får lämna ut "
+            + ", ".join(_label("category", c) for c in g["categories"])
+            + f" till {agencies.name(plan['lead_node'])}"
+            for g in _to_the_lead(plan)
         ),
     ]
     return {
@@ -491,14 +508,14 @@ def _consent(plan: dict[str, Any], ids: _Ids, agencies: _Agencies) -> dict[str, 
 
 
 def _provenances(
-    plan: dict[str, Any],
+    plan: SharedPlan,
     ids: _Ids,
     agencies: _Agencies,
     goal_index: dict[tuple[str, str], list[str]],
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     lead = plan["lead_node"]
     professional = plan["lead_professional"]
-    result = []
+    result: list[JsonObject] = []
     for prov in plan["fragments"]:
         origin, fragment_id = prov["origin"], prov["fragment_id"]
         goal_ids = [
@@ -563,33 +580,35 @@ def _provenances(
     return result
 
 
-def _participant_entry(entry: dict[str, Any], agencies: _Agencies) -> dict[str, Any]:
-    """One agency's answer: its status as the flag, with the reasons it gave (codes only)."""
-    status = entry["status"]
+def _answer_text(entry: Participant) -> str:
+    """One agency's answer in words: its status, with the reasons it gave (codes only)."""
     reasons = [entry.get("reason") or ""] + [
         f"{w['category'] or '-'}: {w['reason']}" for w in entry.get("withheld", [])
     ]
+    label = PARTICIPANT_STATUS[entry["status"]][0]
+    return "; ".join([label, *(r for r in reasons if r)])
+
+
+def _participant_entry(entry: Participant, agencies: _Agencies) -> JsonObject:
+    """One agency's answer: its status as the flag, with the reasons it gave (codes only)."""
+    status = entry["status"]
     label = PARTICIPANT_STATUS[status][0]
-    text = "; ".join([label, *(r for r in reasons if r)])
+    text = _answer_text(entry)
     return {
         "flag": {"coding": [_coding(PARTICIPANT_STATUS_SYSTEM, status, label)], "text": text},
         "item": agencies.ref(entry["node_id"]),
     }
 
 
-def _participants(plan: dict[str, Any], ids: _Ids, agencies: _Agencies) -> dict[str, Any]:
-    entries = [
-        _participant_entry(p, agencies)
-        for p in plan["participants"]
-        if p["node_id"] in agencies.named
-    ]
+def _participants(plan: SharedPlan, ids: _Ids, agencies: _Agencies) -> JsonObject:
+    named = [p for p in plan["participants"] if p["node_id"] in agencies.named]
     title = LIST_KINDS["participants"][0]
     return {
         "resourceType": "List",
         "id": ids.of("participants"),
         "text": _narrative(
             title,
-            *(f"{e['item']['display']}: {e['flag']['text']}" for e in entries),
+            *(f"{agencies.name(p['node_id'])}: {_answer_text(p)}" for p in named),
         ),
         "status": "current",
         "mode": "snapshot",
@@ -597,7 +616,7 @@ def _participants(plan: dict[str, Any], ids: _Ids, agencies: _Agencies) -> dict[
         "code": _concept(LIST_SYSTEM, "participants", title),
         "subject": _ref(ids.patient),
         "date": plan["assembled_at"],
-        "entry": entries,
+        "entry": [_participant_entry(p, agencies) for p in named],
     }
 
 
@@ -605,7 +624,7 @@ class _Ids:
     """The bundle's resource ids. Everything that follows the consent's state is named per
     consent, so one resource id never stands for two consents' states."""
 
-    def __init__(self, plan: dict[str, Any]) -> None:
+    def __init__(self, plan: SharedPlan) -> None:
         self.plan_id = plan["plan_id"]
         self.consent_id = plan["consent"]["consent_id"]
         self.patient = _id(self.plan_id, "patient")
@@ -616,13 +635,11 @@ class _Ids:
         return _id(self.plan_id, "consent", self.consent_id, *parts)
 
 
-def shared_plan_to_fhir(
-    plan: dict[str, Any], *, include_personnummer: bool = True
-) -> dict[str, Any]:
+def shared_plan_to_fhir(plan: SharedPlan, *, include_personnummer: bool = True) -> JsonObject:
     """Map an assembled shared plan to a FHIR R4 ``collection`` Bundle (JSON, as a dict)."""
     ids, agencies = _Ids(plan), _Agencies(plan)
     goals, goal_index = _goals(plan, ids, agencies)
-    resources: list[dict[str, Any]] = [
+    resources: list[JsonObject] = [
         _careplan(plan, ids, agencies, goals, goal_index),
         _patient(plan, ids.patient, include_personnummer),
         *(agencies.organization(n) for n in agencies.named),
@@ -638,5 +655,6 @@ def shared_plan_to_fhir(
         "timestamp": plan["assembled_at"],
         "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources],
     }
-    pruned: dict[str, Any] = prune(bundle)
+    pruned = prune(bundle)
+    assert isinstance(pruned, dict)  # a dict stays a dict (``prune``)
     return pruned

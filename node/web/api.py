@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..domain.consent_people import Person
+from ..domain.shared_plan_shape import SharedPlan
 from ..errors import FieldProblem, InvalidInput, NodeError, NotFound, field_problems
 from ..services import children, consent_people, consents, fragments, plans
 from ..store import records
@@ -430,7 +431,7 @@ async def record_answer(request: web.Request) -> dict[str, Any]:
 @routes.get("/api/v1/plans/{plan_id}/shared")
 @require(*PROFESSIONALS)
 @json_api
-async def shared_plan(request: web.Request) -> dict[str, Any]:
+async def shared_plan(request: web.Request) -> SharedPlan:
     """Assemble the shared plan now from every participant, as the consent grants this node
     (any professional at a participating agency; nothing received is stored)."""
     from ..services.assembly import assemble

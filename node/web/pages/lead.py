@@ -18,7 +18,8 @@ from aiohttp_session import get_session
 from protocol.codes import Category
 
 from ...domain.consent_people import ANSWERS, METHODS, ROLES, Person
-from ...errors import Conflict, InvalidInput, NodeError, NotFound
+from ...domain.shared_plan_shape import SharedPlan
+from ...errors import Conflict, InvalidInput, NotFound
 from ...services import consent_people as people_service
 from ...services import plan_close
 from ...services import plans as plan_service
@@ -37,7 +38,6 @@ from .core import (
     render,
     roles,
     see_other,
-    service_error_page,
     translator,
     user_of,
 )
@@ -218,25 +218,23 @@ async def record_answer(request: web.Request) -> web.StreamResponse:
 # --- the shared plan ------------------------------------------------------------------------
 
 
-async def _assembled(
-    request: web.Request, *, led_here: bool = False
-) -> dict[str, Any] | web.Response:
+async def _assembled(request: web.Request, *, led_here: bool = False) -> SharedPlan | web.Response:
+    """The shared plan of the URL, or the page saying no consent is recorded yet (any other
+    error is the page's, ``roles``)."""
     node = request.app[NODE_KEY]
     plan_id = request.match_info["plan_id"]
     try:
         return await assemble(node, user_of(request), plan_id, led_here=led_here)
     except NotFound as exc:
-        if exc.code == "no_consent":
-            plan = await records.get_plan(node.engine, plan_id)
-            return await render(
-                request,
-                "no_consent.html",
-                {"plan_id": plan_id, "led_here": plan is not None and plan.role == "lead"},
-                status=404,
-            )
-        return await service_error_page(request, exc)
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+        if exc.code != "no_consent":
+            raise
+        plan = await records.get_plan(node.engine, plan_id)
+        return await render(
+            request,
+            "no_consent.html",
+            {"plan_id": plan_id, "led_here": plan is not None and plan.role == "lead"},
+            status=404,
+        )
 
 
 @routes.get("/plans/{plan_id}/shared")
@@ -395,20 +393,15 @@ DETAIL_FIELDS = (
 )
 
 
-async def _led_view(request: web.Request) -> dict[str, Any] | web.Response:
-    """The plan of the URL if this node leads it, or the error page to answer with."""
+async def _led_view(request: web.Request) -> dict[str, Any]:
+    """The plan of the URL if this node leads it (``NotFound`` otherwise: the 404 page)."""
     node = request.app[NODE_KEY]
     plan_id = request.match_info["plan_id"]
-    try:
-        view = await plan_service.plan_view(node, plan_id)
-        if view["role"] != "lead":
-            raise NotFound(
-                f"no plan {plan_id} led by this node",
-                code="no_led_plan",
-                params={"plan_id": plan_id},
-            )
-    except NodeError as exc:
-        return await service_error_page(request, exc)
+    view = await plan_service.plan_view(node, plan_id)
+    if view["role"] != "lead":
+        raise NotFound(
+            f"no plan {plan_id} led by this node", code="no_led_plan", params={"plan_id": plan_id}
+        )
     return view
 
 
@@ -432,8 +425,6 @@ async def _details_page(
     status: int = 200,
 ) -> web.Response:
     view = await _led_view(request)
-    if isinstance(view, web.Response):
-        return view
     return await render(
         request,
         "plan_details.html",
@@ -501,8 +492,6 @@ async def _close_page(
     request: web.Request, errors: dict[str, str] | None = None, status: int = 200
 ) -> web.Response:
     view = await _led_view(request)
-    if isinstance(view, web.Response):
-        return view
     node = request.app[NODE_KEY]
     return await render(
         request,
