@@ -35,18 +35,20 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.documents import verify_checkpoint, verify_witness
 from protocol.errors import ProtocolError
+from protocol.keys import PublicKey
 
+from ..domain.json_object import JsonObject
 from ..errors import Conflict, InvalidInput, NodeError, NotFound, Unavailable
 from ..store import log_archive as store
 from ..store.chain_verify import ChainProblem, ChainWalker
@@ -71,7 +73,7 @@ class ArchiveReport:
     sha256: str
     resumed: bool = False
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return asdict(self)
 
 
@@ -88,14 +90,14 @@ class ArchiveCheck:
     entries: int = 0
     checkpoints: int = 0
     witnesses: int = 0
-    problems: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[JsonObject] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return asdict(self)
 
 
-def _problem(seq: int, kind: str, detail: str) -> dict[str, Any]:
+def _problem(seq: int, kind: str, detail: str) -> JsonObject:
     return asdict(ChainProblem(seq, kind, detail))
 
 
@@ -176,7 +178,7 @@ async def _write_file(
     first: int,
     first_prev: str,
     last: int,
-    checkpoints: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+    checkpoints: list[tuple[JsonObject, list[JsonObject]]],
 ) -> str:
     """Write the archive to a temporary file beside ``path``, flush it to disk and link it into
     place (failing if ``path`` appeared meanwhile); the file's SHA-256."""
@@ -199,7 +201,7 @@ async def _write_file(
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         with open(descriptor, "w", encoding="utf-8") as out:
 
-            def line(value: dict[str, Any]) -> None:
+            def line(value: JsonObject) -> None:
                 text = json.dumps(value, ensure_ascii=False, sort_keys=True) + "\n"
                 digest.update(text.encode("utf-8"))
                 out.write(text)
@@ -255,7 +257,7 @@ async def _resumable(node: FederationNode, path: Path, first: int, last: int) ->
             "an archive never overwrites a file; choose another name",
             code="archive_exists",
         )
-    rows: list[Any] = []
+    rows: list[Sequence[object]] = []
     async for part in store.entries_between(node.engine, check.last_seq, check.last_seq):
         rows.extend(part)
     if check.last_seq != last or not rows or rows[0][COLUMNS.index("hash")] != check.last_head:
@@ -318,7 +320,7 @@ async def delete_entries(conn: AsyncConnection, through: int) -> int:
 # --- verifying an archive file --------------------------------------------------------------------
 
 
-def _lines(f: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
+def _lines(f: TextIO) -> Iterator[tuple[int, JsonObject]]:
     for number, text in enumerate(f, start=1):
         value = json.loads(text)
         if not isinstance(value, dict):
@@ -326,7 +328,26 @@ def _lines(f: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, value
 
 
-def _at_text(value: Any) -> str | None:
+def _whole(value: object) -> int:
+    """An archive's number (a JSON integer); ValueError for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"not a whole number: {value!r}")
+    return value
+
+
+def _object(value: object) -> JsonObject:
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _seq(checkpoint: object) -> int:
+    """The entry a checkpoint read from an archive names (-1: none), before it is verified."""
+    seq = checkpoint.get("seq") if isinstance(checkpoint, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else -1
+
+
+def _at_text(value: object) -> str | None:
     if not isinstance(value, str) or not value.endswith("Z"):
         return None
     parsed = datetime.fromisoformat(value[:-1])
@@ -335,7 +356,7 @@ def _at_text(value: Any) -> str | None:
     return parsed.isoformat("T", "microseconds")
 
 
-def _at_value(value: Any) -> datetime:
+def _at_value(value: object) -> datetime:
     return datetime.fromisoformat(str(value)).astimezone(UTC)
 
 
@@ -347,11 +368,11 @@ async def verify_archive(node: FederationNode, path: Path) -> ArchiveCheck:
         raise NotFound(f"{path}: no such file", code="archive_missing")
     check = ArchiveCheck(ok=False)
     own_keys = node.identity.public_keys()
-    header: dict[str, Any] | None = None
-    end: dict[str, Any] | None = None
+    header: JsonObject | None = None
+    end: JsonObject | None = None
     walker: ChainWalker | None = None
-    checkpoints: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
-    rows: list[tuple[Any, ...]] = []  # entries read, fed to the walker in parts
+    checkpoints: list[tuple[object, list[object]]] = []  # as read: checked one by one below
+    rows: list[Sequence[object]] = []  # entries read, fed to the walker in parts
     try:
         with path.open(encoding="utf-8") as f:
             for number, value in _lines(f):
@@ -360,8 +381,8 @@ async def verify_archive(node: FederationNode, path: Path) -> ArchiveCheck:
                         raise ValueError("not a barnplan log archive (no header line)")
                     header = value
                     check.node = str(value["node"])
-                    check.first_seq = int(value["first_seq"])
-                    check.last_seq = int(value["last_seq"])
+                    check.first_seq = _whole(value["first_seq"])
+                    check.last_seq = _whole(value["last_seq"])
                     check.first_prev = str(value["first_prev"])
                     walker = ChainWalker(
                         None, _at_text, _at_value, expected=check.first_seq, prev=check.first_prev
@@ -371,9 +392,12 @@ async def verify_archive(node: FederationNode, path: Path) -> ArchiveCheck:
                 if end is not None:
                     raise ValueError(f"line {number}: text after the end line")
                 if "end" in value:
-                    end = value["end"]
+                    end = _object(value["end"])
                 elif "checkpoint" in value:
-                    checkpoints.append((value["checkpoint"], list(value.get("witnesses", []))))
+                    witnesses = value.get("witnesses", [])
+                    if not isinstance(witnesses, list):
+                        raise ValueError(f"line {number}: witnesses is not a list")
+                    checkpoints.append((value["checkpoint"], witnesses))
                 elif checkpoints:
                     raise ValueError(f"line {number}: an entry after the checkpoints")
                 else:
@@ -410,7 +434,7 @@ async def verify_archive(node: FederationNode, path: Path) -> ArchiveCheck:
         check.problems.append(
             _problem(check.last_seq, "edited", "the end line does not match the entries")
         )
-    wanted = {int(cp["seq"]) for cp, _ in checkpoints if isinstance(cp.get("seq"), int)}
+    wanted = {_seq(cp) for cp, _ in checkpoints} - {-1}
     hashes = _hashes_of(path, wanted) if segment.problem is None else {}
     _check_checkpoints(node, check, checkpoints, own_keys, hashes)
     await _link_note(node, check)
@@ -433,14 +457,16 @@ def _hashes_of(path: Path, wanted: set[int]) -> dict[int, str]:
 def _check_checkpoints(
     node: FederationNode,
     check: ArchiveCheck,
-    checkpoints: list[tuple[dict[str, Any], list[dict[str, Any]]]],
-    own_keys: Any,
+    checkpoints: list[tuple[object, list[object]]],
+    own_keys: Sequence[PublicKey],
     hashes: dict[int, str],
 ) -> None:
     covered = False
     for signed, witnesses in checkpoints:
-        seq = int(signed.get("seq", -1)) if isinstance(signed, dict) else -1
+        seq = _seq(signed)
         try:
+            if not isinstance(signed, dict):
+                raise ValueError("not a JSON object")
             cp = verify_checkpoint(signed, own_keys)
         except (ProtocolError, ValueError) as exc:
             check.problems.append(_problem(seq, "bad_checkpoint", f"checkpoint signature: {exc}"))
@@ -463,6 +489,8 @@ def _check_checkpoints(
                 check.notes.append(f"witness by {peer} of entry {cp.seq}: no key of {peer} held")
                 continue
             try:
+                if not isinstance(witnessed, dict):
+                    raise ValueError("not a JSON object")
                 w = verify_witness(witnessed, keys)
             except (ProtocolError, ValueError) as exc:
                 check.problems.append(_problem(cp.seq, "bad_witness", f"witness by {peer}: {exc}"))
