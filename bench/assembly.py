@@ -50,6 +50,7 @@ from typing import Any
 
 import aiohttp
 
+from node.domain.statement_json import StatementJson
 from node.runtime import Node, open_node
 from node.services.assembly import assemble
 from protocol.envelope import sign_envelope
@@ -203,7 +204,7 @@ async def capture_replies(lead: Node, fed: Federation, out: Path) -> tuple[list[
     return files, requests
 
 
-async def _consents(lead: Node, plan_id: str) -> list[dict[str, Any]]:
+async def _consents(lead: Node, plan_id: str) -> list[StatementJson]:
     from node.store import records
 
     return await records.consents_for_plan(lead.engine, plan_id)

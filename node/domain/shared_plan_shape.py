@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal, NotRequired, TypedDict
 
+from .statement_json import ConsenterJson, GrantJson
+
 
 class Provenance(TypedDict):
     """Who said it: the origin node, its fragment and version, the key that signed it."""
@@ -130,23 +132,13 @@ class Viewer(TypedDict):
     role: str
 
 
-class Consenter(TypedDict):
-    ref: str
-    role: str
-
-
-# "from" is a keyword, so the functional form: each ``from`` node may release ``categories`` to
-# every node in ``to``
-GrantJson = TypedDict("GrantJson", {"from": str, "to": list[str], "categories": list[str]})
-
-
 class ConsentPart(TypedDict):
     consent_id: str
     issued_at: str
     valid_from: str
     valid_until: str
     expired: bool
-    given_by: list[Consenter]
+    given_by: list[ConsenterJson]
     waiting_for: list[str]
     grants: list[GrantJson]
 

@@ -30,10 +30,10 @@ from protocol.messages import FragmentsRequest, FragmentsResponse
 from protocol.models import ConsentStatement, Fragment
 
 from ..domain.consent_people import missing_refs, waiting_for
-from ..domain.json_object import JsonObject
 from ..domain.records import FragmentRecord
 from ..domain.shared_plan import VerifiedFragment, merge_fragments
 from ..domain.shared_plan_shape import Agency, NotShown, Participant, SharedPlan, Withheld
+from ..domain.statement_json import StatementJson
 from ..errors import Forbidden, NotFound
 from ..store import consent_people, records
 from ..store import revocations as revocation_store
@@ -87,11 +87,11 @@ def agencies_named(node: FederationNode, node_ids: list[str]) -> dict[str, Agenc
 
 
 def consent_in_force(
-    statements: list[JsonObject],
+    statements: list[StatementJson],
     revoked: Collection[str],
     replaced: Collection[str],
     now: datetime,
-) -> JsonObject | None:
+) -> StatementJson | None:
     """Which of the plan's held consent statements to assemble under: the newest by
     ``issued_at`` that is in force now (not revoked, not replaced by a later statement of the
     lead, SPEC §7.3, within its validity), else the newest not replaced (so the page can say it
@@ -101,14 +101,14 @@ def consent_in_force(
     if not statements:
         return None
 
-    def in_force(s: JsonObject) -> bool:
+    def in_force(s: StatementJson) -> bool:
         return (
             s["consent_id"] not in revoked
             and s["consent_id"] not in replaced
-            and parse_time(str(s["valid_from"])) <= now < parse_time(str(s["valid_until"]))
+            and parse_time(s["valid_from"]) <= now < parse_time(s["valid_until"])
         )
 
-    newest_first = sorted(statements, key=lambda s: parse_time(str(s["issued_at"])), reverse=True)
+    newest_first = sorted(statements, key=lambda s: parse_time(s["issued_at"]), reverse=True)
     current = [s for s in newest_first if s["consent_id"] not in replaced] or newest_first
     return next((s for s in current if in_force(s)), current[0])
 
@@ -118,14 +118,14 @@ class AssemblyFacts:
     """What the assembling node reads from its own store for one assembly."""
 
     plan: Plan
-    consent: JsonObject  # the statement in force, as held (verified when it was received)
+    consent: StatementJson  # the statement in force, as held (verified when it was received)
     members: dict[str, str]
     revocation: RevocationRecord | None
     child: Child | None
     own: dict[str, list[FragmentRecord]]
 
 
-async def _waiting_for(node: FederationNode, plan_id: str, statement: JsonObject) -> list[str]:
+async def _waiting_for(node: FederationNode, plan_id: str, statement: StatementJson) -> list[str]:
     """The required people of ``statement`` who have not consented, by name where known."""
     if not missing_refs(statement):
         return []
@@ -180,13 +180,13 @@ def assembly_facts(
     revoked = {
         s["consent_id"]
         for s in statements
-        if revocation_store.get_revocation_sync(conn, str(s["consent_id"]), plan_id) is not None
+        if revocation_store.get_revocation_sync(conn, s["consent_id"], plan_id) is not None
     }
     replaced = consent_people.replacements_for_plan_sync(conn, plan_id)
     consent = consent_in_force(statements, revoked, replaced, now)
     if consent is None:
         raise NotFound(_no_consent(consent_id), code="no_consent")
-    revocation = revocation_store.get_revocation_sync(conn, str(consent["consent_id"]), plan_id)
+    revocation = revocation_store.get_revocation_sync(conn, consent["consent_id"], plan_id)
     return AssemblyFacts(
         plan=plan,
         consent=consent,

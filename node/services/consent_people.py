@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import TypedDict
 
 from protocol.clock import parse_time
 
@@ -26,13 +26,15 @@ from ..domain.consent_people import (
     waiting_for,
 )
 from ..domain.personnummer import PersonnummerError
+from ..domain.statement_json import StatementJson
 from ..errors import Conflict, FieldProblem, Forbidden, NotFound
 from ..oidc.resident import identity_hash
 from ..store import consent_people as people_store
 from ..store import records
 from ..store import revocations as revocation_store
-from ..store.tables import User
+from ..store.tables import ConsentPerson, User
 from . import consents
+from .consents import RecordedConsent
 from .ports import FederationNode
 from .provider_sign_in import subject_key
 
@@ -42,12 +44,12 @@ MAX_AGE = 25
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return str(value).strip() if value is not None else ""
 
 
 def _answer_fields(
-    row: dict[str, Any], prefix: str, errors: dict[str, FieldProblem]
+    row: Mapping[str, object], prefix: str, errors: dict[str, FieldProblem]
 ) -> tuple[str, str | None, str | None, str | None]:
     """(answer, answered_on, method, form_ref) of a row, each checked at its field."""
     answer = _text(row.get("answer")) or "not_asked"
@@ -90,7 +92,7 @@ def _answer_fields(
 
 
 def parse_people(
-    rows: list[dict[str, Any]],
+    rows: Sequence[Mapping[str, object]],
     taken: list[str],
     errors: dict[str, FieldProblem],
     hash_number: Callable[[str], str] | None = None,
@@ -172,7 +174,7 @@ def parse_people(
     return people
 
 
-def _person(row: Any) -> Person:
+def _person(row: ConsentPerson) -> Person:
     return Person(**{f.name: getattr(row, f.name) for f in dataclasses.fields(Person)})
 
 
@@ -182,7 +184,7 @@ async def plan_people(node: FederationNode, plan_id: str) -> list[Person]:
         return [_person(r) for r in await people_store.people_for_plan(conn, plan_id)]
 
 
-async def current_consent(node: FederationNode, plan_id: str) -> dict[str, Any] | None:
+async def current_consent(node: FederationNode, plan_id: str) -> StatementJson | None:
     """The plan's current consent: its newest statement that no later one replaced (whatever
     its state: it may be revoked or expired; the caller says so)."""
     statements = await records.consents_for_plan(node.engine, plan_id)
@@ -202,13 +204,13 @@ async def record_consent_people(
     actor: User,
     plan_id: str,
     *,
-    people: list[dict[str, Any]],
-    grants: list[dict[str, Any]],
+    people: Sequence[Mapping[str, object]],
+    grants: Sequence[Mapping[str, object]],
     purpose: str,
     valid_from: str,
     valid_until: str,
     evidence_ref: str,
-) -> dict[str, Any]:
+) -> RecordedConsent:
     """Record the people (by name, with their answers) and sign the consent they give: a new
     statement replacing the plan's current consent unless that one was revoked (a revocation
     is final; the family's new consent is then a new consent). The result says who the
@@ -261,7 +263,7 @@ async def record_answer(
     answered_on: str,
     method: str,
     form_ref: str = "",
-) -> dict[str, Any]:
+) -> RecordedConsent:
     """One person's answer, recorded on the plan's consent page: the one step that completes
     a consent. Signs a statement with the current one's grants and validity and the people as
     they now stand, which ``replaces`` the current one (SPEC.md §7.3)."""
@@ -311,7 +313,16 @@ async def record_answer(
     return result
 
 
-async def consent_overview(node: FederationNode, plan_id: str) -> dict[str, Any]:
+class ConsentOverview(TypedDict):
+    """The plan's consent as people see it (``consent_overview``)."""
+
+    people: list[Person]
+    current: StatementJson | None
+    state: str
+    waiting_for: list[str]
+
+
+async def consent_overview(node: FederationNode, plan_id: str) -> ConsentOverview:
     """The plan's consent as people see it: the people (at the lead), the current statement,
     its state (``none``, ``incomplete``, ``in_force``, ``revoked``, ``expired``,
     ``not_yet_valid``) and who it waits for, by name where this node knows names."""

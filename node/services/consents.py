@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,6 +18,7 @@ from protocol.errors import MalformedError
 from protocol.messages import ConsentAck
 
 from ..domain.consent_people import Person
+from ..domain.json_object import JsonObject
 from ..errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound
 from ..store import consent_people, records
 from ..store.tables import ConsentPerson, User
@@ -25,7 +27,7 @@ from .ports import FederationNode
 from .users import professional_ref
 
 
-def _time_field(value: Any, name: str, errors: dict[str, FieldProblem]) -> str:
+def _time_field(value: object, name: str, errors: dict[str, FieldProblem]) -> str:
     try:
         return format_time(parse_time(str(value)))
     except ValueError:
@@ -55,6 +57,26 @@ async def _members(node: FederationNode, plan_id: str) -> set[str]:
     }
 
 
+class Delivery(TypedDict):
+    """How one participant took the statement sent to it."""
+
+    node_id: str
+    outcome: str
+    reason: NotRequired[str]
+    status: NotRequired[str]
+
+
+class RecordedConsent(TypedDict):
+    """A recorded consent: the signed statement, how it was delivered, and (when recorded as
+    people, ``consent_people``) who it still waits for and what it replaced."""
+
+    consent_id: str
+    statement: JsonObject
+    distribution: list[Delivery]
+    waiting_for: NotRequired[list[str]]
+    replaces: NotRequired[str | None]
+
+
 async def record_consent(
     node: FederationNode,
     actor: User,
@@ -62,7 +84,7 @@ async def record_consent(
     *,
     given_by: list[dict[str, str]],
     required: list[dict[str, str]],
-    grants: list[dict[str, Any]],
+    grants: Sequence[Mapping[str, object]],
     purpose: str,
     valid_from: str,
     valid_until: str,
@@ -70,7 +92,7 @@ async def record_consent(
     replaces: str | None = None,
     people: list[Person] | None = None,
     errors: dict[str, FieldProblem] | None = None,
-) -> dict[str, Any]:
+) -> RecordedConsent:
     """Sign and store a consent statement, then distribute it to every participant.
 
     ``replaces`` names the earlier consent of this plan the statement replaces (SPEC §6.2);
@@ -85,7 +107,8 @@ async def record_consent(
     if start and until and parse_time(until) <= parse_time(start):
         errors["valid_until"] = FieldProblem("ends_before_start", "must be after valid_from")
     for i, grant in enumerate(grants):
-        nodes = [grant.get("from"), *(grant.get("to") or [])]
+        to = grant.get("to")
+        nodes = [grant.get("from"), *(to if isinstance(to, list) else [])]
         strangers = [str(n) for n in nodes if n not in members]
         if strangers:
             nodes_text = ", ".join(strangers)
@@ -102,18 +125,19 @@ async def record_consent(
         raise InvalidInput(
             "the consent could not be recorded", code="consent_invalid", fields=errors
         )
-    statement: dict[str, Any] = {
+    recorded_by = professional_ref(node.node_id, actor)
+    statement: JsonObject = {
         "consent_id": str(uuid.uuid4()),
         "plan_id": plan_id,
         "lead": node.node_id,
         "purpose": purpose,
         "required": required,
         "given_by": given_by,
-        "grants": grants,
+        "grants": [dict(g) for g in grants],
         "valid_from": start,
         "valid_until": until,
         "evidence_ref": evidence_ref.strip(),
-        "recorded_by": professional_ref(node.node_id, actor),
+        "recorded_by": recorded_by,
         "issued_at": format_time(node.clock.now()),
     }
     if replaces:
@@ -139,15 +163,15 @@ async def record_consent(
         plan_id=plan_id,
         consent_id=signed["consent_id"],
         purpose=purpose,
-        professional=statement["recorded_by"],
+        professional=recorded_by,
     )
     peers = sorted(members - {node.node_id})
     results = await asyncio.gather(
         *(node.peers.send(p, "consent.statement", {"statement": signed}, context) for p in peers)
     )
-    distribution = []
+    distribution: list[Delivery] = []
     for result in results:
-        entry: dict[str, Any] = {"node_id": result.peer, "outcome": result.outcome}
+        entry: Delivery = {"node_id": result.peer, "outcome": result.outcome}
         if result.reason:
             entry["reason"] = result.reason
         if result.reply is not None and isinstance(result.reply.body, ConsentAck):

@@ -15,15 +15,17 @@ acknowledges). On the wire nothing changes: the statement's ``recorded_by`` and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
 from ..errors import Conflict, FieldProblem, Forbidden, InvalidInput
 from ..store.tables import ConsentPerson, User
 from . import consent_people, revocation
+from .consent_people import ConsentOverview
+from .consents import RecordedConsent
 from .family_plan import lead_professional_for, person_on_plan
 from .ports import FederationNode
+from .revocation import RecordedRevocation
 
 # the answers a resident gives themselves (not_asked and unreachable are the lead's to record)
 OWN_ANSWERS = ("consents", "declines")
@@ -41,12 +43,12 @@ class FamilyConsent:
     and whether they may withdraw it."""
 
     person: ConsentPerson
-    overview: dict[str, Any]
+    overview: ConsentOverview
     may_answer: bool
     may_withdraw: bool
 
 
-def _open(overview: dict[str, Any]) -> bool:
+def _open(overview: ConsentOverview) -> bool:
     return overview["current"] is not None and overview["state"] not in ("revoked", "expired")
 
 
@@ -66,7 +68,7 @@ async def read_family_consent(node: FederationNode, resident: User, plan_id: str
 
 async def answer_for_family(
     node: FederationNode, resident: User, plan_id: str, answer: str
-) -> dict[str, Any]:
+) -> RecordedConsent:
     """``resident``'s own answer to the plan's proposed consent: a new statement replacing the
     current one, recorded in the name of the plan's lead professional."""
     consent = await read_family_consent(node, resident, plan_id)
@@ -96,7 +98,9 @@ async def answer_for_family(
     return result
 
 
-async def withdraw_for_family(node: FederationNode, resident: User, plan_id: str) -> dict[str, Any]:
+async def withdraw_for_family(
+    node: FederationNode, resident: User, plan_id: str
+) -> RecordedRevocation:
     """``resident`` withdraws the plan's current consent: a revocation like any other,
     recorded in the name of the plan's lead professional and sent to every participant."""
     consent = await read_family_consent(node, resident, plan_id)

@@ -63,7 +63,8 @@ import uuid
 from protocol.codes import LABELS
 
 from ..domain.json_object import JsonObject
-from ..domain.shared_plan_shape import Agency, ConsentPart, GrantJson, Participant, SharedPlan
+from ..domain.shared_plan_shape import Agency, ConsentPart, Participant, SharedPlan
+from ..domain.statement_json import GrantJson
 
 BASE = "https://barnplan.se/fhir"
 # identifier systems of ours (NamingSystem resources in schemas/fhir/)

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 import structlog
 from pydantic import BaseModel
@@ -60,7 +60,18 @@ def backoff_delay(attempts: int, rng: random.Random) -> float:
     return min(CAP_S, BASE_S * 2 ** max(0, attempts - 1)) * rng.uniform(0.5, 1.0)
 
 
-async def record_revocation(node: FederationNode, actor: User, consent_id: str) -> dict[str, Any]:
+class RecordedRevocation(TypedDict):
+    """A revocation recorded here, and the participants a notice is queued for."""
+
+    consent_id: str
+    plan_id: str
+    revoked_at: str
+    notified: list[str]
+
+
+async def record_revocation(
+    node: FederationNode, actor: User, consent_id: str
+) -> RecordedRevocation:
     """Revoke a consent here and queue a notice to every other participant, in one transaction."""
     if actor.role not in ("professional", "lead"):
         raise Forbidden(
@@ -125,7 +136,9 @@ def judge_revocation_sync(conn: Connection, claim: RevocationClaim) -> Reason | 
     return revocation_problem(claim, plan, records.consent_plan_sync(conn, claim.consent_id))
 
 
-def apply_revocation_sync(conn: Connection, notice: ConsentRevoke | Any, now: datetime) -> bool:
+def apply_revocation_sync(
+    conn: Connection, notice: ConsentRevoke | Revocation, now: datetime
+) -> bool:
     """Store a revocation learned from a peer, bound to the plan it names (judged first with
     ``judge_revocation_sync``); False when it was already known (idempotent)."""
     if store.is_revoked_sync(conn, notice.consent_id, notice.plan_id):

@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.engine import Connection
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from protocol.jsontext import parse_json_object
 
 from ..domain.records import FragmentRecord, PlanFacts
+from ..domain.statement_json import StatementJson
 from .consent_people import replaced_clause
 from .engine import begin_write
 from .revocations import revoked_clause
@@ -408,13 +409,19 @@ def latest_fragments_sync(
 # --- consents -------------------------------------------------------------------------------
 
 
-async def consent_statement(conn: AsyncConnection, consent_id: str) -> dict[str, Any] | None:
+def _statement(text: str) -> StatementJson:
+    """A held statement's JSON, typed: the node stores only statements it verified and parsed
+    as ``ConsentStatement`` (``services.consents``, ``handlers``), so its shape is known."""
+    return cast(StatementJson, parse_json_object(text))
+
+
+async def consent_statement(conn: AsyncConnection, consent_id: str) -> StatementJson | None:
     row = (
         await conn.execute(
             select(T_CONSENT.c.statement).where(T_CONSENT.c.consent_id == consent_id)
         )
     ).first()
-    return parse_json_object(row[0]) if row else None
+    return _statement(row[0]) if row else None
 
 
 def consent_plan_sync(conn: Connection, consent_id: str) -> str | None:
@@ -439,16 +446,16 @@ async def insert_consent(
     )
 
 
-def consents_for_plan_sync(conn: Connection, plan_id: str) -> list[dict[str, Any]]:
+def consents_for_plan_sync(conn: Connection, plan_id: str) -> list[StatementJson]:
     rows = conn.execute(
         select(T_CONSENT.c.statement)
         .where(T_CONSENT.c.plan_id == plan_id)
         .order_by(T_CONSENT.c.received_at)
     )
-    return [parse_json_object(r[0]) for r in rows]
+    return [_statement(r[0]) for r in rows]
 
 
-async def consents_for_plan(engine: AsyncEngine, plan_id: str) -> list[dict[str, Any]]:
+async def consents_for_plan(engine: AsyncEngine, plan_id: str) -> list[StatementJson]:
     async with engine.connect() as conn:
         return await conn.run_sync(consents_for_plan_sync, plan_id)
 
@@ -456,9 +463,9 @@ async def consents_for_plan(engine: AsyncEngine, plan_id: str) -> list[dict[str,
 class RecordCache(Protocol):
     """Where already-parsed fragment versions are kept (``ReleaseCache.records``)."""
 
-    def get(self, key: Any) -> Any: ...
+    def get(self, key: tuple[str, int]) -> FragmentRecord | None: ...
 
-    def put(self, key: Any, value: Any) -> None: ...
+    def put(self, key: tuple[str, int], value: FragmentRecord) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..domain.consent_people import Person
 from ..domain.shared_plan_shape import SharedPlan
+from ..domain.statement_json import StatementJson
 from ..errors import FieldProblem, InvalidInput, NodeError, NotFound, field_problems
 from ..services import children, consent_people, consents, fragments, plans
+from ..services.consent_people import ConsentOverview
+from ..services.consents import RecordedConsent
+from ..services.revocation import RecordedRevocation
 from ..store import records
 from .auth import USER_KEY, require
 from .keys import NODE_KEY
@@ -332,7 +336,7 @@ async def edit_fragment(request: web.Request) -> dict[str, Any]:
 @routes.get("/api/v1/plans/{plan_id}/consents")
 @require(*PROFESSIONALS)
 @json_api
-async def list_consents(request: web.Request) -> list[dict[str, Any]]:
+async def list_consents(request: web.Request) -> list[StatementJson]:
     node = request.app[NODE_KEY]
     plan_id = request.match_info["plan_id"]
     await plans.plan_view(node, plan_id)  # 404 for an unknown plan
@@ -342,7 +346,7 @@ async def list_consents(request: web.Request) -> list[dict[str, Any]]:
 @routes.post("/api/v1/plans/{plan_id}/consents")
 @require("lead")
 @json_api
-async def record_consent(request: web.Request) -> dict[str, Any]:
+async def record_consent(request: web.Request) -> RecordedConsent:
     body = await parse(request, ConsentIn)
     return await consents.record_consent(
         request.app[NODE_KEY],
@@ -358,7 +362,7 @@ async def record_consent(request: web.Request) -> dict[str, Any]:
     )
 
 
-def _overview_json(overview: dict[str, Any]) -> dict[str, Any]:
+def _overview_json(overview: ConsentOverview) -> dict[str, Any]:
     current = overview["current"]
     return {
         "state": overview["state"],
@@ -395,7 +399,7 @@ async def consent_overview(request: web.Request) -> dict[str, Any]:
 @routes.post("/api/v1/plans/{plan_id}/consent")
 @require("lead")
 @json_api
-async def record_consent_people(request: web.Request) -> dict[str, Any]:
+async def record_consent_people(request: web.Request) -> RecordedConsent:
     body = await parse(request, ConsentPeopleIn)
     return await consent_people.record_consent_people(
         request.app[NODE_KEY],
@@ -413,7 +417,7 @@ async def record_consent_people(request: web.Request) -> dict[str, Any]:
 @routes.post("/api/v1/plans/{plan_id}/consent/answers")
 @require("lead")
 @json_api
-async def record_answer(request: web.Request) -> dict[str, Any]:
+async def record_answer(request: web.Request) -> RecordedConsent:
     """One person's answer: a new statement replaces the plan's current consent."""
     body = await parse(request, AnswerIn)
     return await consent_people.record_answer(
@@ -462,7 +466,7 @@ async def access_report(request: web.Request) -> dict[str, Any]:
 @routes.post("/api/v1/consents/{consent_id}/revoke")
 @require(*PROFESSIONALS)
 @json_api
-async def revoke_consent(request: web.Request) -> dict[str, Any]:
+async def revoke_consent(request: web.Request) -> RecordedRevocation:
     """Record the family's withdrawal; every participant is notified (durably, via the outbox)."""
     from ..services.revocation import record_revocation
 

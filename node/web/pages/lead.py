@@ -25,6 +25,7 @@ from ...services import plan_close
 from ...services import plans as plan_service
 from ...services.access_report import report_for
 from ...services.assembly import assemble
+from ...services.consents import RecordedConsent
 from ...services.family_views import family_writers
 from ...services.plans import MEETING_TIME
 from ...services.revocation import record_revocation
@@ -137,7 +138,7 @@ async def consent_form(request: web.Request) -> web.StreamResponse:
     return await _consent_page(request)
 
 
-def _sent_messages(t: Translator, result: dict[str, Any]) -> list[str]:
+def _sent_messages(t: Translator, result: RecordedConsent) -> list[str]:
     """What the lead is told after a statement was signed and sent."""
     messages = [t.gettext("Samtycket är registrerat och skickat.")]
     if result.get("replaces"):
