@@ -18,6 +18,7 @@ from ..services import consents as consent_service
 from ..services import fragments as fragment_service
 from ..services import plans as plan_service
 from ..services import users as user_service
+from ..services.plans import PlanView
 from ..services.provider_sign_in import subject_as_stored
 from ..store import records
 from ..store.tables import User
@@ -268,7 +269,7 @@ async def plans_create(
     _print_plan(view, as_json)
 
 
-def _print_plan(view: dict[str, Any], as_json: bool) -> None:
+def _print_plan(view: PlanView, as_json: bool) -> None:
     if as_json:
         echo_json(view)
         return

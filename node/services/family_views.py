@@ -20,14 +20,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from ..errors import FieldProblem, InvalidInput, NotFound
 from ..store import consent_people as people_store
 from ..store import records
 from ..store.tables import ConsentPerson, User
 from .family_plan import person_on_plan
-from .fragments import FamilyAuthor, author_fragment
+from .fragments import FamilyAuthor, FragmentView, author_fragment
 from .ports import FederationNode
 from .resident_sign_in import CHILD_ROLES
 
@@ -101,9 +100,7 @@ def _checked_text(text: str) -> str:
     return text
 
 
-async def write_view(
-    node: FederationNode, resident: User, plan_id: str, text: str
-) -> dict[str, Any]:
+async def write_view(node: FederationNode, resident: User, plan_id: str, text: str) -> FragmentView:
     """Save ``text`` as ``resident``'s own view on ``plan_id``: version 1 of their fragment,
     or its next version. Empty or too long text is refused at the field and saves nothing; a
     closed plan is refused (``plan_closed``) as for a professional."""

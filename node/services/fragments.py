@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import NotRequired, Protocol, TypedDict
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,6 +24,7 @@ from protocol.documents import sign_fragment
 from protocol.keys import SigningKey
 from protocol.models import Consenter, FragmentContent, LongText
 
+from ..domain.json_object import JsonObject
 from ..domain.records import FragmentRecord
 from ..errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound, field_problems
 from ..store import records
@@ -67,14 +69,29 @@ class FamilyAuthor:
         return FAMILY_AUTHOR_PREFIX + self.ref
 
 
-def wire_content(content: dict[str, Any]) -> dict[str, Any]:
+class FragmentView(TypedDict):
+    """One of this node's fragment versions as its professionals see it."""
+
+    fragment_id: str
+    version: int
+    plan_id: str
+    category: str
+    indicators: list[str]
+    content: JsonObject
+    authored_by: NotRequired[str]
+    authored_at: str
+
+
+def wire_content(content: Mapping[str, object]) -> JsonObject:
     """The part of stored content that may leave the node: the members the protocol's fragment
     content has, and nothing else (so the internal note, and anything added to the store
     later, stays here unless the protocol itself gains it), with no ``null`` members."""
     return _without_nulls({k: v for k, v in content.items() if k in FragmentContent.model_fields})
 
 
-def _validate(category: str, indicators: list[str], content: dict[str, Any]) -> AuthoredContent:
+def _validate(
+    category: str, indicators: list[str], content: Mapping[str, object]
+) -> AuthoredContent:
     errors: dict[str, FieldProblem] = {}
     if category not in {c.value for c in Category}:
         choices = ", ".join(c.value for c in Category)
@@ -106,9 +123,9 @@ async def author_fragment(
     *,
     category: str,
     indicators: list[str],
-    content: dict[str, Any],
+    content: Mapping[str, object],
     fragment_id: str | None = None,
-) -> dict[str, Any]:
+) -> FragmentView:
     """Save a new fragment (version 1) or a new version of an existing one: a professional's,
     or (``FamilyAuthor``) a family member's own ``family`` fragment, with ``written_by`` set
     here from who they are on the plan and never taken from the content."""
@@ -173,20 +190,27 @@ async def author_fragment(
     return fragment_view(row)
 
 
-def fragment_view(row: FragmentVersion) -> dict[str, Any]:
+def _stored_content(text: str) -> JsonObject:
+    content = json.loads(text)
+    if not isinstance(content, dict):  # the store holds what author_fragment wrote: an object
+        raise TypeError("stored fragment content is not a JSON object")
+    return content
+
+
+def fragment_view(row: FragmentVersion) -> FragmentView:
     return {
         "fragment_id": row.fragment_id,
         "version": row.version,
         "plan_id": row.plan_id,
         "category": row.category,
         "indicators": [i for i in row.indicators.split(",") if i],
-        "content": json.loads(row.content),
+        "content": _stored_content(row.content),
         "authored_by": row.authored_by,
         "authored_at": row.authored_at.isoformat(),
     }
 
 
-async def list_fragments(node: Authoring, actor: User, plan_id: str) -> list[dict[str, Any]]:
+async def list_fragments(node: Authoring, actor: User, plan_id: str) -> list[FragmentView]:
     if actor.role not in ("professional", "lead"):
         raise Forbidden("operators do not read plan content", code="operator_reads_content")
     if await records.get_plan(node.engine, plan_id) is None:
@@ -212,7 +236,7 @@ async def list_fragments(node: Authoring, actor: User, plan_id: str) -> list[dic
 
 def signed_fragment(
     record: FragmentRecord, consent_id: str, key: SigningKey, signed_at: str
-) -> dict[str, Any]:
+) -> JsonObject:
     """One of this node's fragments as it leaves the node: signed, naming the consent it is
     released under, with the content the protocol defines and no internal note. The release
     handler and the lead's own assembly both use this; nothing else signs fragments."""
@@ -233,13 +257,17 @@ def signed_fragment(
     )
 
 
-def _without_nulls(value: Any) -> Any:
+def _without_nulls(content: Mapping[str, object]) -> JsonObject:
     """Content as the wire carries it: an optional member without a value is absent, never
     ``null`` (SPEC.md §5.2, §6.1). The local API and the store take and keep ``null`` for "no
     value" (every member is present in stored content), so content crosses this on its way in
     and out."""
+    return {k: _no_nulls_in(v) for k, v in content.items() if v is not None}
+
+
+def _no_nulls_in(value: object) -> object:
     if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        return _without_nulls(value)
     if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
+        return [_no_nulls_in(v) for v in value]
     return value

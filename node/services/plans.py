@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import date, datetime, time
-from typing import Any
+from typing import NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
 from protocol.clock import parse_time
@@ -34,7 +34,7 @@ async def create_plan(
     purpose: str,
     reason: str = "",
     responsible_node: str | None = None,
-) -> dict[str, Any]:
+) -> PlanView:
     """Create a plan led here and invite every participant (concurrently); return its view."""
     if actor.role != "lead":
         raise Forbidden("only a lead professional creates plans", code="not_lead")
@@ -111,7 +111,52 @@ async def create_plan(
     return await plan_view(node, plan.plan_id)
 
 
-async def plan_view(node: FederationNode, plan_id: str) -> dict[str, Any]:
+class Member(TypedDict):
+    node_id: str
+    status: str
+
+
+class Invited(TypedDict):
+    node_id: str
+    outcome: str
+
+
+class PlanView(TypedDict):
+    """A plan as this node's professionals see it (``plan_view``)."""
+
+    plan_id: str
+    role: str
+    status: str
+    child_id: str | None
+    lead_node: str
+    lead_professional: str
+    responsible_node: str
+    purpose: str
+    reason: str
+    created_at: str
+    participants: list[Member]
+    life_status: str
+    closed_at: str | None
+    coordinator_name: str | None
+    coordinator_contact: str | None
+    review_at: str | None
+    review_place: str | None
+    lead_notified: NotRequired[str]  # after a link or decline: how the lead took the news
+    invited: NotRequired[Invited]  # after inviting one more agency: how it answered
+
+
+class Invitation(TypedDict):
+    """An invitation waiting here, with the local children whose personnummer it names."""
+
+    plan_id: str
+    lead_node: str
+    purpose: str
+    personnummer: str | None
+    received_at: datetime
+    matches: list[str]
+
+
+async def plan_view(node: FederationNode, plan_id: str) -> PlanView:
     """A plan as this node's professionals see it: no identity numbers, no peer content."""
     plan = await records.get_plan(node.engine, plan_id)
     if plan is None:
@@ -162,11 +207,11 @@ async def life_status(node: FederationNode, plan: Plan, members: dict[str, str])
     return plan_status(facts, node.clock.now())
 
 
-async def list_plan_views(node: FederationNode, status: str | None = None) -> list[dict[str, Any]]:
+async def list_plan_views(node: FederationNode, status: str | None = None) -> list[PlanView]:
     return [await plan_view(node, p.plan_id) for p in await records.list_plans(node.engine, status)]
 
 
-async def my_plan_views(node: FederationNode) -> list[dict[str, Any]]:
+async def my_plan_views(node: FederationNode) -> list[PlanView]:
     """The plans this agency leads or takes part in, open and closed (not invitations still
     waiting for an answer here, nor declined ones)."""
     plans = await records.list_plans(node.engine, None)
@@ -207,7 +252,7 @@ async def update_details(
     review_date: str,
     review_time: str,
     review_place: str,
-) -> dict[str, Any]:
+) -> PlanView:
     """The lead edits the plan's details. They stay at the lead node: they are not plan content
     any holder releases, and no peer needs them to decide anything (SPEC §7.1 note)."""
     await _led_open_plan(node, actor, plan_id)
@@ -248,7 +293,7 @@ async def update_details(
 
 async def invite_participant(
     node: FederationNode, actor: User, plan_id: str, peer: str
-) -> dict[str, Any]:
+) -> PlanView:
     """Invite one more agency to a plan this node leads, as the first ones were (SPEC §7.1): its
     invitation lists every node taking part and itself. The participants already in the plan
     learn of it from the next consent statement that names it (§7.3)."""
@@ -300,7 +345,7 @@ async def invite_participant(
     return view
 
 
-async def list_invitations(node: FederationNode) -> list[dict[str, Any]]:
+async def list_invitations(node: FederationNode) -> list[Invitation]:
     """Invitations waiting for a professional here, each with the children on record *here*
     whose personnummer is the invitation's (``matches``): the invited node never tells the
     lead whether it holds the child, so this is the only place where the match is seen."""
@@ -325,7 +370,7 @@ async def list_invitations(node: FederationNode) -> list[dict[str, Any]]:
 
 async def resolve_invitation(
     node: FederationNode, actor: User, plan_id: str, *, child_id: str | None, decline: bool
-) -> dict[str, Any]:
+) -> PlanView:
     """A professional links a pending invitation to a local child, or declines it."""
     if actor.role not in ("professional", "lead"):
         raise Forbidden("only professionals handle invitations", code="not_professional")
@@ -340,7 +385,7 @@ async def resolve_invitation(
             code="invitation_resolved",
             params={"status": plan.status},
         )
-    values: dict[str, Any]
+    values: dict[str, str | None]
     if decline:
         values = {"status": "declined", "link_personnummer": None}
     else:

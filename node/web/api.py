@@ -20,6 +20,8 @@ from ..errors import FieldProblem, InvalidInput, NodeError, NotFound, field_prob
 from ..services import children, consent_people, consents, fragments, plans
 from ..services.consent_people import ConsentOverview
 from ..services.consents import RecordedConsent
+from ..services.fragments import FragmentView
+from ..services.plans import PlanView
 from ..services.revocation import RecordedRevocation
 from ..store import records
 from .auth import USER_KEY, require
@@ -231,14 +233,14 @@ async def add_child(request: web.Request) -> dict[str, Any]:
 @routes.get("/api/v1/plans")
 @require(*PROFESSIONALS)
 @json_api
-async def list_plans(request: web.Request) -> list[dict[str, Any]]:
+async def list_plans(request: web.Request) -> list[PlanView]:
     return await plans.list_plan_views(request.app[NODE_KEY], "active")
 
 
 @routes.post("/api/v1/plans")
 @require("lead")
 @json_api
-async def create_plan(request: web.Request) -> dict[str, Any]:
+async def create_plan(request: web.Request) -> PlanView:
     body = await parse(request, PlanIn)
     return await plans.create_plan(
         request.app[NODE_KEY],
@@ -254,7 +256,7 @@ async def create_plan(request: web.Request) -> dict[str, Any]:
 @routes.get("/api/v1/plans/{plan_id}")
 @require(*PROFESSIONALS)
 @json_api
-async def get_plan(request: web.Request) -> dict[str, Any]:
+async def get_plan(request: web.Request) -> PlanView:
     return await plans.plan_view(request.app[NODE_KEY], request.match_info["plan_id"])
 
 
@@ -269,7 +271,7 @@ async def list_invitations(request: web.Request) -> list[dict[str, Any]]:
 @routes.post("/api/v1/invitations/{plan_id}/link")
 @require(*PROFESSIONALS)
 @json_api
-async def link_invitation(request: web.Request) -> dict[str, Any]:
+async def link_invitation(request: web.Request) -> PlanView:
     body = await parse(request, LinkIn)
     return await plans.resolve_invitation(
         request.app[NODE_KEY],
@@ -283,7 +285,7 @@ async def link_invitation(request: web.Request) -> dict[str, Any]:
 @routes.post("/api/v1/invitations/{plan_id}/decline")
 @require(*PROFESSIONALS)
 @json_api
-async def decline_invitation(request: web.Request) -> dict[str, Any]:
+async def decline_invitation(request: web.Request) -> PlanView:
     return await plans.resolve_invitation(
         request.app[NODE_KEY],
         request[USER_KEY],
@@ -296,7 +298,7 @@ async def decline_invitation(request: web.Request) -> dict[str, Any]:
 @routes.get("/api/v1/plans/{plan_id}/fragments")
 @require(*PROFESSIONALS)
 @json_api
-async def list_fragments(request: web.Request) -> list[dict[str, Any]]:
+async def list_fragments(request: web.Request) -> list[FragmentView]:
     return await fragments.list_fragments(
         request.app[NODE_KEY], request[USER_KEY], request.match_info["plan_id"]
     )
@@ -305,7 +307,7 @@ async def list_fragments(request: web.Request) -> list[dict[str, Any]]:
 @routes.post("/api/v1/plans/{plan_id}/fragments")
 @require(*PROFESSIONALS)
 @json_api
-async def add_fragment(request: web.Request) -> dict[str, Any]:
+async def add_fragment(request: web.Request) -> FragmentView:
     body = await parse(request, FragmentIn)
     return await fragments.author_fragment(
         request.app[NODE_KEY],
@@ -320,7 +322,7 @@ async def add_fragment(request: web.Request) -> dict[str, Any]:
 @routes.put("/api/v1/plans/{plan_id}/fragments/{fragment_id}")
 @require(*PROFESSIONALS)
 @json_api
-async def edit_fragment(request: web.Request) -> dict[str, Any]:
+async def edit_fragment(request: web.Request) -> FragmentView:
     body = await parse(request, FragmentIn)
     return await fragments.author_fragment(
         request.app[NODE_KEY],
@@ -478,7 +480,7 @@ async def revoke_consent(request: web.Request) -> RecordedRevocation:
 @routes.post("/api/v1/plans/{plan_id}/participants")
 @require("lead")
 @json_api
-async def invite_participant(request: web.Request) -> dict[str, Any]:
+async def invite_participant(request: web.Request) -> PlanView:
     """Invite one more agency to an open plan this node leads, as its plan page does."""
     body = await parse(request, ParticipantIn)
     return await plans.invite_participant(
@@ -489,7 +491,7 @@ async def invite_participant(request: web.Request) -> dict[str, Any]:
 @routes.put("/api/v1/plans/{plan_id}/details")
 @require("lead")
 @json_api
-async def update_details(request: web.Request) -> dict[str, Any]:
+async def update_details(request: web.Request) -> PlanView:
     """The plan's details at the lead (why, the coordinator and how to reach them, the next
     review meeting), as the plan's details page edits them: each given in full every time."""
     body = await parse(request, DetailsIn)

@@ -27,7 +27,7 @@ from ...services.access_report import report_for
 from ...services.assembly import assemble
 from ...services.consents import RecordedConsent
 from ...services.family_views import family_writers
-from ...services.plans import MEETING_TIME
+from ...services.plans import MEETING_TIME, PlanView
 from ...services.revocation import record_revocation
 from ...store import records
 from ..keys import NODE_KEY
@@ -394,7 +394,7 @@ DETAIL_FIELDS = (
 )
 
 
-async def _led_view(request: web.Request) -> dict[str, Any]:
+async def _led_view(request: web.Request) -> PlanView:
     """The plan of the URL if this node leads it (``NotFound`` otherwise: the 404 page)."""
     node = request.app[NODE_KEY]
     plan_id = request.match_info["plan_id"]
@@ -406,7 +406,7 @@ async def _led_view(request: web.Request) -> dict[str, Any]:
     return view
 
 
-def _detail_values(view: dict[str, Any]) -> dict[str, str]:
+def _detail_values(view: PlanView) -> dict[str, str]:
     review = view["review_at"]
     local = datetime.fromisoformat(review).astimezone(MEETING_TIME) if review else None
     return {

@@ -16,6 +16,7 @@ from ...services import children as child_service
 from ...services import fragments as fragment_service
 from ...services import plans as plan_service
 from ...services.family_views import family_writers
+from ...services.fragments import FragmentView
 from ...store import records
 from ..keys import NODE_KEY
 from ..problems import answer_for
@@ -55,11 +56,16 @@ async def _plans_page(
     plans = await plan_service.my_plan_views(node)
     children = await records.list_children(node.engine)
     by_id = {c.child_id: c for c in children}
-    invitations = await plan_service.list_invitations(node)
-    for inv in invitations:  # only this node's own matching children are offered to link
-        inv["matching"] = [by_id[c] for c in inv["matches"] if c in by_id]
-        only = inv["matches"][0] if len(inv["matches"]) == 1 else ""
-        inv["suggested"] = (chosen or {}).get(inv["plan_id"]) or only
+    invitations = [
+        {
+            **inv,
+            # only this node's own matching children are offered to link
+            "matching": [by_id[c] for c in inv["matches"] if c in by_id],
+            "suggested": (chosen or {}).get(inv["plan_id"])
+            or (inv["matches"][0] if len(inv["matches"]) == 1 else ""),
+        }
+        for inv in await plan_service.list_invitations(node)
+    ]
     return await render(
         request,
         "plans.html",
@@ -296,7 +302,7 @@ async def plan_page(request: web.Request) -> web.StreamResponse:
 
 async def _save_fragment(
     request: web.Request, fragment_id: str | None
-) -> tuple[FragmentForm, dict[str, str] | None, dict[str, Any] | None]:
+) -> tuple[FragmentForm, dict[str, str] | None, FragmentView | None]:
     """Save the posted fragment; (form, errors, saved). ``add_row`` re-renders, saving nothing."""
     raw = await read_form(request)
     add_row = first(raw, "add_row") or None
@@ -330,7 +336,7 @@ async def add_fragment(request: web.Request) -> web.StreamResponse:
     return await _saved(request, plan_id, saved)
 
 
-async def _saved(request: web.Request, plan_id: str, saved: dict[str, Any]) -> web.Response:
+async def _saved(request: web.Request, plan_id: str, saved: FragmentView) -> web.Response:
     flash(
         await get_session(request),
         translator(request).gettext(
