@@ -342,7 +342,7 @@ async def restored(directory: Path, note: str, seq: int | None, as_json: bool) -
         return
     click.echo(
         f"restore declared: the exchange log continues from entry {declaration['seq']} "
-        f"(head {declaration['head'][:16]}…)"
+        f"(head {str(declaration['head'])[:16]}…)"
     )
     for peer, outcome in sorted(outcomes.items()):
         click.echo(f"{peer:32} {outcome}")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -38,6 +37,7 @@ from protocol.messages import (
     ReleaseRecord,
 )
 
+from ..domain.json_object import JsonObject
 from ..errors import Forbidden, NotFound, Refusal
 from ..store import records
 from ..store.access_report import LoggedRelease, releases_for_plan
@@ -67,8 +67,8 @@ def release_role(professional: str | None, plan: Plan) -> str:
     return "lead_professional" if professional == plan.lead_professional else "professional"
 
 
-def _release_body(entry: LoggedRelease, plan: Plan, names_staff: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
+def _release_body(entry: LoggedRelease, plan: Plan, names_staff: bool) -> JsonObject:
+    body: JsonObject = {
         "seq": entry.seq,
         "at": format_time(entry.at),
         "recipient": entry.recipient,
@@ -162,7 +162,7 @@ class AccessTimeline:
     entries: tuple[ReleaseEntry, ...]
     holders: tuple[HolderStatus, ...]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JsonObject:
         """The timeline as the JSON API returns it."""
         return {
             "plan_id": self.plan_id,
@@ -194,7 +194,7 @@ class AccessTimeline:
         }
 
 
-def _lead_reads(conn: Connection, plan_id: str) -> tuple[Plan, dict[str, str], list[Any]]:
+def _lead_reads(conn: Connection, plan_id: str) -> tuple[Plan, dict[str, str], list[LoggedRelease]]:
     plan = records.get_plan_sync(conn, plan_id)
     if plan is None or plan.role != "lead":
         raise NotFound(f"no plan {plan_id} led by this node")

@@ -19,7 +19,6 @@ import json
 import random
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,6 +32,7 @@ from protocol.keys import PublicKey, fingerprint
 from protocol.messages import KeysUpdate, KeysUpdateAck
 from protocol.models import NodeDocument, is_uuid
 
+from ..domain.json_object import JsonObject
 from ..errors import Refusal
 from ..store import peers as peer_store
 from ..store import revocations as outbox_store
@@ -54,7 +54,7 @@ log = structlog.get_logger("barnplan.keys")
 
 
 async def enqueue_announcements(
-    conn: AsyncConnection, document: dict[str, Any], now: datetime
+    conn: AsyncConnection, document: JsonObject, now: datetime
 ) -> list[str]:
     """Queue ``keys.update`` with ``document`` to every trusted peer in the caller's
     transaction (the one that changes the key); return the peers."""
@@ -103,7 +103,7 @@ class Outbox(revocation.Outbox):
 # --- judging and holding a peer's changed document --------------------------------------------
 
 
-def judge(node: FederationNode, peer: str, raw: dict[str, Any]) -> DocumentUpdate:
+def judge(node: FederationNode, peer: str, raw: JsonObject) -> DocumentUpdate:
     """``raw`` against the document this node holds for ``peer`` (SPEC.md §4.6)."""
     held = node.keyring.document_for(peer)
     keys = node.keyring.keys_for(peer)
@@ -127,7 +127,7 @@ class Hold:
     into the in-memory key ring, so a withdrawn key stops verifying with the very next message.
     """
 
-    def __init__(self, node: FederationNode, peer: str, raw: dict[str, Any]) -> None:
+    def __init__(self, node: FederationNode, peer: str, raw: JsonObject) -> None:
         self._node, self._peer, self._raw = node, peer, raw
         self._held: tuple[NodeDocument, list[PublicKey]] | None = None
 
@@ -185,7 +185,7 @@ async def handle_keys_update(node: FederationNode, message: Verified) -> Outcome
 # --- learning a peer's changed document after a failed verification ---------------------------
 
 
-def carried_document(data: bytes, peer: str) -> tuple[dict[str, Any], str] | None:
+def carried_document(data: bytes, peer: str) -> tuple[JsonObject, str] | None:
     """The document a ``keys.update`` from ``peer`` carries, with the message's id, parsed by
     the strict parser. Used only as a candidate for §4.6, which trusts nothing but the
     document's own signature, so an envelope that failed verification may still bring it."""
@@ -252,9 +252,7 @@ class KeyRefresh:
     def _counted(self, outcome: str) -> None:
         self._node.metrics.document_fetches.labels(outcome).inc()
 
-    async def _consider(
-        self, peer: str, raw: dict[str, Any], direction: str, message_id: str
-    ) -> bool:
+    async def _consider(self, peer: str, raw: JsonObject, direction: str, message_id: str) -> bool:
         """Judge ``raw`` and hold it if §4.6 admits it; True if it now is the held document.
         Only a change is an entry of the exchange log (with the change, in one transaction); a
         fetch that changed nothing is one process-log line, as a refused document is (the

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -35,6 +34,7 @@ from protocol.errors import ProtocolError, Reason
 from protocol.messages import LogCheckpointMessage, LogWitnessMessage
 from protocol.models import Checkpoint, RestoreDeclaration
 
+from ..domain.json_object import JsonObject
 from ..domain.witness_rule import Held, Link, Problem, declaration_problem, judge
 from ..errors import Conflict, InvalidInput, Refusal
 from ..store import witnessed
@@ -99,7 +99,7 @@ async def handle_checkpoint(node: FederationNode, message: Verified) -> Outcome:
     return _sign(node, body, checkpoint, link, prior, declaration)
 
 
-def _same_declaration(restore: dict[str, Any], accepted: str | None) -> bool:
+def _same_declaration(restore: JsonObject, accepted: str | None) -> bool:
     """Is ``restore`` the declaration accepted last? (Ed25519 signatures are deterministic:
     the same signed object has the same signature value, however its members are ordered.)"""
     if accepted is None:
@@ -118,7 +118,7 @@ _SAYS = {
 def _check_declaration(
     node: FederationNode,
     sender: str,
-    restore: dict[str, Any],
+    restore: JsonObject,
     checkpoint: Link,
     held: witnessed.WitnessedLog,
 ) -> RestoreDeclaration:
@@ -245,20 +245,20 @@ async def _witness_by(node: FederationNode, peer: str) -> str | None:
         declared = await witnessed.latest_declaration(conn)
     outcome = None
     for item in pending:
-        body: dict[str, Any] = {"checkpoint": item.checkpoint}
+        body: JsonObject = {"checkpoint": item.checkpoint}
         if item.prior is not None:
             body["prior"] = {"seq": item.prior.seq, "head": item.prior.head}
         if declared is not None:
             body["restore"] = declared[1]
-        outcome = await _ask(node, peer, body)
+        outcome = await _ask(node, peer, body, item.checkpoint)
         if outcome != "ok":
             break  # the next ones follow this one: a witness would refuse them
     return outcome
 
 
-async def _ask(node: FederationNode, peer: str, body: dict[str, Any]) -> str:
-    """Send one checkpoint; keep the peer's witness if it is the right one."""
-    signed = body["checkpoint"]
+async def _ask(node: FederationNode, peer: str, body: JsonObject, signed: JsonObject) -> str:
+    """Send one checkpoint (``signed``, in ``body``); keep the peer's witness if it is the
+    right one."""
     result = await node.peers.send(peer, "log.checkpoint", body)
     if not result.ok or result.reply is None:
         return result.outcome if result.reason is None else f"{result.outcome}: {result.reason}"
@@ -296,7 +296,7 @@ async def _ask(node: FederationNode, peer: str, body: dict[str, Any]) -> str:
 
 
 def declaration_problems(
-    node: FederationNode, declarations: list[tuple[int, dict[str, Any]]], hashes: dict[int, str]
+    node: FederationNode, declarations: list[tuple[int, JsonObject]], hashes: dict[int, str]
 ) -> list[ChainProblem]:
     """For ``log verify``: each of this node's restore declarations is signed by it and names
     an entry of its log with that entry's hash (``hashes``: the chain's, by seq)."""
@@ -321,7 +321,7 @@ def declaration_problems(
 
 async def declare_restore(
     node: FederationNode, note: str | None, seq: int | None = None
-) -> dict[str, Any]:
+) -> JsonObject:
     """Declare that this node's exchange log was restored from a backup: sign a restore
     declaration naming the entry the log was restored to (``seq``; by default the log's head
     now, which is that entry when the node has not run since the restore), record it and
