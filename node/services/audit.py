@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -20,6 +19,7 @@ from sqlalchemy import select
 from protocol.documents import sign_checkpoint, verify_checkpoint, verify_witness
 from protocol.errors import ProtocolError
 
+from ..domain.json_object import JsonObject
 from ..store import log_archive, witnessed
 from ..store.exchange_log import GENESIS, ChainProblem, log_head, verify_chain
 from ..store.tables import CheckpointWitness, LogCheckpoint, LogVerification
@@ -32,7 +32,7 @@ T_CHECKPOINT = LogCheckpoint.__table__  # type: ignore[attr-defined]
 T_WITNESS = CheckpointWitness.__table__  # type: ignore[attr-defined]
 
 
-async def make_checkpoint(node: FederationNode) -> dict[str, Any] | None:
+async def make_checkpoint(node: FederationNode) -> JsonObject | None:
     """Sign the current head (if it moved since the last checkpoint) and store it."""
     seq, head = await log_head(node.engine)
     if seq == 0:
@@ -67,10 +67,10 @@ class VerifyReport:
     head_seq: int
     checkpoints: int
     witnesses: int
-    problems: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[JsonObject] = field(default_factory=list)
     archived_through: int = 0  # the live log starts after this entry (``log archive``)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return asdict(self)
 
 

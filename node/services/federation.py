@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from ssl import SSLContext
-from typing import Any
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,6 +30,7 @@ from protocol.federation import (
 )
 from protocol.keys import fingerprint
 
+from ..domain.json_object import JsonObject
 from ..errors import Conflict
 from ..store import peers as peer_store
 from .peers import FetchedPeer, PeerError, fetch_peer, trust_peer
@@ -126,7 +126,7 @@ async def stale_peers(engine: AsyncEngine, members: FederationMembers) -> list[s
 # --- remembering the applied version ------------------------------------------------------------
 
 
-def _load_state(directory: Path) -> dict[str, Any]:
+def _load_state(directory: Path) -> JsonObject:
     path = directory / STATE_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..store import revocations as revocation_store
-from ..store.tables import ExchangeLogEntry
+from ..store.tables import ExchangeLogEntry, OutboxItem
 from .ports import FederationNode
 
 T_LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
@@ -128,7 +127,7 @@ async def revocation_delivery(node: FederationNode) -> list[RevocationFigures]:
 
     async with node.store.reading() as conn:
         rows = await revocation_store.outbox_rows(conn, include_delivered=True)
-    groups: dict[str, list[Any]] = defaultdict(list)
+    groups: dict[str, list[OutboxItem]] = defaultdict(list)
     for row in rows:
         if row.message_type == "consent.revoke":
             notice = json.loads(row.body).get("notice_id") or row.item_id

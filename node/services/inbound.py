@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 import structlog
 
@@ -32,6 +31,7 @@ from protocol.envelope import (
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import REPLY_TYPES, type_label
 
+from ..domain.json_object import JsonObject
 from ..errors import Refusal
 from ..store.exchange_log import DuplicateMessage, LogDraft, SeenId, StateChange
 from .ports import FederationNode
@@ -54,14 +54,14 @@ UNVERIFIED = "unverified"
 RELOADABLE = frozenset({Reason.UNKNOWN_SENDER, Reason.UNKNOWN_KEY})
 # what a request came to: the refusal it was answered with (None for a reply), and the signed
 # envelope; the HTTP status is the web layer's to choose (node/web/federation.py)
-Answer = tuple[Refusal | None, dict[str, Any]]
+Answer = tuple[Refusal | None, JsonObject]
 
 
 @dataclass
 class Outcome:
     """What a handler decided: the reply body, how to log it, and the change to commit."""
 
-    body: dict[str, Any]
+    body: JsonObject
     outcome: str = "ok"
     reason: str | None = None
     plan_id: str | None = None

@@ -75,7 +75,7 @@ async def deliver_announcement(node: FederationNode, rng: random.Random, item: O
     now = node.clock.now()
     async with node.store.writing() as conn:
         if acked and isinstance(ack, KeysUpdateAck):
-            superseded = ack.status == UpdateStatus.SUPERSEDED
+            superseded = ack.status == UpdateStatus.SUPERSEDED.value
             note = "superseded: the peer holds a newer document" if superseded else None
             await outbox_store.mark_delivered(conn, item.item_id, now, note)
         else:

@@ -19,7 +19,6 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,6 +28,7 @@ from protocol.key_updates import sign_key_change
 from protocol.keys import SigningKey, fingerprint, save_private_key
 
 from ..config import CONFIG_NAME, NodeConfig
+from ..domain.json_object import JsonObject
 from ..errors import InvalidInput
 from ..identity import IdentityError, load_identity
 from ..store import peers as peer_store
@@ -219,7 +219,7 @@ async def _swap_rows(
     new: SigningKey,
     at: datetime,
     file: str,
-    document: dict[str, Any],
+    document: JsonObject,
 ) -> list[str]:
     """End ``old_id``, add ``new`` with the document that introduces it, and queue that
     document to every peer: one transaction. Returns the peers it was queued to."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from pydantic import BaseModel
@@ -19,6 +18,7 @@ from protocol.envelope import Verified, sign_envelope, verify_envelope
 from protocol.errors import ProtocolError, Reason
 from protocol.messages import REPLY_TYPES, ErrorBody, FragmentsResponse
 
+from ..domain.json_object import JsonObject
 from ..httpio import read_limited
 from ..store.exchange_log import LogDraft
 from .node_parts import ClientNode
@@ -76,7 +76,7 @@ class PeerClient:
         self,
         peer: str,
         type: str,
-        body: BaseModel | dict[str, Any],
+        body: BaseModel | JsonObject,
         context: LogContext | None = None,
         timeout: float | None = None,
     ) -> PeerResult:
@@ -89,7 +89,7 @@ class PeerClient:
         self,
         peer: str,
         type: str,
-        body: BaseModel | dict[str, Any],
+        body: BaseModel | JsonObject,
         context: LogContext | None = None,
         timeout: float | None = None,
     ) -> tuple[PeerResult, LogDraft]:
@@ -120,7 +120,7 @@ class PeerClient:
         return result, self._draft(peer, type, envelope["id"], result, context)
 
     async def _post(
-        self, peer: str, url: str, envelope: dict[str, Any], reply_type: str, timeout: float | None
+        self, peer: str, url: str, envelope: JsonObject, reply_type: str, timeout: float | None
     ) -> PeerResult:
         node = self._node
         session: aiohttp.ClientSession = node.http_session()

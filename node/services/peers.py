@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +15,7 @@ from protocol.jsontext import parse_json_object
 from protocol.keys import fingerprint
 from protocol.models import NodeDocument
 
+from ..domain.json_object import JsonObject
 from ..errors import Unavailable
 from ..store import peers as peer_store
 from ..store.tables import Peer
@@ -33,7 +33,7 @@ class PeerError(Unavailable):
 @dataclass(frozen=True)
 class FetchedPeer:
     document: NodeDocument
-    raw: dict[str, Any]
+    raw: JsonObject
     fingerprints: list[str]
 
 

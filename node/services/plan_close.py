@@ -17,8 +17,8 @@ import random
 import signal
 import uuid
 from collections import Counter
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TypedDict
 
 import structlog
 from pydantic import BaseModel
@@ -47,7 +47,15 @@ MESSAGE_TYPE = "plan.close"
 log = structlog.get_logger("barnplan.plan_close")
 
 
-async def close_plan(node: FederationNode, actor: User, plan_id: str) -> dict[str, Any]:
+class ClosedPlan(TypedDict):
+    """A plan closed here, and the participants a notice is queued for."""
+
+    plan_id: str
+    closed_at: str
+    notified: list[str]
+
+
+async def close_plan(node: FederationNode, actor: User, plan_id: str) -> ClosedPlan:
     """The lead closes a plan it leads: record it and queue a notice to every participant that
     takes part (linked, or still to answer its invitation), in one transaction."""
     if actor.role != "lead":
@@ -197,7 +205,7 @@ async def handle_since(node: FederationNode, message: Verified) -> Outcome:
     return Outcome(body=reply.model_dump(mode="json"), released=len(found))
 
 
-def take_closure_sync(conn: Connection, entry: Closure, via: str, now: Any) -> Reason | None:
+def take_closure_sync(conn: Connection, entry: Closure, via: str, now: datetime) -> Reason | None:
     """Apply a closure that peer ``via`` listed if this node's records admit it (as they would
     a ``plan.close`` from ``entry.closed_by``); else apply nothing and say why."""
     problem = judge_sync(conn, entry.plan_id, entry.closed_by, via)

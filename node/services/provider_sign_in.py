@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..config import NodeConfig
+from ..domain.json_object import JsonObject
 from ..local_secret import load_or_create_secret
 from ..oidc.identity import ClaimRules, person_from, role_for, stored_subject, user_id_for
 from ..store import records
@@ -62,7 +62,7 @@ async def sign_in(
     rules: ClaimRules,
     key: bytes,
     issuer: str,
-    claims: dict[str, Any],
+    claims: JsonObject,
     now: datetime,
 ) -> User:
     """The user a verified ID token's claims name, recorded or brought up to date; raises
@@ -73,7 +73,7 @@ async def sign_in(
     role = role_for(person, registered, user is not None and user.disabled_at is not None, rules)
     if user is None:
         return await _record(engine, person.issuer, person.subject, person.display_name, role, now)
-    changes: dict[str, Any] = {}
+    changes: JsonObject = {}
     if person.display_name and person.display_name != user.display_name:
         changes["display_name"] = person.display_name
     if user.role_from_claims and role != user.role:

@@ -57,7 +57,7 @@ log = structlog.get_logger("barnplan.revocation")
 
 def backoff_delay(attempts: int, rng: random.Random) -> float:
     """Delay before the next try after ``attempts`` failed ones (capped, jittered)."""
-    return min(CAP_S, BASE_S * 2 ** max(0, attempts - 1)) * rng.uniform(0.5, 1.0)
+    return min(CAP_S, BASE_S * 2.0 ** max(0, attempts - 1)) * rng.uniform(0.5, 1.0)
 
 
 class RecordedRevocation(TypedDict):

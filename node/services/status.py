@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 
 import aiohttp
 from sqlalchemy import func, select
@@ -22,12 +21,13 @@ from protocol.encoding import b64url_decode
 from protocol.keys import fingerprint
 
 from ..config import NodeConfig
+from ..domain.json_object import JsonObject
 from ..store import log_archive
 from ..store import peers as peer_store
 from ..store.engine import StoreError, create_engine, current_revision
 from ..store.migration_head import expected_revision
 from ..store.schema_check import schema_differences
-from ..store.tables import CheckpointWitness, LogCheckpoint, OutboxItem
+from ..store.tables import CheckpointWitness, LogCheckpoint, OutboxItem, Peer
 from ..store.verifications import last_verification
 from ..tls import client_ssl
 from ..version import current_build
@@ -105,8 +105,8 @@ class NodeStatus:
     def ok(self) -> bool:
         return not self.problems
 
-    def to_json(self) -> dict[str, Any]:
-        def plain(value: Any) -> Any:
+    def to_json(self) -> JsonObject:
+        def plain(value: object) -> object:
             if isinstance(value, datetime):
                 return value.isoformat()
             if isinstance(value, dict):
@@ -115,7 +115,7 @@ class NodeStatus:
                 return [plain(v) for v in value]
             return value
 
-        return {**plain(asdict(self)), "ok": self.ok}
+        return {**{k: plain(v) for k, v in asdict(self).items()}, "ok": self.ok}
 
 
 def key_state(valid_until: datetime | None, now: datetime) -> str:
@@ -262,7 +262,7 @@ async def peer_checks(config: NodeConfig, report: NodeStatus) -> None:
     connector = aiohttp.TCPConnector(ssl=client_ssl(config))
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
 
-        async def one(peer: Any) -> PeerStatus:
+        async def one(peer: Peer) -> PeerStatus:
             try:
                 fetched = await fetch_peer(session, peer.base_url)
             except PeerError as exc:

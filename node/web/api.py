@@ -21,6 +21,7 @@ from ..services import children, consent_people, consents, fragments, plans
 from ..services.consent_people import ConsentOverview
 from ..services.consents import RecordedConsent
 from ..services.fragments import FragmentView
+from ..services.plan_close import ClosedPlan
 from ..services.plans import PlanView
 from ..services.revocation import RecordedRevocation
 from ..store import records
@@ -511,7 +512,7 @@ async def update_details(request: web.Request) -> PlanView:
 @routes.post("/api/v1/plans/{plan_id}/close")
 @require("lead")
 @json_api
-async def close_plan(request: web.Request) -> dict[str, Any]:
+async def close_plan(request: web.Request) -> ClosedPlan:
     """Close a plan this node leads: final; every participant is notified durably (SPEC §7.11)."""
     from ..services.plan_close import close_plan as close
 
