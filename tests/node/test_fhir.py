@@ -23,7 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -491,12 +491,19 @@ async def test_personnummer_can_be_left_out(trio: list[RunningNode]) -> None:
     check(bundle)
 
 
-async def test_revoked_plan_exports_as_revoked(trio: list[RunningNode]) -> None:
+async def export_ended(
+    trio: list[RunningNode], ending: Callable[[str, str], str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The lead's export after the lead posted to ``ending(plan_id, consent_id)``."""
     school, social, bup = trio
     plan_id, consent_id = await shared_plan_world(school, social, bup)
-    status, body = await school.api("POST", f"/consents/{consent_id}/revoke", "lead")
+    status, body = await school.api("POST", ending(plan_id, consent_id), "lead")
     assert status == 201, body
-    shared, bundle = await export(school, plan_id)
+    return await export(school, plan_id)
+
+
+async def test_revoked_plan_exports_as_revoked(trio: list[RunningNode]) -> None:
+    shared, bundle = await export_ended(trio, lambda _, consent: f"/consents/{consent}/revoke")
     assert shared["status"] == "revoked"
     (careplan,) = resources(bundle, "CarePlan")
     (consent,) = resources(bundle, "Consent")
@@ -509,17 +516,14 @@ async def test_revoked_plan_exports_as_revoked(trio: list[RunningNode]) -> None:
 
 async def test_closed_plan_exports_as_completed(trio: list[RunningNode]) -> None:
     """A closed plan (SPEC §7.11) asks no one: its CarePlan is completed, and says so."""
-    school, social, bup = trio
-    plan_id, _ = await shared_plan_world(school, social, bup)
-    status, body = await school.api("POST", f"/plans/{plan_id}/close", "lead")
-    assert status == 201, body
-    shared, bundle = await export(school, plan_id)
+    shared, bundle = await export_ended(trio, lambda plan, _: f"/plans/{plan}/close")
     assert shared["status"] == "closed"
     (careplan,) = resources(bundle, "CarePlan")
     assert careplan["status"] == "completed"
     assert "(planen är avslutad)" in careplan["text"]["div"]
     # no one is asked: the lead's own records are the only contribution
-    assert [c["display"] for c in careplan["contributor"]] == [org_names(bundle)[school.node_id]]
+    lead = trio[0].node_id
+    assert [c["display"] for c in careplan["contributor"]] == [org_names(bundle)[lead]]
     check(bundle)
 
 
