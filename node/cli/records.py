@@ -281,11 +281,19 @@ def _print_plan(view: PlanView, as_json: bool) -> None:
 @plans.command("list")
 @node_dir_option
 @json_option
+@click.option(
+    "--status",
+    "which",
+    type=click.Choice(list(plan_service.PLAN_LISTS)),
+    default="active",
+    show_default=True,
+    help="Which plans: the active ones, the closed ones, or all of them.",
+)
 @run_async
-async def plans_list(directory: Path, as_json: bool) -> None:
-    """List active plans."""
+async def plans_list(directory: Path, as_json: bool, which: str) -> None:
+    """List this agency's plans (active ones unless --status says otherwise)."""
     async with opened_node(directory) as node:
-        views = await plan_service.list_plan_views(node, "active")
+        views = await plan_service.list_plan_views(node, which)
     if as_json:
         echo_json(views)
         return

@@ -207,15 +207,24 @@ async def life_status(node: FederationNode, plan: Plan, members: dict[str, str])
     return plan_status(facts, node.clock.now())
 
 
-async def list_plan_views(node: FederationNode, status: str | None = None) -> list[PlanView]:
-    return [await plan_view(node, p.plan_id) for p in await records.list_plans(node.engine, status)]
+# which plans a list shows: this agency's plans by status (never invitations still waiting for
+# an answer here, nor declined ones)
+PLAN_LISTS = {"active": ("active",), "closed": ("closed",), "all": ("active", "closed")}
 
 
-async def my_plan_views(node: FederationNode) -> list[PlanView]:
-    """The plans this agency leads or takes part in, open and closed (not invitations still
-    waiting for an answer here, nor declined ones)."""
+async def list_plan_views(node: FederationNode, which: str = "active") -> list[PlanView]:
+    """The plans this agency leads or takes part in, newest first: the ``active`` ones, the
+    ``closed`` ones or ``all`` of both."""
+    statuses = PLAN_LISTS.get(which)
+    if statuses is None:
+        choices = ", ".join(PLAN_LISTS)
+        raise InvalidInput(
+            "fix the listed fields",
+            code="invalid_fields",
+            fields={"status": FieldProblem("one_of", f"one of {choices}", {"choices": choices})},
+        )
     plans = await records.list_plans(node.engine, None)
-    return [await plan_view(node, p.plan_id) for p in plans if p.status in ("active", "closed")]
+    return [await plan_view(node, p.plan_id) for p in plans if p.status in statuses]
 
 
 async def _led_open_plan(node: FederationNode, actor: User, plan_id: str) -> Plan:

@@ -235,7 +235,8 @@ async def add_child(request: web.Request) -> dict[str, Any]:
 @require(*PROFESSIONALS)
 @json_api
 async def list_plans(request: web.Request) -> list[PlanView]:
-    return await plans.list_plan_views(request.app[NODE_KEY], "active")
+    """This agency's plans: ``?status=active`` (the default), ``closed`` or ``all``."""
+    return await plans.list_plan_views(request.app[NODE_KEY], request.query.get("status", "active"))
 
 
 @routes.post("/api/v1/plans")

@@ -303,3 +303,26 @@ async def test_the_lead_invites_an_agency_later_through_the_api(four: list[Runni
         "POST", f"/plans/{plan_id}/participants", "lead", {"participant": police.node_id}
     )
     assert status == 422 and problem["errors"] == {"participant": "already invited"}, problem
+
+
+async def test_the_plan_list_shows_active_closed_or_all_plans(four: list[RunningNode]) -> None:
+    """GET /api/v1/plans: the active plans by default, ``?status=closed`` the closed ones,
+    ``all`` both; any other status is a 422 problem naming the field."""
+    school, social, _bup, _police = four
+    child = await add_child(school)
+    await add_child(social)
+    open_plan = await create_linked_plan(school, child, [social])
+    closed_plan = await create_linked_plan(school, child, [social])
+    await plan_close.close_plan(school.node, await lead_user(school), closed_plan)
+
+    async def listed(query: str) -> list[str]:
+        status, views = await school.api("GET", f"/plans{query}", "prof")
+        assert status == 200, views
+        return [v["plan_id"] for v in views]
+
+    assert await listed("") == [open_plan]
+    assert await listed("?status=active") == [open_plan]
+    assert await listed("?status=closed") == [closed_plan]
+    assert sorted(await listed("?status=all")) == sorted([open_plan, closed_plan])
+    status, problem = await school.api("GET", "/plans?status=pending", "prof")
+    assert status == 422 and "status" in problem["errors"], problem

@@ -184,3 +184,26 @@ async def test_a_revoked_plan_says_so(live: list[RunningNode]) -> None:
     assert "Samtycket är återkallat (consent_revoked)" in out
     assert "Inga behov, mål eller insatser delade." in out
     assert "Nästa uppföljning: ej bestämd" in out
+
+
+async def test_plans_list_shows_the_plans_asked_for(
+    live: list[RunningNode], tmp_path: Path
+) -> None:
+    """``barnplan plans list``: the active plans by default, ``--status closed`` the closed
+    ones; an unknown status is refused by the command line, saying which ones there are."""
+    school, social, bup = live
+    plan_id, _ = await shared_plan_world(school, social, bup)
+    directory = str(tmp_path / school.node_id)
+    code, out, err = await barnplan("plans", "list", "--dir", directory, "--json")
+    assert code == 0, err
+    assert [v["plan_id"] for v in json.loads(out)] == [plan_id]
+    status, body = await school.api("POST", f"/plans/{plan_id}/close", "lead")
+    assert status == 201, body
+    for which, expected in (("active", []), ("closed", [plan_id]), ("all", [plan_id])):
+        code, out, err = await barnplan(
+            "plans", "list", "--status", which, "--dir", directory, "--json"
+        )
+        assert code == 0, err
+        assert [v["plan_id"] for v in json.loads(out)] == expected, which
+    code, out, err = await barnplan("plans", "list", "--status", "pending", "--dir", directory)
+    assert code == 2 and "'active', 'closed', 'all'" in err and out == ""

@@ -53,7 +53,7 @@ async def _plans_page(
     status: int = 200,
 ) -> web.Response:
     node = request.app[NODE_KEY]
-    plans = await plan_service.my_plan_views(node)
+    plans = await plan_service.list_plan_views(node, "all")
     children = await records.list_children(node.engine)
     by_id = {c.child_id: c for c in children}
     invitations = [
