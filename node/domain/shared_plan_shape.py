@@ -4,8 +4,8 @@ serves (``schemas/shared_plan.json`` is the published contract; ``tests/node/
 test_shared_plan_schema.py`` holds the two together), so mypy checks every key a reader takes
 and the runtime value stays the dict the API writes."""
 
-from __future__ import annotations
-
+# no "from __future__ import annotations": TypedDict reads NotRequired from the evaluated
+# annotations (__required_keys__, which tests compare with the schema)
 from typing import Literal, NotRequired, TypedDict
 
 from .statement_json import ConsenterJson, GrantJson
@@ -139,7 +139,7 @@ class ConsentPart(TypedDict):
     valid_until: str
     expired: bool
     given_by: list[ConsenterJson]
-    waiting_for: list[str]
+    waiting_for: NotRequired[list[str]]  # always set by the assembly; optional in the schema
     grants: list[GrantJson]
 
 

@@ -2,8 +2,8 @@
 the node verified (its signature and its shape) before storing it, so the store can hand it
 out typed (``store.records``) and the services read its keys checked by mypy."""
 
-from __future__ import annotations
-
+# no "from __future__ import annotations": TypedDict reads NotRequired from the evaluated
+# annotations (__required_keys__, which tests compare with the schema)
 from typing import NotRequired, TypedDict
 
 

@@ -68,6 +68,31 @@ def test_the_schema_is_a_valid_2020_12_schema_marked_hand_written() -> None:
     assert "`shared_plan.json`" in readme
 
 
+def test_the_typed_shape_has_the_schemas_members() -> None:
+    """node/domain/shared_plan_shape (what mypy checks the code against) names exactly the
+    members the published schema has, required where the schema requires them."""
+    from node.domain import shared_plan_shape as shape
+
+    schema = load_schema()
+    defs = schema["$defs"]
+    pairs: list[tuple[type, dict[str, Any]]] = [
+        (shape.SharedPlan, schema),
+        (shape.Participant, defs["Participant"]),
+        (shape.Provenance, defs["Provenance"]),
+        (shape.View, defs["View"]),
+        (shape.Action, defs["Action"]),
+        (shape.IndicatorContent, defs["IndicatorContent"]),
+        (shape.Withheld, defs["Withheld"]),
+        (shape.ConsentPart, schema["properties"]["consent"]),
+        (shape.Viewer, schema["properties"]["viewer"]),
+        (shape.NotShown, schema["properties"]["not_shown"]["items"]),
+    ]
+    for typed, part in pairs:
+        members = typed.__required_keys__ | typed.__optional_keys__
+        assert members == set(part["properties"]), typed.__name__
+        assert typed.__required_keys__ == set(part.get("required", [])), typed.__name__
+
+
 def test_code_lists_match_protocol_codes() -> None:
     schema = load_schema()
     defs = schema["$defs"]
