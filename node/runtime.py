@@ -113,9 +113,21 @@ class Node:
         async def run() -> None:
             try:
                 await self.outbox.refresh_pending()
+                started = time.monotonic()
                 reached = await catch_up(self)
                 # closures from the peers that answered (a peer down is not waited for twice)
-                await plan_close.catch_up(self, [p for p, o in reached.items() if o == "ok"])
+                closed = await plan_close.catch_up(
+                    self, [p for p, o in reached.items() if o == "ok"]
+                )
+                # operators see why fragment requests waited at start (they wait for this)
+                log.info(
+                    "catchup.done",
+                    peers=len(reached),
+                    ok=sum(1 for o in reached.values() if o == "ok"),
+                    not_ok={p: o for p, o in reached.items() if o != "ok"},
+                    closures_not_ok={p: o for p, o in closed.items() if o != "ok"},
+                    ms=round((time.monotonic() - started) * 1000, 1),
+                )
             finally:
                 self.caught_up.set()
             self.outbox.kick()

@@ -15,7 +15,6 @@ import asyncio
 import os
 import random
 import signal
-import time
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
@@ -353,17 +352,7 @@ async def catch_up(node: FederationNode, timeout_s: float = 3.0) -> dict[str, st
             _report_skipped(node, peer, skipped)
 
     peers = node.keyring.node_ids()
-    started = time.monotonic()
-    outcomes = dict(zip(peers, await asyncio.gather(*(one(p) for p in peers)), strict=True))
-    # operators see why fragment requests waited at start (they wait for this to finish)
-    log.info(
-        "catchup.done",
-        peers=len(peers),
-        ok=sum(1 for o in outcomes.values() if o == "ok"),
-        not_ok={p: o for p, o in outcomes.items() if o != "ok"},
-        ms=round((time.monotonic() - started) * 1000, 1),
-    )
-    return outcomes
+    return dict(zip(peers, await asyncio.gather(*(one(p) for p in peers)), strict=True))
 
 
 def _revocations_page(body: BaseModel) -> Page[Revocation]:

@@ -4,6 +4,7 @@ the closure commits loses no notice."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import urllib.error
@@ -99,6 +100,10 @@ def test_a_peer_that_was_down_during_the_close_withholds_as_soon_as_it_is_back(
     assert withheld_closed(social, bup, plan_id, consent_id)
     status, view = bup.api("GET", f"/plans/{plan_id}", "prof")
     assert status == 200 and view["status"] == "closed" and view["closed_at"], view
+    # one start-up line tells the operator how both catch-ups went: revocations and closures
+    lines = (bup.directory / "serve.log").read_text().splitlines()
+    done = [json.loads(line) for line in lines if '"catchup.done"' in line][-1]
+    assert (done["peers"], done["ok"], done["not_ok"], done["closures_not_ok"]) == (2, 2, {}, {})
 
 
 def test_a_crash_right_after_the_close_commit_loses_no_notice(trio: list[ProcNode]) -> None:
