@@ -202,6 +202,9 @@ class AccessReport(WireModel):
     releases: Annotated[list[ReleaseRecord], Field(max_length=ACCESS_REPORT_PAGE)]
     cursor: Annotated[int, Strict(), Field(ge=0)]
     more: Annotated[bool, Strict()] = False
+    # the holder moved the start of its exchange log into an archive: its release decisions
+    # for the plan made before this time are in the archive, not in this report
+    archived_before: Omittable[Timestamp] = None
 
 
 class PlanClose(WireModel):

@@ -40,7 +40,7 @@ from protocol.messages import (
 from ..domain.json_object import JsonObject
 from ..errors import Forbidden, NotFound, Refusal
 from ..store import records
-from ..store.access_report import LoggedRelease, releases_for_plan
+from ..store.access_report import LoggedRelease, archived_before, releases_for_plan
 from ..store.exchange_log import LogDraft
 from ..store.tables import Plan, User
 from .fan_out import ask_each
@@ -83,16 +83,25 @@ def _release_body(entry: LoggedRelease, plan: Plan, names_staff: bool) -> JsonOb
     return body
 
 
+def _archived_for(conn: Connection, plan: Plan) -> datetime | None:
+    """When this node's log is complete from, if it archived entries the plan may be in: the
+    plan began before (or as) the first entry the log kept was logged."""
+    since = archived_before(conn)
+    return since if since is not None and plan.created_at <= since else None
+
+
 def _report_page(
     conn: Connection, plan_id: str, sender: str, cursor: int
-) -> tuple[Plan | None, list[LoggedRelease]]:
-    """The plan, if ``sender`` leads it as this node knows it, and one page of its releases
-    (plus one, to know whether more follow), in one read. Nothing more is read for any other
-    sender, so a refusal costs the same whether or not the plan is known here."""
+) -> tuple[Plan | None, list[LoggedRelease], datetime | None]:
+    """The plan, if ``sender`` leads it as this node knows it, one page of its releases (plus
+    one, to know whether more follow) and when the log is complete from (``_archived_for``),
+    in one read. Nothing more is read for any other sender, so a refusal costs the same
+    whether or not the plan is known here."""
     plan = records.get_plan_sync(conn, plan_id)
     if plan is None or plan.lead_node != sender:
-        return None, []
-    return plan, releases_for_plan(conn, plan_id, cursor, ACCESS_REPORT_PAGE + 1)
+        return None, [], None
+    page = releases_for_plan(conn, plan_id, cursor, ACCESS_REPORT_PAGE + 1)
+    return plan, page, _archived_for(conn, plan)
 
 
 async def handle_access_report(node: FederationNode, message: Verified) -> Outcome:
@@ -103,19 +112,24 @@ async def handle_access_report(node: FederationNode, message: Verified) -> Outco
     with the same detail, so the refusal says nothing about what is held here."""
     body = message.body
     assert isinstance(body, AccessReportRequest)
-    plan, page = await node.store.read(_report_page, body.plan_id, message.sender, body.cursor)
+    plan, page, archived = await node.store.read(
+        _report_page, body.plan_id, message.sender, body.cursor
+    )
     if plan is None:
         raise Refusal(Reason.PLAN_UNKNOWN, "no such plan with this lead")
     more = len(page) > ACCESS_REPORT_PAGE
     page = page[:ACCESS_REPORT_PAGE]
     names_staff = node.config.agency.access_report_names_staff
+    reply: JsonObject = {
+        "plan_id": body.plan_id,
+        "releases": [_release_body(e, plan, names_staff) for e in page],
+        "cursor": page[-1].seq if page else body.cursor,
+        "more": more,
+    }
+    if archived is not None:
+        reply["archived_before"] = format_time(archived)
     return Outcome(
-        body={
-            "plan_id": body.plan_id,
-            "releases": [_release_body(e, plan, names_staff) for e in page],
-            "cursor": page[-1].seq if page else body.cursor,
-            "more": more,
-        },
+        body=reply,
         plan_id=body.plan_id,
         purpose=body.purpose.value,
         professional=body.professional,
@@ -146,13 +160,16 @@ class HolderStatus:
     """How one participant's part of the report went: ``answered`` (its releases are in the
     timeline; ``complete`` False when it had more than the lead read in time), ``not_answered``
     (down, slow: "svarade inte"), ``refused`` or ``invalid`` (a reply that failed checks; none
-    of it is shown), or ``not_asked`` (it never took part; ``reason`` says its state)."""
+    of it is shown), or ``not_asked`` (it never took part; ``reason`` says its state).
+    ``archived_before``: the holder archived its log's start while the plan ran, so its
+    releases before then are not shown."""
 
     node_id: str
     status: str
     reason: str | None = None
     releases: int = 0
     complete: bool = True
+    archived_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -188,13 +205,26 @@ class AccessTimeline:
                     **({"reason": h.reason} if h.reason else {}),
                     "releases": h.releases,
                     "complete": h.complete,
+                    **(
+                        {"archived_before": format_time(h.archived_before)}
+                        if h.archived_before
+                        else {}
+                    ),
                 }
                 for h in self.holders
             ],
         }
 
 
-def _lead_reads(conn: Connection, plan_id: str) -> tuple[Plan, dict[str, str], list[LoggedRelease]]:
+@dataclass(frozen=True)
+class _LeadReads:
+    plan: Plan
+    members: dict[str, str]
+    own: list[LoggedRelease]
+    archived_before: datetime | None
+
+
+def _lead_reads(conn: Connection, plan_id: str) -> _LeadReads:
     plan = records.get_plan_sync(conn, plan_id)
     if plan is None or plan.role != "lead":
         raise NotFound(f"no plan {plan_id} led by this node")
@@ -205,7 +235,7 @@ def _lead_reads(conn: Connection, plan_id: str) -> tuple[Plan, dict[str, str], l
         page = releases_for_plan(conn, plan_id, own[-1].seq if own else 0, 1000)
         own.extend(page)
         if len(page) < 1000:
-            return plan, members, own
+            return _LeadReads(plan, members, own, _archived_for(conn, plan))
 
 
 def _own_entry(node_id: str, plan: Plan, e: LoggedRelease, names_staff: bool) -> ReleaseEntry:
@@ -235,7 +265,8 @@ async def access_timeline(
     ``professional``: the reference named in the requests (default: the plan's lead
     professional, e.g. when a family page asks). The caller decides who may see the result;
     ``report_for`` is the lead professional's entry."""
-    plan, members, own = await node.store.read(_lead_reads, plan_id)
+    reads = await node.store.read(_lead_reads, plan_id)
+    plan, members, own = reads.plan, reads.members, reads.own
     ref = professional or plan.lead_professional
     deadline = deadline_s or node.config.assembly.deadline_s
     purpose = plan.purpose
@@ -254,10 +285,11 @@ async def access_timeline(
     async def ask(peer: str) -> tuple[HolderStatus, list[ReleaseEntry]]:
         entries: list[ReleaseEntry] = []
         cursor = 0
+        archived: datetime | None = None
         for _ in range(MAX_PAGES):
             left = loop_deadline - time.monotonic()
             if left <= 0:
-                return _partial(peer, entries, "timeout"), entries
+                return _partial(peer, entries, "timeout", archived), entries
             result, draft = await node.peers.exchange(
                 peer,
                 REQUEST_TYPE,
@@ -270,7 +302,7 @@ async def access_timeline(
             drafts.append(draft)
             if not result.ok or result.reply is None:
                 if entries:  # earlier pages verified: shown, marked incomplete
-                    return _partial(peer, entries, result.reason), entries
+                    return _partial(peer, entries, result.reason, archived), entries
                 status = PEER_STATUS.get(result.outcome, result.outcome)
                 return HolderStatus(peer, status, result.reason), []
             body = result.reply.body
@@ -280,10 +312,13 @@ async def access_timeline(
                 drafts.append(_bad_reply(node, peer, result.reply.id, problem, context))
                 return HolderStatus(peer, "invalid", problem), []
             entries.extend(_peer_entry(peer, r) for r in body.releases)
+            if body.archived_before is not None:
+                archived = parse_time(body.archived_before)
             if not body.more:
-                return HolderStatus(peer, "answered", None, len(entries)), entries
+                done = HolderStatus(peer, "answered", None, len(entries), True, archived)
+                return done, entries
             cursor = body.cursor
-        return _partial(peer, entries, "too_many"), entries
+        return _partial(peer, entries, "too_many", archived), entries
 
     answers = await ask_each(asked, ask, node.exchange_log, drafts)
     names_staff = node.config.agency.access_report_names_staff
@@ -292,13 +327,15 @@ async def access_timeline(
         statuses[status.node_id] = status
         entries.extend(received)
     entries.sort(key=lambda e: (e.at, e.holder), reverse=True)
-    holders = [HolderStatus(node.node_id, "answered", None, len(own))]
+    holders = [HolderStatus(node.node_id, "answered", None, len(own), True, reads.archived_before)]
     holders.extend(statuses[p] for p in peers)
     return AccessTimeline(plan_id, node.clock.now(), tuple(entries), tuple(holders))
 
 
-def _partial(peer: str, entries: list[ReleaseEntry], reason: str | None) -> HolderStatus:
-    return HolderStatus(peer, "answered", reason, len(entries), complete=False)
+def _partial(
+    peer: str, entries: list[ReleaseEntry], reason: str | None, archived: datetime | None
+) -> HolderStatus:
+    return HolderStatus(peer, "answered", reason, len(entries), False, archived)
 
 
 def _check_page(body: AccessReport, plan_id: str, cursor: int) -> str | None:

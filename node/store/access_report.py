@@ -5,7 +5,9 @@ A release decision is an inbound ``fragments.request`` the node answered (outcom
 or ``withheld``); the log entry holds who asked (the verified peer), when, under which consent,
 for what purpose, the acting professional's reference, the categories asked for and the
 withheld ones with reasons. The log is the single source: the report says exactly what the log
-says, so an operator's ``log verify`` vouches for the report too.
+says, so an operator's ``log verify`` vouches for the report too. After ``log archive`` the
+oldest entries are in an archive file, not in the store: ``archived_before`` says from when the
+log, and so the report, is complete.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from .tables import ExchangeLogEntry
+from .tables import ExchangeLogEntry, LogArchive
 
 T_LOG = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
+T_ARCHIVE = LogArchive.__table__  # type: ignore[attr-defined]
 RELEASE_TYPE = "fragments.request"
 DECIDED = ("released", "withheld")
 
@@ -84,3 +87,12 @@ def releases_for_plan(
             )
         )
     return found
+
+
+def archived_before(conn: Connection) -> datetime | None:
+    """The time of the first entry the live log kept after the last ``log archive`` (every
+    entry before it is in an archive file), or None when nothing was archived."""
+    boundary = select(func.max(T_ARCHIVE.c.seq)).scalar_subquery()
+    query = select(T_LOG.c.at).where(T_LOG.c.seq > boundary).order_by(T_LOG.c.seq).limit(1)
+    at: datetime | None = conn.execute(query).scalar_one_or_none()
+    return at

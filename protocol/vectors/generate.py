@@ -981,6 +981,21 @@ def build() -> dict[str, Any]:
         envelope_check(reply_type="access.report"),
         wire(report),
     )
+    archived_report = envelope(
+        "access.report",
+        {**report_body, "archived_before": "2026-07-01T00:00:04Z"},
+        "access.report archived",
+        re=fixed_uuid("peer access.report.req archived"),
+    )
+    out.add(
+        "envelopes/valid-access-report-archived",
+        "envelope",
+        VALID,
+        "An access report from a holder that archived the start of its exchange log while the "
+        "plan ran: archived_before says from when the report is complete (§7.12).",
+        envelope_check(reply_type="access.report"),
+        wire(archived_report),
+    )
     out.add(
         "envelopes/valid-error-access-report-not-lead",
         "envelope",

@@ -5,10 +5,13 @@ by the lead's node in the lead professional's name; a resident of no such plan s
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from node.services.audit import checkpoint_and_witness
+from node.services.log_archive import archive_log
 from node.store.access_report import releases_for_plan
 from node.store.exchange_log import LogFilter, query_log
 from tests.browser.axe import axe_source, check_page
@@ -77,6 +80,37 @@ async def test_the_family_report_lists_what_each_holders_log_says(
         async with stranger.get(url, allow_redirects=False) as anonymous:
             assert anonymous.status in (302, 303, 401, 403)
             assert "Skola" not in await anonymous.text()
+
+
+async def test_the_family_is_told_when_a_holder_has_archived_its_log(
+    family: Family,  # noqa: F811
+    http: aiohttp.ClientSession,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The school moves its log's start, with its release to the lead, into an archive: the
+    family's page says that what happened before then is in the school's archive, instead of
+    showing a report that looks whole. (Seconds apart: the residents' sign-in runs on the
+    provider's real time.)"""
+    await a_plan_with_releases(family)
+    school = family.school
+    family.clock.advance(1)
+    assert set((await checkpoint_and_witness(school.node)).values()) == {"ok"}
+    family.clock.advance(1)
+    assert await archive_log(school.node, family.clock.now(), tmp_path / "skola.jsonl")
+    assert await logged_releases(school, family.plan_id) == []  # all of it archived
+    assert (await sign_in(http, family.lead, "maria")).status == 303
+    async with http.get(f"{family.lead.url}/familj/planer/{family.plan_id}/vem-har-sett") as got:
+        assert got.status == 200
+        page = await got.text()
+    items = {
+        node: [i for i in page.split("<li ") if f'data-node="{node}"' in i]
+        for node in (school.node_id, family.lead.node_id)
+    }
+    [school_item], [lead_item] = items[school.node_id], items[family.lead.node_id]
+    assert 'data-status="answered"' in school_item
+    assert "finns i deras arkiv och syns inte här" in school_item
+    assert "arkiv" not in lead_item  # the lead archived nothing
+    assert f'data-holder="{school.node_id}"' not in page
 
 
 async def test_a_guardian_opens_the_report_from_min_plan_on_a_phone(

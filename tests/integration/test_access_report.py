@@ -6,17 +6,22 @@ as not answering; the request is in both nodes' exchange logs."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from node.services import access_report
 from node.services.access_report import REQUEST_TYPE, AccessTimeline, access_timeline
+from node.services.audit import checkpoint_and_witness
+from node.services.log_archive import archive_log
 from node.services.outbound import LogContext
 from node.store.exchange_log import LogFilter, query_log
-from protocol.clock import format_time
+from node.store.tables import ExchangeLogEntry
+from protocol.clock import ManualClock, format_time
 from protocol.messages import AccessReportRequest, FragmentsRequest
 from tests.support.fakepeer import FakePeer
 from tests.support.federation import RunningNode
@@ -255,6 +260,55 @@ async def test_holder_down_is_shown_as_not_answering(trio: list[RunningNode]) ->
         school.node.engine, LogFilter(plan_id=plan_id, peer=bup.node_id, message_type=REQUEST_TYPE)
     )
     assert [r["outcome"] for r in lead_log] == ["unreachable"]
+
+
+async def test_a_holder_that_archived_its_log_says_from_when_it_is_complete(
+    trio: list[RunningNode], clock: ManualClock, tmp_path: Path
+) -> None:
+    """After ``log archive`` a holder's log no longer has the plan's first releases: its answer
+    says from when it is complete, and the lead's API shows it, instead of a report that looks
+    whole. A plan that began after the archive is whole and says nothing."""
+    school, social, bup = trio
+    plan_id, _ = await shared_plan_world(school, social, bup)
+    await school.api("GET", f"/plans/{plan_id}/shared")  # released by social and BUP
+    clock.advance(3600)
+    assert set((await checkpoint_and_witness(social.node)).values()) == {"ok"}
+    clock.advance(86400)
+    assert await archive_log(social.node, clock.now(), tmp_path / "ifo-log.jsonl") is not None
+    await school.api("GET", f"/plans/{plan_id}/shared")  # released again, after the archive
+    async with social.node.engine.connect() as conn:
+        table = ExchangeLogEntry.__table__  # type: ignore[attr-defined]
+        kept_from = (
+            await conn.execute(select(table.c.at).order_by(table.c.seq).limit(1))
+        ).scalar_one()
+
+    outcome, _, body = await ask_report(school, social, plan_id)
+    assert outcome == "ok" and body["archived_before"] == format_time(kept_from)
+    timeline = await access_timeline(school.node, plan_id)
+    holders = {h.node_id: h for h in timeline.holders}
+    assert holders[social.node_id].archived_before == kept_from
+    assert holders[bup.node_id].archived_before is None  # BUP archived nothing
+    assert holders[school.node_id].archived_before is None
+    assert reported(timeline, social.node_id) == await logged_releases(social, plan_id)
+    assert (reported_count(timeline, social.node_id), reported_count(timeline, bup.node_id)) == (
+        1,
+        2,
+    )
+    status, report = await school.api("GET", f"/plans/{plan_id}/access-report")
+    assert status == 200, report
+    archived = {h["node_id"]: h.get("archived_before") for h in report["holders"]}
+    assert archived == {
+        school.node_id: None,
+        social.node_id: format_time(kept_from),
+        bup.node_id: None,
+    }
+
+    clock.advance(3600)
+    child = await add_child(school, "Nyår Testsson", personnummer(77))
+    await add_child(social, "Nyår Testsson", personnummer(77))
+    later = await create_linked_plan(school, child, [social])
+    outcome, _, body = await ask_report(school, social, later)
+    assert outcome == "ok" and body["archived_before"] is None
 
 
 # --- the property: the report is each holder's log ------------------------------------------
