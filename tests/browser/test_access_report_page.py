@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from node.services.audit import checkpoint_and_witness
+from node.services.log_archive import archive_log
 from protocol.clock import ManualClock
 from tests.support.federation import BUP, SCHOOL, SOCIAL, RunningNode
 from tests.support.plans import shared_plan_world
@@ -26,7 +28,11 @@ async def agencies(tmp_path: Path, clock: ManualClock) -> AsyncIterator[list[Run
 
 
 async def test_lead_sees_who_has_received_what(
-    browser: Any, agencies: list[RunningNode], screenshots: Path
+    browser: Any,
+    agencies: list[RunningNode],
+    screenshots: Path,
+    clock: ManualClock,
+    tmp_path: Path,
 ) -> None:
     school, social, bup = agencies
     plan_id, _ = await shared_plan_world(school, social, bup)
@@ -59,6 +65,20 @@ async def test_lead_sees_who_has_received_what(
     await page.goto(f"{school.url}/plans/{plan_id}/access?lang=en")
     assert await page.get_by_role("heading", level=1).inner_text() == "Who has received what"
     assert "Did not answer" in await holder.inner_text()
+
+    # social services moves its log's start, with its release, into an archive: its row says
+    # the report is not whole (seconds apart: the session's idle time runs on this clock)
+    clock.advance(1)
+    witnessed = await checkpoint_and_witness(social.node)
+    assert witnessed[school.node_id] == "ok", witnessed  # BUP is down: one witness is enough
+    clock.advance(1)
+    assert await archive_log(social.node, clock.now(), tmp_path / "ifo.jsonl")
+    await page.reload()
+    archived = page.locator(f'table.access-holders tr[data-node="{social.node_id}"]')
+    assert "are in the agency's archive" in await archived.inner_text()
+    assert await page.locator("table.access-timeline tbody tr").count() == 0
+    await page.goto(f"{school.url}/plans/{plan_id}/access?lang=sv")
+    assert "finns i verksamhetens arkiv" in await archived.inner_text()
 
     # a professional (not the lead) is not let in
     prof = await signed_in(browser, school, "prof")
