@@ -15,7 +15,8 @@ from typing import Any
 
 ROLES = ("guardian", "child", "young_person")
 ANSWERS = ("consents", "declines", "not_asked", "unreachable")
-METHODS = ("signed_form", "e_form", "meeting")
+# e_id: the person answered themselves, signed in with e-identification (the family's pages)
+METHODS = ("signed_form", "e_form", "e_id", "meeting")
 
 
 @dataclass(frozen=True)

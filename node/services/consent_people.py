@@ -78,7 +78,8 @@ def _answer_fields(
         )
     elif method is None and answered:
         errors[f"{prefix}method"] = FieldProblem(
-            "answer_method_missing", "how the person answered: signed form, e-form or meeting"
+            "answer_method_missing",
+            "how the person answered: signed form, e-form, e-identification or meeting",
         )
     if method == "signed_form" and not form_ref:
         errors[f"{prefix}form_ref"] = FieldProblem(

@@ -30,9 +30,10 @@ from .revocation import RecordedRevocation
 # the answers a resident gives themselves (not_asked and unreachable are the lead's to record)
 OWN_ANSWERS = ("consents", "declines")
 CHOICES = ", ".join(OWN_ANSWERS)
-# how an answer given on the family's own page is recorded (the e-identification is the form)
-METHOD = "e_form"
-FORM_REF = "Min plan, e-legitimation"
+# how an answer given on the family's own page is recorded: by the person themselves, signed in
+# with e-identification, on Min plan
+METHOD = "e_id"
+FORM_REF = "Min plan"
 log = structlog.get_logger("barnplan.family")
 
 

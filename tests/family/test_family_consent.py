@@ -87,7 +87,7 @@ async def test_a_guardian_answers_the_proposed_consent_and_completes_it(
     assert overview["state"] == "in_force" and current["replaces"] == proposed
     assert current["recorded_by"] == f"{family.lead.node_id}/u/lead"  # never the resident
     person = next(p for p in overview["people"] if p.name == "Maria Testsson")
-    assert (person.answer, person.method) == ("consents", "e_form")
+    assert (person.answer, person.method, person.form_ref) == ("consents", "e_id", "Min plan")
     assert await ask(
         family.lead, family.school, family.plan_id, current["consent_id"], "education"
     ) == (1, [])

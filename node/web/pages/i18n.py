@@ -99,6 +99,7 @@ TERMS: dict[str, dict[str, str]] = {
     "method": {
         "signed_form": N_("Underskriven blankett"),
         "e_form": N_("E-tjänst"),
+        "e_id": N_("E-legitimation"),
         "meeting": N_("Vid möte"),
     },
     # where a plan stands (node/domain/plan_status.py)
@@ -221,7 +222,9 @@ ERROR_TEXTS: dict[str, str] = {
     "no_required_consenter": N_("Minst en person vars samtycke krävs."),
     "no_grants": N_("Kryssa i minst en kategori som får delas."),
     "answer_date_missing": N_("Ange när personen svarade."),
-    "answer_method_missing": N_("Ange hur personen svarade: blankett, e-tjänst eller möte."),
+    "answer_method_missing": N_(
+        "Ange hur personen svarade: blankett, e-tjänst, e-legitimation eller möte."
+    ),
     "form_ref_missing": N_("Ange den underskrivna blankettens referens."),
     "child_age": N_("Ange åldern i hela år, 0–%(max)s."),
     "child_age_missing": N_("Ange barnets ålder: barnets syn vägs efter ålder och mognad."),
