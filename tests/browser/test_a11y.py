@@ -521,6 +521,33 @@ async def test_every_printout_carries_a_confidentiality_marking(
             assert not await marking.is_visible(), path
 
 
+@pytest.mark.slow
+async def test_every_printed_sheet_is_marked_confidential(
+    browser: Any, world: dict[str, Any]
+) -> None:
+    """Printed to PDF by Chromium on small paper (so the shared plan takes several sheets),
+    every sheet carries the marking in its top margin, with its number and the count; the
+    first sheet also has the full text above the content."""
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    school = world["nodes"]["school"]
+    lead = await signed_in(browser, school, "lead")
+    for lang, marking in (
+        ("sv", "Sekretess enligt OSL · sida {n} av {count}"),
+        ("en", "Confidential under OSL · page {n} of {count}"),
+    ):
+        await lead.goto(school.url + with_lang(f"/plans/{world['plan']}/shared", lang))
+        sheets = PdfReader(BytesIO(await lead.pdf(format="A6"))).pages
+        count = len(sheets)
+        assert count >= 2, (lang, count)
+        texts = [" ".join(sheet.extract_text().split()) for sheet in sheets]
+        for n, text in enumerate(texts, start=1):
+            assert marking.format(n=n, count=count) in text, (lang, n, text[:200])
+        assert "(2009:400)" in texts[0], (lang, texts[0][:400])  # the law, named in full
+
+
 def visible_text(html: str) -> str:
     """The page's text without its markup (attributes, where codes may stay, dropped)."""
     return re.sub(r"<[^>]+>", " ", html)
