@@ -591,7 +591,7 @@ async def test_an_incomplete_consent_is_confirmed_shown_waiting_by_name_and_comp
     )
     assert status == 422
     assert 'id="answer-p2-method-error"' in page
-    assert "Ange hur personen svarade: blankett, e-tjänst eller möte." in page
+    assert "Ange hur personen svarade: blankett, e-tjänst, e-legitimation eller möte." in page
     assert len(await records.consents_for_plan(school.node.engine, plan_id)) == 1
     status, page = await client.post(
         f"/plans/{plan_id}/consent/answer",
