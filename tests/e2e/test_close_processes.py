@@ -8,33 +8,17 @@ import json
 import os
 import signal
 import urllib.error
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_revocation_processes import CATEGORY, new_consent, plan_everyone_shares
 from tests.integration.test_release_flow import fragment
-from tests.support.federation import BUP, SCHOOL, SOCIAL
-from tests.support.procfed import ProcNode, ask_signed, make_nodes, run, trust_all
+from tests.support.procfed import ProcNode, ask_signed
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow  # node processes (barnplan serve)
 
 CLOSE_CRASH_TRIALS = int(os.environ.get("BARNPLAN_CLOSE_CRASH_TRIALS", "3"))
-
-
-@pytest.fixture
-def trio(tmp_path: Path) -> Iterator[list[ProcNode]]:
-    nodes = make_nodes(tmp_path, [SCHOOL, SOCIAL, BUP])
-    for n in nodes:
-        n.start()
-    try:
-        run(trust_all(nodes))
-        yield nodes
-    finally:
-        for n in nodes:
-            n.stop()
 
 
 def personnummer(born: str, serial: str) -> str:

@@ -6,34 +6,19 @@ import json
 import os
 import signal
 import urllib.error
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.integration.test_release_flow import consent_body, fragment
 from tests.support.federation import BUP, SCHOOL, SOCIAL
 from tests.support.nodes import barnplan
-from tests.support.procfed import ProcNode, ask_signed, make_nodes, run, trust_all
+from tests.support.procfed import ProcNode, ask_signed
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow  # node processes (barnplan serve)
 
 CATEGORY = {SCHOOL[0]: "education", SOCIAL[0]: "social", BUP[0]: "mental_health"}
 CRASH_TRIALS = int(os.environ.get("BARNPLAN_CRASH_TRIALS", "20"))
-
-
-@pytest.fixture
-def trio(tmp_path: Path) -> Iterator[list[ProcNode]]:
-    nodes = make_nodes(tmp_path, [SCHOOL, SOCIAL, BUP])
-    for n in nodes:
-        n.start()
-    try:
-        run(trust_all(nodes))
-        yield nodes
-    finally:
-        for n in nodes:
-            n.stop()
 
 
 def plan_everyone_shares(nodes: list[ProcNode]) -> str:
