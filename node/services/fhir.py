@@ -219,9 +219,8 @@ class _Agencies:
         return _ref(self.org_id(node_id), self.name(node_id))
 
     def organization(self, node_id: str) -> JsonObject:
-        agency = self.known.get(node_id)
-        unknown: Agency = {"name": "", "kind": ""}  # a node this one no longer trusts
-        agency = agency or unknown
+        # a node this one no longer trusts is named by its id alone
+        agency: Agency = self.known.get(node_id) or {"name": "", "kind": ""}
         kind = agency["kind"]
         identifiers: list[dict[str, str | None]] = [
             {"use": "official", "system": ORG_NUMBER_SYSTEM, "value": agency.get("org_number")},
