@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -40,6 +41,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Keep what collection imported out of the garbage collector's way: some 300,000 objects
+    (the test modules and every library they import, FHIR's models among them) that live until
+    the process ends. A full collection walks every object it tracks while the event loop the
+    in-process nodes of a test share stands still; frozen, these are not walked (measured over
+    tests/integration: ~0.7 s instead of ~0.9 s per full collection, 830,000 objects instead of
+    1,130,000)."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)
