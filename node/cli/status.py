@@ -11,6 +11,7 @@ import click
 from protocol.clock import SystemClock
 
 from ..config import load_config
+from ..domain.byte_size import in_units
 from ..services.status import NodeStatus, node_status, peer_checks
 from .main import echo_json, node_dir_option, run_async
 
@@ -23,14 +24,8 @@ def _when(value: datetime | None) -> str:
 
 
 def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    value, unit = n / 1024, "KB"
-    for larger in ("MB", "GB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, larger
-    return f"{value:.1f} {unit}"
+    value, unit = in_units(n)
+    return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
 def show(report: NodeStatus) -> None:

@@ -178,25 +178,41 @@ async def _store_checks(engine: AsyncEngine, report: NodeStatus, now: datetime) 
     await _log_growth(engine, report, now)
 
 
-async def _log_growth(engine: AsyncEngine, report: NodeStatus, now: datetime) -> None:
-    """How big the live exchange log is, how fast it grew over the last days, and where the
-    last archive left it: what an operator plans 'barnplan log archive' from."""
+@dataclass(frozen=True)
+class LogGrowth:
+    """How big the live exchange log is (``size``), how it grew over the last ``GROWTH_DAYS``
+    days (``days``), and where the last archive left it (``archived``)."""
+
+    size: log_archive.LogSize
+    days: list[LogDay]
+    archived: LogArchived | None
+
+
+async def log_growth(engine: AsyncEngine, now: datetime) -> LogGrowth:
+    """What an operator plans 'barnplan log archive' from: ``barnplan status`` and ``/ops``."""
     since = datetime.combine(now.date() - timedelta(days=GROWTH_DAYS - 1), time(), UTC)
     async with engine.connect() as conn:
         size = await log_archive.log_size(conn)
         days = await log_archive.growth_by_day(conn, since)
         boundary = await log_archive.boundary(conn)
-    report.log_entries, report.log_bytes = size.entries, size.bytes
-    report.log_first_seq, report.log_last_seq = size.first_seq, size.last_seq
     counted = {d: (n, b) for d, n, b in days}
-    report.log_growth = [
+    growth = [
         LogDay(day.isoformat(), *counted.get(day, (0, 0)))
         for day in (since.date() + timedelta(days=i) for i in range(GROWTH_DAYS))
     ]
-    if boundary is not None:
-        report.log_archived = LogArchived(
-            boundary.seq, boundary.head_hash, boundary.entries, boundary.archived_at
-        )
+    archived = (
+        None
+        if boundary is None
+        else LogArchived(boundary.seq, boundary.head_hash, boundary.entries, boundary.archived_at)
+    )
+    return LogGrowth(size, growth, archived)
+
+
+async def _log_growth(engine: AsyncEngine, report: NodeStatus, now: datetime) -> None:
+    grown = await log_growth(engine, now)
+    report.log_entries, report.log_bytes = grown.size.entries, grown.size.bytes
+    report.log_first_seq, report.log_last_seq = grown.size.first_seq, grown.size.last_seq
+    report.log_growth, report.log_archived = grown.days, grown.archived
 
 
 async def _outbox_and_log(engine: AsyncEngine, report: NodeStatus, now: datetime) -> None:

@@ -16,11 +16,14 @@ import pytest
 
 from node.config import NodeConfig
 from node.errors import InvalidInput
+from node.services.audit import checkpoint_and_witness
+from node.services.log_archive import archive_log
 from node.services.passwords import login as password_login
 from node.services.passwords import set_password
 from node.store import records
+from node.store.log_archive import LogSize, log_size
 from node.web.pages.core import settings_for
-from protocol.clock import ManualClock
+from protocol.clock import ManualClock, format_time
 from tests.support.federation import SCHOOL, SOCIAL, RunningNode
 
 from .support import CHILD_PNR, PASSWORD, PageClient, add_child, web_federation
@@ -530,6 +533,44 @@ async def test_every_page_renders_in_english_too(
             assert status == 200 and '<html lang="en">' in page, path
     finally:
         await ops.close()
+
+
+async def test_the_operators_overview_shows_the_logs_size_and_where_it_was_archived(
+    pair: list[RunningNode], clock: ManualClock, tmp_path: Path
+) -> None:
+    """What an operator plans ``log archive`` from, on /ops: the entries in the store, their
+    size, the last days' growth, and, after an archive, up to which entry it reaches."""
+    school, social = pair
+    for _ in range(3):
+        hello = {"started_at": format_time(clock.now())}
+        assert (await school.node.peers.send(social.node_id, "hello", hello)).ok
+    ops = PageClient(school)
+    try:
+        await ops.login("ops")
+        status, page = await ops.get("/ops")
+        assert status == 200
+        size = await log_size_of(school)
+        assert f"{size.entries} poster i databasen" in page
+        assert f"Nr {size.first_seq} till {size.last_seq}." in page
+        assert 'id="log-archived">Inget är arkiverat.' in page
+        assert page.count('<tr><th scope="row">') == 7  # the last seven days' growth
+
+        clock.advance(1)
+        assert set((await checkpoint_and_witness(school.node)).values()) == {"ok"}
+        clock.advance(1)
+        report = await archive_log(school.node, clock.now(), tmp_path / "skola.jsonl")
+        assert report is not None
+        status, page = await ops.get("/ops?lang=en")
+        after = await log_size_of(school)
+        assert f"{after.entries} entries in the database" in page and after.entries < size.entries
+        assert f"The entries up to no. {report.last_seq} have been moved" in page
+    finally:
+        await ops.close()
+
+
+async def log_size_of(node: RunningNode) -> LogSize:
+    async with node.node.engine.connect() as conn:
+        return await log_size(conn)
 
 
 def _consent_form(social: RunningNode, school: RunningNode, **extra: str) -> dict[str, str]:

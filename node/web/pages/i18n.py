@@ -22,11 +22,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
+from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 from markupsafe import Markup
 
 from protocol.codes import LABELS, REASON_LABELS
 
+from ...domain.byte_size import in_units
 from ...errors import FieldProblem, NodeError
 
 LANGS = ("sv", "en")
@@ -429,6 +431,12 @@ class Translator:
         except ValueError:
             return str(value)
         return str(format_date(day, "EEEE d MMMM y", locale=self.lang))
+
+    def size(self, n: int) -> str:
+        """A number of bytes as people read it: "1,5 MB" in Swedish, "1.5 MB" in English."""
+        value, unit = in_units(n)
+        shown = str(n) if unit == "B" else format_decimal(value, "0.0", locale=self.lang)
+        return f"{shown} {unit}"
 
     def spell_out(self, name: str | None) -> str:
         """An agency's name with each abbreviation of ``AGENCY_ABBREVIATIONS`` followed by

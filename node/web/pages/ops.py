@@ -20,10 +20,11 @@ from protocol.messages import REQUEST_TYPES
 from ...oidc.identity import HASHED_PREFIX
 from ...services import followup
 from ...services.audit import verify_log
+from ...services.status import log_growth
 from ...store import peers as peer_store
 from ...store import records, witnessed
 from ...store import revocations as revocation_store
-from ...store.exchange_log import LogFilter, entry_json, log_head, query_log
+from ...store.exchange_log import LogFilter, entry_json, query_log
 from ..keys import NODE_KEY
 from .core import PAGE_STATE, render, roles, see_other, translator
 
@@ -49,14 +50,15 @@ LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 @roles("operator")
 async def overview(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE_KEY]
-    head, _ = await log_head(node.engine)
+    growth = await log_growth(node.engine, node.clock.now())
     async with node.engine.connect() as conn:
         backlog = len(await revocation_store.outbox_rows(conn))
     return await render(
         request,
         "ops/overview.html",
         {
-            "entries": head,
+            "entries": growth.size.entries,
+            "growth": growth,
             "peers": len(node.keyring.node_ids()),
             "backlog": backlog,
             "verification": request.app[PAGE_STATE].last_verify,
