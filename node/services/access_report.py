@@ -315,7 +315,7 @@ async def access_timeline(
             if body.archived_before is not None:
                 archived = parse_time(body.archived_before)
             if not body.more:
-                done = HolderStatus(peer, "answered", None, len(entries), True, archived)
+                done = HolderStatus(peer, "answered", None, len(entries), archived_before=archived)
                 return done, entries
             cursor = body.cursor
         return _partial(peer, entries, "too_many", archived), entries
@@ -327,7 +327,11 @@ async def access_timeline(
         statuses[status.node_id] = status
         entries.extend(received)
     entries.sort(key=lambda e: (e.at, e.holder), reverse=True)
-    holders = [HolderStatus(node.node_id, "answered", None, len(own), True, reads.archived_before)]
+    holders = [
+        HolderStatus(
+            node.node_id, "answered", None, len(own), archived_before=reads.archived_before
+        )
+    ]
     holders.extend(statuses[p] for p in peers)
     return AccessTimeline(plan_id, node.clock.now(), tuple(entries), tuple(holders))
 
@@ -335,7 +339,9 @@ async def access_timeline(
 def _partial(
     peer: str, entries: list[ReleaseEntry], reason: str | None, archived: datetime | None
 ) -> HolderStatus:
-    return HolderStatus(peer, "answered", reason, len(entries), False, archived)
+    return HolderStatus(
+        peer, "answered", reason, len(entries), complete=False, archived_before=archived
+    )
 
 
 def _check_page(body: AccessReport, plan_id: str, cursor: int) -> str | None:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+from pypdf import PdfReader
 
 from node.web.pages.core import PAGE_STATE
 from protocol.clock import ManualClock
@@ -528,10 +530,6 @@ async def test_every_printed_sheet_is_marked_confidential(
     """Printed to PDF by Chromium on small paper (so the shared plan takes several sheets),
     every sheet carries the marking in its top margin, with its number and the count; the
     first sheet also has the full text above the content."""
-    from io import BytesIO
-
-    from pypdf import PdfReader
-
     school = world["nodes"]["school"]
     lead = await signed_in(browser, school, "lead")
     for lang, marking in (
