@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import PeerState
@@ -25,10 +26,14 @@ async def get_cursor(conn: AsyncConnection, peer: str, column: CursorColumn) -> 
 
 
 async def set_cursor(conn: AsyncConnection, peer: str, column: CursorColumn, cursor: int) -> None:
-    """Move that list's cursor for ``peer`` (making the peer's row if it has none yet)."""
-    updated = await conn.execute(
-        update(T_PEER_STATE).where(T_PEER_STATE.c.node_id == peer).values({column: cursor})
+    """Move that list's cursor for ``peer`` (making the peer's row if it has none yet), in one
+    statement: on PostgreSQL the two catch-ups of one peer run at once, and an update that
+    found no row followed by an insert let both insert (a duplicate key)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    fresh = {"revocation_cursor": 0, "closure_cursor": 0, column: cursor}
+    statement = dialect.insert(T_PEER_STATE).values({"node_id": peer, **fresh})
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[T_PEER_STATE.c.node_id], set_={column: cursor}
+        )
     )
-    if not updated.rowcount:
-        fresh = {"revocation_cursor": 0, "closure_cursor": 0, column: cursor}
-        await conn.execute(T_PEER_STATE.insert().values({"node_id": peer, **fresh}))
