@@ -12,7 +12,6 @@ import json
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from .dev_provider import (
     point_node_at,
     provider_unavailable,
 )
+from .loopback_ports import below_ephemeral, pick_port
 
 SCHOOL, IFO, BUP, POLICE = (
     "elevhalsa.kungsbacka.se",
@@ -85,12 +85,6 @@ class DemoNode:
 
 class DemoError(click.ClickException):
     pass
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 DEMO_PASSWORD = "demo-losenord-2026"  # demo only: synthetic data on loopback
@@ -298,7 +292,11 @@ class Demo:
 
     def __init__(self, workdir: Path, with_provider: bool = False) -> None:
         self.workdir = workdir
-        self.nodes = [DemoNode(i, n, k, c, workdir / i, _free_port()) for i, n, k, c in DEMO_NODES]
+        ports: set[int] = set()
+        self.nodes = [
+            DemoNode(i, n, k, c, workdir / i, pick_port(*below_ephemeral(), ports))
+            for i, n, k, c in DEMO_NODES
+        ]
         self.by_id = {n.node_id: n for n in self.nodes}
         self.with_provider = with_provider
         self.provider: DevProvider | None = None
